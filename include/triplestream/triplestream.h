@@ -1,0 +1,720 @@
+/*
+ * libtriplestream: blocking gRPC / Apache Dubbo Triple streams over HTTP/2
+ * for threaded C programs.
+ *
+ * This header is the reference manual.  Every declaration says:
+ *   Ownership      who owns pointers passed in and out, and whether the
+ *                  library keeps an argument after the call returns;
+ *   Thread safety  "any thread" = safe concurrently on the same object;
+ *                  "one thread at a time" = the caller serialises;
+ *   Blocking       whether and until when the call can block;
+ *   Returns        the codes it can return.
+ *
+ * Status codes: one enum, tri_code.  Values >= 0 are gRPC status codes as
+ * carried on the wire (grpc-status); values < 0 are local conditions that
+ * never travel (end of stream, wait timeout, misuse, out of memory).
+ */
+#ifndef TRIPLESTREAM_H
+#define TRIPLESTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <triplestream/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(BUILDING_TRIPLESTREAM) && defined(__GNUC__)
+#define TRI_API __attribute__((visibility("default")))
+#else
+#define TRI_API
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Status codes                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * X-macro list: name, value, text.  Append only; never renumber.
+ * 0..16 are the gRPC status codes (PROTOCOL.md section 10).
+ */
+#define TRI_CODE_MAP(X)                                                    \
+  X(TRI_OK, 0, "ok")                                                       \
+  X(TRI_CANCELLED, 1, "cancelled")                                         \
+  X(TRI_UNKNOWN, 2, "unknown error")                                       \
+  X(TRI_INVALID_ARGUMENT, 3, "invalid argument")                           \
+  X(TRI_DEADLINE_EXCEEDED, 4, "deadline exceeded")                         \
+  X(TRI_NOT_FOUND, 5, "not found")                                         \
+  X(TRI_ALREADY_EXISTS, 6, "already exists")                               \
+  X(TRI_PERMISSION_DENIED, 7, "permission denied")                         \
+  X(TRI_RESOURCE_EXHAUSTED, 8, "resource exhausted")                       \
+  X(TRI_FAILED_PRECONDITION, 9, "failed precondition")                     \
+  X(TRI_ABORTED, 10, "aborted")                                            \
+  X(TRI_OUT_OF_RANGE, 11, "out of range")                                  \
+  X(TRI_UNIMPLEMENTED, 12, "unimplemented")                                \
+  X(TRI_INTERNAL, 13, "internal error")                                    \
+  X(TRI_UNAVAILABLE, 14, "unavailable")                                    \
+  X(TRI_DATA_LOSS, 15, "data loss")                                        \
+  X(TRI_UNAUTHENTICATED, 16, "unauthenticated")                            \
+  X(TRI_EOF, -1, "end of stream")                                          \
+  X(TRI_ETIMEDOUT, -2, "wait timed out; the stream is still usable")       \
+  X(TRI_EINVAL, -3, "invalid argument to a library call")                  \
+  X(TRI_ENOMEM, -4, "out of memory")                                       \
+  X(TRI_ESTATE, -5, "operation not valid in the stream's current state")   \
+  X(TRI_ENOSPC, -6, "message larger than the caller's buffer")             \
+  X(TRI_ESYS, -7, "system call failed")
+
+typedef enum {
+#define TRI__CODE_ENUM(name, val, text) name = val,
+  TRI_CODE_MAP(TRI__CODE_ENUM)
+#undef TRI__CODE_ENUM
+} tri_code;
+
+/**
+ * Describe a status code.
+ *
+ * Ownership: returns a static string; never NULL (unknown codes give a
+ *   generic text).
+ * Thread safety: any thread.
+ * Since: 0.1
+ */
+TRI_API const char *tri_strerror(int code);
+
+/**
+ * Name of a status code as spelled in this header ("TRI_CANCELLED"), or
+ * "TRI_?" for an unknown value.
+ *
+ * Ownership: static string, never NULL.  Thread safety: any thread.
+ * Since: 0.1
+ */
+TRI_API const char *tri_code_name(int code);
+
+/**
+ * Library version string ("0.1.0"), for checking the header against the
+ * library actually loaded (compare with TRI_VERSION).
+ *
+ * Ownership: static string.  Thread safety: any thread.  Since: 0.1
+ */
+TRI_API const char *tri_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Opaque handles                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct tri_channel tri_channel;           /* client connection  */
+typedef struct tri_channel_opts tri_channel_opts; /* channel settings   */
+typedef struct tri_call_opts tri_call_opts;       /* per-call settings  */
+typedef struct tri_stream tri_stream;             /* one RPC, any kind  */
+typedef struct tri_server tri_server;             /* listener + workers */
+typedef struct tri_server_opts tri_server_opts;   /* server settings    */
+typedef struct tri_metadata tri_metadata;         /* key/value list     */
+typedef struct tri_buf tri_buf;                   /* one received message */
+
+/* ------------------------------------------------------------------ */
+/* Metadata                                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Create an empty metadata list.
+ *
+ * Ownership: the caller owns the result; free with tri_metadata_free().
+ * Thread safety: a list is used by one thread at a time.
+ * Returns: the list, or NULL when out of memory.
+ * Since: 0.1
+ */
+TRI_API tri_metadata *tri_metadata_new(void);
+
+/**
+ * Free a metadata list.  NULL is allowed.
+ * Ownership: takes |md|.  Thread safety: one thread at a time.  Since: 0.1
+ */
+TRI_API void tri_metadata_free(tri_metadata *md);
+
+/**
+ * Append one entry.  Keys are lowercase [0-9a-z_.-]+ and must not start
+ * with "grpc-" (reserved, PROTOCOL.md 2.12, 2.14).  For keys ending in
+ * "-bin" the value is raw bytes (the library base64-encodes on the wire);
+ * other values must be printable ASCII 0x20..0x7E.  Duplicate keys are kept
+ * in order (2.13).
+ *
+ * Ownership: key and value are copied; nothing is kept.
+ * Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL for a bad key or value (list unchanged);
+ *   TRI_ENOMEM.
+ * Since: 0.1
+ */
+TRI_API int tri_metadata_add(tri_metadata *md, const char *key,
+                             const void *value, size_t value_len);
+
+/** tri_metadata_add() with a NUL-terminated value.  Since: 0.1 */
+TRI_API int tri_metadata_add_str(tri_metadata *md, const char *key,
+                                 const char *value);
+
+/**
+ * Number of entries.  NULL counts as empty.
+ * Thread safety: any thread once the list is no longer modified.  Since: 0.1
+ */
+TRI_API size_t tri_metadata_count(const tri_metadata *md);
+
+/**
+ * Entry |i| (0-based).  The value is NUL-terminated for convenience (the
+ * terminator is not counted in *|value_len|); "-bin" values are decoded.
+ *
+ * Ownership: *|key| and *|value| point into |md| and stay valid until it is
+ *   freed (for lists owned by a stream: until the stream is freed).
+ * Thread safety: any thread once the list is no longer modified.
+ * Returns: TRI_OK; TRI_EINVAL if |i| is out of range.
+ * Since: 0.1
+ */
+TRI_API int tri_metadata_get(const tri_metadata *md, size_t i,
+                             const char **key, const void **value,
+                             size_t *value_len);
+
+/**
+ * First value for |key|, or NULL.  |value_len| may be NULL.
+ * Ownership: as tri_metadata_get().  Since: 0.1
+ */
+TRI_API const void *tri_metadata_find(const tri_metadata *md, const char *key,
+                                      size_t *value_len);
+
+/* ------------------------------------------------------------------ */
+/* Received messages                                                   */
+/* ------------------------------------------------------------------ */
+
+/** Flag of tri_buf_flags(): the message arrived compressed on the wire. */
+#define TRI_BUF_COMPRESSED 0x01u
+
+/**
+ * Bytes of a received message (decompressed).  Never NULL, even for an
+ * empty message.
+ * Ownership: valid until tri_buf_free(|b|).  Since: 0.1
+ */
+TRI_API const uint8_t *tri_buf_data(const tri_buf *b);
+/** Length of a received message.  Since: 0.1 */
+TRI_API size_t tri_buf_len(const tri_buf *b);
+/** TRI_BUF_* flags of a received message.  Since: 0.1 */
+TRI_API unsigned tri_buf_flags(const tri_buf *b);
+/** Free a received message.  NULL is allowed.  Since: 0.1 */
+TRI_API void tri_buf_free(tri_buf *b);
+
+/* ------------------------------------------------------------------ */
+/* Client: channel                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Create channel options with defaults:
+ *   connect timeout 20000 ms (PROTOCOL.md 1.7 MIN_CONNECT_TIMEOUT; a call's
+ *   own deadline also bounds connecting), max receive message 4 MiB (3.5),
+ *   per-stream send buffer 256 KiB, per-stream receive queue 1 MiB.
+ *
+ * Ownership: the caller owns the result; free with tri_channel_opts_free().
+ *   Options are copied by tri_channel_new(); they can be freed after it.
+ * Thread safety: one thread at a time.
+ * Returns: the options or NULL when out of memory.
+ * Since: 0.1
+ */
+TRI_API tri_channel_opts *tri_channel_opts_new(void);
+/** Free channel options; NULL allowed.  Since: 0.1 */
+TRI_API void tri_channel_opts_free(tri_channel_opts *o);
+/** Connect timeout in ms (> 0).  Returns TRI_OK or TRI_EINVAL.  Since: 0.1 */
+TRI_API int tri_channel_opts_set_connect_timeout_ms(tri_channel_opts *o,
+                                                    int64_t ms);
+/** Default max receive message size for calls (bytes, > 0).  Since: 0.1 */
+TRI_API int tri_channel_opts_set_max_recv_size(tri_channel_opts *o,
+                                               size_t bytes);
+/**
+ * Per-stream send buffer (bytes, >= 1024).  tri_stream_send() blocks while
+ * the buffer is full; it drains as HTTP/2 flow control lets bytes out.
+ * Since: 0.1
+ */
+TRI_API int tri_channel_opts_set_send_buffer(tri_channel_opts *o,
+                                             size_t bytes);
+/**
+ * Per-stream receive queue (bytes, >= 1024): complete messages the
+ * application has not taken yet.  Past it the library stops returning
+ * HTTP/2 window to the peer, so a slow reader bounds memory.  Since: 0.1
+ */
+TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
+/**
+ * Send HTTP/2 PINGs after |ms| without reading anything and close the
+ * connection (calls fail UNAVAILABLE) if nothing arrives within
+ * |timeout_ms|.  0 disables (the default).  Values below 10000 are raised
+ * to 10000 (PROTOCOL.md 8.6).  Since: 0.1
+ */
+TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
+                                           int64_t timeout_ms);
+
+/**
+ * Create a channel to |target|: "host:port", "[v6addr]:port" or
+ * "v6addr" is not accepted without brackets.  Cleartext HTTP/2 with prior
+ * knowledge (PROTOCOL.md 1.1).  The connection is made lazily by the first
+ * stream and remade after it fails.  One channel serves any number of
+ * threads and streams over one HTTP/2 connection.
+ *
+ * Ownership: |target| and |opts| (NULL = defaults) are copied.  The caller
+ *   owns *|out|; free with tri_channel_free().
+ * Thread safety: any thread.
+ * Blocking: no (name resolution happens when connecting).
+ * Returns: TRI_OK; TRI_EINVAL (malformed target); TRI_ENOMEM; TRI_ESYS.
+ * Since: 0.1
+ */
+TRI_API int tri_channel_new(tri_channel **out, const char *target,
+                            const tri_channel_opts *opts);
+
+/**
+ * Free a channel: cancels every stream still open on it (their blocked
+ * callers return TRI_CANCELLED), closes the connection and joins the I/O
+ * thread.  Streams opened on it stay valid handles (free them as usual)
+ * but every call on them fails with the final status.  NULL allowed.
+ *
+ * Ownership: takes |ch|.
+ * Thread safety: call once, from a thread that is not inside another call
+ *   on |ch| (other threads may be blocked on its streams: they are woken).
+ * Blocking: until the I/O thread has exited (bounded; it never waits on
+ *   the application).
+ * Since: 0.1
+ */
+TRI_API void tri_channel_free(tri_channel *ch);
+
+/* ------------------------------------------------------------------ */
+/* Client: call options                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Create call options: no deadline, no metadata, the channel's max receive
+ * size, no compression.
+ *
+ * Ownership: caller owns; tri_call_opts_free().  Options are copied when a
+ *   stream is opened, so one object can serve many calls.
+ * Thread safety: one thread at a time while being modified; any thread may
+ *   use an unmodified object in tri_stream_open().
+ * Since: 0.1
+ */
+TRI_API tri_call_opts *tri_call_opts_new(void);
+/** Free call options; NULL allowed.  Since: 0.1 */
+TRI_API void tri_call_opts_free(tri_call_opts *o);
+/**
+ * Deadline relative to the moment the stream is opened, in ms (> 0);
+ * -1 removes it.  Sent as grpc-timeout (PROTOCOL.md 2.7), enforced locally
+ * by the timer thread, and bounds connecting and waiting for a stream slot.
+ * Since: 0.1
+ */
+TRI_API int tri_call_opts_set_timeout_ms(tri_call_opts *o, int64_t ms);
+/**
+ * Append request metadata; same rules as tri_metadata_add().
+ * Returns TRI_OK, TRI_EINVAL, TRI_ENOMEM.  Since: 0.1
+ */
+TRI_API int tri_call_opts_add_metadata(tri_call_opts *o, const char *key,
+                                       const void *value, size_t value_len);
+/** Max size of one received message for this call (bytes, > 0).  Since: 0.1 */
+TRI_API int tri_call_opts_set_max_recv_size(tri_call_opts *o, size_t bytes);
+/**
+ * Compress request messages with |encoding| ("gzip", "deflate", "identity"
+ * or NULL for none).  Returns TRI_UNIMPLEMENTED if this build lacks it.
+ * Since: 0.1
+ */
+TRI_API int tri_call_opts_set_compression(tri_call_opts *o,
+                                          const char *encoding);
+/**
+ * Dubbo service group / version (tri-service-group, tri-service-version
+ * headers, PROTOCOL.md 11.4); NULL clears.  Copied.  Since: 0.1
+ */
+TRI_API int tri_call_opts_set_service_group(tri_call_opts *o,
+                                            const char *group);
+/** See tri_call_opts_set_service_group().  Since: 0.1 */
+TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
+                                              const char *version);
+
+/* ------------------------------------------------------------------ */
+/* Streams: client side                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Open a stream (any RPC kind) for |method|, a full path
+ * "/package.Service/Method".  Request HEADERS go out at once (PROTOCOL.md
+ * 11.9), so the server sees the call before the first message.  When the
+ * peer's SETTINGS_MAX_CONCURRENT_STREAMS is reached the stream waits for a
+ * slot until its deadline (1.3); when the channel is not connected it
+ * connects.  Neither wait happens in this call: its outcome shows in the
+ * first send/recv.
+ *
+ * Ownership: |method| and |opts| are copied.  The caller owns *|out| and
+ *   must tri_stream_free() it.
+ * Thread safety: any thread.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (bad method path); TRI_ENOMEM;
+ *   TRI_UNAVAILABLE when the channel is being freed.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_open(tri_channel *ch, const char *method,
+                            const tri_call_opts *opts, tri_stream **out);
+
+/**
+ * Unary call: send |req|, half-close, receive exactly one response.
+ *
+ * Ownership: |req| is copied.  On TRI_OK *|resp| belongs to the caller
+ *   (tri_buf_free()).  If |stream_out| is not NULL the finished stream is
+ *   returned in it whatever the outcome (read its headers, trailers and
+ *   status message; tri_stream_free() it); otherwise it is freed.
+ * Thread safety: any thread.
+ * Blocking: until the call ends; bounded by the deadline in |opts|.
+ * Returns: TRI_OK, or the call's failing status (TRI_UNAVAILABLE,
+ *   TRI_DEADLINE_EXCEEDED, a status from the server, ...); a response
+ *   count other than one with status OK gives TRI_UNIMPLEMENTED (5.4).
+ * Since: 0.1
+ */
+TRI_API int tri_unary_call(tri_channel *ch, const char *method,
+                           const tri_call_opts *opts, const void *req,
+                           size_t req_len, tri_buf **resp,
+                           tri_stream **stream_out);
+
+/* ------------------------------------------------------------------ */
+/* Streams: both sides                                                 */
+/* ------------------------------------------------------------------ */
+
+/** Flags for tri_stream_send_ex(). */
+#define TRI_SEND_NO_COMPRESS 0x01u /* this message goes out uncompressed */
+#define TRI_SEND_LAST 0x02u        /* half-close (client) after it       */
+
+/**
+ * Send one message: blocks while the stream's bounded send buffer is full
+ * (HTTP/2 flow control), then returns once the whole message is queued.
+ * Equivalent to tri_stream_send_ex(s, data, len, 0, -1).
+ *
+ * Ownership: |data| is copied; not kept.
+ * Thread safety: one sender per stream at a time; concurrently with recv,
+ *   cancel and status calls from other threads.
+ * Blocking: until queued, or the stream ends (cancel, deadline, reset,
+ *   connection loss, server finished).
+ * Returns: TRI_OK; TRI_EOF if the stream already ended with status OK, or
+ *   (client) after tri_stream_close_send(); otherwise the stream's final
+ *   status (TRI_CANCELLED, TRI_DEADLINE_EXCEEDED, TRI_UNAVAILABLE, ...).
+ *   On server streams after tri_stream_finish(): TRI_ESTATE.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_send(tri_stream *s, const void *data, size_t len);
+
+/**
+ * tri_stream_send() with TRI_SEND_* |flags| and its own |timeout_ms|
+ * (-1 = none, 0 = do not wait).  On TRI_ETIMEDOUT nothing of the message
+ * was sent when none of it fit; otherwise the remainder is still queued
+ * before returning (a message is never cut in half on the wire): the
+ * timeout only bounds the wait for the first byte of space.  The stream
+ * stays usable after TRI_ETIMEDOUT.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
+                               unsigned flags, int timeout_ms);
+
+/**
+ * Receive the next message into a buffer the library allocates.
+ * Equivalent to tri_stream_recv_ex(s, msg, -1).
+ *
+ * Ownership: on TRI_OK *|msg| belongs to the caller (tri_buf_free()).
+ * Thread safety: one receiver per stream at a time; concurrently with
+ *   send, cancel and status calls from other threads.
+ * Blocking: until a message, end of stream, cancel, deadline, reset or
+ *   connection loss.  Holds no library lock while blocked.
+ * Returns: TRI_OK; TRI_EOF when the peer finished cleanly (client: final
+ *   status OK; server: client half-closed); otherwise the final status
+ *   (TRI_CANCELLED, TRI_DEADLINE_EXCEEDED, TRI_UNAVAILABLE,
+ *   TRI_RESOURCE_EXHAUSTED for an over-limit message, or the server's
+ *   status).  Messages that arrived before the peer ended the stream are
+ *   delivered first, except after a local cancel or deadline.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_recv(tri_stream *s, tri_buf **msg);
+
+/**
+ * tri_stream_recv() with its own |timeout_ms| (-1 = none, 0 = poll).
+ * Returns TRI_ETIMEDOUT when it passes; the stream stays usable.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_recv_ex(tri_stream *s, tri_buf **msg, int timeout_ms);
+
+/**
+ * Receive the next message into the caller's buffer |buf| of |cap| bytes.
+ * *|len| gets the message length.  If the message is longer than |cap|,
+ * returns TRI_ENOSPC with *|len| = its length and leaves it queued, so a
+ * retry with a larger buffer (or tri_stream_recv()) gets it.
+ *
+ * Ownership: |buf| is the caller's and not kept.
+ * Thread safety, Blocking, other Returns: as tri_stream_recv_ex().
+ * Since: 0.1
+ */
+TRI_API int tri_stream_recv_into(tri_stream *s, void *buf, size_t cap,
+                                 size_t *len, int timeout_ms);
+
+/**
+ * Client: half-close (END_STREAM); the server sees end of input.  Queued
+ * messages still go out first.  Idempotent.
+ * Server: not valid (use tri_stream_finish()).
+ *
+ * Thread safety: any thread.  Blocking: no.
+ * Returns: TRI_OK (also when already half-closed or ended); TRI_ESTATE on
+ *   a server stream.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_close_send(tri_stream *s);
+
+/**
+ * Cancel the stream: RST_STREAM(CANCEL) goes to the peer, and every thread
+ * blocked on |s| returns TRI_CANCELLED at once (PROTOCOL.md 7.1, 7.4).  No
+ * effect on a stream that has already ended.  Frees nothing: other threads
+ * may keep using |s| until it is freed.
+ *
+ * Thread safety: any thread, any time, any number of times.
+ * Blocking: no.
+ * Since: 0.1
+ */
+TRI_API void tri_stream_cancel(tri_stream *s);
+
+/**
+ * Release the caller's handle.  A stream that has not ended is cancelled
+ * first.  Memory goes when the library's own references (I/O thread,
+ * timer, threads still inside calls on |s|) are dropped too, so a thread
+ * blocked in tri_stream_recv() on |s| is woken with TRI_CANCELLED, never
+ * left with a dangling pointer.  NULL allowed.
+ *
+ * Ownership: takes the caller's reference.
+ * Thread safety: once per handle; other threads blocked in calls on |s|
+ *   are woken; no new calls may start after it.
+ * Blocking: no.
+ * Since: 0.1
+ */
+TRI_API void tri_stream_free(tri_stream *s);
+
+/**
+ * Wait for the stream's final status (client) and return it: TRI_OK or an
+ * error status.  |message| (may be NULL) gets the status message ("" when
+ * none).  Does not consume messages; call after recv returned TRI_EOF or an
+ * error, or after cancel.
+ *
+ * Ownership: *|message| is valid until the stream is freed.
+ * Thread safety: any thread.
+ * Blocking: until the stream ends or |timeout_ms| (-1 = none) passes.
+ * Returns: the final status, or TRI_ETIMEDOUT.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_wait_status(tri_stream *s, int timeout_ms,
+                                   const char **message);
+
+/**
+ * The peer's initial metadata.  Client: the response headers, waiting for
+ * them up to |timeout_ms| (-1 = until they arrive or the stream ends; a
+ * trailers-only response has none, so an empty list is returned).  Server:
+ * the request headers (no wait).  Reserved headers (PROTOCOL.md 2.15) are
+ * not included.
+ *
+ * Ownership: the list belongs to |s| and lives until tri_stream_free().
+ * Thread safety: any thread.
+ * Returns: the list (possibly empty), or NULL on TRI_ETIMEDOUT.
+ * Since: 0.1
+ */
+TRI_API const tri_metadata *tri_stream_headers(tri_stream *s, int timeout_ms);
+
+/**
+ * Client: the trailing metadata (without grpc-status / grpc-message),
+ * valid once the stream has ended; empty before.  Server: NULL.
+ * Ownership: belongs to |s|.  Thread safety: any thread.  Since: 0.1
+ */
+TRI_API const tri_metadata *tri_stream_trailers(tri_stream *s);
+
+/**
+ * Method path of the stream ("/pkg.Service/Method").
+ * Ownership: belongs to |s|.  Thread safety: any thread.  Since: 0.1
+ */
+TRI_API const char *tri_stream_method(const tri_stream *s);
+
+/**
+ * Milliseconds left before the stream's deadline, or -1 if it has none
+ * (server: from the client's grpc-timeout).  Thread safety: any thread.
+ * Since: 0.1
+ */
+TRI_API int64_t tri_stream_remaining_ms(const tri_stream *s);
+
+/* ------------------------------------------------------------------ */
+/* Streams: server side                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Server: add response header metadata before the headers go out (they go
+ * out at the first send, tri_stream_send_headers(), a recv that has to
+ * wait, or finish).  Same key rules as tri_metadata_add().
+ * Thread safety: the handler's thread.
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ESTATE when headers are already out or
+ *   on a client stream.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_add_header(tri_stream *s, const char *key,
+                                  const void *value, size_t value_len);
+
+/**
+ * Server: add trailing metadata, sent with the final status.
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ESTATE after finish or on a client.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_add_trailer(tri_stream *s, const char *key,
+                                   const void *value, size_t value_len);
+
+/**
+ * Server: send the response headers now (without a message).  Idempotent.
+ * Returns: TRI_OK; TRI_ESTATE on a client stream; the final status if the
+ *   stream has ended.  Blocking: no.  Since: 0.1
+ */
+TRI_API int tri_stream_send_headers(tri_stream *s);
+
+/**
+ * Server: end the call with |code| (0..16) and |message| (may be NULL;
+ * UTF-8, percent-encoded on the wire, PROTOCOL.md 4.5).  Queued messages go
+ * out first, then trailers.  Returns without waiting for the peer.  After
+ * it, send fails with TRI_ESTATE; recv still works until the client's end
+ * of input.  Only the first call counts.
+ *
+ * Ownership: |message| is copied.
+ * Thread safety: the handler's thread (or any thread; only one wins).
+ * Returns: TRI_OK; TRI_EINVAL for a code outside 0..16; TRI_ESTATE on a
+ *   client or an already finished stream; the stream's final status if
+ *   the client cancelled or the deadline passed (nothing is sent then).
+ * Since: 0.1
+ */
+TRI_API int tri_stream_finish(tri_stream *s, int code, const char *message);
+
+/**
+ * Server: non-zero while the server is shutting down gracefully (the
+ * handler should wrap up).  Client: 0.  Thread safety: any thread.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_server_draining(const tri_stream *s);
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A method handler.  Runs on a worker thread with |s| (borrowed: valid
+ * until the handler returns; do not free it) and the |user_data| given at
+ * registration.  The handler reads requests with tri_stream_recv*(),
+ * answers with tri_stream_send*(), and ends with tri_stream_finish().  If
+ * it returns without finishing, the library finishes with its return value
+ * (0..16; anything else becomes TRI_UNKNOWN).
+ *
+ * Thread safety: handlers run concurrently on different streams.
+ * Since: 0.1
+ */
+typedef int (*tri_handler_fn)(tri_stream *s, void *user_data);
+
+/**
+ * Create server options with defaults: 256 max handler threads (started on
+ * demand), 1024 max concurrent streams per connection, a stream waiting for
+ * a free worker gives up after 1000 ms (RESOURCE_EXHAUSTED), max receive
+ * message 4 MiB, send buffer 256 KiB and receive queue 1 MiB per stream,
+ * handler thread stack 256 KiB.
+ *
+ * Ownership: caller owns; copied by tri_server_new().
+ * Thread safety: one thread at a time.  Since: 0.1
+ */
+TRI_API tri_server_opts *tri_server_opts_new(void);
+/** Free server options; NULL allowed.  Since: 0.1 */
+TRI_API void tri_server_opts_free(tri_server_opts *o);
+/** Max handler (worker) threads, >= 1.  Since: 0.1 */
+TRI_API int tri_server_opts_set_max_workers(tri_server_opts *o, int n);
+/** SETTINGS_MAX_CONCURRENT_STREAMS advertised per connection, >= 1.  Since: 0.1 */
+TRI_API int tri_server_opts_set_max_concurrent_streams(tri_server_opts *o,
+                                                       uint32_t n);
+/** How long a new stream waits for a free worker, in ms (>= 0).  Since: 0.1 */
+TRI_API int tri_server_opts_set_queue_timeout_ms(tri_server_opts *o,
+                                                 int64_t ms);
+/** Max size of one received message (bytes, > 0).  Since: 0.1 */
+TRI_API int tri_server_opts_set_max_recv_size(tri_server_opts *o,
+                                              size_t bytes);
+/** Per-stream send buffer (bytes, >= 1024).  Since: 0.1 */
+TRI_API int tri_server_opts_set_send_buffer(tri_server_opts *o, size_t bytes);
+/** Per-stream receive queue (bytes, >= 1024).  Since: 0.1 */
+TRI_API int tri_server_opts_set_recv_queue(tri_server_opts *o, size_t bytes);
+/** Stack size of handler threads (bytes, >= 65536).  Since: 0.1 */
+TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
+                                             size_t bytes);
+
+/**
+ * Create a server.  Register handlers, bind, then start.
+ *
+ * Ownership: |opts| (NULL = defaults) is copied; caller owns *|out|
+ *   (tri_server_free()).
+ * Thread safety: any thread.
+ * Returns: TRI_OK; TRI_ENOMEM; TRI_ESYS.
+ * Since: 0.1
+ */
+TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts);
+
+/**
+ * Register |fn| for the full method path |method| ("/pkg.Service/Method").
+ * Unknown methods get UNIMPLEMENTED (PROTOCOL.md 4.9).  A later
+ * registration of the same path replaces the earlier one.
+ *
+ * Ownership: |method| is copied; |user_data| is passed to |fn| as is and
+ *   must outlive the server.
+ * Thread safety: before tri_server_start(), one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ENOMEM; TRI_ESTATE after start.
+ * Since: 0.1
+ */
+TRI_API int tri_server_register(tri_server *srv, const char *method,
+                                tri_handler_fn fn, void *user_data);
+
+/**
+ * Register under a Dubbo service group and version (tri-service-group /
+ * tri-service-version, PROTOCOL.md 11.4).  NULL group/version match
+ * requests that carry none.  Since: 0.1
+ */
+TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
+                                          const char *group,
+                                          const char *version,
+                                          tri_handler_fn fn, void *user_data);
+
+/**
+ * Listen on |host_port| ("127.0.0.1:0", "[::1]:50051", "localhost:8080").
+ * Port 0 picks a free port; tri_server_port() tells which.
+ *
+ * Thread safety: before tri_server_start().
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ESYS (bind/listen failed; errno kept).
+ * Since: 0.1
+ */
+TRI_API int tri_server_bind(tri_server *srv, const char *host_port);
+
+/** The bound port, or -1 before tri_server_bind().  Since: 0.1 */
+TRI_API int tri_server_port(const tri_server *srv);
+
+/**
+ * Start the I/O thread and accept connections.
+ * Returns: TRI_OK; TRI_ESTATE (not bound, or already started); TRI_ESYS.
+ * Since: 0.1
+ */
+TRI_API int tri_server_start(tri_server *srv);
+
+/**
+ * Graceful shutdown: stop accepting, send GOAWAY (PROTOCOL.md 8.3), let
+ * streams in flight finish for up to |drain_ms|, then cancel what remains
+ * (handlers blocked in recv/send are woken with TRI_CANCELLED), wait for
+ * every handler to return and close every connection.
+ * tri_stream_server_draining() reports non-zero meanwhile.
+ *
+ * Thread safety: any thread, not from a handler.  Idempotent.
+ * Blocking: up to |drain_ms| plus the time handlers take to return after
+ *   being cancelled.
+ * Since: 0.1
+ */
+TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms);
+
+/**
+ * Free the server, shutting it down first with no drain time if needed.
+ * NULL allowed.  Not from a handler.  Since: 0.1
+ */
+TRI_API void tri_server_free(tri_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRIPLESTREAM_H */
