@@ -1,0 +1,394 @@
+/*
+ * Client channel: target parsing, channel and call options, opening
+ * streams, the unary helper.
+ *
+ * Threads: any caller thread.  The channel's I/O loop (conn.c) does all
+ * network work; a channel holds one loop for its whole life.
+ */
+#include "tri_int.h"
+
+#include <stdlib.h>
+
+#include "compress.h"
+#include "core.h"
+
+struct tri_channel_opts {
+  int64_t connect_ms;
+  size_t max_recv;
+  size_t send_buf;
+  size_t recv_queue;
+  int64_t keepalive_ms, keepalive_timeout_ms;
+};
+
+struct tri_call_opts {
+  int64_t timeout_ms;       /* -1 none */
+  tri_metadata md;
+  size_t max_recv;          /* 0 = channel default */
+  int enc;
+  char *group, *version;
+};
+
+struct tri_channel {
+  tri_channel_opts opts;
+  tri__loop *loop;
+  char *target;
+};
+
+/* ---- channel options -------------------------------------------------- */
+
+static void channel_opts_defaults(tri_channel_opts *o) {
+  o->connect_ms = TRI__DEF_CONNECT_MS;
+  o->max_recv = TRI__DEF_MAX_RECV;
+  o->send_buf = TRI__DEF_SEND_BUF;
+  o->recv_queue = TRI__DEF_RECV_QUEUE;
+  o->keepalive_ms = 0;
+  o->keepalive_timeout_ms = 20000;
+}
+
+TRI_API tri_channel_opts *tri_channel_opts_new(void) {
+  tri_channel_opts *o = tri__calloc(1, sizeof(*o));
+  if (o)
+    channel_opts_defaults(o);
+  return o;
+}
+
+TRI_API void tri_channel_opts_free(tri_channel_opts *o) { tri__free(o); }
+
+TRI_API int tri_channel_opts_set_connect_timeout_ms(tri_channel_opts *o,
+                                                    int64_t ms) {
+  if (o == NULL || ms <= 0)
+    return TRI_EINVAL;
+  o->connect_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_max_recv_size(tri_channel_opts *o,
+                                               size_t bytes) {
+  if (o == NULL || bytes == 0 || bytes > UINT32_MAX)
+    return TRI_EINVAL;
+  o->max_recv = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_send_buffer(tri_channel_opts *o,
+                                             size_t bytes) {
+  if (o == NULL || bytes < 1024)
+    return TRI_EINVAL;
+  o->send_buf = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o,
+                                            size_t bytes) {
+  if (o == NULL || bytes < 1024)
+    return TRI_EINVAL;
+  o->recv_queue = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
+                                           int64_t timeout_ms) {
+  if (o == NULL || ms < 0 || timeout_ms <= 0)
+    return TRI_EINVAL;
+  o->keepalive_ms = ms == 0 ? 0 : TRI__MAX(ms, 10000); /* 8.6 */
+  o->keepalive_timeout_ms = timeout_ms;
+  return TRI_OK;
+}
+
+/* ---- call options ----------------------------------------------------- */
+
+TRI_API tri_call_opts *tri_call_opts_new(void) {
+  tri_call_opts *o = tri__calloc(1, sizeof(*o));
+  if (o == NULL)
+    return NULL;
+  o->timeout_ms = -1;
+  tri__md_init(&o->md);
+  return o;
+}
+
+TRI_API void tri_call_opts_free(tri_call_opts *o) {
+  if (o == NULL)
+    return;
+  tri__md_cleanup(&o->md);
+  tri__free(o->group);
+  tri__free(o->version);
+  tri__free(o);
+}
+
+TRI_API int tri_call_opts_set_timeout_ms(tri_call_opts *o, int64_t ms) {
+  if (o == NULL || (ms <= 0 && ms != -1))
+    return TRI_EINVAL;
+  o->timeout_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_call_opts_add_metadata(tri_call_opts *o, const char *key,
+                                       const void *value, size_t value_len) {
+  if (o == NULL)
+    return TRI_EINVAL;
+  return tri_metadata_add(&o->md, key, value, value_len);
+}
+
+TRI_API int tri_call_opts_set_max_recv_size(tri_call_opts *o, size_t bytes) {
+  if (o == NULL || bytes == 0 || bytes > UINT32_MAX)
+    return TRI_EINVAL;
+  o->max_recv = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_call_opts_set_compression(tri_call_opts *o,
+                                          const char *encoding) {
+  if (o == NULL)
+    return TRI_EINVAL;
+  if (encoding == NULL) {
+    o->enc = TRI__ENC_IDENTITY;
+    return TRI_OK;
+  }
+  int enc = tri__enc_from_name(encoding, strlen(encoding));
+  if (enc == TRI__ENC_UNKNOWN)
+    return TRI_UNIMPLEMENTED;
+  o->enc = enc;
+  return TRI_OK;
+}
+
+static int set_str(char **dst, const char *v) {
+  char *d = NULL;
+  if (v != NULL) {
+    for (const char *p = v; *p; p++)
+      if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+        return TRI_EINVAL;
+    d = tri__strdup(v);
+    if (d == NULL)
+      return TRI_ENOMEM;
+  }
+  tri__free(*dst);
+  *dst = d;
+  return TRI_OK;
+}
+
+TRI_API int tri_call_opts_set_service_group(tri_call_opts *o,
+                                            const char *group) {
+  return o ? set_str(&o->group, group) : TRI_EINVAL;
+}
+
+TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
+                                              const char *version) {
+  return o ? set_str(&o->version, version) : TRI_EINVAL;
+}
+
+/* ---- channel ---------------------------------------------------------- */
+
+/* "host:port" or "[v6]:port" -> host, port.  Returns 0 or -1. */
+static int parse_target(const char *t, char **host, char **port) {
+  const char *colon, *hs, *he;
+  if (t == NULL || *t == '\0')
+    return -1;
+  if (t[0] == '[') {
+    he = strchr(t, ']');
+    if (he == NULL || he[1] != ':')
+      return -1;
+    hs = t + 1;
+    colon = he + 1;
+  } else {
+    colon = strrchr(t, ':');
+    if (colon == NULL || memchr(t, ':', (size_t)(colon - t)) != NULL)
+      return -1; /* bare IPv6 needs brackets */
+    hs = t;
+    he = colon;
+  }
+  if (he == hs || colon[1] == '\0')
+    return -1;
+  for (const char *p = colon + 1; *p; p++)
+    if (*p < '0' || *p > '9')
+      return -1;
+  long pn = strtol(colon + 1, NULL, 10);
+  if (pn <= 0 || pn > 65535)
+    return -1;
+  *host = tri__strndup(hs, (size_t)(he - hs));
+  *port = tri__strdup(colon + 1);
+  if (*host == NULL || *port == NULL) {
+    tri__free(*host);
+    tri__free(*port);
+    return -2;
+  }
+  return 0;
+}
+
+TRI_API int tri_channel_new(tri_channel **out, const char *target,
+                            const tri_channel_opts *opts) {
+  char *host = NULL, *port = NULL;
+  int rv;
+
+  if (out == NULL)
+    return TRI_EINVAL;
+  *out = NULL;
+  rv = parse_target(target, &host, &port);
+  if (rv != 0)
+    return rv == -2 ? TRI_ENOMEM : TRI_EINVAL;
+  tri_channel *ch = tri__calloc(1, sizeof(*ch));
+  if (ch == NULL) {
+    rv = TRI_ENOMEM;
+    goto fail_parse;
+  }
+  if (opts)
+    ch->opts = *opts;
+  else
+    channel_opts_defaults(&ch->opts);
+  ch->target = tri__strdup(target);
+  if (ch->target == NULL) {
+    rv = TRI_ENOMEM;
+    goto fail_ch;
+  }
+  if (tri__timers_acquire() != 0) {
+    rv = TRI_ESYS;
+    goto fail_ch;
+  }
+  ch->loop = tri__loop_new_client(ch, host, port, ch->opts.connect_ms,
+                                  target);
+  if (ch->loop == NULL) {
+    rv = TRI_ENOMEM;
+    goto fail_timers;
+  }
+  if (tri__loop_start(ch->loop) != 0) {
+    rv = TRI_ESYS;
+    goto fail_loop;
+  }
+  tri__free(host);
+  tri__free(port);
+  *out = ch;
+  return TRI_OK;
+
+fail_loop:
+  tri__loop_join_free(ch->loop);
+fail_timers:
+  tri__timers_release();
+fail_ch:
+  tri__free(ch->target);
+  tri__free(ch);
+fail_parse:
+  tri__free(host);
+  tri__free(port);
+  return rv;
+}
+
+TRI_API void tri_channel_free(tri_channel *ch) {
+  if (ch == NULL)
+    return;
+  /* Cancels every stream (their waiters wake), closes, joins tri-io. */
+  tri__loop_join_free(ch->loop);
+  tri__timers_release();
+  tri__free(ch->target);
+  tri__free(ch);
+}
+
+/* ---- streams ---------------------------------------------------------- */
+
+static int method_valid(const char *m) {
+  /* "/Service/Method": leading slash, one more slash, printable. */
+  if (m == NULL || m[0] != '/')
+    return 0;
+  const char *slash = strchr(m + 1, '/');
+  if (slash == NULL || slash == m + 1 || slash[1] == '\0')
+    return 0;
+  for (const char *p = m; *p; p++)
+    if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+      return 0;
+  return 1;
+}
+
+TRI_API int tri_stream_open(tri_channel *ch, const char *method,
+                            const tri_call_opts *opts, tri_stream **out) {
+  tri_stream *s;
+  int rv;
+
+  if (out == NULL)
+    return TRI_EINVAL;
+  *out = NULL;
+  if (ch == NULL || !method_valid(method))
+    return TRI_EINVAL;
+  size_t max_recv = opts && opts->max_recv ? opts->max_recv
+                                           : ch->opts.max_recv;
+  s = tri__stream_new(TRI__CLIENT, max_recv, ch->opts.recv_queue,
+                      ch->opts.send_buf);
+  if (s == NULL)
+    return TRI_ENOMEM;
+  s->method = tri__strdup(method);
+  if (s->method == NULL) {
+    rv = TRI_ENOMEM;
+    goto fail;
+  }
+  if (opts) {
+    if (tri__md_append(&s->req_md, &opts->md) != TRI_OK ||
+        (opts->group && (s->group = tri__strdup(opts->group)) == NULL) ||
+        (opts->version && (s->version = tri__strdup(opts->version)) == NULL)) {
+      rv = TRI_ENOMEM;
+      goto fail;
+    }
+    s->enc_out = opts->enc;
+    if (opts->timeout_ms > 0)
+      s->deadline_ns = tri__deadline_after_ms(opts->timeout_ms);
+  }
+  rv = tri__loop_open(ch->loop, s);
+  if (rv != TRI_OK)
+    goto fail;
+  /* The deadline also bounds connecting and waiting for a slot (1.3). */
+  tri__stream_arm_deadline(s);
+  *out = s;
+  return TRI_OK;
+
+fail:
+  tri__stream_unref(s);
+  return rv;
+}
+
+TRI_API int tri_unary_call(tri_channel *ch, const char *method,
+                           const tri_call_opts *opts, const void *req,
+                           size_t req_len, tri_buf **resp,
+                           tri_stream **stream_out) {
+  tri_stream *s = NULL;
+  tri_buf *first = NULL, *extra = NULL;
+  int rv;
+
+  if (stream_out)
+    *stream_out = NULL;
+  if (resp == NULL)
+    return TRI_EINVAL;
+  *resp = NULL;
+  rv = tri_stream_open(ch, method, opts, &s);
+  if (rv != TRI_OK)
+    return rv;
+  rv = tri_stream_send_ex(s, req, req_len, TRI_SEND_LAST, -1);
+  if (rv == TRI_EOF)
+    rv = TRI_OK; /* the server already finished: read its status below */
+  if (rv == TRI_OK) {
+    rv = tri_stream_recv(s, &first);
+    if (rv == TRI_OK) {
+      rv = tri_stream_recv(s, &extra);
+      if (rv == TRI_OK) {
+        /* 5.4: more than one response to a unary call. */
+        tri_buf_free(extra);
+        tri_stream_cancel(s);
+        rv = TRI_UNIMPLEMENTED;
+      } else if (rv == TRI_EOF) {
+        rv = TRI_OK;
+      }
+    } else if (rv == TRI_EOF) {
+      rv = TRI_UNIMPLEMENTED; /* 5.4: OK status without a response */
+    }
+  }
+  if (rv != TRI_OK && rv >= 0) {
+    /* prefer the stream's own final status when it has one */
+    int st = tri_stream_wait_status(s, 0, NULL);
+    if (st != TRI_ETIMEDOUT && st != TRI_OK)
+      rv = st;
+  }
+  if (rv == TRI_OK)
+    *resp = first;
+  else
+    tri_buf_free(first);
+  if (stream_out)
+    *stream_out = s;
+  else
+    tri_stream_free(s);
+  return rv;
+}

@@ -1,0 +1,89 @@
+/*
+ * protobuf-c conveniences on top of the byte API.
+ *
+ * Threads: any caller thread; same rules as the byte calls they wrap.
+ */
+#include "tri_int.h"
+
+#include <triplestream/protobuf.h>
+
+TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
+  uint8_t small[512];
+  uint8_t *buf = small;
+  size_t n;
+  int rv;
+
+  if (s == NULL || msg == NULL)
+    return TRI_EINVAL;
+  n = protobuf_c_message_get_packed_size(msg);
+  if (n > sizeof(small)) {
+    buf = tri__malloc(n);
+    if (buf == NULL)
+      return TRI_ENOMEM;
+  }
+  protobuf_c_message_pack(msg, buf);
+  rv = tri_stream_send(s, buf, n);
+  if (buf != small)
+    tri__free(buf);
+  return rv;
+}
+
+TRI_API int tri_stream_recv_msg(tri_stream *s,
+                                const ProtobufCMessageDescriptor *desc,
+                                ProtobufCMessage **out, int timeout_ms) {
+  tri_buf *b = NULL;
+  int rv;
+
+  if (out == NULL)
+    return TRI_EINVAL;
+  *out = NULL;
+  if (s == NULL || desc == NULL)
+    return TRI_EINVAL;
+  rv = tri_stream_recv_ex(s, &b, timeout_ms);
+  if (rv != TRI_OK)
+    return rv;
+  *out = protobuf_c_message_unpack(desc, NULL, tri_buf_len(b),
+                                   tri_buf_data(b));
+  tri_buf_free(b);
+  if (*out == NULL) {
+    /* PROTOCOL.md 5.5: an undecodable message is INTERNAL. */
+    tri_stream_cancel(s);
+    return TRI_INTERNAL;
+  }
+  return TRI_OK;
+}
+
+TRI_API int tri_unary_call_msg(tri_channel *ch, const char *method,
+                               const tri_call_opts *opts,
+                               const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *resp_desc,
+                               ProtobufCMessage **resp,
+                               tri_stream **stream_out) {
+  uint8_t small[512];
+  uint8_t *buf = small;
+  tri_buf *rb = NULL;
+  size_t n;
+  int rv;
+
+  if (stream_out)
+    *stream_out = NULL;
+  if (resp == NULL || req == NULL || resp_desc == NULL)
+    return TRI_EINVAL;
+  *resp = NULL;
+  n = protobuf_c_message_get_packed_size(req);
+  if (n > sizeof(small)) {
+    buf = tri__malloc(n);
+    if (buf == NULL)
+      return TRI_ENOMEM;
+  }
+  protobuf_c_message_pack(req, buf);
+  rv = tri_unary_call(ch, method, opts, buf, n, &rb, stream_out);
+  if (buf != small)
+    tri__free(buf);
+  if (rv != TRI_OK)
+    return rv;
+  *resp = protobuf_c_message_unpack(resp_desc, NULL, tri_buf_len(rb),
+                                    tri_buf_data(rb));
+  tri_buf_free(rb);
+  return *resp ? TRI_OK : TRI_INTERNAL;
+}

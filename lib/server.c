@@ -1,0 +1,610 @@
+/*
+ * Server: method registry, listener, the bounded handler pool, graceful
+ * shutdown.
+ *
+ * Threads: the application thread (new/register/bind/start/shutdown/free),
+ * the server's I/O thread (tri__server_dispatch), worker threads
+ * ("tri-worker") running handlers, the timer thread (queue timeouts).
+ *
+ * Lock order: pool.mu -> stream.mu (core.h).  No lock is held while a
+ * handler runs.  The pool is bounded twice: at most max_workers threads
+ * (created on demand, joined at shutdown) and at most max_queue streams
+ * waiting for one, each for at most queue_timeout; past either bound a
+ * stream is answered RESOURCE_EXHAUSTED at once (never unbounded queues or
+ * threads).
+ */
+#include "tri_int.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "status.h"
+
+struct tri_server_opts {
+  int max_workers;
+  uint32_t max_streams;
+  int64_t queue_timeout_ms;
+  size_t max_recv, send_buf, recv_queue, worker_stack;
+};
+
+struct tri__method {
+  char *path;
+  char *group, *version;  /* NULL = none */
+  tri_handler_fn fn;
+  void *ud;
+};
+
+struct tri__pool {
+  tri__mutex mu;
+  tri__cond cv;            /* work queued or stop */
+  tri__list queue;         /* streams waiting for a worker (wq_link) */
+  size_t qlen, max_queue;
+  int idle;                /* workers waiting on cv */
+  int nthreads, max_threads;
+  pthread_t *threads;
+  int stop;
+  int busy;                /* handlers running */
+};
+
+struct tri_server {
+  tri_server_opts opts;
+  struct tri__method *methods;
+  size_t nmethods;
+  int listen_fd;
+  int port;
+  int started;
+  int draining;            /* atomic */
+  int shut;
+  tri__mutex mu;           /* shutdown serialisation */
+  tri__loop *loop;
+  struct tri__pool pool;
+  int timers;
+};
+
+/* ---- options ---------------------------------------------------------- */
+
+static void server_opts_defaults(tri_server_opts *o) {
+  o->max_workers = 256;
+  o->max_streams = 1024;
+  o->queue_timeout_ms = 1000;
+  o->max_recv = TRI__DEF_MAX_RECV;
+  o->send_buf = TRI__DEF_SEND_BUF;
+  o->recv_queue = TRI__DEF_RECV_QUEUE;
+  o->worker_stack = 256 * 1024;
+}
+
+TRI_API tri_server_opts *tri_server_opts_new(void) {
+  tri_server_opts *o = tri__calloc(1, sizeof(*o));
+  if (o)
+    server_opts_defaults(o);
+  return o;
+}
+
+TRI_API void tri_server_opts_free(tri_server_opts *o) { tri__free(o); }
+
+TRI_API int tri_server_opts_set_max_workers(tri_server_opts *o, int n) {
+  if (o == NULL || n < 1)
+    return TRI_EINVAL;
+  o->max_workers = n;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_concurrent_streams(tri_server_opts *o,
+                                                       uint32_t n) {
+  if (o == NULL || n < 1)
+    return TRI_EINVAL;
+  o->max_streams = n;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_queue_timeout_ms(tri_server_opts *o,
+                                                 int64_t ms) {
+  if (o == NULL || ms < 0)
+    return TRI_EINVAL;
+  o->queue_timeout_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_recv_size(tri_server_opts *o,
+                                              size_t bytes) {
+  if (o == NULL || bytes == 0 || bytes > UINT32_MAX)
+    return TRI_EINVAL;
+  o->max_recv = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_send_buffer(tri_server_opts *o,
+                                            size_t bytes) {
+  if (o == NULL || bytes < 1024)
+    return TRI_EINVAL;
+  o->send_buf = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_recv_queue(tri_server_opts *o, size_t bytes) {
+  if (o == NULL || bytes < 1024)
+    return TRI_EINVAL;
+  o->recv_queue = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
+                                             size_t bytes) {
+  if (o == NULL || bytes < 65536)
+    return TRI_EINVAL;
+  o->worker_stack = bytes;
+  return TRI_OK;
+}
+
+/* ---- server object ---------------------------------------------------- */
+
+TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
+  if (out == NULL)
+    return TRI_EINVAL;
+  *out = NULL;
+  tri_server *srv = tri__calloc(1, sizeof(*srv));
+  if (srv == NULL)
+    return TRI_ENOMEM;
+  if (opts)
+    srv->opts = *opts;
+  else
+    server_opts_defaults(&srv->opts);
+  srv->listen_fd = -1;
+  srv->port = -1;
+  tri__mutex_init(&srv->mu);
+  tri__mutex_init(&srv->pool.mu);
+  tri__cond_init(&srv->pool.cv);
+  tri__list_init(&srv->pool.queue);
+  srv->pool.max_threads = srv->opts.max_workers;
+  srv->pool.max_queue = (size_t)srv->opts.max_workers * 4 + 64;
+  srv->pool.threads = tri__calloc((size_t)srv->pool.max_threads,
+                                  sizeof(pthread_t));
+  if (srv->pool.threads == NULL) {
+    tri__cond_destroy(&srv->pool.cv);
+    tri__mutex_destroy(&srv->pool.mu);
+    tri__mutex_destroy(&srv->mu);
+    tri__free(srv);
+    return TRI_ENOMEM;
+  }
+  *out = srv;
+  return TRI_OK;
+}
+
+static int method_path_valid(const char *m) {
+  if (m == NULL || m[0] != '/' || strchr(m + 1, '/') == NULL)
+    return 0;
+  for (const char *p = m; *p; p++)
+    if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+      return 0;
+  return 1;
+}
+
+static int streq_null(const char *a, const char *b) {
+  if (a == NULL || b == NULL)
+    return a == b;
+  return strcmp(a, b) == 0;
+}
+
+TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
+                                          const char *group,
+                                          const char *version,
+                                          tri_handler_fn fn, void *user_data) {
+  if (srv == NULL || fn == NULL || !method_path_valid(method))
+    return TRI_EINVAL;
+  if (srv->started)
+    return TRI_ESTATE;
+  if (group && *group == '\0')
+    group = NULL;
+  if (version && *version == '\0')
+    version = NULL;
+  for (size_t i = 0; i < srv->nmethods; i++) {
+    struct tri__method *m = &srv->methods[i];
+    if (strcmp(m->path, method) == 0 && streq_null(m->group, group) &&
+        streq_null(m->version, version)) {
+      m->fn = fn;
+      m->ud = user_data;
+      return TRI_OK;
+    }
+  }
+  struct tri__method *nm =
+      tri__realloc(srv->methods, (srv->nmethods + 1) * sizeof(*nm));
+  if (nm == NULL)
+    return TRI_ENOMEM;
+  srv->methods = nm;
+  struct tri__method *m = &nm[srv->nmethods];
+  memset(m, 0, sizeof(*m));
+  m->path = tri__strdup(method);
+  m->group = tri__strdup(group);
+  m->version = tri__strdup(version);
+  if (m->path == NULL || (group && !m->group) || (version && !m->version)) {
+    tri__free(m->path);
+    tri__free(m->group);
+    tri__free(m->version);
+    return TRI_ENOMEM;
+  }
+  m->fn = fn;
+  m->ud = user_data;
+  srv->nmethods++;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_register(tri_server *srv, const char *method,
+                                tri_handler_fn fn, void *user_data) {
+  return tri_server_register_versioned(srv, method, NULL, NULL, fn,
+                                       user_data);
+}
+
+/* Path equality, or (11.12) equality but for the case of the method's
+ * first letter (Java "greet" vs Go "Greet"). */
+static int path_match(const char *reg, const char *req, int loose) {
+  if (!loose)
+    return strcmp(reg, req) == 0;
+  const char *rs = strrchr(reg, '/'), *qs = strrchr(req, '/');
+  if (rs == NULL || qs == NULL || rs - reg != qs - req ||
+      strncmp(reg, req, (size_t)(rs - reg)) != 0)
+    return 0;
+  rs++;
+  qs++;
+  if (*rs == '\0' || *qs == '\0')
+    return 0;
+  char a = *rs, b = *qs;
+  if (a >= 'A' && a <= 'Z')
+    a = (char)(a - 'A' + 'a');
+  if (b >= 'A' && b <= 'Z')
+    b = (char)(b - 'A' + 'a');
+  return a == b && strcmp(rs + 1, qs + 1) == 0;
+}
+
+/* Lookup with Dubbo Java's fallback chain (PROTOCOL.md 11.4): exact
+ * (path, group, version), then (path, group, "1.0.0"), then the path's
+ * default registration (no group, no version). */
+static const struct tri__method *lookup(const tri_server *srv,
+                                        const char *path, const char *group,
+                                        const char *version, int *path_seen) {
+  *path_seen = 0;
+  for (int loose = 0; loose < 2; loose++) {
+    const struct tri__method *by_default = NULL, *by_100 = NULL;
+    for (size_t i = 0; i < srv->nmethods; i++) {
+      const struct tri__method *m = &srv->methods[i];
+      if (!path_match(m->path, path, loose))
+        continue;
+      *path_seen = 1;
+      if (streq_null(m->group, group) && streq_null(m->version, version))
+        return m;
+      if (streq_null(m->group, group) && m->version &&
+          strcmp(m->version, "1.0.0") == 0 && version == NULL)
+        by_100 = m;
+      if (m->group == NULL && m->version == NULL)
+        by_default = m;
+    }
+    if (by_100)
+      return by_100;
+    if (by_default)
+      return by_default;
+    if (*path_seen)
+      return NULL;
+  }
+  return NULL;
+}
+
+/* ---- worker pool ------------------------------------------------------ */
+
+static void *worker_main(void *arg) {
+  tri_server *srv = arg;
+  struct tri__pool *p = &srv->pool;
+
+  tri__thread_set_name("tri-worker");
+  for (;;) {
+    tri__mutex_lock(&p->mu);
+    while (tri__list_empty(&p->queue) && !p->stop) {
+      p->idle++;
+      tri__cond_wait(&p->cv, &p->mu);
+      p->idle--;
+    }
+    if (tri__list_empty(&p->queue)) {
+      tri__mutex_unlock(&p->mu);
+      break;
+    }
+    tri_stream *s = tri__container_of(p->queue.next, tri_stream, wq_link);
+    tri__list_remove(&s->wq_link);
+    p->qlen--;
+    p->busy++;
+    tri__mutex_unlock(&p->mu);
+    if (tri__timer_stop(&s->queue_timer))
+      tri__stream_unref(s);
+
+    const struct tri__method *m = s->handler;
+    int ended;
+    tri__mutex_lock(&s->mu);
+    ended = s->final;
+    tri__mutex_unlock(&s->mu);
+    if (!ended) {
+      int rv = m->fn(s, m->ud); /* no library lock held */
+      int code = tri__code_is_wire(rv) ? rv : TRI_UNKNOWN;
+      tri__stream_finish(s, code,
+                         code == rv ? NULL
+                                    : "handler returned without a status");
+    }
+    tri__stream_unref(s);
+    tri__mutex_lock(&p->mu);
+    p->busy--;
+    tri__mutex_unlock(&p->mu);
+  }
+  return NULL;
+}
+
+static void queue_timer_fired(tri__timer *t) {
+  tri_stream *s = tri__container_of(t, tri_stream, queue_timer);
+  tri_server *srv = s->srv;
+  int removed = 0;
+
+  tri__mutex_lock(&srv->pool.mu);
+  if (tri__list_linked(&s->wq_link)) {
+    tri__list_remove(&s->wq_link);
+    srv->pool.qlen--;
+    removed = 1;
+  }
+  tri__mutex_unlock(&srv->pool.mu);
+  if (removed) {
+    tri__stream_finish(s, TRI_RESOURCE_EXHAUSTED,
+                       "server busy: no free handler thread");
+    tri__stream_unref(s); /* the queue's reference */
+  }
+  tri__stream_unref(s); /* the timer's reference */
+}
+
+/* I/O thread.  Returns TRI_OK or a status to answer at once. */
+static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
+  struct tri__pool *p = &srv->pool;
+  int rv = TRI_OK;
+
+  tri__mutex_lock(&p->mu);
+  if (p->stop) {
+    rv = TRI_UNAVAILABLE;
+    *msg = "server shutting down";
+  } else if (p->qlen >= p->max_queue) {
+    rv = TRI_RESOURCE_EXHAUSTED;
+    *msg = "server busy: handler queue full";
+  } else {
+    if (p->idle == 0 && p->nthreads < p->max_threads) {
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstacksize(&attr, srv->opts.worker_stack);
+      if (pthread_create(&p->threads[p->nthreads], &attr, worker_main, srv) ==
+          0)
+        p->nthreads++;
+      pthread_attr_destroy(&attr);
+    }
+    if (p->nthreads == 0) {
+      rv = TRI_UNAVAILABLE;
+      *msg = "server cannot start a handler thread";
+    } else {
+      tri__stream_ref(s); /* the queue's reference */
+      tri__list_insert_tail(&p->queue, &s->wq_link);
+      p->qlen++;
+      if (p->idle > 0)
+        tri__cond_signal(&p->cv);
+      else {
+        tri__stream_ref(s); /* the queue timer's reference */
+        tri__timer_start(&s->queue_timer,
+                         tri__deadline_after_ms(srv->opts.queue_timeout_ms));
+      }
+    }
+  }
+  tri__mutex_unlock(&p->mu);
+  return rv;
+}
+
+int tri__server_dispatch(tri_server *srv, tri_stream *s, const char **msg) {
+  static __thread char buf[256];
+  int seen;
+  const struct tri__method *m;
+
+  if (s->method == NULL) {
+    *msg = "missing :path";
+    return TRI_UNIMPLEMENTED;
+  }
+  m = lookup(srv, s->method, s->req_group, s->req_version, &seen);
+  if (m == NULL) {
+    if (seen)
+      snprintf(buf, sizeof(buf),
+               "no implementation found for service group '%s' and service "
+               "version '%s'",
+               s->req_group ? s->req_group : "",
+               s->req_version ? s->req_version : "");
+    else
+      snprintf(buf, sizeof(buf), "unknown method %s", s->method);
+    *msg = buf;
+    return TRI_UNIMPLEMENTED; /* 4.9 */
+  }
+  s->handler = (void *)(uintptr_t)m;
+  tri__timer_init(&s->queue_timer, queue_timer_fired);
+  return pool_submit(srv, s, msg);
+}
+
+int tri__server_draining(const tri_server *srv) {
+  return __atomic_load_n(&srv->draining, __ATOMIC_ACQUIRE);
+}
+
+/* ---- listening -------------------------------------------------------- */
+
+TRI_API int tri_server_bind(tri_server *srv, const char *host_port) {
+  char host[256], port[16];
+  const char *colon, *hs, *he;
+  struct addrinfo hints, *res = NULL, *ai;
+  int fd = -1;
+
+  if (srv == NULL || host_port == NULL)
+    return TRI_EINVAL;
+  if (srv->started || srv->listen_fd >= 0)
+    return TRI_ESTATE;
+  if (host_port[0] == '[') {
+    he = strchr(host_port, ']');
+    if (he == NULL || he[1] != ':')
+      return TRI_EINVAL;
+    hs = host_port + 1;
+    colon = he + 1;
+  } else {
+    colon = strrchr(host_port, ':');
+    if (colon == NULL)
+      return TRI_EINVAL;
+    hs = host_port;
+    he = colon;
+  }
+  if ((size_t)(he - hs) >= sizeof(host) || strlen(colon + 1) >= sizeof(port) ||
+      colon[1] == '\0')
+    return TRI_EINVAL;
+  memcpy(host, hs, (size_t)(he - hs));
+  host[he - hs] = '\0';
+  strcpy(port, colon + 1);
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
+    return TRI_EINVAL;
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+      break;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0)
+    return TRI_ESYS;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+    close(fd);
+    return TRI_ESYS;
+  }
+  srv->port = ss.ss_family == AF_INET6
+                  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  srv->listen_fd = fd;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_port(const tri_server *srv) {
+  return srv ? srv->port : -1;
+}
+
+TRI_API int tri_server_start(tri_server *srv) {
+  if (srv == NULL)
+    return TRI_EINVAL;
+  if (srv->started || srv->listen_fd < 0 || srv->shut)
+    return TRI_ESTATE;
+  if (tri__timers_acquire() != 0)
+    return TRI_ESYS;
+  tri__srv_cfg cfg;
+  cfg.max_recv = srv->opts.max_recv;
+  cfg.rq_limit = srv->opts.recv_queue;
+  cfg.sb_cap = srv->opts.send_buf;
+  cfg.max_streams = srv->opts.max_streams;
+  cfg.max_header_list = TRI__MAX_HEADER_LIST;
+  srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
+  if (srv->loop == NULL) {
+    tri__timers_release();
+    return TRI_ENOMEM;
+  }
+  if (tri__loop_start(srv->loop) != 0) {
+    tri__loop_join_free(srv->loop);
+    srv->loop = NULL;
+    tri__timers_release();
+    return TRI_ESYS;
+  }
+  srv->timers = 1;
+  srv->started = 1;
+  return TRI_OK;
+}
+
+/* ---- shutdown --------------------------------------------------------- */
+
+TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
+  struct tri__pool *p;
+
+  if (srv == NULL)
+    return;
+  tri__mutex_lock(&srv->mu);
+  if (srv->shut) {
+    tri__mutex_unlock(&srv->mu);
+    return;
+  }
+  srv->shut = 1;
+  __atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
+  p = &srv->pool;
+  if (srv->loop) {
+    /* GOAWAY and stop accepting; let streams in flight finish. */
+    tri__loop_drain(srv->loop);
+    int64_t until = tri__deadline_after_ms(drain_ms < 0 ? 0 : drain_ms);
+    for (int i = 0; i < 1000000 && tri__loop_nstreams(srv->loop) > 0 &&
+                    tri__now_ns() < until;
+         i++) {
+      struct timespec ts = {0, 2 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  tri__mutex_lock(&p->mu);
+  p->stop = 1; /* no new dispatch */
+  tri__mutex_unlock(&p->mu);
+  if (srv->loop) {
+    /* Cancels what remains: handlers blocked in recv/send wake. */
+    tri__loop_join_free(srv->loop);
+    srv->loop = NULL;
+  }
+  tri__mutex_lock(&p->mu);
+  tri__cond_broadcast(&p->cv);
+  int n = p->nthreads;
+  tri__mutex_unlock(&p->mu);
+  for (int i = 0; i < n; i++)
+    pthread_join(p->threads[i], NULL);
+  /* Streams that never got a worker: drop the queue's references. */
+  tri__mutex_lock(&p->mu);
+  while (!tri__list_empty(&p->queue)) {
+    tri_stream *s = tri__container_of(p->queue.next, tri_stream, wq_link);
+    tri__list_remove(&s->wq_link);
+    p->qlen--;
+    tri__mutex_unlock(&p->mu);
+    if (tri__timer_stop(&s->queue_timer))
+      tri__stream_unref(s);
+    tri__stream_unref(s);
+    tri__mutex_lock(&p->mu);
+  }
+  tri__mutex_unlock(&p->mu);
+  if (srv->listen_fd >= 0) {
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+  }
+  if (srv->timers) {
+    srv->timers = 0;
+    tri__timers_release();
+  }
+  tri__mutex_unlock(&srv->mu);
+}
+
+TRI_API void tri_server_free(tri_server *srv) {
+  if (srv == NULL)
+    return;
+  tri_server_shutdown(srv, 0);
+  for (size_t i = 0; i < srv->nmethods; i++) {
+    tri__free(srv->methods[i].path);
+    tri__free(srv->methods[i].group);
+    tri__free(srv->methods[i].version);
+  }
+  tri__free(srv->methods);
+  tri__free(srv->pool.threads);
+  tri__cond_destroy(&srv->pool.cv);
+  tri__mutex_destroy(&srv->pool.mu);
+  tri__mutex_destroy(&srv->mu);
+  tri__free(srv);
+}

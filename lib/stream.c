@@ -1,0 +1,576 @@
+/*
+ * Streams, caller side: the blocking API (send, recv, close_send, cancel,
+ * status) for both client streams and server handler streams.
+ *
+ * Threads: any caller thread; the I/O thread touches the same fields under
+ * s->mu from conn.c; the timer thread calls deadline_fired().
+ *
+ * Safety: every field shared with the I/O thread is under s->mu.  Waiters
+ * loop on predicates (message queued, space in the send ring, final status,
+ * peer end of input) with monotonic deadlines.  Ending a stream (cancel,
+ * deadline, peer status) sets s->final under s->mu and broadcasts both
+ * conditions, so every waiter returns at once.  Each public entry point
+ * holds a reference for its duration, so tri_stream_free() from one thread
+ * never pulls memory from under a thread blocked in another call.
+ */
+#include "tri_int.h"
+
+#include <stdlib.h>
+
+#include "compress.h"
+#include "core.h"
+#include "status.h"
+
+static const tri_metadata empty_md;
+
+static void deadline_fired(tri__timer *t) {
+  tri_stream *s = tri__container_of(t, tri_stream, deadline_timer);
+  /* PROTOCOL.md 7.2: deadline expiry is a cancellation reported locally as
+   * DEADLINE_EXCEEDED; buffered messages may be dropped. */
+  tri__stream_abort(s, TRI_DEADLINE_EXCEEDED, "deadline exceeded", 1);
+  tri__stream_unref(s);
+}
+
+tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
+                            size_t sb_cap) {
+  tri_stream *s = tri__calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  s->refs = 1;
+  s->side = side;
+  tri__mutex_init(&s->mu);
+  tri__cond_init(&s->rcv_cv);
+  tri__cond_init(&s->snd_cv);
+  s->deadline_ns = TRI__NO_DEADLINE;
+  s->max_recv = max_recv;
+  s->rq_limit = rq_limit;
+  s->sb_cap = sb_cap;
+  s->enc_out = 0;
+  tri__md_init(&s->req_md);
+  tri__md_init(&s->hdrs);
+  tri__md_init(&s->trl);
+  tri__md_init(&s->out_hdrs);
+  tri__md_init(&s->out_trl);
+  tri__list_init(&s->rq);
+  tri__list_init(&s->op_link);
+  tri__list_init(&s->io_link);
+  tri__list_init(&s->wq_link);
+  tri__timer_init(&s->deadline_timer, deadline_fired);
+  tri__deframer_init(&s->df, max_recv);
+  s->grpc_status = -1;
+  s->timeout_ns = -1;
+  return s;
+}
+
+void tri__stream_ref(tri_stream *s) {
+  __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+static void stream_destroy(tri_stream *s) {
+  while (!tri__list_empty(&s->rq)) {
+    tri__list *n = s->rq.next;
+    tri__list_remove(n);
+    tri__free(tri__container_of(n, tri_buf, link));
+  }
+  tri__deframer_cleanup(&s->df);
+  tri__md_cleanup(&s->req_md);
+  tri__md_cleanup(&s->hdrs);
+  tri__md_cleanup(&s->trl);
+  tri__md_cleanup(&s->out_hdrs);
+  tri__md_cleanup(&s->out_trl);
+  tri__free(s->sb);
+  tri__free(s->method);
+  tri__free(s->final_msg);
+  tri__free(s->finish_msg);
+  tri__free(s->group);
+  tri__free(s->version);
+  tri__free(s->bad_ctype);
+  tri__free(s->grpc_message);
+  tri__free(s->req_ctype);
+  tri__free(s->req_group);
+  tri__free(s->req_version);
+  tri__free(s->enc_req_name);
+  tri__cond_destroy(&s->rcv_cv);
+  tri__cond_destroy(&s->snd_cv);
+  tri__mutex_destroy(&s->mu);
+  tri__free(s);
+}
+
+void tri__stream_unref(tri_stream *s) {
+  if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    stream_destroy(s);
+}
+
+void tri__stream_arm_deadline(tri_stream *s) {
+  if (s->deadline_ns == TRI__NO_DEADLINE)
+    return;
+  tri__stream_ref(s);
+  tri__timer_start(&s->deadline_timer, s->deadline_ns);
+}
+
+void tri__stream_post_locked(tri_stream *s, unsigned ops) {
+  if (s->loop != NULL)
+    tri__loop_post(s->loop, s, ops);
+}
+
+static void drop_queue_locked(tri_stream *s) {
+  while (!tri__list_empty(&s->rq)) {
+    tri__list *n = s->rq.next;
+    tri__list_remove(n);
+    tri__free(tri__container_of(n, tri_buf, link));
+  }
+  s->rq_bytes = 0;
+}
+
+int tri__stream_final_locked(tri_stream *s, int code, const char *msg,
+                             int drop) {
+  if (s->final)
+    return 0;
+  s->final = 1;
+  s->final_code = code;
+  s->final_msg = tri__strdup(msg ? msg : "");
+  if (drop) {
+    s->drop = 1;
+    drop_queue_locked(s);
+  }
+  s->hdrs_ready = 1;
+  tri__cond_broadcast(&s->rcv_cv);
+  tri__cond_broadcast(&s->snd_cv);
+  return 1;
+}
+
+int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop) {
+  int set;
+
+  tri__mutex_lock(&s->mu);
+  set = tri__stream_final_locked(s, code, msg, drop);
+  if (set)
+    tri__stream_post_locked(s, TRI__OP_CANCEL);
+  tri__mutex_unlock(&s->mu);
+  if (set && tri__timer_stop(&s->deadline_timer))
+    tri__stream_unref(s); /* the timer's reference; ours keeps s alive */
+  return set;
+}
+
+/* What send/recv report once the stream has ended (s->mu held). */
+static int final_rv(const tri_stream *s) {
+  return s->final_code == TRI_OK ? TRI_EOF : s->final_code;
+}
+
+/* ---- receive ---------------------------------------------------------- */
+
+enum { RECV_BUF, RECV_INTO };
+
+static void request_headers_locked(tri_stream *s) {
+  /* PROTOCOL.md 11.9: a server that blocks before sending anything still
+   * sends its response HEADERS, so clients that wait for them get out. */
+  if (s->side == TRI__SERVER && !s->hdrs_requested && !s->final) {
+    s->hdrs_requested = 1;
+    tri__stream_post_locked(s, TRI__OP_HEADERS);
+  }
+}
+
+static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
+                       size_t cap, size_t *len, int timeout_ms) {
+  int64_t deadline = timeout_ms < 0 ? TRI__NO_DEADLINE
+                                    : tri__deadline_after_ms(timeout_ms);
+  int rv;
+
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  for (;;) {
+    if (!tri__list_empty(&s->rq)) {
+      tri_buf *b = tri__container_of(s->rq.next, tri_buf, link);
+      if (mode == RECV_INTO) {
+        *len = b->len;
+        if (b->len > cap) {
+          rv = TRI_ENOSPC;
+          break;
+        }
+        if (b->len)
+          memcpy(buf, b->data, b->len);
+      }
+      tri__list_remove(&b->link);
+      s->rq_bytes -= b->len;
+      if (s->unacked > 0 && s->rq_bytes < s->rq_limit && !s->window_posted) {
+        s->window_posted = 1;
+        tri__stream_post_locked(s, TRI__OP_WINDOW);
+      }
+      if (mode == RECV_BUF)
+        *msg = b;
+      else
+        tri__free(b);
+      rv = TRI_OK;
+      break;
+    }
+    if (s->side == TRI__SERVER && s->peer_eof && !s->drop) {
+      rv = TRI_EOF;
+      break;
+    }
+    if (s->final) {
+      rv = final_rv(s);
+      break;
+    }
+    if (timeout_ms == 0) {
+      rv = TRI_ETIMEDOUT;
+      break;
+    }
+    request_headers_locked(s);
+    s->rcv_waiters++;
+    int r = tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline);
+    s->rcv_waiters--;
+    if (r == ETIMEDOUT && tri__list_empty(&s->rq) && !s->final &&
+        !(s->side == TRI__SERVER && s->peer_eof)) {
+      rv = TRI_ETIMEDOUT;
+      break;
+    }
+  }
+  tri__mutex_unlock(&s->mu);
+  tri__stream_unref(s);
+  return rv;
+}
+
+TRI_API int tri_stream_recv_ex(tri_stream *s, tri_buf **msg, int timeout_ms) {
+  if (s == NULL || msg == NULL)
+    return TRI_EINVAL;
+  *msg = NULL;
+  return recv_common(s, RECV_BUF, msg, NULL, 0, NULL, timeout_ms);
+}
+
+TRI_API int tri_stream_recv(tri_stream *s, tri_buf **msg) {
+  return tri_stream_recv_ex(s, msg, -1);
+}
+
+TRI_API int tri_stream_recv_into(tri_stream *s, void *buf, size_t cap,
+                                 size_t *len, int timeout_ms) {
+  if (s == NULL || len == NULL || (buf == NULL && cap > 0))
+    return TRI_EINVAL;
+  *len = 0;
+  return recv_common(s, RECV_INTO, NULL, buf, cap, len, timeout_ms);
+}
+
+/* ---- send ------------------------------------------------------------- */
+
+/* Copy |n| bytes into the ring (space checked by the caller). */
+static void ring_put(tri_stream *s, const uint8_t *p, size_t n) {
+  size_t tail = (s->sb_head + s->sb_len) % s->sb_cap;
+  size_t first = TRI__MIN(n, s->sb_cap - tail);
+  memcpy(s->sb + tail, p, first);
+  if (n > first)
+    memcpy(s->sb, p + first, n - first);
+  s->sb_len += n;
+}
+
+size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n) {
+  n = TRI__MIN(n, s->sb_len);
+  size_t first = TRI__MIN(n, s->sb_cap - s->sb_head);
+  memcpy(out, s->sb + s->sb_head, first);
+  if (n > first)
+    memcpy(out + first, s->sb, n - first);
+  s->sb_head = (s->sb_head + n) % s->sb_cap;
+  s->sb_len -= n;
+  if (s->sb_len == 0)
+    s->sb_head = 0;
+  return n;
+}
+
+/* Queue |hdr| + |payload| (s->mu held).  The wait before the first byte is
+ * bounded by |deadline|; once part of a message is in, the rest follows so
+ * a message is never cut in half on the wire. */
+static int write_locked(tri_stream *s, const uint8_t *hdr,
+                        const uint8_t *payload, size_t plen,
+                        int64_t deadline) {
+  size_t total = TRI__FRAME_HDR_LEN + plen, off = 0;
+  int started = 0;
+
+  if (s->sb == NULL) {
+    s->sb = tri__malloc(s->sb_cap);
+    if (s->sb == NULL)
+      return TRI_ENOMEM;
+  }
+  while (off < total) {
+    if (s->final)
+      return final_rv(s);
+    size_t space = s->sb_cap - s->sb_len;
+    if (space == 0) {
+      s->snd_waiters++;
+      int r = tri__cond_wait_until(&s->snd_cv, &s->mu,
+                                   started ? TRI__NO_DEADLINE : deadline);
+      s->snd_waiters--;
+      if (r == ETIMEDOUT && !started && s->sb_len == s->sb_cap && !s->final)
+        return TRI_ETIMEDOUT;
+      continue;
+    }
+    size_t n = TRI__MIN(space, total - off);
+    size_t done = 0;
+    while (done < n) {
+      size_t at = off + done, k;
+      if (at < TRI__FRAME_HDR_LEN) {
+        k = TRI__MIN(n - done, TRI__FRAME_HDR_LEN - at);
+        ring_put(s, hdr + at, k);
+      } else {
+        k = n - done;
+        ring_put(s, payload + (at - TRI__FRAME_HDR_LEN), k);
+      }
+      done += k;
+    }
+    off += n;
+    started = 1;
+    request_headers_locked(s);
+    if (s->io_deferred) {
+      s->io_deferred = 0;
+      tri__stream_post_locked(s, TRI__OP_DATA);
+    }
+  }
+  return TRI_OK;
+}
+
+TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
+                               unsigned flags, int timeout_ms) {
+  uint8_t hdr[TRI__FRAME_HDR_LEN];
+  uint8_t *comp = NULL;
+  const uint8_t *payload = data;
+  size_t plen = len;
+  int compressed = 0, rv;
+
+  if (s == NULL || (data == NULL && len > 0) || len > UINT32_MAX)
+    return TRI_EINVAL;
+  if (s->enc_out != 0 && !(flags & TRI_SEND_NO_COMPRESS)) {
+    /* PROTOCOL.md 3.4: a fresh context per message. */
+    rv = tri__compress(s->enc_out, data, len, &comp, &plen);
+    if (rv != TRI_OK)
+      return rv;
+    if (plen > UINT32_MAX) {
+      tri__free(comp);
+      return TRI_EINVAL;
+    }
+    payload = comp;
+    compressed = 1;
+  }
+  tri__frame_put_header(hdr, compressed, (uint32_t)plen);
+
+  int64_t deadline = timeout_ms < 0 ? TRI__NO_DEADLINE
+                                    : tri__deadline_after_ms(timeout_ms);
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  if (s->side == TRI__SERVER && s->finished)
+    rv = s->final && s->final_code != TRI_OK ? s->final_code : TRI_ESTATE;
+  else if (s->final)
+    rv = final_rv(s);
+  else if (s->send_closed)
+    rv = TRI_EOF;
+  else
+    rv = write_locked(s, hdr, payload, plen, deadline);
+  if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT &&
+      !s->send_closed) {
+    s->send_closed = 1;
+    if (s->io_deferred) {
+      s->io_deferred = 0;
+      tri__stream_post_locked(s, TRI__OP_DATA);
+    }
+  }
+  tri__mutex_unlock(&s->mu);
+  tri__stream_unref(s);
+  tri__free(comp);
+  return rv;
+}
+
+TRI_API int tri_stream_send(tri_stream *s, const void *data, size_t len) {
+  return tri_stream_send_ex(s, data, len, 0, -1);
+}
+
+TRI_API int tri_stream_close_send(tri_stream *s) {
+  if (s == NULL)
+    return TRI_EINVAL;
+  if (s->side != TRI__CLIENT)
+    return TRI_ESTATE;
+  tri__mutex_lock(&s->mu);
+  if (!s->send_closed && !s->final) {
+    s->send_closed = 1;
+    if (s->io_deferred) {
+      s->io_deferred = 0;
+      tri__stream_post_locked(s, TRI__OP_DATA);
+    }
+  }
+  tri__mutex_unlock(&s->mu);
+  return TRI_OK;
+}
+
+/* ---- ending ----------------------------------------------------------- */
+
+TRI_API void tri_stream_cancel(tri_stream *s) {
+  if (s == NULL)
+    return;
+  tri__stream_abort(s, TRI_CANCELLED, "cancelled by the application", 1);
+}
+
+TRI_API void tri_stream_free(tri_stream *s) {
+  if (s == NULL)
+    return;
+  if (s->side == TRI__SERVER)
+    return; /* borrowed by the handler; the library owns it */
+  tri__stream_abort(s, TRI_CANCELLED, "stream freed by the application", 1);
+  tri__stream_unref(s);
+}
+
+TRI_API int tri_stream_wait_status(tri_stream *s, int timeout_ms,
+                                   const char **message) {
+  int64_t deadline = timeout_ms < 0 ? TRI__NO_DEADLINE
+                                    : tri__deadline_after_ms(timeout_ms);
+  int rv;
+
+  if (s == NULL)
+    return TRI_EINVAL;
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  while (!s->final) {
+    if (timeout_ms == 0 ||
+        tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline) == ETIMEDOUT) {
+      if (!s->final)
+        break;
+    }
+  }
+  if (s->final) {
+    rv = s->final_code;
+    if (message)
+      *message = s->final_msg ? s->final_msg : "";
+  } else {
+    rv = TRI_ETIMEDOUT;
+    if (message)
+      *message = "";
+  }
+  tri__mutex_unlock(&s->mu);
+  tri__stream_unref(s);
+  return rv;
+}
+
+TRI_API const tri_metadata *tri_stream_headers(tri_stream *s,
+                                               int timeout_ms) {
+  int64_t deadline = timeout_ms < 0 ? TRI__NO_DEADLINE
+                                    : tri__deadline_after_ms(timeout_ms);
+  const tri_metadata *md = NULL;
+
+  if (s == NULL)
+    return NULL;
+  if (s->side == TRI__SERVER)
+    return &s->hdrs; /* complete before the handler runs */
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  while (!s->hdrs_ready) {
+    if (timeout_ms == 0 ||
+        tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline) == ETIMEDOUT) {
+      if (!s->hdrs_ready)
+        break;
+    }
+  }
+  if (s->hdrs_ready)
+    md = &s->hdrs;
+  tri__mutex_unlock(&s->mu);
+  tri__stream_unref(s);
+  return md;
+}
+
+TRI_API const tri_metadata *tri_stream_trailers(tri_stream *s) {
+  const tri_metadata *md;
+  if (s == NULL || s->side == TRI__SERVER)
+    return NULL;
+  tri__mutex_lock(&s->mu);
+  md = s->final ? &s->trl : &empty_md;
+  tri__mutex_unlock(&s->mu);
+  return md;
+}
+
+TRI_API const char *tri_stream_method(const tri_stream *s) {
+  return s && s->method ? s->method : "";
+}
+
+TRI_API int64_t tri_stream_remaining_ms(const tri_stream *s) {
+  if (s == NULL || s->deadline_ns == TRI__NO_DEADLINE)
+    return -1;
+  int64_t left = s->deadline_ns - tri__now_ns();
+  return left <= 0 ? 0 : (left + TRI__NS_PER_MS - 1) / TRI__NS_PER_MS;
+}
+
+/* ---- server side ------------------------------------------------------ */
+
+TRI_API int tri_stream_add_header(tri_stream *s, const char *key,
+                                  const void *value, size_t value_len) {
+  int rv;
+  if (s == NULL || key == NULL)
+    return TRI_EINVAL;
+  if (s->side != TRI__SERVER)
+    return TRI_ESTATE;
+  tri__mutex_lock(&s->mu);
+  if (s->hdrs_requested)
+    rv = TRI_ESTATE;
+  else
+    rv = tri_metadata_add(&s->out_hdrs, key, value, value_len);
+  tri__mutex_unlock(&s->mu);
+  return rv;
+}
+
+TRI_API int tri_stream_add_trailer(tri_stream *s, const char *key,
+                                   const void *value, size_t value_len) {
+  int rv;
+  if (s == NULL || key == NULL)
+    return TRI_EINVAL;
+  if (s->side != TRI__SERVER)
+    return TRI_ESTATE;
+  tri__mutex_lock(&s->mu);
+  if (s->finished)
+    rv = TRI_ESTATE;
+  else
+    rv = tri_metadata_add(&s->out_trl, key, value, value_len);
+  tri__mutex_unlock(&s->mu);
+  return rv;
+}
+
+TRI_API int tri_stream_send_headers(tri_stream *s) {
+  int rv = TRI_OK;
+  if (s == NULL)
+    return TRI_EINVAL;
+  if (s->side != TRI__SERVER)
+    return TRI_ESTATE;
+  tri__mutex_lock(&s->mu);
+  if (s->final && s->final_code != TRI_OK)
+    rv = s->final_code;
+  else
+    request_headers_locked(s);
+  tri__mutex_unlock(&s->mu);
+  return rv;
+}
+
+int tri__stream_finish(tri_stream *s, int code, const char *message) {
+  int rv = TRI_OK;
+  tri__mutex_lock(&s->mu);
+  if (s->finished) {
+    rv = TRI_ESTATE;
+  } else if (s->final) {
+    s->finished = 1;
+    rv = s->final_code == TRI_OK ? TRI_ESTATE : s->final_code;
+  } else {
+    s->finished = 1;
+    s->finish_code = code;
+    s->finish_msg = tri__strdup(message ? message : "");
+    s->send_closed = 1;
+    s->hdrs_requested = 1;
+    s->io_deferred = 0;
+    tri__stream_post_locked(s, TRI__OP_FINISH);
+  }
+  tri__mutex_unlock(&s->mu);
+  return rv;
+}
+
+TRI_API int tri_stream_finish(tri_stream *s, int code, const char *message) {
+  if (s == NULL || !tri__code_is_wire(code))
+    return TRI_EINVAL;
+  if (s->side != TRI__SERVER)
+    return TRI_ESTATE;
+  return tri__stream_finish(s, code, message);
+}
+
+TRI_API int tri_stream_server_draining(const tri_stream *s) {
+  if (s == NULL || s->side != TRI__SERVER || s->srv == NULL)
+    return 0;
+  return tri__server_draining(s->srv);
+}
