@@ -244,7 +244,8 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
     goto fail_ch;
   }
   ch->loop = tri__loop_new_client(ch, host, port, ch->opts.connect_ms,
-                                  target);
+                                  target, ch->opts.keepalive_ms,
+                                  ch->opts.keepalive_timeout_ms);
   if (ch->loop == NULL) {
     rv = TRI_ENOMEM;
     goto fail_timers;

@@ -48,11 +48,14 @@ struct tri__conn {
   nghttp2_session *sess;
   int is_server;
   int connecting;          /* client: connect() in progress */
+  int handshaking;         /* client: no SETTINGS from the server yet */
   int64_t connect_deadline;
   struct addrinfo *ai_head, *ai_next;
   int dead;                /* being torn down: callbacks do nothing */
   int goaway;              /* GOAWAY received: no new streams here */
   int drain_ping;          /* server: heads-up GOAWAY + PING sent */
+  int64_t last_read_ns;    /* keepalive: idle is measured from reads */
+  int64_t ping_sent_ns;    /* keepalive PING outstanding since, or 0 */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
   tri__list streams;       /* streams submitted to nghttp2 */
@@ -83,7 +86,9 @@ struct tri__loop {
   struct tri_channel *ch;
   char *host, *port, *authority;
   int64_t connect_ms;
+  int64_t keepalive_ms, keepalive_timeout_ms;
   tri__conn *cur;
+  int tearing_down;
 
   /* server */
   struct tri_server *srv;
@@ -369,6 +374,8 @@ static void submit_request(tri__conn *c, tri_stream *s);
 
 static void conn_connected(tri__conn *c) {
   c->connecting = 0;
+  c->handshaking = 1; /* the connect timeout runs until server SETTINGS */
+  c->last_read_ns = tri__now_ns();
   if (c->ai_head) {
     freeaddrinfo(c->ai_head);
     c->ai_head = c->ai_next = NULL;
@@ -586,7 +593,10 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
 
   tri__mutex_lock(&s->mu);
   n = s->sb ? tri__stream_ring_get(s, buf, length) : 0;
-  if (n > 0 && s->snd_waiters > 0)
+  /* Wake the sender only once the space it waits for is there (or the
+   * ring is empty), not on every frame. */
+  if (n > 0 && s->snd_waiters > 0 &&
+      (s->sb_len == 0 || s->sb_cap - s->sb_len >= s->snd_need))
     tri__cond_broadcast(&s->snd_cv);
   if (s->sb_len == 0 && s->send_closed) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -641,8 +651,14 @@ static int hdr_is(const uint8_t *name, size_t len, const char *lit) {
   return len == n && memcmp(name, lit, n) == 0;
 }
 
-static void on_server_header(tri_stream *s, const uint8_t *name, size_t nlen,
-                             const uint8_t *val, size_t vlen) {
+static void on_server_header(tri_stream *s, size_t limit, const uint8_t *name,
+                             size_t nlen, const uint8_t *val, size_t vlen) {
+  /* 1.5: name + value + 32 per field against the advertised limit. */
+  s->hdr_bytes += nlen + vlen + 32;
+  if (s->hdr_bytes > limit) {
+    s->hdr_too_big = 1;
+    return;
+  }
   if (hdr_is(name, nlen, ":path")) {
     tri__free(s->method);
     s->method = dupn(val, vlen);
@@ -735,7 +751,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f,
   if (s == NULL || s->io_state != IO_OPEN)
     return 0;
   if (c->is_server)
-    on_server_header(s, name, nlen, val, vlen);
+    on_server_header(s, c->loop->cfg.max_header_list, name, nlen, val, vlen);
   else
     on_client_header(s, f, name, nlen, val, vlen);
   return 0;
@@ -783,6 +799,13 @@ static void server_headers_done(tri__conn *c, tri_stream *s, int end) {
 
   if (end)
     s->peer_eof = 1;
+  if (s->hdr_too_big) {
+    snprintf(buf, sizeof(buf), "request headers exceed %zu bytes",
+             c->loop->cfg.max_header_list);
+    respond_status(c, s, TRI_RESOURCE_EXHAUSTED, buf, NULL, NULL);
+    set_final(s, TRI_RESOURCE_EXHAUSTED, buf, 1);
+    return;
+  }
   if (s->req_ctype == NULL ||
       strncmp(s->req_ctype, "application/grpc", 16) != 0) {
     respond_http(c, s, "415"); /* 4.8 */
@@ -881,6 +904,10 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
       set_final(s, TRI_INTERNAL,
                 "server ended the stream without trailers", 0); /* 5.3 */
     }
+    return 0;
+  case NGHTTP2_SETTINGS:
+    if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+      c->handshaking = 0;
     return 0;
   case NGHTTP2_GOAWAY:
     c->goaway = 1; /* 8.1: no new streams here; nghttp2 closes streams
@@ -1058,6 +1085,8 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
   tri__conn *c = s->conn;
 
   if (ops & TRI__OP_OPEN) {
+    if (l->tearing_down)
+      set_final(s, TRI_CANCELLED, "channel closed", 1);
     if (s->final) {
       detach(l, s);
       return;
@@ -1213,6 +1242,8 @@ static int conn_read(tri__conn *c) {
         return 0;
       return -1;
     }
+    c->last_read_ns = tri__now_ns();
+    c->ping_sent_ns = 0;
     ssize_t r = nghttp2_session_mem_recv(c->sess, c->rbuf, (size_t)n);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
@@ -1299,6 +1330,7 @@ static void start_drain(tri__loop *l) {
 
 static void teardown(tri__loop *l) {
   /* Streams that were opened but never reached a connection. */
+  l->tearing_down = 1;
   drain_ops(l);
   while (!tri__list_empty(&l->conns)) {
     tri__conn *c = tri__container_of(l->conns.next, tri__conn, link);
@@ -1359,6 +1391,37 @@ static void *loop_main(void *arg) {
         }
         next = tri__deadline_min(next, c->connect_deadline);
         continue;
+      }
+      if (c->handshaking) {
+        /* A listener that accepts but never speaks HTTP/2 (or a kernel
+         * backlog nobody accepts from) must not hold calls forever. */
+        if (now >= c->connect_deadline) {
+          conn_close(c, "timed out waiting for the server's HTTP/2 settings");
+          continue;
+        }
+        next = tri__deadline_min(next, c->connect_deadline);
+      }
+      if (!c->is_server && l->keepalive_ms > 0) {
+        /* 8.6: PING after keepalive_ms without reading; no bytes at all
+         * within the timeout closes the transport (calls UNAVAILABLE). */
+        if (c->ping_sent_ns != 0) {
+          int64_t dl = c->ping_sent_ns + l->keepalive_timeout_ms * TRI__NS_PER_MS;
+          if (now >= dl) {
+            conn_close(c, "keepalive timeout");
+            continue;
+          }
+          next = tri__deadline_min(next, dl);
+        } else {
+          int64_t due = c->last_read_ns + l->keepalive_ms * TRI__NS_PER_MS;
+          if (now >= due) {
+            nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
+            c->ping_sent_ns = now;
+            next = tri__deadline_min(
+                next, now + l->keepalive_timeout_ms * TRI__NS_PER_MS);
+          } else {
+            next = tri__deadline_min(next, due);
+          }
+        }
       }
       if (conn_flush(c) != 0) {
         conn_close(c, "write failed");
@@ -1442,11 +1505,14 @@ fail:
 
 tri__loop *tri__loop_new_client(struct tri_channel *ch, const char *host,
                                 const char *port, int64_t connect_ms,
-                                const char *authority) {
+                                const char *authority, int64_t keepalive_ms,
+                                int64_t keepalive_timeout_ms) {
   tri__loop *l = loop_alloc(0);
   if (l == NULL)
     return NULL;
   l->ch = ch;
+  l->keepalive_ms = keepalive_ms;
+  l->keepalive_timeout_ms = keepalive_timeout_ms;
   l->host = tri__strdup(host);
   l->port = tri__strdup(port);
   l->authority = tri__strdup(authority);

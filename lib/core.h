@@ -62,7 +62,7 @@ struct tri_stream {
   int64_t deadline_ns;      /* TRI__NO_DEADLINE if none */
   size_t max_recv;
   size_t rq_limit;
-  size_t sb_cap;
+  size_t sb_base;           /* configured send buffer */
   int enc_out;              /* compression for outgoing messages */
 
   /* client request (immutable after open) */
@@ -88,7 +88,10 @@ struct tri_stream {
 
   /* send ring (mu) */
   uint8_t *sb;
+  size_t sb_cap;            /* current ring size (> sb_base while it holds
+                               one oversized message) */
   size_t sb_head, sb_len;
+  size_t snd_need;          /* free bytes the blocked sender waits for */
   int snd_waiters;
   int send_closed;          /* client: half-close asked; server: finish */
   int io_deferred;          /* I/O side returned NGHTTP2_ERR_DEFERRED */
@@ -125,6 +128,8 @@ struct tri_stream {
   int trailers_sent;        /* server */
   int resp_submitted;       /* server: response HEADERS submitted */
   int remote_closed;        /* peer sent END_STREAM */
+  size_t hdr_bytes;         /* server: request header list size */
+  int hdr_too_big;
 
   /* server only */
   struct tri_server *srv;
@@ -168,7 +173,8 @@ struct tri_channel;
 struct tri_server;
 tri__loop *tri__loop_new_client(struct tri_channel *ch, const char *host,
                                 const char *port, int64_t connect_ms,
-                                const char *authority);
+                                const char *authority, int64_t keepalive_ms,
+                                int64_t keepalive_timeout_ms);
 typedef struct {
   size_t max_recv, rq_limit, sb_cap;
   uint32_t max_streams;

@@ -317,18 +317,14 @@ static void *worker_main(void *arg) {
     if (tri__timer_stop(&s->queue_timer))
       tri__stream_unref(s);
 
+    /* The handler runs even when the stream already ended (client
+     * cancel, over-limit message while queued): its first call returns
+     * the final status, so it always observes how the call ended. */
     const struct tri__method *m = s->handler;
-    int ended;
-    tri__mutex_lock(&s->mu);
-    ended = s->final;
-    tri__mutex_unlock(&s->mu);
-    if (!ended) {
-      int rv = m->fn(s, m->ud); /* no library lock held */
-      int code = tri__code_is_wire(rv) ? rv : TRI_UNKNOWN;
-      tri__stream_finish(s, code,
-                         code == rv ? NULL
-                                    : "handler returned without a status");
-    }
+    int rv = m->fn(s, m->ud); /* no library lock held */
+    int code = tri__code_is_wire(rv) ? rv : TRI_UNKNOWN;
+    tri__stream_finish(s, code,
+                       code == rv ? NULL : "handler returned without a status");
     tri__stream_unref(s);
     tri__mutex_lock(&p->mu);
     p->busy--;
@@ -370,7 +366,11 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
     rv = TRI_RESOURCE_EXHAUSTED;
     *msg = "server busy: handler queue full";
   } else {
-    if (p->idle == 0 && p->nthreads < p->max_threads) {
+    /* Every queued stream needs its own worker.  Workers signalled but
+     * not yet awake are still counted in p->idle, so compare the idle
+     * count with the queue length (this stream included), not with 0. */
+    size_t want = p->qlen + 1;
+    if ((size_t)p->idle < want && p->nthreads < p->max_threads) {
       pthread_attr_t attr;
       pthread_attr_init(&attr);
       pthread_attr_setstacksize(&attr, srv->opts.worker_stack);
@@ -388,7 +388,8 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       p->qlen++;
       if (p->idle > 0)
         tri__cond_signal(&p->cv);
-      else {
+      if ((size_t)(p->nthreads - p->busy) < p->qlen) {
+        /* No worker is free for it: wait a bounded time. */
         tri__stream_ref(s); /* the queue timer's reference */
         tri__timer_start(&s->queue_timer,
                          tri__deadline_after_ms(srv->opts.queue_timeout_ms));

@@ -45,6 +45,7 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   s->max_recv = max_recv;
   s->rq_limit = rq_limit;
   s->sb_cap = sb_cap;
+  s->sb_base = sb_cap;
   s->enc_out = 0;
   tri__md_init(&s->req_md);
   tri__md_init(&s->hdrs);
@@ -269,58 +270,69 @@ size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n) {
     memcpy(out + first, s->sb, n - first);
   s->sb_head = (s->sb_head + n) % s->sb_cap;
   s->sb_len -= n;
-  if (s->sb_len == 0)
+  if (s->sb_len == 0) {
     s->sb_head = 0;
+    if (s->sb_cap > s->sb_base) {
+      /* an oversized message has gone out: back to the normal bound */
+      tri__free(s->sb);
+      s->sb = NULL;
+      s->sb_cap = s->sb_base;
+    }
+  }
   return n;
 }
 
-/* Queue |hdr| + |payload| (s->mu held).  The wait before the first byte is
- * bounded by |deadline|; once part of a message is in, the rest follows so
- * a message is never cut in half on the wire. */
+/* Queue |hdr| + |payload| (s->mu held), all or nothing: wait (bounded by
+ * |deadline|) until the whole framed message fits, so a timeout never
+ * leaves half a message behind and the stream stays usable.  A message
+ * larger than the ring waits for an empty ring, which then grows to hold
+ * it once and shrinks back when drained: memory stays bounded by
+ * max(send buffer, the message the caller already holds). */
 static int write_locked(tri_stream *s, const uint8_t *hdr,
                         const uint8_t *payload, size_t plen,
                         int64_t deadline) {
-  size_t total = TRI__FRAME_HDR_LEN + plen, off = 0;
-  int started = 0;
+  size_t total = TRI__FRAME_HDR_LEN + plen;
 
-  if (s->sb == NULL) {
-    s->sb = tri__malloc(s->sb_cap);
-    if (s->sb == NULL)
-      return TRI_ENOMEM;
-  }
-  while (off < total) {
+  for (;;) {
     if (s->final)
       return final_rv(s);
-    size_t space = s->sb_cap - s->sb_len;
-    if (space == 0) {
-      s->snd_waiters++;
-      int r = tri__cond_wait_until(&s->snd_cv, &s->mu,
-                                   started ? TRI__NO_DEADLINE : deadline);
-      s->snd_waiters--;
-      if (r == ETIMEDOUT && !started && s->sb_len == s->sb_cap && !s->final)
+    size_t cap = s->sb ? s->sb_cap : s->sb_base;
+    if (total <= cap - s->sb_len)
+      break;
+    if (total > cap && s->sb_len == 0) {
+      tri__free(s->sb);
+      s->sb = NULL;
+      s->sb_cap = total;
+      s->sb_head = 0;
+      break;
+    }
+    s->snd_need = total > cap ? cap : total;
+    s->snd_waiters++;
+    int r = tri__cond_wait_until(&s->snd_cv, &s->mu, deadline);
+    s->snd_waiters--;
+    if (r == ETIMEDOUT && !s->final) {
+      cap = s->sb ? s->sb_cap : s->sb_base;
+      if (!(total <= cap - s->sb_len || (total > cap && s->sb_len == 0)))
         return TRI_ETIMEDOUT;
-      continue;
     }
-    size_t n = TRI__MIN(space, total - off);
-    size_t done = 0;
-    while (done < n) {
-      size_t at = off + done, k;
-      if (at < TRI__FRAME_HDR_LEN) {
-        k = TRI__MIN(n - done, TRI__FRAME_HDR_LEN - at);
-        ring_put(s, hdr + at, k);
-      } else {
-        k = n - done;
-        ring_put(s, payload + (at - TRI__FRAME_HDR_LEN), k);
-      }
-      done += k;
+  }
+  if (s->sb == NULL) {
+    if (s->sb_cap < s->sb_base)
+      s->sb_cap = s->sb_base;
+    s->sb = tri__malloc(s->sb_cap);
+    if (s->sb == NULL) {
+      s->sb_cap = s->sb_base;
+      return TRI_ENOMEM;
     }
-    off += n;
-    started = 1;
-    request_headers_locked(s);
-    if (s->io_deferred) {
-      s->io_deferred = 0;
-      tri__stream_post_locked(s, TRI__OP_DATA);
-    }
+    s->sb_head = 0;
+  }
+  ring_put(s, hdr, TRI__FRAME_HDR_LEN);
+  if (plen)
+    ring_put(s, payload, plen);
+  request_headers_locked(s);
+  if (s->io_deferred) {
+    s->io_deferred = 0;
+    tri__stream_post_locked(s, TRI__OP_DATA);
   }
   return TRI_OK;
 }
@@ -333,7 +345,8 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
   size_t plen = len;
   int compressed = 0, rv;
 
-  if (s == NULL || (data == NULL && len > 0) || len > UINT32_MAX)
+  if (s == NULL || (data == NULL && len > 0) ||
+      len > UINT32_MAX - TRI__FRAME_HDR_LEN)
     return TRI_EINVAL;
   if (s->enc_out != 0 && !(flags & TRI_SEND_NO_COMPRESS)) {
     /* PROTOCOL.md 3.4: a fresh context per message. */
@@ -567,6 +580,28 @@ TRI_API int tri_stream_finish(tri_stream *s, int code, const char *message) {
   if (s->side != TRI__SERVER)
     return TRI_ESTATE;
   return tri__stream_finish(s, code, message);
+}
+
+TRI_API int tri_stream_set_compression(tri_stream *s, const char *encoding) {
+  int enc, rv = TRI_OK;
+  if (s == NULL)
+    return TRI_EINVAL;
+  if (s->side != TRI__SERVER)
+    return TRI_ESTATE;
+  enc = encoding ? tri__enc_from_name(encoding, strlen(encoding))
+                 : TRI__ENC_IDENTITY;
+  if (enc == TRI__ENC_UNKNOWN)
+    return TRI_UNIMPLEMENTED;
+  /* 9.6: never send a coding the client cannot decode. */
+  if (enc != TRI__ENC_IDENTITY && !(s->accept_enc_mask & (1 << enc)))
+    enc = TRI__ENC_IDENTITY;
+  tri__mutex_lock(&s->mu);
+  if (s->hdrs_requested)
+    rv = TRI_ESTATE;
+  else
+    s->enc_out = enc;
+  tri__mutex_unlock(&s->mu);
+  return rv;
 }
 
 TRI_API int tri_stream_server_draining(const tri_stream *s) {

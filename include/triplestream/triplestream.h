@@ -583,6 +583,20 @@ TRI_API int tri_stream_send_headers(tri_stream *s);
 TRI_API int tri_stream_finish(tri_stream *s, int code, const char *message);
 
 /**
+ * Server: compress response messages with |encoding| ("gzip", "deflate",
+ * "identity" or NULL for none), announced in grpc-encoding.  If the client
+ * did not list the coding in grpc-accept-encoding, messages go out
+ * uncompressed (PROTOCOL.md 9.6).  TRI_SEND_NO_COMPRESS still turns it off
+ * per message (9.7).
+ *
+ * Thread safety: the handler's thread.
+ * Returns: TRI_OK; TRI_UNIMPLEMENTED (coding not built in); TRI_ESTATE
+ *   after the response headers went out, or on a client stream.
+ * Since: 0.1
+ */
+TRI_API int tri_stream_set_compression(tri_stream *s, const char *encoding);
+
+/**
  * Server: non-zero while the server is shutting down gracefully (the
  * handler should wrap up).  Client: 0.  Thread safety: any thread.
  * Since: 0.1
