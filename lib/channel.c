@@ -18,6 +18,7 @@ struct tri_channel_opts {
   size_t send_buf;
   size_t recv_queue;
   int64_t keepalive_ms, keepalive_timeout_ms;
+  size_t conn_recv_queue;
 };
 
 struct tri_call_opts {
@@ -43,6 +44,7 @@ static void channel_opts_defaults(tri_channel_opts *o) {
   o->recv_queue = TRI__DEF_RECV_QUEUE;
   o->keepalive_ms = 0;
   o->keepalive_timeout_ms = 20000;
+  o->conn_recv_queue = TRI__DEF_CONN_RQ;
 }
 
 TRI_API tri_channel_opts *tri_channel_opts_new(void) {
@@ -92,6 +94,14 @@ TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
     return TRI_EINVAL;
   o->keepalive_ms = ms == 0 ? 0 : TRI__MAX(ms, 10000); /* 8.6 */
   o->keepalive_timeout_ms = timeout_ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
+                                                 size_t bytes) {
+  if (o == NULL || bytes < 65536)
+    return TRI_EINVAL;
+  o->conn_recv_queue = bytes;
   return TRI_OK;
 }
 
@@ -245,7 +255,8 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
   }
   ch->loop = tri__loop_new_client(ch, host, port, ch->opts.connect_ms,
                                   target, ch->opts.keepalive_ms,
-                                  ch->opts.keepalive_timeout_ms);
+                                  ch->opts.keepalive_timeout_ms,
+                                  ch->opts.conn_recv_queue);
   if (ch->loop == NULL) {
     rv = TRI_ENOMEM;
     goto fail_timers;

@@ -55,6 +55,10 @@ struct tri__conn {
   int goaway;              /* GOAWAY received: no new streams here */
   int drain_ping;          /* server: heads-up GOAWAY + PING sent */
   int64_t last_read_ns;    /* keepalive: idle is measured from reads */
+  int64_t idle_since_ns;   /* server: no stream open since, or 0 */
+  size_t rq_total;         /* atomic: unread bytes queued on its streams */
+  size_t conn_owed;        /* connection window withheld (I/O thread) */
+  int owed_flag;           /* atomic: conn_owed > 0 */
   int64_t ping_sent_ns;    /* keepalive PING outstanding since, or 0 */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
@@ -87,6 +91,7 @@ struct tri__loop {
   char *host, *port, *authority;
   int64_t connect_ms;
   int64_t keepalive_ms, keepalive_timeout_ms;
+  size_t conn_rq_limit;
   tri__conn *cur;
   int tearing_down;
 
@@ -225,6 +230,33 @@ int tri__loop_open(tri__loop *l, tri_stream *s) {
 
 /* ---- stream detach and final status ----------------------------------- */
 
+static size_t conn_rq_limit(const tri__conn *c) {
+  return c->is_server ? c->loop->cfg.conn_rq_limit : c->loop->conn_rq_limit;
+}
+
+/* I/O thread: give back connection window withheld while the connection's
+ * unread bytes were over budget, once they are under it again. */
+static void conn_return_owed(tri__conn *c) {
+  if (c->conn_owed == 0 ||
+      __atomic_load_n(&c->rq_total, __ATOMIC_RELAXED) >= conn_rq_limit(c))
+    return;
+  nghttp2_session_consume_connection(c->sess, c->conn_owed);
+  c->conn_owed = 0;
+  __atomic_store_n(&c->owed_flag, 0, __ATOMIC_RELAXED);
+}
+
+void tri__conn_unqueued_locked(tri_stream *s, size_t len) {
+  tri__conn *c = s->acct;
+  if (c == NULL)
+    return;
+  size_t left = __atomic_sub_fetch(&c->rq_total, len, __ATOMIC_RELAXED);
+  if (__atomic_load_n(&c->owed_flag, __ATOMIC_RELAXED) &&
+      left < conn_rq_limit(c) && !s->window_posted) {
+    s->window_posted = 1;
+    tri__stream_post_locked(s, TRI__OP_WINDOW);
+  }
+}
+
 /* The I/O side is done with |s|: unlink it everywhere, drop the loop's
  * reference.  Caller threads may still hold their own. */
 static void detach(tri__loop *l, tri_stream *s) {
@@ -237,6 +269,11 @@ static void detach(tri__loop *l, tri_stream *s) {
   if (tri__list_linked(&s->io_link))
     tri__list_remove(&s->io_link);
   tri__mutex_lock(&s->mu);
+  if (s->acct != NULL) {
+    /* What is still unread no longer counts against the connection. */
+    __atomic_sub_fetch(&s->acct->rq_total, s->rq_bytes, __ATOMIC_RELAXED);
+    s->acct = NULL;
+  }
   tri__mutex_lock(&l->cmd_mu);
   if (tri__list_linked(&s->op_link))
     tri__list_remove(&s->op_link);
@@ -244,6 +281,8 @@ static void detach(tri__loop *l, tri_stream *s) {
   s->loop = NULL;
   tri__mutex_unlock(&l->cmd_mu);
   tri__mutex_unlock(&s->mu);
+  if (s->conn != NULL && !s->conn->dead)
+    conn_return_owed(s->conn);
   if (tri__timer_stop(&s->deadline_timer))
     tri__stream_unref(s);
   __atomic_sub_fetch(&l->nstreams, 1, __ATOMIC_RELEASE);
@@ -937,12 +976,20 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
 
   if (c->dead)
     return 0;
-  nghttp2_session_consume_connection(sess, len);
   tri_stream *s = stream_of(sess, id);
   if (s == NULL || s->io_state != IO_OPEN || s->final) {
-    /* Nobody will read it: give the stream window back too. */
-    nghttp2_session_consume_stream(sess, id, len);
+    /* Nobody will read it: give all of the window back. */
+    nghttp2_session_consume(sess, id, len);
     return 0;
+  }
+  /* Connection window: returned at once while the connection's unread
+   * bytes are under budget, else withheld until the application reads, so
+   * many stalled streams cannot grow memory without bound (13.4). */
+  if (__atomic_load_n(&c->rq_total, __ATOMIC_RELAXED) < conn_rq_limit(c)) {
+    nghttp2_session_consume_connection(sess, len);
+  } else {
+    c->conn_owed += len;
+    __atomic_store_n(&c->owed_flag, 1, __ATOMIC_RELAXED);
   }
   while (off < len) {
     size_t used = 0;
@@ -995,6 +1042,9 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
       } else {
         tri__list_insert_tail(&s->rq, &m->link);
         s->rq_bytes += m->len;
+        if (s->acct == NULL)
+          s->acct = c;
+        __atomic_add_fetch(&c->rq_total, m->len, __ATOMIC_RELAXED);
         if (s->rcv_waiters > 0)
           tri__cond_signal(&s->rcv_cv);
       }
@@ -1129,6 +1179,7 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
     tri__mutex_unlock(&s->mu);
     if (n)
       nghttp2_session_consume_stream(c->sess, s->id, n);
+    conn_return_owed(c);
   }
   if (c->is_server && (ops & (TRI__OP_HEADERS | TRI__OP_FINISH)) &&
       !s->resp_submitted && !s->trailers_sent) {
@@ -1306,6 +1357,11 @@ static void do_accept(tri__loop *l) {
       close(fd);
       continue;
     }
+    /* The client preface and SETTINGS must arrive within the handshake
+     * timeout (slowloris on the preface). */
+    c->handshaking = 1;
+    c->connect_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
+    c->idle_since_ns = tri__now_ns();
     ep_update(c, EPOLLIN);
   }
 }
@@ -1393,13 +1449,37 @@ static void *loop_main(void *arg) {
         continue;
       }
       if (c->handshaking) {
-        /* A listener that accepts but never speaks HTTP/2 (or a kernel
-         * backlog nobody accepts from) must not hold calls forever. */
+        /* Client: a listener that accepts but never speaks HTTP/2 must not
+         * hold calls forever.  Server: a peer that never completes its
+         * preface (slowloris) is dropped. */
         if (now >= c->connect_deadline) {
-          conn_close(c, "timed out waiting for the server's HTTP/2 settings");
+          conn_close(c, c->is_server
+                            ? "closed: no HTTP/2 preface within the "
+                              "handshake timeout"
+                            : "timed out waiting for the server's HTTP/2 "
+                              "settings");
           continue;
         }
         next = tri__deadline_min(next, c->connect_deadline);
+      }
+      if (c->is_server && l->cfg.idle_ms > 0 && !c->dead) {
+        if (!tri__list_empty(&c->streams)) {
+          c->idle_since_ns = 0;
+        } else {
+          if (c->idle_since_ns == 0)
+            c->idle_since_ns = now;
+          int64_t dl = c->idle_since_ns + l->cfg.idle_ms * TRI__NS_PER_MS;
+          if (now >= dl && !c->goaway) {
+            /* 8.4: max_idle */
+            c->goaway = 1;
+            nghttp2_submit_goaway(
+                c->sess, NGHTTP2_FLAG_NONE,
+                nghttp2_session_get_last_proc_stream_id(c->sess),
+                NGHTTP2_NO_ERROR, (const uint8_t *)"max_idle", 8);
+          } else if (!c->goaway) {
+            next = tri__deadline_min(next, dl);
+          }
+        }
       }
       if (!c->is_server && l->keepalive_ms > 0) {
         /* 8.6: PING after keepalive_ms without reading; no bytes at all
@@ -1506,13 +1586,15 @@ fail:
 tri__loop *tri__loop_new_client(struct tri_channel *ch, const char *host,
                                 const char *port, int64_t connect_ms,
                                 const char *authority, int64_t keepalive_ms,
-                                int64_t keepalive_timeout_ms) {
+                                int64_t keepalive_timeout_ms,
+                                size_t conn_rq_limit) {
   tri__loop *l = loop_alloc(0);
   if (l == NULL)
     return NULL;
   l->ch = ch;
   l->keepalive_ms = keepalive_ms;
   l->keepalive_timeout_ms = keepalive_timeout_ms;
+  l->conn_rq_limit = conn_rq_limit;
   l->host = tri__strdup(host);
   l->port = tri__strdup(port);
   l->authority = tri__strdup(authority);

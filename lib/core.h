@@ -48,6 +48,8 @@ enum {
 #define TRI__STREAM_WINDOW (1u * 1024 * 1024)  /* SETTINGS_INITIAL_WINDOW */
 #define TRI__CONN_WINDOW (16u * 1024 * 1024)
 #define TRI__MAX_HEADER_LIST (32u * 1024)      /* PROTOCOL.md 1.5 */
+#define TRI__DEF_CONN_RQ (64u * 1024 * 1024)   /* unread bytes per conn */
+#define TRI__DEF_HANDSHAKE_MS 10000
 
 struct tri_stream {
   int refs;                 /* atomic */
@@ -107,6 +109,8 @@ struct tri_stream {
 
   /* link to the I/O thread (mu): NULL once detached */
   tri__loop *loop;
+  tri__conn *acct;          /* connection whose unread-bytes budget this
+                               stream's queue counts against (mu) */
   unsigned ops;             /* (loop.cmd_mu) pending TRI__OP_* */
   tri__list op_link;        /* (loop.cmd_mu) in loop->ops */
 
@@ -174,11 +178,15 @@ struct tri_server;
 tri__loop *tri__loop_new_client(struct tri_channel *ch, const char *host,
                                 const char *port, int64_t connect_ms,
                                 const char *authority, int64_t keepalive_ms,
-                                int64_t keepalive_timeout_ms);
+                                int64_t keepalive_timeout_ms,
+                                size_t conn_rq_limit);
 typedef struct {
   size_t max_recv, rq_limit, sb_cap;
   uint32_t max_streams;
   size_t max_header_list;
+  size_t conn_rq_limit;      /* unread bytes per connection */
+  int64_t handshake_ms;      /* client preface + SETTINGS */
+  int64_t idle_ms;           /* 0 = never close idle connections */
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg);
@@ -196,6 +204,10 @@ int tri__loop_open(tri__loop *l, tri_stream *s);
 /* Queue |ops| for |s| (caller holds s->mu, s->loop == l).  Wakes the I/O
  * thread only when its queue goes from empty to non-empty. */
 void tri__loop_post(tri__loop *l, tri_stream *s, unsigned ops);
+
+/* A caller took |len| bytes off s->rq (s->mu held): update the
+ * connection's unread budget and ask for window back if it was withheld. */
+void tri__conn_unqueued_locked(tri_stream *s, size_t len);
 
 /* ---- server.c ---- */
 /* Called on the I/O thread when a request's headers are complete; takes a

@@ -29,6 +29,8 @@ struct tri_server_opts {
   uint32_t max_streams;
   int64_t queue_timeout_ms;
   size_t max_recv, send_buf, recv_queue, worker_stack;
+  int64_t handshake_ms, idle_ms;
+  size_t max_header_list, conn_recv_queue;
 };
 
 struct tri__method {
@@ -75,6 +77,10 @@ static void server_opts_defaults(tri_server_opts *o) {
   o->send_buf = TRI__DEF_SEND_BUF;
   o->recv_queue = TRI__DEF_RECV_QUEUE;
   o->worker_stack = 256 * 1024;
+  o->handshake_ms = TRI__DEF_HANDSHAKE_MS;
+  o->idle_ms = 0;
+  o->max_header_list = TRI__MAX_HEADER_LIST;
+  o->conn_recv_queue = TRI__DEF_CONN_RQ;
 }
 
 TRI_API tri_server_opts *tri_server_opts_new(void) {
@@ -137,6 +143,38 @@ TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
   if (o == NULL || bytes < 65536)
     return TRI_EINVAL;
   o->worker_stack = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
+                                                     int64_t ms) {
+  if (o == NULL || ms <= 0)
+    return TRI_EINVAL;
+  o->handshake_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_idle_timeout_ms(tri_server_opts *o,
+                                                int64_t ms) {
+  if (o == NULL || ms < 0)
+    return TRI_EINVAL;
+  o->idle_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_header_list(tri_server_opts *o,
+                                                size_t bytes) {
+  if (o == NULL || bytes < 1024 || bytes > UINT32_MAX)
+    return TRI_EINVAL;
+  o->max_header_list = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_conn_recv_queue(tri_server_opts *o,
+                                                size_t bytes) {
+  if (o == NULL || bytes < 65536)
+    return TRI_EINVAL;
+  o->conn_recv_queue = bytes;
   return TRI_OK;
 }
 
@@ -512,7 +550,10 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.rq_limit = srv->opts.recv_queue;
   cfg.sb_cap = srv->opts.send_buf;
   cfg.max_streams = srv->opts.max_streams;
-  cfg.max_header_list = TRI__MAX_HEADER_LIST;
+  cfg.max_header_list = srv->opts.max_header_list;
+  cfg.conn_rq_limit = srv->opts.conn_recv_queue;
+  cfg.handshake_ms = srv->opts.handshake_ms;
+  cfg.idle_ms = srv->opts.idle_ms;
   srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
   if (srv->loop == NULL) {
     tri__timers_release();

@@ -193,6 +193,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       }
       tri__list_remove(&b->link);
       s->rq_bytes -= b->len;
+      tri__conn_unqueued_locked(s, b->len);
       if (s->unacked > 0 && s->rq_bytes < s->rq_limit && !s->window_posted) {
         s->window_posted = 1;
         tri__stream_post_locked(s, TRI__OP_WINDOW);

@@ -247,6 +247,15 @@ TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
                                            int64_t timeout_ms);
 
 /**
+ * Budget of unread received bytes per connection (bytes, >= 65536;
+ * default 64 MiB).  Past it the library stops returning connection-level
+ * HTTP/2 window until the application reads, so many slow streams cannot
+ * grow memory without bound.  Since: 0.1
+ */
+TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
+                                                 size_t bytes);
+
+/**
  * Create a channel to |target|: "host:port", "[v6addr]:port" or
  * "v6addr" is not accepted without brackets.  Cleartext HTTP/2 with prior
  * knowledge (PROTOCOL.md 1.1).  The connection is made lazily by the first
@@ -651,6 +660,33 @@ TRI_API int tri_server_opts_set_recv_queue(tri_server_opts *o, size_t bytes);
 /** Stack size of handler threads (bytes, >= 65536).  Since: 0.1 */
 TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
                                              size_t bytes);
+
+/**
+ * Time a new connection has to send the HTTP/2 preface and SETTINGS, in ms
+ * (> 0; default 10000); slower connections are closed (slowloris).
+ * Since: 0.1
+ */
+TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
+                                                     int64_t ms);
+/**
+ * Close connections that have had no open stream for |ms| with
+ * GOAWAY(NO_ERROR, "max_idle") (PROTOCOL.md 8.4).  0 (default) = never.
+ * Since: 0.1
+ */
+TRI_API int tri_server_opts_set_idle_timeout_ms(tri_server_opts *o,
+                                                int64_t ms);
+/**
+ * Max request header list size in bytes, counted as name + value + 32 per
+ * field and advertised in SETTINGS_MAX_HEADER_LIST_SIZE (>= 1024; default
+ * 32768, PROTOCOL.md 1.5).  Larger requests get RESOURCE_EXHAUSTED.
+ * Since: 0.1
+ */
+TRI_API int tri_server_opts_set_max_header_list(tri_server_opts *o,
+                                                size_t bytes);
+/** Unread received bytes per connection; see
+ * tri_channel_opts_set_conn_recv_queue().  Since: 0.1 */
+TRI_API int tri_server_opts_set_conn_recv_queue(tri_server_opts *o,
+                                                size_t bytes);
 
 /**
  * Create a server.  Register handlers, bind, then start.
