@@ -595,13 +595,12 @@ static void submit_trailers(tri__conn *c, tri_stream *s) {
   s->trailers_sent = 1;
 }
 
-/* Server-detected failure of one stream (over-limit message, bad
- * compression): the handler sees |code|, the client gets it in trailers. */
-static void server_fail(tri__conn *c, tri_stream *s, int code,
-                        const char *msg) {
+/* Server: end |s| towards the client with |code| in trailers (or a
+ * trailers-only response), dropping whatever was queued to send. */
+static void server_end(tri__conn *c, tri_stream *s, int code,
+                       const char *msg) {
   int resp;
   tri__mutex_lock(&s->mu);
-  tri__stream_final_locked(s, code, msg, 1);
   if (!s->finished) {
     s->finished = 1;
     s->finish_code = code;
@@ -618,6 +617,14 @@ static void server_fail(tri__conn *c, tri_stream *s, int code,
     respond_status(c, s, s->finish_code, s->finish_msg, NULL, &s->out_trl);
   else
     nghttp2_session_resume_data(c->sess, s->id);
+}
+
+/* Server-detected failure of one stream (over-limit message, bad
+ * compression): the handler sees |code|, the client gets it in trailers. */
+static void server_fail(tri__conn *c, tri_stream *s, int code,
+                        const char *msg) {
+  set_final(s, code, msg, 1);
+  server_end(c, s, code, msg);
 }
 
 /* ---- data provider (both sides) --------------------------------------- */
@@ -977,7 +984,8 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
   if (c->dead)
     return 0;
   tri_stream *s = stream_of(sess, id);
-  if (s == NULL || s->io_state != IO_OPEN || s->final) {
+  if (s == NULL || s->io_state != IO_OPEN ||
+      __atomic_load_n(&s->final, __ATOMIC_ACQUIRE)) {
     /* Nobody will read it: give all of the window back. */
     nghttp2_session_consume(sess, id, len);
     return 0;
@@ -1137,7 +1145,7 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
   if (ops & TRI__OP_OPEN) {
     if (l->tearing_down)
       set_final(s, TRI_CANCELLED, "channel closed", 1);
-    if (s->final) {
+    if (__atomic_load_n(&s->final, __ATOMIC_ACQUIRE)) {
       detach(l, s);
       return;
     }
@@ -1165,7 +1173,18 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
   if (s->io_state != IO_OPEN || c == NULL || c->dead)
     return;
   if (ops & TRI__OP_CANCEL) {
-    /* 7.1 / 7.3: RST_STREAM(CANCEL); on_stream_close() detaches. */
+    int code;
+    tri__mutex_lock(&s->mu);
+    code = s->final_code;
+    tri__mutex_unlock(&s->mu);
+    if (c->is_server && code == TRI_DEADLINE_EXCEEDED && !s->trailers_sent) {
+      /* 7.3: an expired call ends with grpc-status 4 in trailers (as
+       * C-core and dubbo-go do), so a client whose own timer has not fired
+       * yet still reports DEADLINE_EXCEEDED rather than CANCELLED. */
+      server_end(c, s, TRI_DEADLINE_EXCEEDED, "deadline exceeded");
+      return;
+    }
+    /* 7.1: RST_STREAM(CANCEL); on_stream_close() detaches. */
     nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
                               NGHTTP2_CANCEL);
     return;

@@ -127,7 +127,14 @@ int tri__stream_final_locked(tri_stream *s, int code, const char *msg,
                              int drop) {
   if (s->final)
     return 0;
-  s->final = 1;
+  /* 7.2: a client call that ends CANCELLED (e.g. the server's reset)
+   * after its deadline passed reports DEADLINE_EXCEEDED. */
+  if (s->side == TRI__CLIENT && code == TRI_CANCELLED &&
+      s->deadline_ns != TRI__NO_DEADLINE && tri__now_ns() >= s->deadline_ns) {
+    code = TRI_DEADLINE_EXCEEDED;
+    msg = "deadline exceeded";
+  }
+  __atomic_store_n(&s->final, 1, __ATOMIC_RELEASE);
   s->final_code = code;
   s->final_msg = tri__strdup(msg ? msg : "");
   if (drop) {
@@ -560,7 +567,11 @@ int tri__stream_finish(tri_stream *s, int code, const char *message) {
   if (s->finished) {
     rv = TRI_ESTATE;
   } else if (s->final) {
+    /* Already ended (deadline, cancel, limit): whatever still goes to the
+     * client must carry that status, not the handler's. */
     s->finished = 1;
+    s->finish_code = s->final_code;
+    s->finish_msg = tri__strdup(s->final_msg ? s->final_msg : "");
     rv = s->final_code == TRI_OK ? TRI_ESTATE : s->final_code;
   } else {
     s->finished = 1;

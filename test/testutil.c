@@ -1,0 +1,458 @@
+/*
+ * Helpers for the loopback integration suites; see testutil.h.
+ * Public API of libtriplestream only, plus POSIX and Linux /proc.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t
+tu_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+tu_now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+tu_sleep_ms(int ms)
+{
+  struct timespec ts, rem;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &rem) == -1 && errno == EINTR)
+    ts = rem;
+}
+
+/* ---------------------------------------------------------------- */
+
+tri_server *
+tu_server_start(const tu_method *methods, size_t n,
+                const tri_server_opts *opts, int *port)
+{
+  tri_server *srv = NULL;
+  size_t i;
+  int rv;
+
+  rv = tri_server_new(&srv, opts);
+  if (rv != TRI_OK) {
+    fprintf(stderr, "testutil: tri_server_new: %s\n", tu_code(rv));
+    return NULL;
+  }
+  for (i = 0; i < n; i++) {
+    rv = tri_server_register(srv, methods[i].method, methods[i].fn,
+                             methods[i].user_data);
+    if (rv != TRI_OK) {
+      fprintf(stderr, "testutil: tri_server_register(%s): %s\n",
+              methods[i].method, tu_code(rv));
+      goto fail;
+    }
+  }
+  rv = tri_server_bind(srv, "127.0.0.1:0");
+  if (rv != TRI_OK) {
+    fprintf(stderr, "testutil: tri_server_bind: %s (%s)\n", tu_code(rv),
+            strerror(errno));
+    goto fail;
+  }
+  rv = tri_server_start(srv);
+  if (rv != TRI_OK) {
+    fprintf(stderr, "testutil: tri_server_start: %s\n", tu_code(rv));
+    goto fail;
+  }
+  *port = tri_server_port(srv);
+  if (*port <= 0) {
+    fprintf(stderr, "testutil: tri_server_port: %d\n", *port);
+    goto fail;
+  }
+  return srv;
+
+fail:
+  tri_server_free(srv);
+  return NULL;
+}
+
+tri_channel *
+tu_channel_new(int port, const tri_channel_opts *opts)
+{
+  char target[64];
+  tri_channel *ch = NULL;
+  int rv;
+
+  snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+  rv = tri_channel_new(&ch, target, opts);
+  if (rv != TRI_OK) {
+    fprintf(stderr, "testutil: tri_channel_new(%s): %s\n", target,
+            tu_code(rv));
+    return NULL;
+  }
+  return ch;
+}
+
+static int
+bound_socket(int *port)
+{
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof(sa);
+  int fd;
+
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = 0;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+int
+tu_unused_port(void)
+{
+  int port, fd = bound_socket(&port);
+  if (fd < 0)
+    return -1;
+  close(fd);
+  return port;
+}
+
+int
+tu_silent_listener(int *port)
+{
+  int fd = bound_socket(port);
+  if (fd < 0)
+    return -1;
+  if (listen(fd, 16) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int
+tu_raw_connect(int port)
+{
+  struct sockaddr_in sa;
+  int fd;
+
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons((uint16_t)port);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int
+tu_wait_peer_close(int fd, int timeout_ms)
+{
+  int64_t end = tu_now_ms() + timeout_ms;
+  char buf[4096];
+
+  for (;;) {
+    int64_t left = end - tu_now_ms();
+    struct pollfd pfd;
+    ssize_t n;
+    int pr;
+
+    if (left <= 0)
+      return -1;
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    pr = poll(&pfd, 1, (int)left);
+    if (pr < 0) {
+      if (errno == EINTR)
+        continue;
+      return 0; /* poll failure on our own fd: treat as closed */
+    }
+    if (pr == 0)
+      return -1;
+    n = read(fd, buf, sizeof(buf));
+    if (n == 0)
+      return 0;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN)
+        continue;
+      return 0; /* ECONNRESET and friends: closed */
+    }
+    /* Data (e.g. a GOAWAY or an HTTP/1.1 error answer): keep draining. */
+  }
+}
+
+/* ---------------------------------------------------------------- */
+
+int
+tu_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+  int rv = pthread_create(t, NULL, fn, arg);
+  if (rv != 0)
+    fprintf(stderr, "testutil: pthread_create: %s\n", strerror(rv));
+  return rv;
+}
+
+int
+tu_thread_join(pthread_t t, int timeout_ms, void **ret)
+{
+  struct timespec ts;
+  int rv;
+
+  if (timeout_ms < 0)
+    return pthread_join(t, ret);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += timeout_ms / 1000;
+  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  do
+    rv = pthread_timedjoin_np(t, ret, &ts);
+  while (rv == EINTR);
+  return rv;
+}
+
+int
+tu_sem_wait(sem_t *sem, int timeout_ms)
+{
+  struct timespec ts;
+  int rv;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += timeout_ms / 1000;
+  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  do
+    rv = sem_timedwait(sem, &ts);
+  while (rv == -1 && errno == EINTR);
+  return rv == 0 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- */
+
+void
+tu_blocker_init(tu_blocker *b)
+{
+  sem_init(&b->arrived, 0, 0);
+  atomic_store(&b->tid, 0);
+}
+
+void
+tu_blocker_destroy(tu_blocker *b)
+{
+  sem_destroy(&b->arrived);
+}
+
+void
+tu_blocker_arrive(tu_blocker *b)
+{
+  atomic_store(&b->tid, (int)syscall(SYS_gettid));
+  sem_post(&b->arrived);
+}
+
+/* State letter of a thread of this process, or 0 if unreadable. */
+static char
+thread_state(int tid)
+{
+  char path[64], buf[512];
+  const char *p;
+  FILE *f;
+  size_t n;
+
+  snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+  f = fopen(path, "re");
+  if (f == NULL)
+    return 0;
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* "tid (comm) S ..."; comm may hold spaces and parens: use the last ')'. */
+  p = strrchr(buf, ')');
+  if (p == NULL || p[1] != ' ' || p[2] == '\0')
+    return 0;
+  return p[2];
+}
+
+int
+tu_blocker_wait(tu_blocker *b, int timeout_ms, int settle_ms)
+{
+  int64_t end = tu_now_ms() + timeout_ms;
+  int tid, seen = 0, rv = 0;
+  const int confirm = 3;
+
+  if (tu_sem_wait(&b->arrived, timeout_ms) != 0)
+    return -1;
+  tid = atomic_load(&b->tid);
+  for (;;) {
+    char st = thread_state(tid);
+    if (st == 0) {
+      rv = 1; /* no /proc: settle time only */
+      break;
+    }
+    if (st == 'S') {
+      if (++seen >= confirm)
+        break;
+    } else {
+      seen = 0;
+    }
+    if (tu_now_ms() > end)
+      return -1;
+    tu_sleep_ms(1);
+  }
+  if (settle_ms > 0)
+    tu_sleep_ms(settle_ms);
+  return rv;
+}
+
+/* ---------------------------------------------------------------- */
+
+void
+tu_fill(void *buf, size_t len, uint32_t seed)
+{
+  uint8_t *p = buf;
+  uint32_t x = seed * 2654435761u + 0x9e3779b9u;
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    p[i] = (uint8_t)(x >> 7);
+  }
+}
+
+long
+tu_check_fill(const void *buf, size_t len, uint32_t seed)
+{
+  const uint8_t *p = buf;
+  uint32_t x = seed * 2654435761u + 0x9e3779b9u;
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    if (p[i] != (uint8_t)(x >> 7))
+      return (long)i;
+  }
+  return -1;
+}
+
+const char *
+tu_code(int code)
+{
+  static _Thread_local char ring[4][96];
+  static _Thread_local unsigned next;
+  char *b = ring[next++ % 4];
+
+  snprintf(b, sizeof(ring[0]), "%s (%d, %s)", tri_code_name(code), code,
+           tri_strerror(code));
+  return b;
+}
+
+/* ---------------------------------------------------------------- */
+
+int
+tu_echo_handler(tri_stream *s, void *user_data)
+{
+  int i, rv;
+
+  (void)user_data;
+  for (i = 0; i < 1000000; i++) {
+    tri_buf *m = NULL;
+    rv = tri_stream_recv(s, &m);
+    if (rv == TRI_EOF)
+      return TRI_OK;
+    if (rv != TRI_OK)
+      return rv >= 0 ? rv : TRI_INTERNAL;
+    rv = tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
+    tri_buf_free(m);
+    if (rv != TRI_OK)
+      return rv >= 0 ? rv : TRI_INTERNAL;
+  }
+  return TRI_OUT_OF_RANGE;
+}
+
+void
+tu_hang_init(tu_hang *h)
+{
+  sem_init(&h->started, 0, 0);
+  sem_init(&h->ended, 0, 0);
+  tu_blocker_init(&h->blocked);
+  atomic_store(&h->n_started, 0);
+  atomic_store(&h->n_ended, 0);
+  atomic_store(&h->last_rc, INT32_MIN);
+  atomic_store(&h->draining, 0);
+  atomic_store(&h->remaining_ms, -2);
+}
+
+void
+tu_hang_destroy(tu_hang *h)
+{
+  sem_destroy(&h->started);
+  sem_destroy(&h->ended);
+  tu_blocker_destroy(&h->blocked);
+}
+
+int
+tu_hang_handler(tri_stream *s, void *user_data)
+{
+  tu_hang *h = user_data;
+  int i, rv = TRI_OK;
+
+  atomic_store(&h->remaining_ms, (long long)tri_stream_remaining_ms(s));
+  atomic_fetch_add(&h->n_started, 1);
+  sem_post(&h->started);
+  tu_blocker_arrive(&h->blocked);
+  for (i = 0; i < 1000000; i++) {
+    tri_buf *m = NULL;
+    rv = tri_stream_recv(s, &m);
+    if (rv != TRI_OK)
+      break;
+    tri_buf_free(m);
+  }
+  atomic_store(&h->draining, tri_stream_server_draining(s));
+  atomic_store(&h->last_rc, rv);
+  atomic_fetch_add(&h->n_ended, 1);
+  sem_post(&h->ended);
+  return rv >= 0 ? rv : TRI_OK;
+}
