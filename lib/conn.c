@@ -4,7 +4,7 @@
  * nghttp2 (STYLE.md 3).  Callers reach it through per-stream op bits queued
  * on loop->ops under loop->cmd_mu plus an eventfd wake-up (wakeup.c).
  *
- * Threads: everything here runs on the I/O thread except tri__loop_post(),
+ * Threads: everything here runs on the I/O thread except tri__stream_unlock(),
  * tri__loop_open(), tri__loop_stop(), tri__loop_drain(),
  * tri__loop_nstreams() and loop creation/join, which callers use.
  *
@@ -177,8 +177,16 @@ static void nv_free(nvbuf *b) {
 
 /* ---- posting from caller threads -------------------------------------- */
 
-void tri__loop_post(tri__loop *l, tri_stream *s, unsigned ops) {
+void tri__stream_unlock(tri_stream *s) {
+  unsigned ops = s->post_bits;
+  tri__loop *l = s->loop;
   int wake;
+
+  s->post_bits = 0;
+  if (ops == 0 || l == NULL) {
+    tri__mutex_unlock(&s->mu);
+    return;
+  }
   tri__mutex_lock(&l->cmd_mu);
   wake = tri__list_empty(&l->ops) && l->lops == 0;
   s->ops |= ops;
@@ -186,9 +194,10 @@ void tri__loop_post(tri__loop *l, tri_stream *s, unsigned ops) {
     tri__list_insert_tail(&l->ops, &s->op_link);
   else
     wake = 0;
-  tri__mutex_unlock(&l->cmd_mu);
+  tri__mutex_unlock(&s->mu);
   if (wake)
     tri__wakeup_signal(&l->wake);
+  tri__mutex_unlock(&l->cmd_mu);
 }
 
 static void post_loop_op(tri__loop *l, unsigned op) {
@@ -223,8 +232,8 @@ int tri__loop_open(tri__loop *l, tri_stream *s) {
   }
   tri__mutex_unlock(&l->cmd_mu);
   if (rv == TRI_OK)
-    tri__loop_post(l, s, TRI__OP_OPEN);
-  tri__mutex_unlock(&s->mu);
+    tri__stream_post_locked(s, TRI__OP_OPEN);
+  tri__stream_unlock(s);
   return rv;
 }
 

@@ -112,6 +112,7 @@ struct tri_stream {
   tri__conn *acct;          /* connection whose unread-bytes budget this
                                stream's queue counts against (mu) */
   unsigned ops;             /* (loop.cmd_mu) pending TRI__OP_* */
+  unsigned post_bits;       /* (mu) ops to hand over at unlock */
   tri__list op_link;        /* (loop.cmd_mu) in loop->ops */
 
   tri__timer deadline_timer; /* holds a stream ref while armed */
@@ -158,9 +159,15 @@ void tri__stream_unref(tri_stream *s);
  * waiter and, if the stream is still attached, posts OP_CANCEL.  Returns 1
  * if this call set the final status, 0 if the stream had already ended. */
 int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop);
-/* Post |ops| to the stream's loop; caller holds s->mu.  No-op when the
- * stream is detached. */
+/* Ask for |ops| on the stream's loop; caller holds s->mu.  The request is
+ * delivered by tri__stream_unlock(), which every path that posts uses to
+ * release s->mu.  No-op when the stream is detached. */
 void tri__stream_post_locked(tri_stream *s, unsigned ops);
+/* Release s->mu, first handing pending ops to the loop.  The stream lock is
+ * dropped before the wake-up write, so a thread woken on the stream does
+ * not immediately block on it; the loop lock is held across the write so
+ * the loop cannot be freed under it. */
+void tri__stream_unlock(tri_stream *s);
 /* Arm the deadline timer if the stream has a deadline (takes a ref). */
 void tri__stream_arm_deadline(tri_stream *s);
 /* Set the final status (s->mu held); wakes every waiter.  Returns 1 if it
@@ -201,9 +208,7 @@ int tri__loop_nstreams(tri__loop *l);
 /* Attach a stream created by a caller: takes a ref, posts OP_OPEN.
  * Returns TRI_OK or TRI_UNAVAILABLE when the loop is stopping. */
 int tri__loop_open(tri__loop *l, tri_stream *s);
-/* Queue |ops| for |s| (caller holds s->mu, s->loop == l).  Wakes the I/O
- * thread only when its queue goes from empty to non-empty. */
-void tri__loop_post(tri__loop *l, tri_stream *s, unsigned ops);
+
 
 /* A caller took |len| bytes off s->rq (s->mu held): update the
  * connection's unread budget and ask for window back if it was withheld. */

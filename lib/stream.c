@@ -111,7 +111,7 @@ void tri__stream_arm_deadline(tri_stream *s) {
 
 void tri__stream_post_locked(tri_stream *s, unsigned ops) {
   if (s->loop != NULL)
-    tri__loop_post(s->loop, s, ops);
+    s->post_bits |= ops;
 }
 
 static void drop_queue_locked(tri_stream *s) {
@@ -154,7 +154,7 @@ int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop) {
   set = tri__stream_final_locked(s, code, msg, drop);
   if (set)
     tri__stream_post_locked(s, TRI__OP_CANCEL);
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   if (set && tri__timer_stop(&s->deadline_timer))
     tri__stream_unref(s); /* the timer's reference; ours keeps s alive */
   return set;
@@ -234,7 +234,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       break;
     }
   }
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   tri__stream_unref(s);
   return rv;
 }
@@ -390,7 +390,7 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
       tri__stream_post_locked(s, TRI__OP_DATA);
     }
   }
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   tri__stream_unref(s);
   tri__free(comp);
   return rv;
@@ -413,7 +413,7 @@ TRI_API int tri_stream_close_send(tri_stream *s) {
       tri__stream_post_locked(s, TRI__OP_DATA);
     }
   }
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return TRI_OK;
 }
 
@@ -460,7 +460,7 @@ TRI_API int tri_stream_wait_status(tri_stream *s, int timeout_ms,
     if (message)
       *message = "";
   }
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   tri__stream_unref(s);
   return rv;
 }
@@ -486,7 +486,7 @@ TRI_API const tri_metadata *tri_stream_headers(tri_stream *s,
   }
   if (s->hdrs_ready)
     md = &s->hdrs;
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   tri__stream_unref(s);
   return md;
 }
@@ -497,7 +497,7 @@ TRI_API const tri_metadata *tri_stream_trailers(tri_stream *s) {
     return NULL;
   tri__mutex_lock(&s->mu);
   md = s->final ? &s->trl : &empty_md;
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return md;
 }
 
@@ -526,7 +526,7 @@ TRI_API int tri_stream_add_header(tri_stream *s, const char *key,
     rv = TRI_ESTATE;
   else
     rv = tri_metadata_add(&s->out_hdrs, key, value, value_len);
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return rv;
 }
 
@@ -542,7 +542,7 @@ TRI_API int tri_stream_add_trailer(tri_stream *s, const char *key,
     rv = TRI_ESTATE;
   else
     rv = tri_metadata_add(&s->out_trl, key, value, value_len);
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return rv;
 }
 
@@ -557,7 +557,7 @@ TRI_API int tri_stream_send_headers(tri_stream *s) {
     rv = s->final_code;
   else
     request_headers_locked(s);
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return rv;
 }
 
@@ -582,7 +582,7 @@ int tri__stream_finish(tri_stream *s, int code, const char *message) {
     s->io_deferred = 0;
     tri__stream_post_locked(s, TRI__OP_FINISH);
   }
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return rv;
 }
 
@@ -612,7 +612,7 @@ TRI_API int tri_stream_set_compression(tri_stream *s, const char *encoding) {
     rv = TRI_ESTATE;
   else
     s->enc_out = enc;
-  tri__mutex_unlock(&s->mu);
+  tri__stream_unlock(s);
   return rv;
 }
 
