@@ -38,6 +38,7 @@ struct tri__method {
   char *group, *version;  /* NULL = none */
   tri_handler_fn fn;
   void *ud;
+  void (*destroy)(void *ud);
 };
 
 struct tri__pool {
@@ -227,10 +228,10 @@ static int streq_null(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
-                                          const char *group,
-                                          const char *version,
-                                          tri_handler_fn fn, void *user_data) {
+TRI_API int tri_server_register_full(tri_server *srv, const char *method,
+                                     const char *group, const char *version,
+                                     tri_handler_fn fn, void *user_data,
+                                     void (*destroy)(void *user_data)) {
   if (srv == NULL || fn == NULL || !method_path_valid(method))
     return TRI_EINVAL;
   if (srv->started)
@@ -243,8 +244,11 @@ TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
     struct tri__method *m = &srv->methods[i];
     if (strcmp(m->path, method) == 0 && streq_null(m->group, group) &&
         streq_null(m->version, version)) {
+      if (m->destroy)
+        m->destroy(m->ud);
       m->fn = fn;
       m->ud = user_data;
+      m->destroy = destroy;
       return TRI_OK;
     }
   }
@@ -266,8 +270,17 @@ TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
   }
   m->fn = fn;
   m->ud = user_data;
+  m->destroy = destroy;
   srv->nmethods++;
   return TRI_OK;
+}
+
+TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
+                                          const char *group,
+                                          const char *version,
+                                          tri_handler_fn fn, void *user_data) {
+  return tri_server_register_full(srv, method, group, version, fn, user_data,
+                                  NULL);
 }
 
 TRI_API int tri_server_register(tri_server *srv, const char *method,
@@ -639,6 +652,8 @@ TRI_API void tri_server_free(tri_server *srv) {
     return;
   tri_server_shutdown(srv, 0);
   for (size_t i = 0; i < srv->nmethods; i++) {
+    if (srv->methods[i].destroy)
+      srv->methods[i].destroy(srv->methods[i].ud);
     tri__free(srv->methods[i].path);
     tri__free(srv->methods[i].group);
     tri__free(srv->methods[i].version);

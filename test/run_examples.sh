@@ -6,4 +6,12 @@
 set -u
 srcdir=${srcdir:-.}
 top_builddir=${top_builddir:-..}
+rg="$top_builddir/examples/route_guide/route_guide"
+if [ ! -x "$rg" ]; then
+  echo "FAIL: $rg was not built"
+  exit 1
+fi
+echo "== route_guide (all four RPC kinds on generated stubs)"
+timeout 60 "$rg" || { echo "FAIL: route_guide"; exit 1; }
+echo "== echo demo"
 exec sh "$srcdir/../examples/echo/run-demo.sh" "$top_builddir/examples"

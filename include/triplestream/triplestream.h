@@ -724,6 +724,18 @@ TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
                                           tri_handler_fn fn, void *user_data);
 
 /**
+ * tri_server_register_versioned() that also takes ownership of
+ * |user_data|: |destroy| (may be NULL) is called with it once, when the
+ * registration is replaced or the server is freed (after every handler has
+ * returned).  On failure nothing is taken and |destroy| is not called.
+ * Since: 0.1
+ */
+TRI_API int tri_server_register_full(tri_server *srv, const char *method,
+                                     const char *group, const char *version,
+                                     tri_handler_fn fn, void *user_data,
+                                     void (*destroy)(void *user_data));
+
+/**
  * Listen on |host_port| ("127.0.0.1:0", "[::1]:50051", "localhost:8080").
  * Port 0 picks a free port; tri_server_port() tells which.
  *

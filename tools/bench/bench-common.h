@@ -1,0 +1,128 @@
+/*
+ * bench-common: what tri-bench (C, libtriplestream) and grpc-bench (C++,
+ * gRPC C++ sync API) share, so both take identical flags and print
+ * identical result lines: option parsing, the one-invocation driver (server
+ * in a forked child, client in the parent), timing and percentiles, RSS
+ * from /proc, the hand-written protobuf encoding of the bench messages,
+ * and W7 (h2load against the server).
+ *
+ * Result line format (one line per result, on stdout; everything else goes
+ * to stderr):
+ *
+ *   tri-bench impl=IMPL workload=WN case=CASE metric=METRIC value=V [k=v]...
+ *
+ * The first token is always "tri-bench" (also for grpc-bench and
+ * tri-rawtcp) so `grep '^tri-bench '` collects every result.  IMPL is tri,
+ * grpc or raw.  CASE names the row uniquely within a workload
+ * (W1, W2.64k, W2.1k, W3.t8, W4.10000.total, W5, W6, W7).  The remaining
+ * keys depend on the workload (see tools/bench/README.md): p50_us, p99_us,
+ * n, secs, threads, size, streams, side, ok (1 = the run was valid).
+ * Values never contain spaces.
+ */
+#ifndef TRI_BENCH_COMMON_H
+#define TRI_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Method paths (tools/bench/grpc/bench.proto, package tribench). */
+#define BENCH_M_UNARY "/tribench.Bench/Unary"
+#define BENCH_M_PINGPONG "/tribench.Bench/PingPong"
+#define BENCH_M_STREAM "/tribench.Bench/Stream"
+#define BENCH_M_SILENT "/tribench.Bench/Silent"
+
+#define BENCH_MAX_LIST 8
+
+enum { BENCH_MODE_BOTH = 0, BENCH_MODE_SERVER = 1, BENCH_MODE_CLIENT = 2 };
+
+typedef struct {
+  unsigned workloads; /* bit N set = WN selected (1..7) */
+  int mode;
+  char target[256];   /* host:port of the server (client mode) */
+  int port;           /* --server: port to bind (0 = any) */
+  long server_pid;    /* client mode: server pid for W4 RSS (0 = none) */
+  int server_seconds; /* --server and the forked child: max lifetime */
+  int quick;
+
+  int size;           /* payload bytes for W1, W3, W4, W5, W7 */
+  long warmup;        /* round trips before W1 / calls before W3 */
+  long w1_n;
+  int w2_big_size;
+  long long w2_big_bytes;
+  int w2_small_size;
+  long w2_small_n;
+  long w3_calls;      /* per thread count, split over the threads */
+  int w3_threads[BENCH_MAX_LIST];
+  int w3_nthreads;
+  long w4_streams[BENCH_MAX_LIST];
+  int w4_ncounts;
+  long w4_max;        /* largest of w4_streams */
+  long w5_reps;
+  long w6_reps;
+  int w6_deadline_ms;
+  long w7_n;
+  int w7_c, w7_m, w7_t;
+  char h2load[256];
+  int h2load_timeout;
+} bench_opts;
+
+/* What the driver needs from an implementation. */
+typedef struct {
+  const char *impl; /* "tri" or "grpc" (impl= on every line) */
+  const char *prog; /* program name for messages */
+  /* Start a server on |host_port|; store the bound port.  0 or -1. */
+  int (*server_start)(const bench_opts *o, const char *host_port, int *port);
+  void (*server_stop)(void);
+  /* Run client workload |w| (1..6) against |target|.  0 or -1. */
+  int (*client_run)(const bench_opts *o, int w, const char *target);
+  /* One unary echo call, used to check the server before W7.  0 or -1. */
+  int (*check_unary)(const bench_opts *o, const char *target);
+} bench_impl;
+
+/* Parse argv (exits on --help or a bad flag), then run.  Returns the
+ * process exit status. */
+int bench_main(int argc, char **argv, const bench_impl *impl);
+
+/* ---- helpers for the implementations ---- */
+int64_t bench_now_ns(void);
+void bench_sleep_ns(int64_t ns);
+/* Print one result line: "tri-bench impl=.. workload=.. case=.. metric=..
+ * value=.." then |extra| (may be NULL or "k=v k=v"). */
+void bench_line(const char *impl, const char *workload, const char *cs,
+                const char *metric, double value, const char *extra);
+/* Sort |v| (ns) and return the |pct| (0..100) percentile in us. */
+double bench_pct_us(int64_t *v, size_t n, double pct);
+/* Latency summary "p50_us=.. p99_us=.. n=.." into |buf|. */
+void bench_lat_extra(char *buf, size_t cap, int64_t *v, size_t n);
+/* Resident set size of |pid| (0 = self) in bytes, or -1. */
+long long bench_rss_bytes(long pid);
+/* pid of the server process (forked child or --server-pid), or 0. */
+long bench_server_pid(void);
+/* Thread id of the caller (for /proc/self/task/TID/stat). */
+long bench_gettid(void);
+/* Wait until thread |tid| of this process is asleep (state S), at most
+ * |max_ms|.  Returns 0 once it is, -1 on timeout. */
+int bench_wait_parked(long tid, int max_ms);
+/* Bytes of protobuf Payload{bytes body = 1} with |size| body bytes. */
+size_t bench_pb_payload_len(size_t size);
+/* Encode Payload with |size| body bytes ('x') into |out| (cap checked).
+ * Returns the encoded length, 0 if it does not fit. */
+size_t bench_pb_payload(uint8_t *out, size_t cap, size_t size);
+/* Encode / decode StreamReq{uint32 size = 1; uint64 count = 2}. */
+size_t bench_pb_streamreq(uint8_t *out, size_t cap, uint32_t size,
+                          uint64_t count);
+int bench_pb_streamreq_decode(const uint8_t *p, size_t n, uint32_t *size,
+                              uint64_t *count);
+/* Message of the last failure, for result lines. */
+void bench_die(const char *prog, const char *fmt, ...);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRI_BENCH_COMMON_H */

@@ -1,0 +1,363 @@
+/*
+ * tri-rawtcp: the architectural floor for tri-bench - plain loopback TCP,
+ * no HTTP/2, no framing, no library.
+ *
+ *   tri-rawtcp [--workload=W1,W2] [--quick] [--procs] [--cpu=none|same|split]
+ *              [--n=100000] [--size=64] [--bytes=1073741824] [--chunk=65536]
+ *
+ * W1: ping-pong, |size| bytes each way on one TCP_NODELAY connection,
+ *     |n| round trips (after 1000 untimed) -> round trips/s, p50/p99.
+ * W2: bulk, one side writes |bytes| in |chunk|-byte write()s, the other
+ *     reads them and answers one byte at the end -> MB/s (10^6 bytes).
+ * The echo / sink side runs in a second thread (default) or, with --procs,
+ * in a forked process.  --cpu=same pins both sides to CPU 0, split pins
+ * them to CPUs 0 and 1 (cross-CPU wake-ups), none leaves it to the kernel.
+ *
+ * Output: one line per result, the same format as tri-bench (see
+ * bench-common.h), impl=raw, with case=W1 and case=W2.big so the rows line
+ * up with tri-bench's:
+ *
+ *   tri-bench impl=raw workload=W1 case=W1 metric=rt_per_s value=.. \
+ *       p50_us=.. p99_us=.. n=.. secs=.. mode=threads cpu=none ok=1
+ *   tri-bench impl=raw workload=W2 case=W2.big metric=MB_per_s value=.. \
+ *       bytes=.. chunk=.. secs=.. mode=threads cpu=none ok=1
+ *
+ * Every socket has 30 s send / receive timeouts, so nothing blocks forever.
+ */
+#define _GNU_SOURCE 1
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench-common.h"
+
+#define PROG "tri-rawtcp"
+
+static long n_rt = 100000, warm = 1000;
+static size_t msg_size = 64, chunk = 65536;
+static long long total_bytes = 1LL << 30;
+static int use_procs, cpu_mode; /* 0 none, 1 same, 2 split */
+static const char *cpu_names[] = {"none", "same", "split"};
+
+static void pin(int side) {
+  cpu_set_t set;
+  if (cpu_mode == 0)
+    return;
+  CPU_ZERO(&set);
+  CPU_SET(cpu_mode == 2 ? side : 0, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0)
+    perror(PROG ": sched_setaffinity");
+}
+
+static void sock_opts(int fd) {
+  int one = 1;
+  struct timeval tv = {30, 0};
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static int listen_any(int *port) {
+  struct sockaddr_in a;
+  socklen_t al = sizeof a;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static int connect_to(int port) {
+  struct sockaddr_in a;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons((uint16_t)port);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  sock_opts(fd);
+  return fd;
+}
+
+static int read_full(int fd, void *p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)p + got, n - got);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR)
+        continue;
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+static int write_full(int fd, const void *p, size_t n) {
+  size_t put = 0;
+  while (put < n) {
+    ssize_t w = write(fd, (const char *)p + put, n - put);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR)
+        continue;
+      return -1;
+    }
+    put += (size_t)w;
+  }
+  return 0;
+}
+
+/* The passive side: accept one connection, then echo (W1) or sink (W2). */
+typedef struct {
+  int lfd;
+  int bulk;
+} peer_arg;
+
+static void *peer(void *p) {
+  peer_arg *a = p;
+  int fd;
+  pin(1);
+  fd = accept(a->lfd, NULL, NULL);
+  if (fd < 0)
+    return NULL;
+  sock_opts(fd);
+  if (!a->bulk) {
+    char *buf = malloc(msg_size);
+    for (long i = 0; buf && i < warm + n_rt; i++)
+      if (read_full(fd, buf, msg_size) != 0 ||
+          write_full(fd, buf, msg_size) != 0)
+        break;
+    free(buf);
+  } else {
+    size_t cap = 256 * 1024;
+    char *buf = malloc(cap);
+    long long got = 0;
+    while (buf && got < total_bytes) {
+      ssize_t r = read(fd, buf, cap);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR)
+          continue;
+        break;
+      }
+      got += r;
+    }
+    if (got == total_bytes)
+      (void)write_full(fd, "k", 1);
+    free(buf);
+  }
+  close(fd);
+  return NULL;
+}
+
+/* Start the passive side as a thread or a process. */
+static int start_peer(peer_arg *a, pthread_t *th, pid_t *pid) {
+  if (use_procs) {
+    fflush(NULL);
+    *pid = fork();
+    if (*pid < 0)
+      return -1;
+    if (*pid == 0) {
+      peer(a);
+      _exit(0);
+    }
+    return 0;
+  }
+  *pid = -1;
+  return pthread_create(th, NULL, peer, a) == 0 ? 0 : -1;
+}
+
+static void stop_peer(pthread_t th, pid_t pid) {
+  if (pid > 0)
+    waitpid(pid, NULL, 0);
+  else
+    pthread_join(th, NULL);
+}
+
+static int run_pingpong(void) {
+  int port, lfd = listen_any(&port), fd, ok = 1;
+  peer_arg a = {lfd, 0};
+  pthread_t th;
+  pid_t pid;
+  char *buf = malloc(msg_size), extra[256];
+  int64_t *lat = malloc(sizeof *lat * (size_t)n_rt), t0 = 0, t1;
+
+  if (lfd < 0 || !buf || !lat || start_peer(&a, &th, &pid) != 0) {
+    fprintf(stderr, PROG ": W1 setup failed\n");
+    return -1;
+  }
+  pin(0);
+  fd = connect_to(port);
+  memset(buf, 'x', msg_size);
+  for (long i = 0; fd >= 0 && i < warm + n_rt; i++) {
+    int64_t s;
+    if (i == warm)
+      t0 = bench_now_ns();
+    s = bench_now_ns();
+    if (write_full(fd, buf, msg_size) != 0 ||
+        read_full(fd, buf, msg_size) != 0) {
+      ok = 0;
+      break;
+    }
+    if (i >= warm)
+      lat[i - warm] = bench_now_ns() - s;
+  }
+  t1 = bench_now_ns();
+  if (fd >= 0)
+    close(fd);
+  else
+    ok = 0;
+  stop_peer(th, pid);
+  close(lfd);
+  if (ok) {
+    double secs = (double)(t1 - t0) / 1e9;
+    bench_lat_extra(extra, sizeof extra, lat, (size_t)n_rt);
+    snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+             " secs=%.3f size=%zu mode=%s cpu=%s ok=1", secs, msg_size,
+             use_procs ? "procs" : "threads", cpu_names[cpu_mode]);
+    bench_line("raw", "W1", "W1", "rt_per_s", (double)n_rt / secs, extra);
+  } else {
+    fprintf(stderr, PROG ": W1 failed\n");
+  }
+  free(buf);
+  free(lat);
+  return ok ? 0 : -1;
+}
+
+static int run_bulk(void) {
+  int port, lfd = listen_any(&port), fd, ok = 1;
+  peer_arg a = {lfd, 1};
+  pthread_t th;
+  pid_t pid;
+  char *buf = malloc(chunk), ack, extra[256];
+  long long put = 0;
+  int64_t t0, t1;
+
+  if (lfd < 0 || !buf || start_peer(&a, &th, &pid) != 0) {
+    fprintf(stderr, PROG ": W2 setup failed\n");
+    return -1;
+  }
+  pin(0);
+  fd = connect_to(port);
+  memset(buf, 'x', chunk);
+  t0 = bench_now_ns();
+  while (fd >= 0 && put < total_bytes) {
+    size_t n = total_bytes - put < (long long)chunk ? (size_t)(total_bytes - put)
+                                                    : chunk;
+    if (write_full(fd, buf, n) != 0) {
+      ok = 0;
+      break;
+    }
+    put += (long long)n;
+  }
+  if (fd < 0 || !ok || read_full(fd, &ack, 1) != 0)
+    ok = 0;
+  t1 = bench_now_ns();
+  if (fd >= 0)
+    close(fd);
+  stop_peer(th, pid);
+  close(lfd);
+  free(buf);
+  if (!ok) {
+    fprintf(stderr, PROG ": W2 failed\n");
+    return -1;
+  }
+  {
+    double secs = (double)(t1 - t0) / 1e9;
+    snprintf(extra, sizeof extra,
+             "bytes=%lld chunk=%zu secs=%.3f mode=%s cpu=%s ok=1",
+             total_bytes, chunk, secs, use_procs ? "procs" : "threads",
+             cpu_names[cpu_mode]);
+    bench_line("raw", "W2", "W2.big", "MB_per_s",
+               (double)total_bytes / 1e6 / secs, extra);
+  }
+  return 0;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+"usage: " PROG " [--workload=W1,W2] [--quick] [--procs] [--cpu=none|same|split]\n"
+"       [--n=100000] [--size=64] [--bytes=1073741824] [--chunk=65536]\n");
+}
+
+static long long num(const char *v, long long lo, long long hi) {
+  char *end;
+  long long x;
+  errno = 0;
+  x = strtoll(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi) {
+    fprintf(stderr, PROG ": bad value %s\n", v);
+    exit(2);
+  }
+  return x;
+}
+
+int main(int argc, char **argv) {
+  int do_w1 = 0, do_w2 = 0, rc = 0;
+  signal(SIGPIPE, SIG_IGN);
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--quick") == 0) {
+      n_rt = 5000;
+      warm = 200;
+      total_bytes = 256LL << 20;
+    }
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--quick") == 0) {
+    } else if (strcmp(a, "--procs") == 0) {
+      use_procs = 1;
+    } else if (strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strncmp(a, "--workload=", 11) == 0) {
+      do_w1 |= strstr(a + 11, "W1") != NULL;
+      do_w2 |= strstr(a + 11, "W2") != NULL;
+    } else if (strcmp(a, "--cpu=none") == 0) {
+      cpu_mode = 0;
+    } else if (strcmp(a, "--cpu=same") == 0) {
+      cpu_mode = 1;
+    } else if (strcmp(a, "--cpu=split") == 0) {
+      cpu_mode = 2;
+    } else if (strncmp(a, "--n=", 4) == 0) {
+      n_rt = (long)num(a + 4, 1, 100000000);
+    } else if (strncmp(a, "--size=", 7) == 0) {
+      msg_size = (size_t)num(a + 7, 1, 1 << 20);
+    } else if (strncmp(a, "--bytes=", 8) == 0) {
+      total_bytes = num(a + 8, 1, 1LL << 40);
+    } else if (strncmp(a, "--chunk=", 8) == 0) {
+      chunk = (size_t)num(a + 8, 1, 64 << 20);
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (!do_w1 && !do_w2)
+    do_w1 = do_w2 = 1;
+  if (do_w1 && run_pingpong() != 0)
+    rc = 1;
+  if (do_w2 && run_bulk() != 0)
+    rc = 1;
+  return rc;
+}
