@@ -368,10 +368,13 @@ static tri__conn *conn_alloc(tri__loop *l, int fd, int is_server) {
     tri__free(c);
     return NULL;
   }
-  nghttp2_settings_entry iv[4];
+  nghttp2_settings_entry iv[5];
   size_t niv = 0;
   iv[niv].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
   iv[niv++].value = TRI__STREAM_WINDOW;
+  /* 1.6: accept large DATA frames; fewer frames per large message. */
+  iv[niv].settings_id = NGHTTP2_SETTINGS_MAX_FRAME_SIZE;
+  iv[niv++].value = TRI__MAX_FRAME;
   iv[niv].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
   iv[niv++].value =
       is_server ? (uint32_t)l->cfg.max_header_list : TRI__MAX_HEADER_LIST;
@@ -488,8 +491,12 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   nv_adds(&b, ":scheme", "http");
   nv_adds(&b, ":path", s->method);
   nv_adds(&b, ":authority", l->authority);
-  if (s->deadline_ns != TRI__NO_DEADLINE)
+  if (s->deadline_ns != TRI__NO_DEADLINE) {
     nv_adds(&b, "grpc-timeout", tmo);
+    /* A fresh value per call: indexing it would only fill the HPACK table
+     * and slow every later lookup. */
+    b.nv[b.n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+  }
   nv_adds(&b, "content-type", "application/grpc");
   nv_adds(&b, "te", "trailers");
   nv_adds(&b, "user-agent", "grpc-c-triplestream/" PACKAGE_VERSION);
@@ -651,7 +658,8 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
   /* Wake the sender only once the space it waits for is there (or the
    * ring is empty), not on every frame. */
   if (n > 0 && s->snd_waiters > 0 &&
-      (s->sb_len == 0 || s->sb_cap - s->sb_len >= s->snd_need))
+      (s->sb_len == 0 ||
+       (s->sb_len < s->sb_base && s->sb_base - s->sb_len >= s->snd_need)))
     tri__cond_broadcast(&s->snd_cv);
   if (s->sb_len == 0 && s->send_closed) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -674,6 +682,21 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------ */
+
+/* Send DATA frames as large as flow control and the peer's
+ * SETTINGS_MAX_FRAME_SIZE allow (PROTOCOL.md 1.6), not nghttp2's 16 KiB. */
+static ssize_t read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
+                              int32_t conn_win, int32_t stream_win,
+                              uint32_t max_frame, void *ud) {
+  int64_t n = TRI__MIN((int64_t)conn_win, (int64_t)stream_win);
+  n = TRI__MIN(n, (int64_t)max_frame);
+  n = TRI__MIN(n, (int64_t)TRI__MAX_FRAME);
+  (void)sess;
+  (void)type;
+  (void)id;
+  (void)ud;
+  return n < 1 ? 1 : (ssize_t)n;
+}
 
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f,
                             void *ud) {
@@ -984,10 +1007,42 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
   }
 }
 
+/* Append |n| messages to s->rq and account |len| received bytes for flow
+ * control (*owe set when the stream window must be withheld). */
+static void queue_msgs(tri__conn *c, tri_stream *s, tri_buf **msgs, size_t n,
+                       size_t len, int *owe) {
+  int wake = 0;
+  tri__mutex_lock(&s->mu);
+  for (size_t i = 0; i < n; i++) {
+    tri_buf *m = msgs[i];
+    if (s->drop) {
+      tri__free(m);
+      continue;
+    }
+    tri__list_insert_tail(&s->rq, &m->link);
+    s->rq_bytes += m->len;
+    if (s->acct == NULL)
+      s->acct = c;
+    __atomic_add_fetch(&c->rq_total, m->len, __ATOMIC_RELAXED);
+    wake = 1;
+  }
+  wake = wake && s->rcv_waiters > 0;
+  if (owe != NULL) {
+    *owe = s->rq_bytes >= s->rq_limit;
+    if (*owe)
+      s->unacked += len;
+  }
+  tri__mutex_unlock(&s->mu);
+  /* Broadcast: status and header waiters share rcv_cv with the receiver. */
+  if (wake)
+    tri__cond_broadcast(&s->rcv_cv);
+}
+
 static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
                          const uint8_t *data, size_t len, void *ud) {
   tri__conn *c = ud;
-  size_t off = 0;
+  size_t off = 0, nmsg = 0;
+  tri_buf *batch[32];
   int owe;
 
   if (c->dead)
@@ -1041,6 +1096,8 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
     }
     if (rv != TRI_OK) {
       char buf[200];
+      queue_msgs(c, s, batch, nmsg, 0, NULL); /* dropped with the stream */
+      nmsg = 0;
       snprintf(buf, sizeof(buf), "%s", err ? err : tri_strerror(rv));
       nghttp2_session_consume_stream(sess, id, len);
       if (c->is_server) {
@@ -1053,26 +1110,15 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
       return 0;
     }
     if (m != NULL) {
-      tri__mutex_lock(&s->mu);
-      if (s->drop) {
-        tri__free(m);
-      } else {
-        tri__list_insert_tail(&s->rq, &m->link);
-        s->rq_bytes += m->len;
-        if (s->acct == NULL)
-          s->acct = c;
-        __atomic_add_fetch(&c->rq_total, m->len, __ATOMIC_RELAXED);
-        if (s->rcv_waiters > 0)
-          tri__cond_signal(&s->rcv_cv);
-      }
-      tri__mutex_unlock(&s->mu);
+      if (nmsg < TRI__ARRAY_LEN(batch))
+        batch[nmsg++] = m;
+      else
+        queue_msgs(c, s, &m, 1, 0, NULL); /* more than a batch per chunk */
     }
   }
-  tri__mutex_lock(&s->mu);
-  owe = s->rq_bytes >= s->rq_limit;
-  if (owe)
-    s->unacked += len;
-  tri__mutex_unlock(&s->mu);
+  /* One lock round for the whole chunk; the waiter is signalled after the
+   * lock is released so it does not wake into a held mutex. */
+  queue_msgs(c, s, batch, nmsg, len, &owe);
   if (!owe)
     nghttp2_session_consume_stream(sess, id, len);
   (void)flags;
@@ -1589,6 +1635,8 @@ static tri__loop *loop_alloc(int is_server) {
   nghttp2_session_callbacks_set_on_frame_send_callback(l->cbs, on_frame_send);
   nghttp2_session_callbacks_set_on_frame_not_send_callback(l->cbs,
                                                            on_frame_not_send);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(
+      l->cbs, read_length_cb);
   if (nghttp2_option_new(&l->opt) != 0)
     goto fail_cbs;
   nghttp2_option_set_no_auto_window_update(l->opt, 1); /* 13.4 */

@@ -149,22 +149,33 @@ int tri__md_key_is_bin(const char *key, size_t len) {
 }
 
 int tri__md_is_reserved(const char *key, size_t len) {
-  static const char *const reserved[] = {
-      "content-type", "user-agent",   "te",
-      "grpc-encoding", "grpc-accept-encoding", "grpc-message",
-      "grpc-status",  "grpc-timeout", "grpc-status-details-bin",
-      "grpc-message-type"};
-  size_t i;
-
+  /* Dispatch on length first: this runs once per received header. */
   if (key == NULL || len == 0)
     return 0;
   if (key[0] == ':') /* pseudo-headers */
     return 1;
-  for (i = 0; i < TRI__ARRAY_LEN(reserved); i++) {
-    if (key_eq(key, len, reserved[i]))
-      return 1;
+  switch (len) {
+  case 2:
+    return key_eq(key, len, "te");
+  case 10:
+    return key_eq(key, len, "user-agent");
+  case 11:
+    return key_eq(key, len, "grpc-status");
+  case 12:
+    return key_eq(key, len, "content-type") ||
+           key_eq(key, len, "grpc-message") ||
+           key_eq(key, len, "grpc-timeout");
+  case 13:
+    return key_eq(key, len, "grpc-encoding");
+  case 17:
+    return key_eq(key, len, "grpc-message-type");
+  case 20:
+    return key_eq(key, len, "grpc-accept-encoding");
+  case 23:
+    return key_eq(key, len, "grpc-status-details-bin");
+  default:
+    return 0;
   }
-  return 0;
 }
 
 /* ---- base64, RFC 4648 section 4 ---- */
@@ -323,7 +334,18 @@ size_t tri__timeout_encode(int64_t ns, char *out) {
     if (v <= TIMEOUT_MAX_VALUE)
       break;
   }
-  return (size_t)snprintf(out, 16, "%lld%c", (long long)v, unit);
+  /* v has at most 8 digits here; no snprintf on the per-call path. */
+  char tmp[24];
+  size_t n = 0, len = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0 && n < sizeof(tmp));
+  while (n > 0)
+    out[len++] = tmp[--n];
+  out[len++] = unit;
+  out[len] = '\0';
+  return len;
 }
 
 int tri__timeout_parse(const char *s, size_t len, int64_t *ns) {

@@ -290,50 +290,63 @@ size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n) {
   return n;
 }
 
+/* Make the ring's allocation hold |want| bytes (s->mu held).  The ring
+ * starts small and doubles, so an idle or lightly used stream costs a few
+ * KiB, not the whole send buffer. */
+static int ring_reserve(tri_stream *s, size_t want) {
+  size_t cap;
+  uint8_t *nb;
+
+  if (s->sb != NULL && s->sb_cap >= want)
+    return TRI_OK;
+  cap = s->sb != NULL ? s->sb_cap : 4096;
+  while (cap < want)
+    cap *= 2;
+  if (cap > TRI__MAX(s->sb_base, want))
+    cap = TRI__MAX(s->sb_base, want);
+  nb = tri__malloc(cap);
+  if (nb == NULL)
+    return TRI_ENOMEM;
+  if (s->sb != NULL) {
+    size_t n = s->sb_len;
+    tri__stream_ring_get(s, nb, n); /* linearise; frees an oversized ring */
+    s->sb_len = n;
+    tri__free(s->sb);
+  }
+  s->sb = nb;
+  s->sb_cap = cap;
+  s->sb_head = 0;
+  return TRI_OK;
+}
+
 /* Queue |hdr| + |payload| (s->mu held), all or nothing: wait (bounded by
- * |deadline|) until the whole framed message fits, so a timeout never
- * leaves half a message behind and the stream stays usable.  A message
- * larger than the ring waits for an empty ring, which then grows to hold
- * it once and shrinks back when drained: memory stays bounded by
- * max(send buffer, the message the caller already holds). */
+ * |deadline|) until the whole framed message fits in the send buffer, so a
+ * timeout never leaves half a message behind and the stream stays usable.
+ * A message larger than the buffer waits for it to be empty and is then
+ * taken whole: memory stays bounded by max(send buffer, the message the
+ * caller already holds). */
 static int write_locked(tri_stream *s, const uint8_t *hdr,
                         const uint8_t *payload, size_t plen,
                         int64_t deadline) {
   size_t total = TRI__FRAME_HDR_LEN + plen;
+  int rv;
 
   for (;;) {
     if (s->final)
       return final_rv(s);
-    size_t cap = s->sb ? s->sb_cap : s->sb_base;
-    if (total <= cap - s->sb_len)
+    if (s->sb_len + total <= s->sb_base || s->sb_len == 0)
       break;
-    if (total > cap && s->sb_len == 0) {
-      tri__free(s->sb);
-      s->sb = NULL;
-      s->sb_cap = total;
-      s->sb_head = 0;
-      break;
-    }
-    s->snd_need = total > cap ? cap : total;
+    s->snd_need = total > s->sb_base ? s->sb_base : total;
     s->snd_waiters++;
     int r = tri__cond_wait_until(&s->snd_cv, &s->mu, deadline);
     s->snd_waiters--;
-    if (r == ETIMEDOUT && !s->final) {
-      cap = s->sb ? s->sb_cap : s->sb_base;
-      if (!(total <= cap - s->sb_len || (total > cap && s->sb_len == 0)))
-        return TRI_ETIMEDOUT;
-    }
+    if (r == ETIMEDOUT && !s->final &&
+        !(s->sb_len + total <= s->sb_base || s->sb_len == 0))
+      return TRI_ETIMEDOUT;
   }
-  if (s->sb == NULL) {
-    if (s->sb_cap < s->sb_base)
-      s->sb_cap = s->sb_base;
-    s->sb = tri__malloc(s->sb_cap);
-    if (s->sb == NULL) {
-      s->sb_cap = s->sb_base;
-      return TRI_ENOMEM;
-    }
-    s->sb_head = 0;
-  }
+  rv = ring_reserve(s, s->sb_len + total);
+  if (rv != TRI_OK)
+    return rv;
   ring_put(s, hdr, TRI__FRAME_HDR_LEN);
   if (plen)
     ring_put(s, payload, plen);
