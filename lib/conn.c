@@ -1110,10 +1110,12 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
       return 0;
     }
     if (m != NULL) {
-      if (nmsg < TRI__ARRAY_LEN(batch))
-        batch[nmsg++] = m;
-      else
-        queue_msgs(c, s, &m, 1, 0, NULL); /* more than a batch per chunk */
+      if (nmsg == TRI__ARRAY_LEN(batch)) {
+        /* a full batch goes first: order on the stream must be kept */
+        queue_msgs(c, s, batch, nmsg, 0, NULL);
+        nmsg = 0;
+      }
+      batch[nmsg++] = m;
     }
   }
   /* One lock round for the whole chunk; the waiter is signalled after the
@@ -1376,6 +1378,10 @@ static int conn_read(tri__conn *c) {
     }
     if (c->dead)
       return -1;
+    /* A short read drained the socket: epoll (level-triggered) reports
+     * more later, so skip the recv() that would only say EAGAIN. */
+    if ((size_t)n < sizeof(c->rbuf))
+      return 0;
   }
   return 0;
 }

@@ -114,8 +114,13 @@ void tri__wakeup_drain(tri__wakeup *w) {
       char buf[64];
       n = read(w->rfd, buf, sizeof(buf));
 #endif
+#ifdef HAVE_SYS_EVENTFD_H
       if (n > 0)
-        continue; /* a pipe may hold more; an eventfd now reads EAGAIN */
+        break; /* one read resets an eventfd: no second read for EAGAIN */
+#else
+      if (n > 0)
+        continue; /* a pipe may hold more */
+#endif
       if (n == -1 && errno == EINTR)
         continue;
       break; /* EAGAIN (empty), EOF or error */
