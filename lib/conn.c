@@ -59,6 +59,11 @@ struct tri__conn {
   size_t rq_total;         /* atomic: unread bytes queued on its streams */
   size_t conn_owed;        /* connection window withheld (I/O thread) */
   int owed_flag;           /* atomic: conn_owed > 0 */
+  tri__quota *quota;       /* server: handler share of this connection */
+  int64_t rst_window_ns;   /* server: start of the reset-counting second */
+  int rst_count;           /* client RST_STREAMs in that second */
+  int big_headers;         /* oversized request header lists seen */
+  int fatal;               /* nghttp2 error that ended the session */
   int64_t ping_sent_ns;    /* keepalive PING outstanding since, or 0 */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
@@ -348,6 +353,7 @@ static void conn_close(tri__conn *c, const char *why) {
   if (l->cur == c)
     l->cur = NULL;
   tri__list_remove(&c->link);
+  tri__quota_unref(c->quota);
   tri__free(c->wbuf);
   tri__free(c);
 }
@@ -388,6 +394,15 @@ static tri__conn *conn_alloc(tri__loop *l, int fd, int is_server) {
   nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, niv);
   nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0,
                                         TRI__CONN_WINDOW);
+  if (is_server) {
+    c->quota = tri__calloc(1, sizeof(*c->quota));
+    if (c->quota == NULL) {
+      nghttp2_session_del(c->sess);
+      tri__free(c);
+      return NULL;
+    }
+    c->quota->refs = 1;
+  }
   tri__list_insert_tail(&l->conns, &c->link);
   return c;
 }
@@ -710,6 +725,8 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f,
   if (s == NULL)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST this stream */
   s->srv = l->srv;
+  s->quota = c->quota;
+  __atomic_add_fetch(&c->quota->refs, 1, __ATOMIC_RELAXED);
   s->conn = c;
   s->id = f->hd.stream_id;
   s->io_state = IO_OPEN;
@@ -729,13 +746,25 @@ static int hdr_is(const uint8_t *name, size_t len, const char *lit) {
   return len == n && memcmp(name, lit, n) == 0;
 }
 
-static void on_server_header(tri_stream *s, size_t limit, const uint8_t *name,
-                             size_t nlen, const uint8_t *val, size_t vlen) {
+static int on_server_header(tri__conn *c, tri_stream *s, size_t limit,
+                            const uint8_t *name, size_t nlen,
+                            const uint8_t *val, size_t vlen) {
   /* 1.5: name + value + 32 per field against the advertised limit. */
   s->hdr_bytes += nlen + vlen + 32;
   if (s->hdr_bytes > limit) {
+    if (!s->hdr_too_big)
+      c->big_headers++;
     s->hdr_too_big = 1;
-    return;
+    /* Far past the limit (an HPACK bomb), or a peer that keeps sending
+     * oversized header lists: stop decoding for it at all.  Every byte
+     * decoded here is I/O-thread time taken from the other connections. */
+    if (s->hdr_bytes > 4 * limit || c->big_headers >= 3) {
+      nghttp2_session_terminate_session2(
+          c->sess, nghttp2_session_get_last_proc_stream_id(c->sess),
+          NGHTTP2_ENHANCE_YOUR_CALM);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
   }
   if (hdr_is(name, nlen, ":path")) {
     tri__free(s->method);
@@ -771,6 +800,7 @@ static void on_server_header(tri_stream *s, size_t limit, const uint8_t *name,
   }
   if (!tri__md_is_reserved((const char *)name, nlen))
     tri__md_add_wire(&s->hdrs, (const char *)name, nlen, val, vlen);
+  return 0;
 }
 
 static void on_client_header(tri_stream *s, const nghttp2_frame *f,
@@ -829,7 +859,8 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f,
   if (s == NULL || s->io_state != IO_OPEN)
     return 0;
   if (c->is_server)
-    on_server_header(s, c->loop->cfg.max_header_list, name, nlen, val, vlen);
+    return on_server_header(c, s, c->loop->cfg.max_header_list, name, nlen,
+                            val, vlen);
   else
     on_client_header(s, f, name, nlen, val, vlen);
   return 0;
@@ -986,6 +1017,22 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
   case NGHTTP2_SETTINGS:
     if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
       c->handshaking = 0;
+    return 0;
+  case NGHTTP2_RST_STREAM:
+    if (c->is_server && c->loop->cfg.max_resets_per_s > 0) {
+      /* Rapid reset (CVE-2023-44487): more client resets in one second
+       * than the limit ends the connection with ENHANCE_YOUR_CALM, before
+       * nghttp2's own limiter (which answers INTERNAL_ERROR). */
+      int64_t now = tri__now_ns();
+      if (now - c->rst_window_ns > 1000 * TRI__NS_PER_MS) {
+        c->rst_window_ns = now;
+        c->rst_count = 0;
+      }
+      if (++c->rst_count > c->loop->cfg.max_resets_per_s)
+        nghttp2_session_terminate_session2(
+            sess, nghttp2_session_get_last_proc_stream_id(sess),
+            NGHTTP2_ENHANCE_YOUR_CALM);
+    }
     return 0;
   case NGHTTP2_GOAWAY:
     c->goaway = 1; /* 8.1: no new streams here; nghttp2 closes streams
@@ -1356,6 +1403,38 @@ static int conn_flush(tri__conn *c) {
   return 0;
 }
 
+/* nghttp2 stops serialising after a fatal receive error (flood, bad
+ * frame), so tell the peer why with a GOAWAY written by hand: 9-byte frame
+ * header, last stream id, error code.  Best effort, never blocks.  Not for
+ * a bad preface: that peer does not speak HTTP/2. */
+static void conn_raw_goaway(tri__conn *c) {
+  uint32_t code;
+  uint8_t f[17];
+
+  if (c->fd < 0 || c->sess == NULL || c->fatal == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+    return;
+  code = c->fatal == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM
+                                         : NGHTTP2_PROTOCOL_ERROR;
+  uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(c->sess);
+  memset(f, 0, sizeof(f));
+  f[2] = 8;                     /* length */
+  f[3] = NGHTTP2_GOAWAY;        /* type; flags 0; stream 0 */
+  f[9] = (uint8_t)(last >> 24);
+  f[10] = (uint8_t)(last >> 16);
+  f[11] = (uint8_t)(last >> 8);
+  f[12] = (uint8_t)last;
+  f[13] = (uint8_t)(code >> 24);
+  f[14] = (uint8_t)(code >> 16);
+  f[15] = (uint8_t)(code >> 8);
+  f[16] = (uint8_t)code;
+  /* wbuf holds whole frames, so the GOAWAY lands on a frame boundary. */
+  if (wbuf_append(c, f, sizeof(f)) != 0)
+    return;
+  ssize_t w = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)w;
+}
+
 static int conn_read(tri__conn *c) {
   /* Bounded per wake-up so one busy connection cannot starve others. */
   for (int i = 0; i < 16; i++) {
@@ -1374,6 +1453,7 @@ static int conn_read(tri__conn *c) {
     ssize_t r = nghttp2_session_mem_recv(c->sess, c->rbuf, (size_t)n);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
+      c->fatal = (int)r;
       return -2;
     }
     if (c->dead)
@@ -1408,7 +1488,8 @@ static void conn_event(tri__conn *c, uint32_t ev) {
   if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
     int r = conn_read(c);
     if (r == -2) {
-      conn_flush(c); /* let nghttp2's GOAWAY out if it queued one */
+      conn_flush(c); /* what nghttp2 still queued, then our GOAWAY */
+      conn_raw_goaway(c);
       conn_close(c, "protocol error");
       return;
     }
@@ -1450,7 +1531,11 @@ static void start_drain(tri__loop *l) {
   tri__list *n;
   l->draining = 1;
   if (l->listen_fd >= 0) {
+    /* Close at once: new connections are refused, not left in a backlog
+     * nobody accepts from.  The loop owns the listening socket. */
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
+    close(l->listen_fd);
+    l->listen_fd = -1;
   }
   for (n = l->conns.next; n != &l->conns; n = n->next) {
     tri__conn *c = tri__container_of(n, tri__conn, link);
@@ -1721,6 +1806,8 @@ void tri__loop_join_free(tri__loop *l) {
   } else {
     teardown(l);
   }
+  if (l->listen_fd >= 0)
+    close(l->listen_fd);
   nghttp2_option_del(l->opt);
   nghttp2_session_callbacks_del(l->cbs);
   tri__wakeup_close(&l->wake);

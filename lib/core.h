@@ -24,6 +24,20 @@
 #include "timer.h"
 
 typedef struct tri__loop tri__loop;
+
+/* Per-connection share of the server's handler threads.  Refcounted: the
+ * connection and each of its server streams hold a reference, so a handler
+ * still running after its connection closed can give its slot back. */
+typedef struct tri__quota {
+  int refs;    /* atomic */
+  int running; /* handlers running for this connection (pool.mu) */
+  int queued;  /* its streams waiting for a worker (pool.mu) */
+} tri__quota;
+
+static inline void tri__quota_unref(tri__quota *q) {
+  if (q != NULL && __atomic_sub_fetch(&q->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    tri__free(q);
+}
 typedef struct tri__conn tri__conn;
 typedef struct tri__pool tri__pool;
 
@@ -139,6 +153,7 @@ struct tri_stream {
 
   /* server only */
   struct tri_server *srv;
+  tri__quota *quota;        /* its connection's handler share (ref) */
   void *handler;            /* const struct tri__method * */
   tri__list wq_link;        /* (pool.mu) in pool->queue */
   tri__timer queue_timer;   /* bounded wait for a worker */
@@ -195,6 +210,7 @@ typedef struct {
   size_t conn_rq_limit;      /* unread bytes per connection */
   int64_t handshake_ms;      /* client preface + SETTINGS */
   int64_t idle_ms;           /* 0 = never close idle connections */
+  int max_resets_per_s;      /* client RST_STREAMs before ENHANCE_YOUR_CALM */
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg);

@@ -31,6 +31,8 @@ struct tri_server_opts {
   size_t max_recv, send_buf, recv_queue, worker_stack;
   int64_t handshake_ms, idle_ms;
   size_t max_header_list, conn_recv_queue;
+  int max_per_conn;        /* 0 = max_workers / 8, at least 16 */
+  int max_resets_per_s;
 };
 
 struct tri__method {
@@ -51,6 +53,7 @@ struct tri__pool {
   pthread_t *threads;
   int stop;
   int busy;                /* handlers running */
+  int per_conn;            /* max handlers running per connection */
 };
 
 struct tri_server {
@@ -82,6 +85,8 @@ static void server_opts_defaults(tri_server_opts *o) {
   o->idle_ms = 0;
   o->max_header_list = TRI__MAX_HEADER_LIST;
   o->conn_recv_queue = TRI__DEF_CONN_RQ;
+  o->max_per_conn = 0;
+  o->max_resets_per_s = 500;
 }
 
 TRI_API tri_server_opts *tri_server_opts_new(void) {
@@ -179,6 +184,21 @@ TRI_API int tri_server_opts_set_conn_recv_queue(tri_server_opts *o,
   return TRI_OK;
 }
 
+TRI_API int tri_server_opts_set_max_handlers_per_conn(tri_server_opts *o,
+                                                      int n) {
+  if (o == NULL || n < 0)
+    return TRI_EINVAL;
+  o->max_per_conn = n;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n) {
+  if (o == NULL || n < 0)
+    return TRI_EINVAL;
+  o->max_resets_per_s = n;
+  return TRI_OK;
+}
+
 /* ---- server object ---------------------------------------------------- */
 
 TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
@@ -200,6 +220,9 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   tri__list_init(&srv->pool.queue);
   srv->pool.max_threads = srv->opts.max_workers;
   srv->pool.max_queue = (size_t)srv->opts.max_workers * 4 + 64;
+  srv->pool.per_conn = srv->opts.max_per_conn > 0
+                           ? srv->opts.max_per_conn
+                           : TRI__MAX(16, srv->opts.max_workers / 8);
   srv->pool.threads = tri__calloc((size_t)srv->pool.max_threads,
                                   sizeof(pthread_t));
   if (srv->pool.threads == NULL) {
@@ -344,26 +367,46 @@ static const struct tri__method *lookup(const tri_server *srv,
 
 /* ---- worker pool ------------------------------------------------------ */
 
+/* First queued stream whose connection is under its handler share
+ * (pool.mu held); at shutdown any stream, so every handler still runs. */
+static tri_stream *pick_locked(tri_server *srv) {
+  struct tri__pool *p = &srv->pool;
+  tri__list *n;
+  int scanned = 0;
+
+  for (n = p->queue.next; n != &p->queue && scanned < 100000;
+       n = n->next, scanned++) {
+    tri_stream *s = tri__container_of(n, tri_stream, wq_link);
+    if (p->stop || s->quota == NULL || s->quota->running < p->per_conn)
+      return s;
+  }
+  return NULL;
+}
+
 static void *worker_main(void *arg) {
   tri_server *srv = arg;
   struct tri__pool *p = &srv->pool;
 
   tri__thread_set_name("tri-worker");
   for (;;) {
+    tri_stream *s;
     tri__mutex_lock(&p->mu);
-    while (tri__list_empty(&p->queue) && !p->stop) {
+    while ((s = pick_locked(srv)) == NULL && !p->stop) {
       p->idle++;
       tri__cond_wait(&p->cv, &p->mu);
       p->idle--;
     }
-    if (tri__list_empty(&p->queue)) {
+    if (s == NULL) {
       tri__mutex_unlock(&p->mu);
       break;
     }
-    tri_stream *s = tri__container_of(p->queue.next, tri_stream, wq_link);
     tri__list_remove(&s->wq_link);
     p->qlen--;
     p->busy++;
+    if (s->quota) {
+      s->quota->queued--;
+      s->quota->running++;
+    }
     tri__mutex_unlock(&p->mu);
     if (tri__timer_stop(&s->queue_timer))
       tri__stream_unref(s);
@@ -376,10 +419,16 @@ static void *worker_main(void *arg) {
     int code = tri__code_is_wire(rv) ? rv : TRI_UNKNOWN;
     tri__stream_finish(s, code,
                        code == rv ? NULL : "handler returned without a status");
-    tri__stream_unref(s);
     tri__mutex_lock(&p->mu);
     p->busy--;
+    if (s->quota) {
+      s->quota->running--;
+      /* a stream held back by this connection's share may run now */
+      if (p->qlen > 0 && p->idle > 0)
+        tri__cond_signal(&p->cv);
+    }
     tri__mutex_unlock(&p->mu);
+    tri__stream_unref(s);
   }
   return NULL;
 }
@@ -393,6 +442,8 @@ static void queue_timer_fired(tri__timer *t) {
   if (tri__list_linked(&s->wq_link)) {
     tri__list_remove(&s->wq_link);
     srv->pool.qlen--;
+    if (s->quota)
+      s->quota->queued--;
     removed = 1;
   }
   tri__mutex_unlock(&srv->pool.mu);
@@ -416,6 +467,10 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
   } else if (p->qlen >= p->max_queue) {
     rv = TRI_RESOURCE_EXHAUSTED;
     *msg = "server busy: handler queue full";
+  } else if (s->quota != NULL && s->quota->queued >= p->per_conn) {
+    /* One connection may not fill the shared queue either. */
+    rv = TRI_RESOURCE_EXHAUSTED;
+    *msg = "server busy: this connection's share of handlers is in use";
   } else {
     /* Every queued stream needs its own worker.  Workers signalled but
      * not yet awake are still counted in p->idle, so compare the idle
@@ -437,14 +492,15 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       tri__stream_ref(s); /* the queue's reference */
       tri__list_insert_tail(&p->queue, &s->wq_link);
       p->qlen++;
+      if (s->quota)
+        s->quota->queued++;
       if (p->idle > 0)
         tri__cond_signal(&p->cv);
-      if ((size_t)(p->nthreads - p->busy) < p->qlen) {
-        /* No worker is free for it: wait a bounded time. */
-        tri__stream_ref(s); /* the queue timer's reference */
-        tri__timer_start(&s->queue_timer,
-                         tri__deadline_after_ms(srv->opts.queue_timeout_ms));
-      }
+      /* Bounded wait for a worker (none may be free, or its connection
+       * may be at its share); the worker that picks it stops the timer. */
+      tri__stream_ref(s); /* the queue timer's reference */
+      tri__timer_start(&s->queue_timer,
+                       tri__deadline_after_ms(srv->opts.queue_timeout_ms));
     }
   }
   tri__mutex_unlock(&p->mu);
@@ -567,11 +623,13 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.conn_rq_limit = srv->opts.conn_recv_queue;
   cfg.handshake_ms = srv->opts.handshake_ms;
   cfg.idle_ms = srv->opts.idle_ms;
+  cfg.max_resets_per_s = srv->opts.max_resets_per_s;
   srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
   if (srv->loop == NULL) {
     tri__timers_release();
     return TRI_ENOMEM;
   }
+  srv->listen_fd = -1; /* the loop owns (and closes) it now */
   if (tri__loop_start(srv->loop) != 0) {
     tri__loop_join_free(srv->loop);
     srv->loop = NULL;
@@ -629,6 +687,8 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
     tri_stream *s = tri__container_of(p->queue.next, tri_stream, wq_link);
     tri__list_remove(&s->wq_link);
     p->qlen--;
+    if (s->quota)
+      s->quota->queued--;
     tri__mutex_unlock(&p->mu);
     if (tri__timer_stop(&s->queue_timer))
       tri__stream_unref(s);

@@ -689,6 +689,24 @@ TRI_API int tri_server_opts_set_conn_recv_queue(tri_server_opts *o,
                                                 size_t bytes);
 
 /**
+ * Max handlers running at once for one client connection (>= 1; 0 = the
+ * default, max_workers / 8 but at least 16).  Streams of a connection at
+ * its share wait like any other (then RESOURCE_EXHAUSTED), so a few
+ * connections that open streams and go silent cannot take every handler
+ * thread from the others.  Raise it for one client that needs many
+ * concurrent handlers.  Since: 0.1
+ */
+TRI_API int tri_server_opts_set_max_handlers_per_conn(tri_server_opts *o,
+                                                      int n);
+/**
+ * RST_STREAMs a client may send per second on one connection before it is
+ * closed with GOAWAY(ENHANCE_YOUR_CALM) (rapid reset, CVE-2023-44487);
+ * default 500, 0 = no limit of ours (nghttp2's own still applies).
+ * Since: 0.1
+ */
+TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n);
+
+/**
  * Create a server.  Register handlers, bind, then start.
  *
  * Ownership: |opts| (NULL = defaults) is copied; caller owns *|out|

@@ -177,6 +177,8 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
     long n = o->w4_max + 64;
     if (n > 256)
       tri_server_opts_set_max_workers(so, (int)n);
+    /* all W4 streams share one client connection */
+    tri_server_opts_set_max_handlers_per_conn(so, (int)n);
     if (n > 1024)
       tri_server_opts_set_max_concurrent_streams(so, (uint32_t)n);
     tri_server_opts_set_worker_stack(so, 64 * 1024);

@@ -1,0 +1,2 @@
+/* Instrumented copy of lib/clock.c for the fuzz targets (see Makefile.am). */
+#include "clock.c"

@@ -1,0 +1,2 @@
+/* Instrumented copy of lib/compress.c for the fuzz targets (see Makefile.am). */
+#include "compress.c"

@@ -1,0 +1,2 @@
+/* Instrumented copy of lib/server.c for the fuzz targets (see Makefile.am). */
+#include "server.c"
