@@ -35,7 +35,7 @@
 #include "core.h"
 #include "status.h"
 
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK (256 * 1024)
 #define WRITE_COALESCE (64 * 1024)
 #define MAX_EVENTS 64
 
@@ -71,7 +71,6 @@ struct tri__conn {
   uint8_t *wbuf;
   size_t wlen, woff, wcap;
   uint32_t ep_events;      /* registered epoll events */
-  uint8_t rbuf[READ_CHUNK];
 };
 
 struct tri__loop {
@@ -79,6 +78,7 @@ struct tri__loop {
   int started;
   int epfd;
   tri__wakeup wake;
+  uint8_t *rbuf;           /* READ_CHUNK; one connection is read at a time */
 
   tri__mutex cmd_mu;       /* leaf (but for the wheel); protects: */
   tri__list ops;           /*   streams with pending op bits */
@@ -437,6 +437,7 @@ static int conn_try_connect(tri__conn *c) {
 }
 
 static void submit_request(tri__conn *c, tri_stream *s);
+static int wbuf_append(tri__conn *c, const uint8_t *p, size_t n);
 
 static void conn_connected(tri__conn *c) {
   c->connecting = 0;
@@ -660,6 +661,14 @@ static void server_fail(tri__conn *c, tri_stream *s, int code,
 
 /* ---- data provider (both sides) --------------------------------------- */
 
+/* Wake a sender blocked on a full ring once the space it waits for is
+ * there (or the ring is empty), not on every frame (s->mu held). */
+static int sender_wakeable(const tri_stream *s) {
+  return s->snd_waiters > 0 &&
+         (s->sb_len == 0 ||
+          (s->sb_len < s->sb_base && s->sb_base - s->sb_len >= s->snd_need));
+}
+
 static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
                             size_t length, uint32_t *flags,
                             nghttp2_data_source *src, void *ud) {
@@ -669,14 +678,11 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
   int trailers = 0;
 
   tri__mutex_lock(&s->mu);
-  n = s->sb ? tri__stream_ring_get(s, buf, length) : 0;
-  /* Wake the sender only once the space it waits for is there (or the
-   * ring is empty), not on every frame. */
-  if (n > 0 && s->snd_waiters > 0 &&
-      (s->sb_len == 0 ||
-       (s->sb_len < s->sb_base && s->sb_base - s->sb_len >= s->snd_need)))
-    tri__cond_broadcast(&s->snd_cv);
-  if (s->sb_len == 0 && s->send_closed) {
+  /* The bytes stay in the ring: send_data_cb writes them from there. */
+  n = s->sb ? TRI__MIN(length, s->sb_len) : 0;
+  if (n > 0)
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  if (s->sb_len == n && s->send_closed) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (s->side == TRI__SERVER) {
       /* 13.2: end DATA without END_STREAM, then trailers carry it. */
@@ -693,7 +699,77 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
     submit_trailers(c, s);
   (void)sess;
   (void)id;
+  (void)buf;
   return (ssize_t)n;
+}
+
+/* NGHTTP2_DATA_FLAG_NO_COPY: write the DATA frame straight from the send
+ * ring with writev (after whatever is already waiting in wbuf, to keep the
+ * order); what the socket does not take is appended to wbuf.  Saves the
+ * ring -> nghttp2 -> wbuf copies of every payload byte. */
+static int send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
+                        const uint8_t *framehd, size_t length,
+                        nghttp2_data_source *src, void *ud) {
+  tri__conn *c = ud;
+  tri_stream *s = src->ptr;
+  struct iovec iov[4];
+  int n = 0, wake, rv = 0;
+  size_t pend = c->wlen - c->woff, left;
+  ssize_t w = 0;
+
+  (void)sess;
+  if (frame->data.padlen > 0)
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never ask for padding */
+  /* Output already waiting: a peer that does not read must not make us
+   * buffer its frames without bound.  nghttp2 calls again later with the
+   * same frame; EPOLLOUT drives the retry. */
+  if (pend >= WRITE_COALESCE || c->connecting || c->fd < 0)
+    return NGHTTP2_ERR_WOULDBLOCK;
+  tri__mutex_lock(&s->mu);
+  if (length > s->sb_len) {
+    tri__mutex_unlock(&s->mu);
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  if (pend > 0)
+    iov[n++] = (struct iovec){c->wbuf + c->woff, pend};
+  iov[n++] = (struct iovec){(void *)(uintptr_t)framehd, 9};
+  size_t first = TRI__MIN(length, s->sb_cap - s->sb_head);
+  if (first > 0)
+    iov[n++] = (struct iovec){s->sb + s->sb_head, first};
+  if (length > first)
+    iov[n++] = (struct iovec){s->sb, length - first};
+  if (!c->connecting && c->fd >= 0) {
+    do
+      w = writev(c->fd, iov, n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+      w = 0;
+    }
+  }
+  left = (size_t)w;
+  if (pend > 0) {
+    size_t k = TRI__MIN(left, pend);
+    c->woff += k;
+    left -= k;
+    if (c->woff == c->wlen)
+      c->woff = c->wlen = 0;
+  }
+  for (int i = pend > 0 ? 1 : 0; i < n && rv == 0; i++) {
+    size_t k = TRI__MIN(left, iov[i].iov_len);
+    left -= k;
+    if (iov[i].iov_len > k &&
+        wbuf_append(c, (const uint8_t *)iov[i].iov_base + k,
+                    iov[i].iov_len - k) != 0)
+      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  tri__stream_ring_get(s, NULL, length);
+  wake = sender_wakeable(s);
+  tri__mutex_unlock(&s->mu);
+  if (wake)
+    tri__cond_broadcast(&s->snd_cv);
+  return rv;
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------ */
@@ -1168,8 +1244,18 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
   /* One lock round for the whole chunk; the waiter is signalled after the
    * lock is released so it does not wake into a held mutex. */
   queue_msgs(c, s, batch, nmsg, len, &owe);
-  if (!owe)
+  if (!owe) {
     nghttp2_session_consume_stream(sess, id, len);
+    /* A stream that keeps receiving while its reader keeps up gets a
+     * larger window (fewer stalls on bulk transfers); idle and slow
+     * streams keep the small one, so the memory bound stays. */
+    s->rx_total += len;
+    if (!s->bulk_window && s->rx_total >= TRI__BULK_AFTER) {
+      s->bulk_window = 1;
+      nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, id,
+                                            TRI__BULK_WINDOW);
+    }
+  }
   (void)flags;
   return 0;
 }
@@ -1438,7 +1524,8 @@ static void conn_raw_goaway(tri__conn *c) {
 static int conn_read(tri__conn *c) {
   /* Bounded per wake-up so one busy connection cannot starve others. */
   for (int i = 0; i < 16; i++) {
-    ssize_t n = recv(c->fd, c->rbuf, sizeof(c->rbuf), 0);
+    uint8_t *rbuf = c->loop->rbuf;
+    ssize_t n = recv(c->fd, rbuf, READ_CHUNK, 0);
     if (n == 0)
       return -1;
     if (n < 0) {
@@ -1450,7 +1537,7 @@ static int conn_read(tri__conn *c) {
     }
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
-    ssize_t r = nghttp2_session_mem_recv(c->sess, c->rbuf, (size_t)n);
+    ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
       c->fatal = (int)r;
@@ -1460,7 +1547,7 @@ static int conn_read(tri__conn *c) {
       return -1;
     /* A short read drained the socket: epoll (level-triggered) reports
      * more later, so skip the recv() that would only say EAGAIN. */
-    if ((size_t)n < sizeof(c->rbuf))
+    if ((size_t)n < READ_CHUNK)
       return 0;
   }
   return 0;
@@ -1705,7 +1792,8 @@ static tri__loop *loop_alloc(int is_server) {
   tri__list_init(&l->conns);
   tri__mutex_init(&l->cmd_mu);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (l->epfd < 0 || tri__wakeup_init(&l->wake) != 0)
+  l->rbuf = tri__malloc(READ_CHUNK);
+  if (l->epfd < 0 || l->rbuf == NULL || tri__wakeup_init(&l->wake) != 0)
     goto fail;
   struct epoll_event ev;
   memset(&ev, 0, sizeof(ev));
@@ -1728,6 +1816,7 @@ static tri__loop *loop_alloc(int is_server) {
                                                            on_frame_not_send);
   nghttp2_session_callbacks_set_data_source_read_length_callback(
       l->cbs, read_length_cb);
+  nghttp2_session_callbacks_set_send_data_callback(l->cbs, send_data_cb);
   if (nghttp2_option_new(&l->opt) != 0)
     goto fail_cbs;
   nghttp2_option_set_no_auto_window_update(l->opt, 1); /* 13.4 */
@@ -1745,6 +1834,7 @@ fail_wake:
 fail:
   if (l->epfd >= 0)
     close(l->epfd);
+  tri__free(l->rbuf);
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l);
   return NULL;
@@ -1812,6 +1902,7 @@ void tri__loop_join_free(tri__loop *l) {
   nghttp2_session_callbacks_del(l->cbs);
   tri__wakeup_close(&l->wake);
   close(l->epfd);
+  tri__free(l->rbuf);
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l->host);
   tri__free(l->port);

@@ -60,6 +60,8 @@ enum {
 #define TRI__DEF_RECV_QUEUE (1024u * 1024)
 #define TRI__DEF_CONNECT_MS 20000              /* PROTOCOL.md 1.7 */
 #define TRI__STREAM_WINDOW (1u * 1024 * 1024)  /* SETTINGS_INITIAL_WINDOW */
+#define TRI__BULK_WINDOW (4u * 1024 * 1024)    /* a stream that streams */
+#define TRI__BULK_AFTER (2u * 1024 * 1024)     /* ... after this much */
 #define TRI__CONN_WINDOW (16u * 1024 * 1024)
 #define TRI__MAX_FRAME (256u * 1024)           /* SETTINGS_MAX_FRAME_SIZE */
 #define TRI__MAX_HEADER_LIST (32u * 1024)      /* PROTOCOL.md 1.5 */
@@ -148,6 +150,8 @@ struct tri_stream {
   int trailers_sent;        /* server */
   int resp_submitted;       /* server: response HEADERS submitted */
   int remote_closed;        /* peer sent END_STREAM */
+  size_t rx_total;          /* bytes received (window growth) */
+  int bulk_window;          /* stream window raised to TRI__BULK_WINDOW */
   size_t hdr_bytes;         /* server: request header list size */
   int hdr_too_big;
 
@@ -190,7 +194,8 @@ void tri__stream_arm_deadline(tri_stream *s);
  * was set by this call. */
 int tri__stream_final_locked(tri_stream *s, int code, const char *msg,
                              int drop);
-/* I/O thread: take up to |n| bytes from the send ring (s->mu held). */
+/* I/O thread: take up to |n| bytes from the send ring (s->mu held);
+ * |out| NULL drops them (already written from the ring itself). */
 size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n);
 /* Server: finish with |code| (any thread); see tri_stream_finish(). */
 int tri__stream_finish(tri_stream *s, int code, const char *message);

@@ -274,9 +274,11 @@ static void ring_put(tri_stream *s, const uint8_t *p, size_t n) {
 size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n) {
   n = TRI__MIN(n, s->sb_len);
   size_t first = TRI__MIN(n, s->sb_cap - s->sb_head);
-  memcpy(out, s->sb + s->sb_head, first);
-  if (n > first)
-    memcpy(out + first, s->sb, n - first);
+  if (out != NULL) { /* NULL: the caller already sent the bytes */
+    memcpy(out, s->sb + s->sb_head, first);
+    if (n > first)
+      memcpy(out + first, s->sb, n - first);
+  }
   s->sb_head = (s->sb_head + n) % s->sb_cap;
   s->sb_len -= n;
   if (s->sb_len == 0) {
