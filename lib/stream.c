@@ -302,7 +302,7 @@ static int ring_reserve(tri_stream *s, size_t want) {
 
   if (s->sb != NULL && s->sb_cap >= want)
     return TRI_OK;
-  cap = s->sb != NULL ? s->sb_cap : 4096;
+  cap = s->sb != NULL ? s->sb_cap : 256;
   while (cap < want)
     cap *= 2;
   if (cap > TRI__MAX(s->sb_base, want))
