@@ -448,6 +448,14 @@ static void conn_connected(tri__conn *c) {
     c->ai_head = c->ai_next = NULL;
   }
   ep_update(c, EPOLLIN);
+  /* Waiting streams go out when the server's SETTINGS arrive
+   * (conn_settled): before that its SETTINGS_MAX_CONCURRENT_STREAMS is
+   * unknown and streams beyond it would be refused (PROTOCOL.md 1.3). */
+}
+
+/* Client: the server's first SETTINGS arrived; submit what waited. */
+static void conn_settled(tri__conn *c) {
+  c->handshaking = 0;
   while (!tri__list_empty(&c->waiting)) {
     tri_stream *s = tri__container_of(c->waiting.next, tri_stream, io_link);
     tri__list_remove(&s->io_link);
@@ -673,10 +681,15 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
                             size_t length, uint32_t *flags,
                             nghttp2_data_source *src, void *ud) {
   tri__conn *c = ud;
-  tri_stream *s = src->ptr;
+  tri_stream *s = stream_of(sess, id);
   size_t n;
   int trailers = 0;
 
+  /* Look the stream up rather than trusting src->ptr: a stream detached
+   * during teardown may already be freed while nghttp2 still holds its
+   * data provider. */
+  if (s == NULL || s != src->ptr)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   tri__mutex_lock(&s->mu);
   /* The bytes stay in the ring: send_data_cb writes them from there. */
   n = s->sb ? TRI__MIN(length, s->sb_len) : 0;
@@ -697,8 +710,6 @@ static ssize_t data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
   tri__mutex_unlock(&s->mu);
   if (trailers && !s->trailers_sent)
     submit_trailers(c, s);
-  (void)sess;
-  (void)id;
   (void)buf;
   return (ssize_t)n;
 }
@@ -711,13 +722,14 @@ static int send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
                         const uint8_t *framehd, size_t length,
                         nghttp2_data_source *src, void *ud) {
   tri__conn *c = ud;
-  tri_stream *s = src->ptr;
+  tri_stream *s = stream_of(sess, frame->hd.stream_id);
   struct iovec iov[4];
   int n = 0, wake, rv = 0;
   size_t pend = c->wlen - c->woff, left;
   ssize_t w = 0;
 
-  (void)sess;
+  if (s == NULL || s != src->ptr)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached, see above */
   if (frame->data.padlen > 0)
     return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never ask for padding */
   /* Output already waiting: a peer that does not read must not make us
@@ -882,15 +894,20 @@ static int on_server_header(tri__conn *c, tri_stream *s, size_t limit,
 static void on_client_header(tri_stream *s, const nghttp2_frame *f,
                              const uint8_t *name, size_t nlen,
                              const uint8_t *val, size_t vlen) {
-  int trailers = f->headers.cat == NGHTTP2_HCAT_HEADERS ||
-                 (f->hd.flags & NGHTTP2_FLAG_END_STREAM);
+  /* The first non-1xx block is the response headers (nghttp2 labels the
+   * one after a 1xx HCAT_HEADERS); a later block, or one that ends the
+   * stream, carries trailers. */
+  int trailers = s->resp_done || (f->hd.flags & NGHTTP2_FLAG_END_STREAM);
   if (hdr_is(name, nlen, ":status")) {
     int st = 0;
     for (size_t i = 0; i < vlen && i < 4; i++)
       st = st * 10 + (val[i] - '0');
     s->http_status = st;
+    s->skip_block = st >= 100 && st < 200; /* 5.1: skip 1xx blocks */
     return;
   }
+  if (s->skip_block)
+    return;
   if (hdr_is(name, nlen, "content-type")) {
     if (vlen >= 16 && memcmp(val, "application/grpc", 16) == 0 &&
         (vlen == 16 || val[16] == '+' || val[16] == ';')) {
@@ -915,6 +932,10 @@ static void on_client_header(tri_stream *s, const nghttp2_frame *f,
   if (hdr_is(name, nlen, "grpc-encoding")) {
     int enc = tri__enc_from_name((const char *)val, vlen);
     s->enc_in = enc == TRI__ENC_UNKNOWN ? -1 : enc;
+    if (enc == TRI__ENC_UNKNOWN) {
+      tri__free(s->enc_req_name);
+      s->enc_req_name = dupn(val, vlen);
+    }
     return;
   }
   if (tri__md_is_reserved((const char *)name, nlen))
@@ -1052,17 +1073,26 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
         s->remote_closed = 1;
       return 0;
     }
-    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && s->http_status >= 100 &&
-        s->http_status < 200) {
+    if (s->skip_block) {
+      s->skip_block = 0;
       s->http_status = 0; /* 5.1: skip 1xx, wait for the next block */
       return 0;
     }
     s->hdr_block++;
-    if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+    if (!s->resp_done) {
+      s->resp_done = 1;
       tri__mutex_lock(&s->mu);
       s->hdrs_ready = 1;
       tri__cond_broadcast(&s->rcv_cv);
       tri__mutex_unlock(&s->mu);
+      if (!end && (s->http_status != 200 || !s->got_ctype)) {
+        /* 5.1, 5.2: not a gRPC response.  End the call from what the
+         * headers say and do not parse the body as gRPC frames. */
+        client_complete(s);
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                  NGHTTP2_CANCEL);
+        return 0;
+      }
     }
     if (end) {
       s->remote_closed = 1;
@@ -1091,8 +1121,12 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
     }
     return 0;
   case NGHTTP2_SETTINGS:
-    if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
-      c->handshaking = 0;
+    if (!(f->hd.flags & NGHTTP2_FLAG_ACK) && c->handshaking) {
+      if (c->is_server)
+        c->handshaking = 0;
+      else
+        conn_settled(c);
+    }
     return 0;
   case NGHTTP2_RST_STREAM:
     if (c->is_server && c->loop->cfg.max_resets_per_s > 0) {
@@ -1195,10 +1229,18 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
     off += used;
     if (rv == TRI_OK && m != NULL && (m->flags & TRI_BUF_COMPRESSED)) {
       if (s->enc_in == TRI__ENC_IDENTITY || s->enc_in < 0) {
+        static __thread char ebuf[200];
         rv = TRI_INTERNAL; /* 3.4, 9.4 */
-        err = s->enc_in < 0 ? "message compressed with an unsupported "
-                              "grpc-encoding"
-                            : "compressed flag set without grpc-encoding";
+        if (s->enc_in < 0) {
+          snprintf(ebuf, sizeof(ebuf),
+                   "message compressed with grpc-encoding '%s', which is "
+                   "not supported; supported: %s",
+                   s->enc_req_name ? s->enc_req_name : "?",
+                   tri__enc_accept_list());
+          err = ebuf;
+        } else {
+          err = "compressed flag set without grpc-encoding";
+        }
       } else {
         tri_buf *d = NULL;
         rv = tri__decompress(s->enc_in, m->data, m->len, s->max_recv, &d);
@@ -1284,6 +1326,9 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t err,
       snprintf(buf, sizeof(buf), "stream refused by the server");
     else if (err == NGHTTP2_CANCEL)
       snprintf(buf, sizeof(buf), "stream cancelled by the server");
+    else if (err == NGHTTP2_ENHANCE_YOUR_CALM)
+      snprintf(buf, sizeof(buf), "bandwidth exhausted (the server sent "
+               "RST_STREAM ENHANCE_YOUR_CALM)"); /* 6.1 */
     else
       snprintf(buf, sizeof(buf), "stream reset by the server (HTTP/2 "
                "error %u)", err);
@@ -1346,7 +1391,7 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
       return;
     }
     s->conn = c;
-    if (c->connecting) {
+    if (c->connecting || c->handshaking) {
       s->io_state = IO_WAITING;
       tri__list_insert_tail(&c->waiting, &s->io_link);
     } else {
@@ -1646,9 +1691,9 @@ static void teardown(tri__loop *l) {
     for (int i = 0; i < 2; i++) {
       while (!tri__list_empty(lists[i])) {
         tri_stream *s = tri__container_of(lists[i]->next, tri_stream, io_link);
-        if (c->is_server && !c->dead && s->id > 0)
+        if (!c->dead && s->id > 0 && s->io_state == IO_OPEN)
           nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
-                                    NGHTTP2_CANCEL);
+                                    NGHTTP2_CANCEL); /* 7.1 */
         set_final(s, c->is_server ? TRI_CANCELLED : TRI_CANCELLED,
                   c->is_server ? "server shutting down" : "channel closed",
                   1);

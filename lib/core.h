@@ -145,6 +145,8 @@ struct tri_stream {
   int got_ctype;            /* client: content-type was gRPC */
   char *bad_ctype;
   int hdr_block;            /* client: header blocks seen */
+  int resp_done;            /* client: response headers block received */
+  int skip_block;           /* client: current block is a 1xx */
   int grpc_status;          /* client: parsed grpc-status or -1 */
   char *grpc_message;
   int trailers_sent;        /* server */
