@@ -85,9 +85,11 @@ static void check_healthy(errs *e, const measure *m, const char *name) {
          "%s: healthy client completed no call at all during the attack "
          "(baseline %.0f/s)",
          name, m->base.per_s);
-  /* Sanitized builds run ~10x slower: allow a few empty windows there. */
+  /* Full service = every call succeeds and at most 1 in 20 windows of
+   * 100 ms passes without a completed call (a VM hiccup is not an attack
+   * getting through); sanitized builds run ~10x slower, so 1 in 4 there. */
   failif(e, m->attack.empty_windows > (HUTIL_SANITIZED ? m->attack.windows / 4
-                                                       : 0),
+                                                       : m->attack.windows / 20),
          "%s: healthy client had %d of %d 100 ms windows without a "
          "successful call (longest gap %lld ms; %.0f calls/s vs baseline "
          "%.0f/s)",
