@@ -521,7 +521,8 @@ static void submit_request(tri__conn *c, tri_stream *s) {
      * and slow every later lookup. */
     b.nv[b.n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;
   }
-  nv_adds(&b, "content-type", "application/grpc");
+  /* 2.6: the +proto subtype, as Dubbo Java and dubbo-go clients send. */
+  nv_adds(&b, "content-type", "application/grpc+proto");
   nv_adds(&b, "te", "trailers");
   nv_adds(&b, "user-agent", "grpc-c-triplestream/" PACKAGE_VERSION);
   if (s->enc_out != TRI__ENC_IDENTITY)

@@ -1,0 +1,265 @@
+/*
+ * Dubbo Triple specifics and message compression over loopback
+ * (issue 3, PROTOCOL.md 9 and 11): service group / version routing with
+ * Dubbo Java's fallback chain, the first-letter case fallback of method
+ * names, per-call and per-message compression seen by the handler, and a
+ * zip bomb that must stop at the receive limit.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <triplestream/triplestream.h>
+
+#include "testutil.h"
+
+#define M_GREET "/dubbo.Greeter/Greet"
+#define M_ONLY "/dubbo.Only/Call"
+#define M_FLAGS "/test.Zip/Flags"
+#define M_SINK "/test.Zip/Sink"
+
+/* Answers with the tag given as user data. */
+static int h_tag(tri_stream *s, void *ud) {
+  tri_buf *m = NULL;
+  int rv = tri_stream_recv(s, &m);
+  tri_buf_free(m);
+  if (rv != TRI_OK)
+    return rv;
+  rv = tri_stream_send(s, ud, strlen(ud));
+  return rv == TRI_OK ? TRI_OK : rv;
+}
+
+/* Replies with one byte per request message: '1' compressed, '0' not;
+ * responses compressed with gzip except the second (per-message flag). */
+static int h_flags(tri_stream *s, void *ud) {
+  tri_buf *m = NULL;
+  int rv, i = 0;
+  (void)ud;
+  if (tri_stream_set_compression(s, "gzip") != TRI_OK)
+    return TRI_INTERNAL;
+  while ((rv = tri_stream_recv(s, &m)) == TRI_OK) {
+    char c = (tri_buf_flags(m) & TRI_BUF_COMPRESSED) ? '1' : '0';
+    tri_buf_free(m);
+    rv = tri_stream_send_ex(s, &c, 1, i == 1 ? TRI_SEND_NO_COMPRESS : 0, -1);
+    if (rv != TRI_OK)
+      return rv;
+    i++;
+  }
+  return rv == TRI_EOF ? TRI_OK : rv;
+}
+
+static int sink_rc = -100;
+static int h_sink(tri_stream *s, void *ud) {
+  tri_buf *m = NULL;
+  (void)ud;
+  sink_rc = tri_stream_recv(s, &m);
+  tri_buf_free(m);
+  return sink_rc == TRI_OK ? TRI_OK : sink_rc;
+}
+
+static tri_server *srv;
+static tri_channel *ch;
+static char tag_a[] = "A", tag_b[] = "B", tag_c[] = "C", tag_d[] = "D",
+            tag_x[] = "X";
+
+static void setup(void) {
+  int port = -1;
+  ck_assert_int_eq(tri_server_new(&srv, NULL), TRI_OK);
+  ck_assert_int_eq(tri_server_register_versioned(srv, M_GREET, "g1", "1.0.0",
+                                                 h_tag, tag_a), TRI_OK);
+  ck_assert_int_eq(tri_server_register(srv, M_GREET, h_tag, tag_b), TRI_OK);
+  ck_assert_int_eq(tri_server_register_versioned(srv, M_GREET, "g2", "2.0",
+                                                 h_tag, tag_c), TRI_OK);
+  ck_assert_int_eq(tri_server_register_versioned(srv, M_GREET, "g3", "1.0.0",
+                                                 h_tag, tag_d), TRI_OK);
+  ck_assert_int_eq(tri_server_register_versioned(srv, M_ONLY, "x", "1",
+                                                 h_tag, tag_x), TRI_OK);
+  ck_assert_int_eq(tri_server_register(srv, M_FLAGS, h_flags, NULL), TRI_OK);
+  ck_assert_int_eq(tri_server_register(srv, M_SINK, h_sink, NULL), TRI_OK);
+  ck_assert_int_eq(tri_server_bind(srv, "127.0.0.1:0"), TRI_OK);
+  ck_assert_int_eq(tri_server_start(srv), TRI_OK);
+  port = tri_server_port(srv);
+  ch = tu_channel_new(port, NULL);
+  ck_assert_ptr_nonnull(ch);
+}
+
+static void teardown(void) {
+  tri_channel_free(ch);
+  tri_server_free(srv);
+}
+
+/* Unary call with group/version; returns the code, reply in |out|. */
+static int call(const char *method, const char *group, const char *version,
+                char *out, size_t cap, const char **msg_out,
+                tri_stream **keep) {
+  tri_call_opts *o = tri_call_opts_new();
+  tri_buf *r = NULL;
+  tri_stream *s = NULL;
+  int rv;
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 10000), TRI_OK);
+  if (group)
+    ck_assert_int_eq(tri_call_opts_set_service_group(o, group), TRI_OK);
+  if (version)
+    ck_assert_int_eq(tri_call_opts_set_service_version(o, version), TRI_OK);
+  rv = tri_unary_call(ch, method, o, "hi", 2, &r, &s);
+  out[0] = '\0';
+  if (rv == TRI_OK) {
+    size_t n = tri_buf_len(r) < cap - 1 ? tri_buf_len(r) : cap - 1;
+    memcpy(out, tri_buf_data(r), n);
+    out[n] = '\0';
+  }
+  if (msg_out)
+    tri_stream_wait_status(s, 0, msg_out);
+  tri_buf_free(r);
+  tri_call_opts_free(o);
+  if (keep)
+    *keep = s;
+  else
+    tri_stream_free(s);
+  return rv;
+}
+
+START_TEST(test_group_version_routing) {
+  char out[16];
+  const char *msg;
+  tri_stream *s;
+
+  /* exact (path, group, version) */
+  ck_assert_int_eq(call(M_GREET, "g1", "1.0.0", out, sizeof out, NULL, NULL),
+                   TRI_OK);
+  ck_assert_str_eq(out, "A");
+  ck_assert_int_eq(call(M_GREET, "g2", "2.0", out, sizeof out, NULL, NULL),
+                   TRI_OK);
+  ck_assert_str_eq(out, "C");
+  /* no group or version: the default registration */
+  ck_assert_int_eq(call(M_GREET, NULL, NULL, out, sizeof out, NULL, NULL),
+                   TRI_OK);
+  ck_assert_str_eq(out, "B");
+  /* (path, group) with version 1.0.0 when the request names no version */
+  ck_assert_int_eq(call(M_GREET, "g3", NULL, out, sizeof out, NULL, NULL),
+                   TRI_OK);
+  ck_assert_str_eq(out, "D");
+  /* unknown group/version falls back to the default (Java's chain) */
+  ck_assert_int_eq(call(M_GREET, "nope", "9", out, sizeof out, NULL, NULL),
+                   TRI_OK);
+  ck_assert_str_eq(out, "B");
+  /* only versioned registrations and no match: UNIMPLEMENTED naming them */
+  ck_assert_int_eq(call(M_ONLY, "x", "1", out, sizeof out, NULL, NULL),
+                   TRI_OK);
+  ck_assert_str_eq(out, "X");
+  ck_assert_int_eq(call(M_ONLY, "y", "1", out, sizeof out, &msg, &s),
+                   TRI_UNIMPLEMENTED);
+  ck_assert_msg(strstr(msg, "group 'y'") != NULL, "message '%s'", msg);
+  tri_stream_free(s);
+  ck_assert_int_eq(call(M_ONLY, NULL, NULL, out, sizeof out, NULL, NULL),
+                   TRI_UNIMPLEMENTED);
+}
+END_TEST
+
+START_TEST(test_method_first_letter_case) {
+  char out[16];
+  /* Java clients send "greet" for Go's "Greet" (PROTOCOL.md 11.12). */
+  ck_assert_int_eq(call("/dubbo.Greeter/greet", NULL, NULL, out, sizeof out,
+                        NULL, NULL), TRI_OK);
+  ck_assert_str_eq(out, "B");
+  /* only the first letter may differ */
+  ck_assert_int_eq(call("/dubbo.Greeter/GREET", NULL, NULL, out, sizeof out,
+                        NULL, NULL), TRI_UNIMPLEMENTED);
+  ck_assert_int_eq(call("/dubbo.greeter/Greet", NULL, NULL, out, sizeof out,
+                        NULL, NULL), TRI_UNIMPLEMENTED);
+}
+END_TEST
+
+START_TEST(test_compression_flags_both_ways) {
+  tri_call_opts *o = tri_call_opts_new();
+  tri_stream *s = NULL;
+  tri_buf *m = NULL;
+  char payload[2048];
+  int rv;
+
+  memset(payload, 'z', sizeof payload);
+  ck_assert_int_eq(tri_call_opts_set_compression(o, "gzip"), TRI_OK);
+  ck_assert_int_eq(tri_call_opts_set_compression(o, "snappy"),
+                   TRI_UNIMPLEMENTED);
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 10000), TRI_OK);
+  ck_assert_int_eq(tri_stream_open(ch, M_FLAGS, o, &s), TRI_OK);
+  /* compressed, then one message with compression turned off (9.7) */
+  ck_assert_int_eq(tri_stream_send(s, payload, sizeof payload), TRI_OK);
+  ck_assert_int_eq(tri_stream_send_ex(s, payload, sizeof payload,
+                                      TRI_SEND_NO_COMPRESS, -1), TRI_OK);
+  ck_assert_int_eq(tri_stream_send(s, payload, sizeof payload), TRI_OK);
+  ck_assert_int_eq(tri_stream_close_send(s), TRI_OK);
+  const char want_req[3] = {'1', '0', '1'};
+  const int want_resp_compressed[3] = {1, 0, 1};
+  for (int i = 0; i < 3; i++) {
+    rv = tri_stream_recv(s, &m);
+    ck_assert_msg(rv == TRI_OK, "recv %d: %s", i, tri_code_name(rv));
+    ck_assert_uint_eq(tri_buf_len(m), 1);
+    ck_assert_msg(tri_buf_data(m)[0] == want_req[i],
+                  "server saw request %d compressed=%c", i,
+                  tri_buf_data(m)[0]);
+    ck_assert_msg(((tri_buf_flags(m) & TRI_BUF_COMPRESSED) != 0) ==
+                      want_resp_compressed[i],
+                  "response %d compressed flag %u", i, tri_buf_flags(m));
+    tri_buf_free(m);
+  }
+  ck_assert_int_eq(tri_stream_recv(s, &m), TRI_EOF);
+  ck_assert_int_eq(tri_stream_wait_status(s, 5000, NULL), TRI_OK);
+  tri_stream_free(s);
+  tri_call_opts_free(o);
+}
+END_TEST
+
+START_TEST(test_zip_bomb_stops_at_limit) {
+  /* 64 MiB of zeros gzip to ~64 KiB: the server (limit 4 MiB) must answer
+   * RESOURCE_EXHAUSTED without inflating it all (PROTOCOL.md 3.5). */
+  const size_t big = 64u * 1024 * 1024;
+  char *zeros = calloc(1, big);
+  tri_call_opts *o = tri_call_opts_new();
+  tri_buf *r = NULL;
+  const char *msg = NULL;
+  tri_stream *s = NULL;
+  int rv;
+
+  ck_assert_ptr_nonnull(zeros);
+  ck_assert_int_eq(tri_call_opts_set_compression(o, "gzip"), TRI_OK);
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 20000), TRI_OK);
+  int64_t t0 = tu_now_ms();
+  rv = tri_unary_call(ch, M_SINK, o, zeros, big, &r, &s);
+  ck_assert_msg(rv == TRI_RESOURCE_EXHAUSTED, "zip bomb: %s",
+                tri_code_name(rv));
+  tri_stream_wait_status(s, 0, &msg);
+  ck_assert_msg(strstr(msg, "limit") != NULL, "message '%s'", msg);
+  ck_assert_int_eq(sink_rc, TRI_RESOURCE_EXHAUSTED);
+  fprintf(stderr, "measure: zip bomb (64 MiB of zeros, gzip) refused in %lld "
+          "ms: %s\n", (long long)(tu_now_ms() - t0), msg);
+  tri_stream_free(s);
+  tri_call_opts_free(o);
+  free(zeros);
+
+  /* and the channel still works */
+  char out[16];
+  ck_assert_int_eq(call(M_GREET, NULL, NULL, out, sizeof out, NULL, NULL),
+                   TRI_OK);
+}
+END_TEST
+
+int main(void) {
+  Suite *su = suite_create("integ_triple");
+  TCase *tc = tcase_create("triple");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_group_version_routing);
+  tcase_add_test(tc, test_method_first_letter_case);
+  tcase_add_test(tc, test_compression_flags_both_ways);
+  tcase_add_test(tc, test_zip_bomb_stops_at_limit);
+  suite_add_tcase(su, tc);
+  SRunner *sr = srunner_create(su);
+  srunner_run_all(sr, CK_ENV);
+  int nf = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return nf == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
