@@ -17,6 +17,13 @@
  * --server_host_override is accepted and ignored: the API has no way to
  * set :authority apart from the target (cleartext only, so no TLS name
  * check depends on it).
+ *
+ * Calls go through the stubs protoc-gen-triplestream generates from
+ * proto/grpc/testing/test.proto (grpc/testing/test.tri.h): the typed unary
+ * functions and stream wrappers.  The wrapper's stream (member "stream")
+ * is used directly only for what they do not cover: status, metadata,
+ * cancel checks, per-message TRI_SEND_NO_COMPRESS, and the
+ * TRI_BUF_COMPRESSED flag of a response (server_compressed_*).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -28,11 +35,7 @@
 #include <triplestream/triplestream.h>
 #include <triplestream/protobuf.h>
 
-#include "grpc/testing/empty.pb-c.h"
-#include "grpc/testing/messages.pb-c.h"
-
-#define SVC "/grpc.testing.TestService/"
-#define UNIMPL_SVC "/grpc.testing.UnimplementedService/"
+#include "grpc/testing/test.tri.h"
 
 #define CALL_MS 20000 /* deadline of every call */
 #define WAIT_MS 25000 /* bound of every single wait (recv, status, headers) */
@@ -210,23 +213,37 @@ static void large_request(Grpc__Testing__SimpleRequest *req,
 static int unary_large(tri_channel *ch, const tri_call_opts *o,
                        const Grpc__Testing__SimpleRequest *req,
                        unsigned *flags, const char *what) {
-  size_t len = protobuf_c_message_get_packed_size(&req->base);
-  uint8_t *buf = malloc(len);
   tri_buf *resp = NULL;
   tri_stream *st = NULL;
-  int ret;
+  int ret, rc;
+  if (flags == NULL) {
+    Grpc__Testing__SimpleResponse *r = NULL;
+    rc = grpc__testing__test_service__unary_call__call(ch, o, req, &r, &st);
+    if (rc != TRI_OK) {
+      ret = bad_status(what, rc, st);
+    } else {
+      ret = check_payload(r->payload, 314159, what);
+      grpc__testing__simple_response__free_unpacked(r, NULL);
+    }
+    tri_stream_free(st);
+    return ret;
+  }
+  /* The typed call does not report the response's flags: raw call on the
+   * generated path, with the generated message functions. */
+  size_t len = grpc__testing__simple_request__get_packed_size(req);
+  uint8_t *buf = malloc(len);
   if (buf == NULL)
     return fail("%s: out of memory", what);
-  protobuf_c_message_pack(&req->base, buf);
-  int rc = tri_unary_call(ch, SVC "UnaryCall", o, buf, len, &resp, &st);
+  grpc__testing__simple_request__pack(req, buf);
+  rc = tri_unary_call(ch, GRPC__TESTING__TEST_SERVICE__UNARY_CALL__PATH, o,
+                      buf, len, &resp, &st);
   free(buf);
   if (rc != TRI_OK) {
     ret = bad_status(what, rc, st);
   } else {
     Grpc__Testing__SimpleResponse *r = grpc__testing__simple_response__unpack(
         NULL, tri_buf_len(resp), tri_buf_data(resp));
-    if (flags != NULL)
-      *flags = tri_buf_flags(resp);
+    *flags = tri_buf_flags(resp);
     if (r == NULL) {
       ret = fail("%s: response does not parse as SimpleResponse", what);
     } else {
@@ -273,7 +290,9 @@ static void out_req_init(out_req *r, size_t n, const int32_t *sizes,
     r->req.payload = zero_payload(&r->payload, payload);
 }
 
-/* Receive one StreamingOutputCallResponse, check its size (and flag when
+/* Receive one StreamingOutputCallResponse on |st| (the stream of a
+ * generated StreamingOutputCall wrapper, read raw for the message's
+ * TRI_BUF_COMPRESSED flag), check its size (and flag when
  * |want_compressed| >= 0). */
 static int recv_out(tri_stream *st, size_t want, int want_compressed,
                     const char *what) {
@@ -290,12 +309,28 @@ static int recv_out(tri_stream *st, size_t want, int want_compressed,
   Grpc__Testing__StreamingOutputCallResponse *r =
       (Grpc__Testing__StreamingOutputCallResponse *)m;
   int ret = check_payload(r->payload, want, what);
-  protobuf_c_message_free_unpacked(m, NULL);
+  grpc__testing__streaming_output_call_response__free_unpacked(r, NULL);
   if (ret == 0 && want_compressed >= 0 &&
       !!(flags & TRI_BUF_COMPRESSED) != !!want_compressed)
     ret = fail("%s: compressed flag %s, want %s", what,
                (flags & TRI_BUF_COMPRESSED) ? "set" : "clear",
                want_compressed ? "set" : "clear");
+  return ret;
+}
+
+/* Receive one response of a FullDuplexCall with the generated typed recv
+ * and check its size. */
+static int recv_duplex(Grpc__Testing__TestService__FullDuplexCall_Client *call,
+                       size_t want, const char *what) {
+  Grpc__Testing__StreamingOutputCallResponse *r = NULL;
+  int rc = grpc__testing__test_service__full_duplex_call__recv(call, &r,
+                                                               WAIT_MS);
+  if (rc == TRI_EOF)
+    return fail("%s: stream ended early (status OK, response missing)", what);
+  if (rc != TRI_OK)
+    return bad_status(what, rc, call->stream);
+  int ret = check_payload(r->payload, want, what);
+  grpc__testing__streaming_output_call_response__free_unpacked(r, NULL);
   return ret;
 }
 
@@ -305,26 +340,24 @@ static int recv_out(tri_stream *st, size_t want, int want_compressed,
 
 static int empty_unary(tri_channel *ch) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_buf *resp = NULL;
+  Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
+  Grpc__Testing__Empty *resp = NULL;
   tri_stream *st = NULL;
   int ret = 0;
-  /* Empty serializes to zero bytes: send exactly that, want exactly that. */
-  int rc = tri_unary_call(ch, SVC "EmptyCall", o, "", 0, &resp, &st);
+  /* Empty serializes to zero bytes: sent as that; the response must pack
+   * back to zero bytes too (unknown fields would not). */
+  int rc = grpc__testing__test_service__empty_call__call(ch, o, &req, &resp,
+                                                         &st);
   if (rc != TRI_OK) {
     ret = bad_status("EmptyCall", rc, st);
   } else if (resp == NULL) {
     ret = fail("EmptyCall: no response");
-  } else if (tri_buf_len(resp) != 0) {
-    ret = fail("EmptyCall: response %zu bytes, want 0", tri_buf_len(resp));
   } else {
-    Grpc__Testing__Empty *e =
-        grpc__testing__empty__unpack(NULL, 0, tri_buf_data(resp));
-    if (e == NULL)
-      ret = fail("EmptyCall: response does not parse");
-    else
-      grpc__testing__empty__free_unpacked(e, NULL);
+    size_t len = grpc__testing__empty__get_packed_size(resp);
+    if (len != 0)
+      ret = fail("EmptyCall: response %zu bytes, want 0", len);
+    grpc__testing__empty__free_unpacked(resp, NULL);
   }
-  tri_buf_free(resp);
   tri_stream_free(st);
   tri_call_opts_free(o);
   return ret;
@@ -334,20 +367,17 @@ static int large_unary(tri_channel *ch) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
   Grpc__Testing__SimpleRequest req;
   Grpc__Testing__Payload p;
-  ProtobufCMessage *m = NULL;
+  Grpc__Testing__SimpleResponse *resp = NULL;
   tri_stream *st = NULL;
   int ret;
   large_request(&req, &p);
-  /* the protobuf-c convenience path */
-  int rc = tri_unary_call_msg(ch, SVC "UnaryCall", o, &req.base,
-                              &grpc__testing__simple_response__descriptor, &m,
-                              &st);
+  int rc = grpc__testing__test_service__unary_call__call(ch, o, &req, &resp,
+                                                         &st);
   if (rc != TRI_OK) {
     ret = bad_status("UnaryCall", rc, st);
   } else {
-    ret = check_payload(((Grpc__Testing__SimpleResponse *)m)->payload, 314159,
-                        "response");
-    protobuf_c_message_free_unpacked(m, NULL);
+    ret = check_payload(resp->payload, 314159, "response");
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
   }
   tri_stream_free(st);
   tri_call_opts_free(o);
@@ -357,10 +387,11 @@ static int large_unary(tri_channel *ch) {
 static int client_streaming(tri_channel *ch) {
   static const size_t sizes[] = {27182, 8, 1828, 45904};
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_stream *st = NULL;
-  ProtobufCMessage *m = NULL;
+  Grpc__Testing__TestService__StreamingInputCall_Client call = {NULL};
+  Grpc__Testing__StreamingInputCallResponse *resp = NULL;
   int ret = 0, rc;
-  if ((rc = tri_stream_open(ch, SVC "StreamingInputCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__streaming_input_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
@@ -369,28 +400,27 @@ static int client_streaming(tri_channel *ch) {
         GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
     Grpc__Testing__Payload p;
     req.payload = zero_payload(&p, sizes[i]);
-    if ((rc = tri_stream_send_msg(st, &req.base)) != TRI_OK) {
-      ret = bad_status("send", rc, st);
+    if ((rc = grpc__testing__test_service__streaming_input_call__send(
+             &call, &req)) != TRI_OK) {
+      ret = bad_status("send", rc, call.stream);
       goto out;
     }
   }
-  tri_stream_close_send(st);
-  rc = tri_stream_recv_msg(st, &grpc__testing__streaming_input_call_response__descriptor,
-                           &m, WAIT_MS);
+  rc = grpc__testing__test_service__streaming_input_call__close_and_recv(
+      &call, &resp);
   if (rc != TRI_OK) {
-    ret = bad_status("StreamingInputCall", rc, st);
+    ret = bad_status("StreamingInputCall", rc, call.stream);
     goto out;
   }
-  int32_t agg =
-      ((Grpc__Testing__StreamingInputCallResponse *)m)->aggregated_payload_size;
+  int32_t agg = resp->aggregated_payload_size;
   if (agg != 74922)
     ret = fail("aggregated_payload_size %d, want 74922", (int)agg);
   else
-    ret = finish_ok(st, "StreamingInputCall");
+    ret = finish_ok(call.stream, "StreamingInputCall");
 out:
-  if (m != NULL)
-    protobuf_c_message_free_unpacked(m, NULL);
-  tri_stream_free(st);
+  if (resp != NULL)
+    grpc__testing__streaming_input_call_response__free_unpacked(resp, NULL);
+  grpc__testing__test_service__streaming_input_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
@@ -399,27 +429,29 @@ out:
 static int server_stream(tri_channel *ch, size_t n, const int32_t *sizes,
                          const int *compressed) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_stream *st = NULL;
+  Grpc__Testing__TestService__StreamingOutputCall_Client call = {NULL};
   out_req r;
   int ret = 0, rc;
   out_req_init(&r, n, sizes, compressed, 0);
-  if ((rc = tri_stream_open(ch, SVC "StreamingOutputCall", o, &st)) != TRI_OK) {
-    ret = bad_status("open", rc, NULL);
-    goto out;
-  }
-  if ((rc = send_pb(st, &r.req.base, TRI_SEND_LAST)) != TRI_OK) {
-    ret = bad_status("send", rc, st);
+  /* sends the request and half-closes */
+  if ((rc = grpc__testing__test_service__streaming_output_call__open(
+           ch, o, &r.req, &call)) != TRI_OK) {
+    if (call.stream == NULL)
+      ret = bad_status("open", rc, NULL);
+    else
+      ret = bad_status("send", rc, call.stream);
     goto out;
   }
   for (size_t i = 0; i < n && ret == 0; i++) {
     char what[64];
     snprintf(what, sizeof what, "response %zu of %zu", i + 1, n);
-    ret = recv_out(st, (size_t)sizes[i], compressed ? compressed[i] : -1, what);
+    ret = recv_out(call.stream, (size_t)sizes[i],
+                   compressed ? compressed[i] : -1, what);
   }
   if (ret == 0)
-    ret = finish_ok(st, "StreamingOutputCall");
+    ret = finish_ok(call.stream, "StreamingOutputCall");
 out:
-  tri_stream_free(st);
+  grpc__testing__test_service__streaming_output_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
@@ -439,9 +471,10 @@ static int ping_pong(tri_channel *ch) {
   static const int32_t rsizes[] = {31415, 9, 2653, 58979};
   static const size_t qsizes[] = {27182, 8, 1828, 45904};
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_stream *st = NULL;
+  Grpc__Testing__TestService__FullDuplexCall_Client call = {NULL};
   int ret = 0, rc;
-  if ((rc = tri_stream_open(ch, SVC "FullDuplexCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__full_duplex_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
@@ -450,92 +483,101 @@ static int ping_pong(tri_channel *ch) {
     char what[64];
     out_req_init(&r, 1, &rsizes[i], NULL, qsizes[i]);
     snprintf(what, sizeof what, "ping %zu", i + 1);
-    if ((rc = send_pb(st, &r.req.base, 0)) != TRI_OK)
-      ret = bad_status(what, rc, st);
+    if ((rc = grpc__testing__test_service__full_duplex_call__send(
+             &call, &r.req)) != TRI_OK)
+      ret = bad_status(what, rc, call.stream);
     else
-      ret = recv_out(st, (size_t)rsizes[i], -1, what);
+      ret = recv_duplex(&call, (size_t)rsizes[i], what);
   }
   if (ret == 0) {
-    tri_stream_close_send(st);
-    ret = finish_ok(st, "FullDuplexCall");
+    grpc__testing__test_service__full_duplex_call__close_send(&call);
+    ret = finish_ok(call.stream, "FullDuplexCall");
   }
 out:
-  tri_stream_free(st);
+  grpc__testing__test_service__full_duplex_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
 
 static int empty_stream(tri_channel *ch) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_stream *st = NULL;
+  Grpc__Testing__TestService__FullDuplexCall_Client call = {NULL};
   int ret, rc;
-  if ((rc = tri_stream_open(ch, SVC "FullDuplexCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__full_duplex_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
   } else {
-    tri_stream_close_send(st);
-    ret = finish_ok(st, "FullDuplexCall");
+    grpc__testing__test_service__full_duplex_call__close_send(&call);
+    ret = finish_ok(call.stream, "FullDuplexCall");
   }
-  tri_stream_free(st);
+  grpc__testing__test_service__full_duplex_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
 
 static int timeout_on_sleeping_server(tri_channel *ch) {
   tri_call_opts *o = call_opts(1, NULL);
-  tri_stream *st = NULL;
-  tri_buf *b = NULL;
+  Grpc__Testing__TestService__FullDuplexCall_Client call = {NULL};
+  Grpc__Testing__StreamingOutputCallResponse *resp = NULL;
   out_req r;
   int ret = 0, rc;
   out_req_init(&r, 0, NULL, NULL, 27182);
-  if ((rc = tri_stream_open(ch, SVC "FullDuplexCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__full_duplex_call__open(
+           ch, o, &call)) != TRI_OK) {
     /* a deadline that passed before the stream could start is fine */
     ret = check_status(rc, NULL, TRI_DEADLINE_EXCEEDED, NULL, "open");
     goto out;
   }
-  rc = send_pb(st, &r.req.base, 0);
+  rc = grpc__testing__test_service__full_duplex_call__send(&call, &r.req);
   if (rc != TRI_OK && rc != TRI_DEADLINE_EXCEEDED) {
-    ret = bad_status("send", rc, st);
+    ret = bad_status("send", rc, call.stream);
     goto out;
   }
   /* The server sleeps (no response parameters, no half-close): only the
    * 1 ms deadline can end the call. */
-  rc = tri_stream_recv_ex(st, &b, WAIT_MS);
+  rc = grpc__testing__test_service__full_duplex_call__recv(&call, &resp,
+                                                           WAIT_MS);
   if (rc == TRI_OK) {
-    tri_buf_free(b);
+    grpc__testing__streaming_output_call_response__free_unpacked(resp, NULL);
     ret = fail("FullDuplexCall: got a response, want DEADLINE_EXCEEDED");
   } else if (rc == TRI_ETIMEDOUT) {
     ret = fail("FullDuplexCall: still open %d ms after a 1 ms deadline",
                WAIT_MS);
-  } else if ((ret = check_status(rc, st, TRI_DEADLINE_EXCEEDED, NULL,
+  } else if ((ret = check_status(rc, call.stream, TRI_DEADLINE_EXCEEDED, NULL,
                                  "recv")) == 0) {
-    rc = tri_stream_wait_status(st, WAIT_MS, NULL);
-    ret = check_status(rc, st, TRI_DEADLINE_EXCEEDED, NULL, "final status");
+    rc = tri_stream_wait_status(call.stream, WAIT_MS, NULL);
+    ret = check_status(rc, call.stream, TRI_DEADLINE_EXCEEDED, NULL,
+                       "final status");
   }
 out:
-  tri_stream_free(st);
+  grpc__testing__test_service__full_duplex_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
 
 static int cancel_after_begin(tri_channel *ch) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_stream *st = NULL;
+  Grpc__Testing__TestService__StreamingInputCall_Client call = {NULL};
   tri_buf *b = NULL;
   int ret, rc;
-  if ((rc = tri_stream_open(ch, SVC "StreamingInputCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__streaming_input_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
   } else {
-    tri_stream_cancel(st);
-    rc = tri_stream_wait_status(st, WAIT_MS, NULL);
-    ret = check_status(rc, st, TRI_CANCELLED, NULL, "status after cancel");
+    grpc__testing__test_service__streaming_input_call__cancel(&call);
+    rc = tri_stream_wait_status(call.stream, WAIT_MS, NULL);
+    ret = check_status(rc, call.stream, TRI_CANCELLED, NULL,
+                       "status after cancel");
     if (ret == 0) {
-      rc = tri_stream_recv_ex(st, &b, WAIT_MS);
+      /* a client-streaming wrapper has no recv of its own */
+      rc = tri_stream_recv_ex(call.stream, &b, WAIT_MS);
       if (rc == TRI_OK)
         tri_buf_free(b);
-      ret = check_status(rc, st, TRI_CANCELLED, NULL, "recv after cancel");
+      ret = check_status(rc, call.stream, TRI_CANCELLED, NULL,
+                         "recv after cancel");
     }
   }
-  tri_stream_free(st);
+  grpc__testing__test_service__streaming_input_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
@@ -543,32 +585,36 @@ static int cancel_after_begin(tri_channel *ch) {
 static int cancel_after_first_response(tri_channel *ch) {
   static const int32_t size = 31415;
   tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_stream *st = NULL;
-  tri_buf *b = NULL;
+  Grpc__Testing__TestService__FullDuplexCall_Client call = {NULL};
+  Grpc__Testing__StreamingOutputCallResponse *resp = NULL;
   out_req r;
   int ret = 0, rc;
   out_req_init(&r, 1, &size, NULL, 27182);
-  if ((rc = tri_stream_open(ch, SVC "FullDuplexCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__full_duplex_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
-  if ((rc = send_pb(st, &r.req.base, 0)) != TRI_OK) {
-    ret = bad_status("send", rc, st);
+  if ((rc = grpc__testing__test_service__full_duplex_call__send(
+           &call, &r.req)) != TRI_OK) {
+    ret = bad_status("send", rc, call.stream);
     goto out;
   }
-  if ((ret = recv_out(st, 31415, -1, "first response")) != 0)
+  if ((ret = recv_duplex(&call, 31415, "first response")) != 0)
     goto out;
-  tri_stream_cancel(st);
-  rc = tri_stream_recv_ex(st, &b, WAIT_MS);
+  grpc__testing__test_service__full_duplex_call__cancel(&call);
+  rc = grpc__testing__test_service__full_duplex_call__recv(&call, &resp,
+                                                           WAIT_MS);
   if (rc == TRI_OK)
-    tri_buf_free(b);
-  if ((ret = check_status(rc, st, TRI_CANCELLED, NULL, "recv after cancel")) ==
-      0) {
-    rc = tri_stream_wait_status(st, WAIT_MS, NULL);
-    ret = check_status(rc, st, TRI_CANCELLED, NULL, "status after cancel");
+    grpc__testing__streaming_output_call_response__free_unpacked(resp, NULL);
+  if ((ret = check_status(rc, call.stream, TRI_CANCELLED, NULL,
+                          "recv after cancel")) == 0) {
+    rc = tri_stream_wait_status(call.stream, WAIT_MS, NULL);
+    ret = check_status(rc, call.stream, TRI_CANCELLED, NULL,
+                       "status after cancel");
   }
 out:
-  tri_stream_free(st);
+  grpc__testing__test_service__full_duplex_call__free(&call);
   tri_call_opts_free(o);
   return ret;
 }
@@ -592,7 +638,8 @@ static int custom_metadata(tri_channel *ch) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
   Grpc__Testing__SimpleRequest req;
   Grpc__Testing__Payload p;
-  ProtobufCMessage *m = NULL;
+  Grpc__Testing__SimpleResponse *resp = NULL;
+  Grpc__Testing__TestService__FullDuplexCall_Client call = {NULL};
   tri_stream *st = NULL;
   out_req r;
   int ret, rc;
@@ -605,33 +652,34 @@ static int custom_metadata(tri_channel *ch) {
     goto out;
   }
   large_request(&req, &p);
-  rc = tri_unary_call_msg(ch, SVC "UnaryCall", o, &req.base,
-                          &grpc__testing__simple_response__descriptor, &m, &st);
+  rc = grpc__testing__test_service__unary_call__call(ch, o, &req, &resp, &st);
   if (rc != TRI_OK) {
     ret = bad_status("UnaryCall", rc, st);
     goto out;
   }
-  ret = check_payload(((Grpc__Testing__SimpleResponse *)m)->payload, 314159,
-                      "UnaryCall response");
-  protobuf_c_message_free_unpacked(m, NULL);
+  ret = check_payload(resp->payload, 314159, "UnaryCall response");
+  grpc__testing__simple_response__free_unpacked(resp, NULL);
   if (ret != 0 || (ret = check_echo(st, "UnaryCall")) != 0)
     goto out;
-  tri_stream_free(st);
-  st = NULL;
 
   out_req_init(&r, 1, &size, NULL, 271828);
-  if ((rc = tri_stream_open(ch, SVC "FullDuplexCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__full_duplex_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
-  if ((rc = send_pb(st, &r.req.base, TRI_SEND_LAST)) != TRI_OK) {
-    ret = bad_status("FullDuplexCall send", rc, st);
+  if ((rc = grpc__testing__test_service__full_duplex_call__send(
+           &call, &r.req)) != TRI_OK ||
+      (rc = grpc__testing__test_service__full_duplex_call__close_send(
+           &call)) != TRI_OK) {
+    ret = bad_status("FullDuplexCall send", rc, call.stream);
     goto out;
   }
-  if ((ret = recv_out(st, 314159, -1, "FullDuplexCall response")) == 0 &&
-      (ret = finish_ok(st, "FullDuplexCall")) == 0)
-    ret = check_echo(st, "FullDuplexCall");
+  if ((ret = recv_duplex(&call, 314159, "FullDuplexCall response")) == 0 &&
+      (ret = finish_ok(call.stream, "FullDuplexCall")) == 0)
+    ret = check_echo(call.stream, "FullDuplexCall");
 out:
+  grpc__testing__test_service__full_duplex_call__free(&call);
   tri_stream_free(st);
   tri_call_opts_free(o);
   return ret;
@@ -642,43 +690,46 @@ static int echo_status_case(tri_channel *ch, const char *msg, int bidi) {
   tri_call_opts *o = call_opts(CALL_MS, NULL);
   Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
   Grpc__Testing__EchoStatus es = GRPC__TESTING__ECHO_STATUS__INIT;
-  ProtobufCMessage *m = NULL;
+  Grpc__Testing__SimpleResponse *resp = NULL;
+  Grpc__Testing__StreamingOutputCallResponse *oresp = NULL;
+  Grpc__Testing__TestService__FullDuplexCall_Client call = {NULL};
   tri_stream *st = NULL;
-  tri_buf *b = NULL;
   int ret, rc;
   es.code = 2;
   es.message = (char *)msg;
   req.response_status = &es;
-  rc = tri_unary_call_msg(ch, SVC "UnaryCall", o, &req.base,
-                          &grpc__testing__simple_response__descriptor, &m, &st);
-  if (m != NULL)
-    protobuf_c_message_free_unpacked(m, NULL);
+  rc = grpc__testing__test_service__unary_call__call(ch, o, &req, &resp, &st);
+  if (rc == TRI_OK && resp != NULL)
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
   ret = check_status(rc, st, TRI_UNKNOWN, msg, "UnaryCall");
-  tri_stream_free(st);
-  st = NULL;
   if (ret != 0 || !bidi)
     goto out;
 
   Grpc__Testing__StreamingOutputCallRequest oreq =
       GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
   oreq.response_status = &es;
-  if ((rc = tri_stream_open(ch, SVC "FullDuplexCall", o, &st)) != TRI_OK) {
+  if ((rc = grpc__testing__test_service__full_duplex_call__open(
+           ch, o, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
-  rc = send_pb(st, &oreq.base, TRI_SEND_LAST);
+  rc = grpc__testing__test_service__full_duplex_call__send(&call, &oreq);
+  if (rc == TRI_OK)
+    rc = grpc__testing__test_service__full_duplex_call__close_send(&call);
   if (rc != TRI_OK && rc != TRI_UNKNOWN) {
-    ret = bad_status("FullDuplexCall send", rc, st);
+    ret = bad_status("FullDuplexCall send", rc, call.stream);
     goto out;
   }
-  rc = tri_stream_recv_ex(st, &b, WAIT_MS);
+  rc = grpc__testing__test_service__full_duplex_call__recv(&call, &oresp,
+                                                           WAIT_MS);
   if (rc == TRI_OK) {
-    tri_buf_free(b);
+    grpc__testing__streaming_output_call_response__free_unpacked(oresp, NULL);
     ret = fail("FullDuplexCall: got a response, want status UNKNOWN");
   } else {
-    ret = check_status(rc, st, TRI_UNKNOWN, msg, "FullDuplexCall");
+    ret = check_status(rc, call.stream, TRI_UNKNOWN, msg, "FullDuplexCall");
   }
 out:
+  grpc__testing__test_service__full_duplex_call__free(&call);
   tri_stream_free(st);
   tri_call_opts_free(o);
   return ret;
@@ -692,24 +743,39 @@ static int special_status_message(tri_channel *ch) {
   return echo_status_case(ch, SPECIAL_MESSAGE, 0);
 }
 
-static int unimplemented(tri_channel *ch, const char *method) {
-  tri_call_opts *o = call_opts(CALL_MS, NULL);
-  tri_buf *resp = NULL;
-  tri_stream *st = NULL;
-  int rc = tri_unary_call(ch, method, o, "", 0, &resp, &st);
-  tri_buf_free(resp);
+/* The check of an unimplemented_* case: |rc| and |st| of the call. */
+static int unimplemented(int rc, tri_stream *st, Grpc__Testing__Empty *resp,
+                         const char *method) {
+  if (rc == TRI_OK && resp != NULL)
+    grpc__testing__empty__free_unpacked(resp, NULL);
   int ret = check_status(rc, st, TRI_UNIMPLEMENTED, NULL, method);
   tri_stream_free(st);
-  tri_call_opts_free(o);
   return ret;
 }
 
 static int unimplemented_method(tri_channel *ch) {
-  return unimplemented(ch, SVC "UnimplementedCall");
+  tri_call_opts *o = call_opts(CALL_MS, NULL);
+  Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT, *resp = NULL;
+  tri_stream *st = NULL;
+  int rc = grpc__testing__test_service__unimplemented_call__call(ch, o, &req,
+                                                                 &resp, &st);
+  int ret = unimplemented(
+      rc, st, resp, GRPC__TESTING__TEST_SERVICE__UNIMPLEMENTED_CALL__PATH);
+  tri_call_opts_free(o);
+  return ret;
 }
 
 static int unimplemented_service(tri_channel *ch) {
-  return unimplemented(ch, UNIMPL_SVC "UnimplementedCall");
+  tri_call_opts *o = call_opts(CALL_MS, NULL);
+  Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT, *resp = NULL;
+  tri_stream *st = NULL;
+  int rc = grpc__testing__unimplemented_service__unimplemented_call__call(
+      ch, o, &req, &resp, &st);
+  int ret =
+      unimplemented(rc, st, resp,
+                    GRPC__TESTING__UNIMPLEMENTED_SERVICE__UNIMPLEMENTED_CALL__PATH);
+  tri_call_opts_free(o);
+  return ret;
 }
 
 static int client_compressed_unary(tri_channel *ch) {
@@ -719,7 +785,7 @@ static int client_compressed_unary(tri_channel *ch) {
   Grpc__Testing__Payload p;
   Grpc__Testing__BoolValue yes = GRPC__TESTING__BOOL_VALUE__INIT;
   Grpc__Testing__BoolValue no = GRPC__TESTING__BOOL_VALUE__INIT;
-  tri_buf *resp = NULL;
+  Grpc__Testing__SimpleResponse *resp = NULL;
   tri_stream *st = NULL;
   int ret;
   yes.value = 1;
@@ -731,16 +797,10 @@ static int client_compressed_unary(tri_channel *ch) {
   large_request(&req, &p);
   req.expect_compressed = &yes;
   /* 1. probe: uncompressed but expect_compressed -> INVALID_ARGUMENT */
-  size_t len = protobuf_c_message_get_packed_size(&req.base);
-  uint8_t *buf = malloc(len);
-  if (buf == NULL) {
-    ret = fail("out of memory");
-    goto out;
-  }
-  protobuf_c_message_pack(&req.base, buf);
-  int rc = tri_unary_call(ch, SVC "UnaryCall", plain, buf, len, &resp, &st);
-  free(buf);
-  tri_buf_free(resp);
+  int rc = grpc__testing__test_service__unary_call__call(ch, plain, &req,
+                                                         &resp, &st);
+  if (rc == TRI_OK && resp != NULL)
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
   ret = check_status(rc, st, TRI_INVALID_ARGUMENT, NULL, "uncompressed probe");
   tri_stream_free(st);
   if (ret != 0)
@@ -791,8 +851,8 @@ static int client_compressed_streaming(tri_channel *ch) {
   Grpc__Testing__BoolValue yes = GRPC__TESTING__BOOL_VALUE__INIT;
   Grpc__Testing__BoolValue no = GRPC__TESTING__BOOL_VALUE__INIT;
   Grpc__Testing__Payload p1, p2;
-  ProtobufCMessage *m = NULL;
-  tri_stream *st = NULL;
+  Grpc__Testing__StreamingInputCallResponse *resp = NULL;
+  Grpc__Testing__TestService__StreamingInputCall_Client call = {NULL};
   tri_buf *b = NULL;
   int ret = 0, rc;
   yes.value = 1;
@@ -806,59 +866,58 @@ static int client_compressed_streaming(tri_channel *ch) {
     goto out;
   }
   /* 1. probe: one uncompressed message with expect_compressed */
-  if ((rc = tri_stream_open(ch, SVC "StreamingInputCall", plain, &st)) !=
-      TRI_OK) {
+  if ((rc = grpc__testing__test_service__streaming_input_call__open(
+           ch, plain, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
-  rc = send_pb(st, &probe.base, TRI_SEND_LAST);
+  rc = send_pb(call.stream, &probe.base, TRI_SEND_LAST);
   if (rc != TRI_OK && rc != TRI_INVALID_ARGUMENT) {
-    ret = bad_status("probe send", rc, st);
+    ret = bad_status("probe send", rc, call.stream);
     goto out;
   }
-  rc = tri_stream_recv_ex(st, &b, WAIT_MS);
+  /* the status, not a response: the raw recv of the wrapper's stream */
+  rc = tri_stream_recv_ex(call.stream, &b, WAIT_MS);
   if (rc == TRI_OK) {
     tri_buf_free(b);
     ret = fail("uncompressed probe: got a response, want INVALID_ARGUMENT");
     goto out;
   }
-  if ((ret = check_status(rc, st, TRI_INVALID_ARGUMENT, NULL,
+  if ((ret = check_status(rc, call.stream, TRI_INVALID_ARGUMENT, NULL,
                           "uncompressed probe")) != 0)
     goto out;
-  tri_stream_free(st);
-  st = NULL;
+  grpc__testing__test_service__streaming_input_call__free(&call);
 
-  /* 2. compressed message, then an uncompressed one, then half-close */
-  if ((rc = tri_stream_open(ch, SVC "StreamingInputCall", gz, &st)) != TRI_OK) {
+  /* 2. compressed message, then an uncompressed one (per-message
+   * TRI_SEND_NO_COMPRESS: raw send on the wrapper's stream), then
+   * half-close */
+  if ((rc = grpc__testing__test_service__streaming_input_call__open(
+           ch, gz, &call)) != TRI_OK) {
     ret = bad_status("open", rc, NULL);
     goto out;
   }
-  if ((rc = send_pb(st, &probe.base, 0)) != TRI_OK ||
-      (rc = send_pb(st, &second.base, TRI_SEND_NO_COMPRESS | TRI_SEND_LAST)) !=
-          TRI_OK) {
-    ret = bad_status("send", rc, st);
+  if ((rc = grpc__testing__test_service__streaming_input_call__send(
+           &call, &probe)) != TRI_OK ||
+      (rc = send_pb(call.stream, &second.base,
+                    TRI_SEND_NO_COMPRESS | TRI_SEND_LAST)) != TRI_OK) {
+    ret = bad_status("send", rc, call.stream);
     goto out;
   }
-  rc = recv_pb(st, &grpc__testing__streaming_input_call_response__descriptor,
-               &m, NULL, "StreamingInputCall");
-  if (rc == E_PARSE) {
-    ret = -1;
-    goto out;
-  }
+  rc = grpc__testing__test_service__streaming_input_call__close_and_recv(
+      &call, &resp);
   if (rc != TRI_OK) {
-    ret = bad_status("StreamingInputCall", rc, st);
+    ret = bad_status("StreamingInputCall", rc, call.stream);
     goto out;
   }
-  int32_t agg =
-      ((Grpc__Testing__StreamingInputCallResponse *)m)->aggregated_payload_size;
+  int32_t agg = resp->aggregated_payload_size;
   if (agg != 73086)
     ret = fail("aggregated_payload_size %d, want 73086", (int)agg);
   else
-    ret = finish_ok(st, "StreamingInputCall");
+    ret = finish_ok(call.stream, "StreamingInputCall");
 out:
-  if (m != NULL)
-    protobuf_c_message_free_unpacked(m, NULL);
-  tri_stream_free(st);
+  if (resp != NULL)
+    grpc__testing__streaming_input_call_response__free_unpacked(resp, NULL);
+  grpc__testing__test_service__streaming_input_call__free(&call);
   tri_call_opts_free(gz);
   tri_call_opts_free(plain);
   return ret;

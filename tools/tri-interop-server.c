@@ -18,6 +18,21 @@
  * per message with TRI_SEND_NO_COMPRESS), interval_us delays.
  * UnimplementedCall and grpc.testing.UnimplementedService are left
  * unregistered: the library answers UNIMPLEMENTED (PROTOCOL.md 4.9).
+ *
+ * Built on the stubs protoc-gen-triplestream generates from
+ * proto/grpc/testing/test.proto (grpc/testing/test.tri.h):
+ * StreamingInputCall, FullDuplexCall and HalfDuplexCall are handlers of
+ * the generated table, registered with
+ * grpc__testing__test_service__tri_register(); they read requests with the
+ * typed server_recv functions where the message flags do not matter.
+ * EmptyCall, UnaryCall and StreamingOutputCall are registered as plain
+ * handlers under the generated paths, with the generated message types:
+ * the generated unary and server-streaming wrappers read the request
+ * before the handler runs, and that read may already send the response
+ * headers (PROTOCOL.md 11.9), too early for the echoed initial metadata
+ * and the response coding, and it drops the request's TRI_BUF_COMPRESSED
+ * flag that CompressedRequest checks.  Responses go out packed by hand
+ * through tri_stream_send_ex() for the per-message TRI_SEND_NO_COMPRESS.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -34,10 +49,7 @@
 #include <triplestream/triplestream.h>
 #include <triplestream/protobuf.h>
 
-#include "grpc/testing/empty.pb-c.h"
-#include "grpc/testing/messages.pb-c.h"
-
-#define SERVICE "/grpc.testing.TestService/"
+#include "grpc/testing/test.tri.h"
 
 /* A handler waits at most this long for the client's next message. */
 #define IDLE_MS 120000
@@ -252,7 +264,7 @@ static int h_empty_call(tri_stream *s, void *ud) {
   }
   if (rc != TRI_OK)
     return dead(rc);
-  protobuf_c_message_free_unpacked(in, NULL);
+  grpc__testing__empty__free_unpacked((Grpc__Testing__Empty *)in, NULL);
   if ((rc = expect_eof(s)) != TRI_OK)
     return dead(rc);
   Grpc__Testing__Empty out = GRPC__TESTING__EMPTY__INIT;
@@ -302,12 +314,18 @@ static int h_unary_call(tri_stream *s, void *ud) {
     tri_stream_finish(s, TRI_OK, NULL);
 out:
   free(body);
-  protobuf_c_message_free_unpacked(m, NULL);
+  grpc__testing__simple_request__free_unpacked(req, NULL);
   return dead(rc);
 }
 
-static int h_streaming_input_call(tri_stream *s, void *ud) {
+/* Generated table (client-streaming): the requests are read here, through
+ * the raw stream for their TRI_BUF_COMPRESSED flag; the generated wrapper
+ * sends *|out| and the returned status ends the call. */
+static int h_streaming_input_call(
+    Grpc__Testing__TestService__StreamingInputCall_Server *call,
+    Grpc__Testing__StreamingInputCallResponse **out, void *ud) {
   (void)ud;
+  tri_stream *s = call->stream;
   int64_t total = 0;
   int rc = TRI_OK;
 
@@ -331,7 +349,7 @@ static int h_streaming_input_call(tri_stream *s, void *ud) {
     rc = check_compressed(s, req->expect_compressed, flags);
     if (rc == TRI_OK && req->payload != NULL)
       total += (int64_t)req->payload->body.len;
-    protobuf_c_message_free_unpacked(m, NULL);
+    grpc__testing__streaming_input_call_request__free_unpacked(req, NULL);
     if (rc != TRI_OK)
       return rc;
   }
@@ -339,13 +357,16 @@ static int h_streaming_input_call(tri_stream *s, void *ud) {
     tri_stream_finish(s, TRI_OUT_OF_RANGE, "aggregated size overflows int32");
     return TRI_OUT_OF_RANGE;
   }
-  Grpc__Testing__StreamingInputCallResponse resp =
-      GRPC__TESTING__STREAMING_INPUT_CALL_RESPONSE__INIT;
-  resp.aggregated_payload_size = (int32_t)total;
-  rc = tri_stream_send_msg(s, &resp.base);
-  if (rc != TRI_OK)
-    return dead(rc);
-  tri_stream_finish(s, TRI_OK, NULL);
+  /* Released by the generated wrapper after sending (free_response is
+   * NULL: protobuf_c_message_free_unpacked(), i.e. free() here). */
+  Grpc__Testing__StreamingInputCallResponse *resp = malloc(sizeof *resp);
+  if (resp == NULL) {
+    tri_stream_finish(s, TRI_RESOURCE_EXHAUSTED, "out of memory");
+    return TRI_RESOURCE_EXHAUSTED;
+  }
+  grpc__testing__streaming_input_call_response__init(resp);
+  resp->aggregated_payload_size = (int32_t)total;
+  *out = resp;
   return TRI_OK;
 }
 
@@ -378,14 +399,20 @@ static int h_streaming_output_call(tri_stream *s, void *ud) {
     else if ((rc = send_responses(s, req)) == TRI_OK)
       tri_stream_finish(s, TRI_OK, NULL);
   }
-  protobuf_c_message_free_unpacked(m, NULL);
+  grpc__testing__streaming_output_call_request__free_unpacked(req, NULL);
   return dead(rc);
 }
 
 /* FullDuplexCall (|half| = 0): answer each request as it arrives.
- * HalfDuplexCall (|half| = 1): buffer requests until end of input. */
-static int duplex(tri_stream *s, int half) {
-  ProtobufCMessage *held[256];
+ * HalfDuplexCall (|half| = 1): buffer requests until end of input.
+ * |recv| is the generated typed server_recv of the method, |call| its
+ * server wrapper; responses go through call's stream (send_responses). */
+typedef int (*duplex_recv_fn)(void *call,
+                              Grpc__Testing__StreamingOutputCallRequest **msg,
+                              int timeout_ms);
+
+static int duplex(tri_stream *s, void *call, duplex_recv_fn recv, int half) {
+  Grpc__Testing__StreamingOutputCallRequest *held[256];
   size_t nheld = 0;
   int rc = TRI_OK;
 
@@ -393,15 +420,13 @@ static int duplex(tri_stream *s, int half) {
   if (echo_metadata(s) != TRI_OK)
     return TRI_INTERNAL;
   for (int n = 0;; n++) {
-    ProtobufCMessage *m = NULL;
+    Grpc__Testing__StreamingOutputCallRequest *req = NULL;
     if (n >= MAX_MESSAGES || nheld == sizeof held / sizeof held[0]) {
       tri_stream_finish(s, TRI_RESOURCE_EXHAUSTED, "too many messages");
       rc = TRI_RESOURCE_EXHAUSTED;
       goto out;
     }
-    rc = tri_stream_recv_msg(
-        s, &grpc__testing__streaming_output_call_request__descriptor, &m,
-        IDLE_MS);
+    rc = recv(call, &req, IDLE_MS);
     if (rc == TRI_EOF)
       break;
     if (rc == TRI_ETIMEDOUT) {
@@ -412,11 +437,9 @@ static int duplex(tri_stream *s, int half) {
     if (rc != TRI_OK)
       goto out;
     if (half) {
-      held[nheld++] = m;
+      held[nheld++] = req;
       continue;
     }
-    Grpc__Testing__StreamingOutputCallRequest *req =
-        (Grpc__Testing__StreamingOutputCallRequest *)m;
     if ((rc = check_type(s, req->response_type)) == TRI_OK) {
       /* Echo Status: finish and ignore whatever else the client sends. */
       if (echo_status(s, req->response_status))
@@ -425,13 +448,12 @@ static int duplex(tri_stream *s, int half) {
         rc = send_responses(s, req);
     }
     int stop = rc != TRI_OK;
-    protobuf_c_message_free_unpacked(m, NULL);
+    grpc__testing__streaming_output_call_request__free_unpacked(req, NULL);
     if (stop)
       goto out;
   }
   for (size_t i = 0; i < nheld; i++) {
-    Grpc__Testing__StreamingOutputCallRequest *req =
-        (Grpc__Testing__StreamingOutputCallRequest *)held[i];
+    const Grpc__Testing__StreamingOutputCallRequest *req = held[i];
     if ((rc = check_type(s, req->response_type)) != TRI_OK)
       goto out;
     if (echo_status(s, req->response_status)) {
@@ -445,19 +467,45 @@ static int duplex(tri_stream *s, int half) {
   rc = TRI_OK;
 out:
   for (size_t i = 0; i < nheld; i++)
-    protobuf_c_message_free_unpacked(held[i], NULL);
+    grpc__testing__streaming_output_call_request__free_unpacked(held[i], NULL);
   return dead(rc);
 }
 
-static int h_full_duplex_call(tri_stream *s, void *ud) {
-  (void)ud;
-  return duplex(s, 0);
+static int full_duplex_recv(void *call,
+                            Grpc__Testing__StreamingOutputCallRequest **msg,
+                            int timeout_ms) {
+  return grpc__testing__test_service__full_duplex_call__server_recv(
+      call, msg, timeout_ms);
 }
 
-static int h_half_duplex_call(tri_stream *s, void *ud) {
-  (void)ud;
-  return duplex(s, 1);
+static int half_duplex_recv(void *call,
+                            Grpc__Testing__StreamingOutputCallRequest **msg,
+                            int timeout_ms) {
+  return grpc__testing__test_service__half_duplex_call__server_recv(
+      call, msg, timeout_ms);
 }
+
+static int h_full_duplex_call(
+    Grpc__Testing__TestService__FullDuplexCall_Server *call, void *ud) {
+  (void)ud;
+  return duplex(call->stream, call, full_duplex_recv, 0);
+}
+
+static int h_half_duplex_call(
+    Grpc__Testing__TestService__HalfDuplexCall_Server *call, void *ud) {
+  (void)ud;
+  return duplex(call->stream, call, half_duplex_recv, 1);
+}
+
+/* The generated handler table.  NULL members stay unregistered, so the
+ * library answers UNIMPLEMENTED: CacheableUnaryCall (needs GET and a
+ * caching proxy), UnimplementedCall (deliberately), and the three methods
+ * registered as plain handlers in main() (see the file comment). */
+static const Grpc__Testing__TestService_Handlers test_service = {
+    .streaming_input_call = h_streaming_input_call,
+    .full_duplex_call = h_full_duplex_call,
+    .half_duplex_call = h_half_duplex_call,
+};
 
 /* ------------------------------------------------------------------ */
 /* main                                                                */
@@ -516,18 +564,16 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  /* Methods whose handler must act before the request is read (see the
+   * file comment), under their generated paths. */
   static const struct {
     const char *method;
     tri_handler_fn fn;
   } methods[] = {
-      {SERVICE "EmptyCall", h_empty_call},
-      {SERVICE "UnaryCall", h_unary_call},
-      {SERVICE "StreamingInputCall", h_streaming_input_call},
-      {SERVICE "StreamingOutputCall", h_streaming_output_call},
-      {SERVICE "FullDuplexCall", h_full_duplex_call},
-      {SERVICE "HalfDuplexCall", h_half_duplex_call},
-      /* CacheableUnaryCall needs GET and a caching proxy: not offered.
-       * UnimplementedCall: deliberately unregistered. */
+      {GRPC__TESTING__TEST_SERVICE__EMPTY_CALL__PATH, h_empty_call},
+      {GRPC__TESTING__TEST_SERVICE__UNARY_CALL__PATH, h_unary_call},
+      {GRPC__TESTING__TEST_SERVICE__STREAMING_OUTPUT_CALL__PATH,
+       h_streaming_output_call},
   };
 
   tri_server *srv = NULL;
@@ -535,6 +581,13 @@ int main(int argc, char **argv) {
   if (rc != TRI_OK) {
     fprintf(stderr, "tri-interop-server: tri_server_new: %s\n",
             tri_strerror(rc));
+    return 1;
+  }
+  rc = grpc__testing__test_service__tri_register(srv, &test_service, NULL);
+  if (rc != TRI_OK) {
+    fprintf(stderr, "tri-interop-server: register grpc.testing.TestService: "
+            "%s\n", tri_strerror(rc));
+    tri_server_free(srv);
     return 1;
   }
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {

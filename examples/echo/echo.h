@@ -1,10 +1,12 @@
 /*
  * Shared bits of the bidi echo example (echo_server.c, echo_client.c).
  *
- * The service has one method, ECHO_METHOD, a bidirectional stream: the
- * server sends back every message it receives and never ends the call on
- * its own; the call ends when the client half-closes (status OK), cancels,
- * or its deadline passes.
+ * The service is echo.Echo in echo.proto; echo.tri.h holds the stubs
+ * protoc-gen-triplestream generates from it at build time.  Its one
+ * method, ECHO_METHOD, is a bidirectional stream of EchoMsg: the server
+ * sends back every message it receives and never ends the call on its
+ * own; the call ends when the client half-closes (status OK), cancels, or
+ * its deadline passes.
  */
 #ifndef ECHO_H
 #define ECHO_H
@@ -15,7 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#define ECHO_METHOD "/echo.Echo/Bidi"
+#include "echo.tri.h"
+
+#define ECHO_METHOD ECHO__ECHO__BIDI__PATH /* "/echo.Echo/Bidi" */
 #define ECHO_DEFAULT_PORT 50051
 
 /* Monotonic clock in microseconds. */

@@ -3,10 +3,11 @@
  *
  *   echo_client [--port N] [--mode=echo|cancel|deadline]
  *
- * Opens a bidi stream, sends 5 messages and reads the 5 echoes, then:
+ * Opens a bidi stream with the stubs generated from echo.proto
+ * (echo.tri.h), sends 5 EchoMsg and reads the 5 echoes, then:
  *   echo      half-closes; recv returns TRI_EOF and the status is TRI_OK;
  *   cancel    blocks in recv for a 6th echo that never comes while a
- *             second thread calls tri_stream_cancel(); recv returns
+ *             second thread calls echo__echo__bidi__cancel(); recv returns
  *             TRI_CANCELLED, and the time from cancel to return is printed;
  *   deadline  the call has a 500 ms deadline; the blocked recv returns
  *             TRI_DEADLINE_EXCEEDED.
@@ -22,8 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <triplestream/triplestream.h>
-
 #include "echo.h"
 
 #define N_MESSAGES 5
@@ -34,7 +33,7 @@
 #define CANCEL_DELAY_MS 200
 
 struct canceller {
-  tri_stream *s;
+  Echo__Echo__Bidi_Client *call;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int about_to_recv;
@@ -69,7 +68,7 @@ canceller_main(void *p)
   else
     sleep_ms(CANCEL_DELAY_MS);
   atomic_store(&c->cancel_at_us, (long long)echo_now_us());
-  tri_stream_cancel(c->s);
+  echo__echo__bidi__cancel(c->call);
   return NULL;
 }
 
@@ -96,7 +95,7 @@ main(int argc, char **argv)
   const char *mode = "echo";
   tri_channel *ch = NULL;
   tri_call_opts *opts = NULL;
-  tri_stream *s = NULL;
+  Echo__Echo__Bidi_Client call = {NULL};
   struct canceller canc;
   pthread_t thr;
   char target[64], msg[64];
@@ -147,9 +146,10 @@ main(int argc, char **argv)
     tri_call_opts_set_timeout_ms(opts, DEADLINE_MS);
 
   t_open = echo_now_us();
-  rv = tri_stream_open(ch, ECHO_METHOD, opts, &s);
+  rv = echo__echo__bidi__open(ch, opts, &call);
   tri_call_opts_free(opts);
   if (rv != TRI_OK) {
+    echo__echo__bidi__free(&call);
     fprintf(stderr, "client: tri_stream_open: %s (%s)\n", tri_code_name(rv),
             tri_strerror(rv));
     tri_channel_free(ch);
@@ -159,44 +159,48 @@ main(int argc, char **argv)
          ECHO_METHOD);
 
   for (i = 0; i < N_MESSAGES; i++) {
-    tri_buf *m = NULL;
+    Echo__EchoMsg out = ECHO__ECHO_MSG__INIT, *m = NULL;
     int len = snprintf(msg, sizeof(msg), "hello %d", i);
 
-    rv = tri_stream_send(s, msg, (size_t)len);
+    out.data.data = (uint8_t *)msg;
+    out.data.len = (size_t)len;
+    rv = echo__echo__bidi__send(&call, &out);
     if (rv == TRI_OK)
-      rv = tri_stream_recv(s, &m);
+      rv = echo__echo__bidi__recv(&call, &m, -1);
     if (rv != TRI_OK) {
       printf("client: message %d failed: %s (%s)\n", i, tri_code_name(rv),
              tri_strerror(rv));
-      print_status(s);
+      print_status(call.stream);
       goto out;
     }
-    if (tri_buf_len(m) != (size_t)len ||
-        memcmp(tri_buf_data(m), msg, (size_t)len) != 0) {
+    if (m->data.len != (size_t)len ||
+        memcmp(m->data.data, msg, (size_t)len) != 0) {
       printf("client: echo %d does not match\n", i);
-      tri_buf_free(m);
+      echo__echo_msg__free_unpacked(m, NULL);
       goto out;
     }
-    printf("client: echo %d: %.*s\n", i, (int)tri_buf_len(m),
-           (const char *)tri_buf_data(m));
-    tri_buf_free(m);
+    printf("client: echo %d: %.*s\n", i, (int)m->data.len,
+           (const char *)m->data.data);
+    echo__echo_msg__free_unpacked(m, NULL);
   }
 
   if (strcmp(mode, "echo") == 0) {
-    tri_buf *m = NULL;
-    tri_stream_close_send(s);
-    rv = tri_stream_recv(s, &m);
-    tri_buf_free(m);
+    Echo__EchoMsg *m = NULL;
+    echo__echo__bidi__close_send(&call);
+    rv = echo__echo__bidi__recv(&call, &m, -1);
+    if (m != NULL)
+      echo__echo_msg__free_unpacked(m, NULL);
     printf("client: after half-close recv returned %s (%s)\n",
            tri_code_name(rv), tri_strerror(rv));
-    print_status(s);
-    ok = rv == TRI_EOF && tri_stream_wait_status(s, 0, NULL) == TRI_OK;
+    print_status(call.stream);
+    ok = rv == TRI_EOF &&
+         tri_stream_wait_status(call.stream, 0, NULL) == TRI_OK;
   } else if (strcmp(mode, "cancel") == 0) {
-    tri_buf *m = NULL;
+    Echo__EchoMsg *m = NULL;
     int64_t t_ret;
 
     memset(&canc, 0, sizeof(canc));
-    canc.s = s;
+    canc.call = &call;
     pthread_mutex_init(&canc.mu, NULL);
     pthread_cond_init(&canc.cv, NULL);
     atomic_store(&canc.cancel_at_us, 0);
@@ -208,31 +212,35 @@ main(int argc, char **argv)
     canc.about_to_recv = 1;
     pthread_cond_signal(&canc.cv);
     pthread_mutex_unlock(&canc.mu);
-    rv = tri_stream_recv(s, &m); /* the 6th echo never comes */
+    /* the 6th echo never comes */
+    rv = echo__echo__bidi__recv(&call, &m, -1);
     t_ret = echo_now_us();
-    tri_buf_free(m);
+    if (m != NULL)
+      echo__echo_msg__free_unpacked(m, NULL);
     pthread_join(thr, NULL);
     printf("client: recv returned %s after %lld us (%s)\n", tri_code_name(rv),
            (long long)(t_ret - atomic_load(&canc.cancel_at_us)),
            tri_strerror(rv));
-    print_status(s);
+    print_status(call.stream);
     ok = rv == TRI_CANCELLED;
     pthread_cond_destroy(&canc.cv);
     pthread_mutex_destroy(&canc.mu);
   } else {
-    tri_buf *m = NULL;
-    rv = tri_stream_recv(s, &m); /* blocks until the deadline */
-    tri_buf_free(m);
+    Echo__EchoMsg *m = NULL;
+    /* blocks until the deadline */
+    rv = echo__echo__bidi__recv(&call, &m, -1);
+    if (m != NULL)
+      echo__echo_msg__free_unpacked(m, NULL);
     printf("client: recv returned %s after %lld us since open, deadline %d "
            "ms (%s)\n",
            tri_code_name(rv), (long long)(echo_now_us() - t_open),
            DEADLINE_MS, tri_strerror(rv));
-    print_status(s);
+    print_status(call.stream);
     ok = rv == TRI_DEADLINE_EXCEEDED;
   }
 
 out:
-  tri_stream_free(s);
+  echo__echo__bidi__free(&call);
   tri_channel_free(ch);
   printf("client: %s\n", ok ? "OK" : "FAILED");
   return ok ? 0 : 1;

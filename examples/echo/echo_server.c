@@ -4,7 +4,9 @@
  *   echo_server [--port N]      (default 50051; 0 picks a free port)
  *
  * Listens on 127.0.0.1, prints "listening on 127.0.0.1:PORT" once ready,
- * and serves ECHO_METHOD: every message is sent back.  The handler never
+ * and serves ECHO_METHOD through the stubs generated from echo.proto
+ * (echo.tri.h: a handler table registered with echo__echo__tri_register()):
+ * every EchoMsg is sent back.  The handler never
  * ends a call by itself; it reports how each call ended (client
  * half-close, cancel, deadline...).  SIGINT or SIGTERM shuts it down
  * gracefully.
@@ -18,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <triplestream/triplestream.h>
 
 #include "echo.h"
 
@@ -49,32 +49,34 @@ say(const char *fmt, ...)
 }
 
 static int
-echo_handler(tri_stream *s, void *user_data)
+echo_bidi(Echo__Echo__Bidi_Server *call, void *user_data)
 {
   int id = atomic_fetch_add(&n_calls, 1) + 1;
   long n;
 
   (void)user_data;
   say("server: stream %d started: %s (deadline: %lld ms)\n", id,
-      tri_stream_method(s), (long long)tri_stream_remaining_ms(s));
+      tri_stream_method(call->stream),
+      (long long)tri_stream_remaining_ms(call->stream));
   for (n = 0; n < ECHO_MAX_MESSAGES; n++) {
-    tri_buf *m = NULL;
-    int rv = tri_stream_recv(s, &m);
+    Echo__EchoMsg *m = NULL;
+    int rv = echo__echo__bidi__server_recv(call, &m, -1);
 
     if (rv == TRI_EOF) {
       say("server: stream %d ended: client half-closed (%s) after %ld "
           "messages; finishing with TRI_OK\n",
           id, tri_code_name(rv), n);
-      return tri_stream_finish(s, TRI_OK, NULL) == TRI_OK ? TRI_OK
-                                                          : TRI_UNKNOWN;
+      return tri_stream_finish(call->stream, TRI_OK, NULL) == TRI_OK
+                 ? TRI_OK
+                 : TRI_UNKNOWN;
     }
     if (rv != TRI_OK) {
       say("server: stream %d ended: %s (%s) after %ld messages\n", id,
           tri_code_name(rv), tri_strerror(rv), n);
       return rv >= 0 ? rv : TRI_UNKNOWN;
     }
-    rv = tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
-    tri_buf_free(m);
+    rv = echo__echo__bidi__server_send(call, m);
+    echo__echo_msg__free_unpacked(m, NULL);
     if (rv != TRI_OK) {
       say("server: stream %d ended while sending: %s (%s)\n", id,
           tri_code_name(rv), tri_strerror(rv));
@@ -84,6 +86,11 @@ echo_handler(tri_stream *s, void *user_data)
   say("server: stream %d: too many messages\n", id);
   return TRI_RESOURCE_EXHAUSTED;
 }
+
+/* The service implementation: kept for the life of the server. */
+static const Echo__Echo_Handlers echo_impl = {
+    .bidi = echo_bidi,
+};
 
 static void
 usage(const char *prog)
@@ -125,7 +132,7 @@ main(int argc, char **argv)
             tri_strerror(rv));
     return 1;
   }
-  rv = tri_server_register(srv, ECHO_METHOD, echo_handler, NULL);
+  rv = echo__echo__tri_register(srv, &echo_impl, NULL);
   if (rv == TRI_OK) {
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     rv = tri_server_bind(srv, addr);
