@@ -68,7 +68,9 @@ chmod u+w "$tmp/project"/*
   cd "$tmp/project"
   # Nothing of this test's own environment may leak into the project.
   unset MAKEFLAGS MFLAGS srcdir top_builddir PLUGIN PROTOC PROTOBUF_PROTODIR
-  $MAKE hello CFLAGS="-Wall -Wextra -Werror"
+  # A sanitizer build's library needs the sanitizer runtime in the
+  # program too (pkg-config does not carry build-time sanitizer flags).
+  $MAKE hello CFLAGS="-Wall -Wextra -Werror ${SANCFLAGS:-}"
 ) >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; fail "project build"; }
 for f in hello.pb-c.c hello.pb-c.h hello.tri.c hello.tri.h hello; do
   test -f "$tmp/project/$f" || fail "project: $f was not made"
