@@ -340,15 +340,20 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
     if (opts->timeout_ms > 0)
       s->deadline_ns = tri__deadline_after_ms(opts->timeout_ms);
   }
+  /* The deadline also bounds connecting and waiting for a slot (1.3).
+   * Armed before the I/O thread sees the stream: if it detached the
+   * stream before the timer was armed, nothing would ever stop it and
+   * the timer's reference would outlive the call. */
+  tri__stream_arm_deadline(s);
   rv = tri__loop_open(ch->loop, s);
   if (rv != TRI_OK)
     goto fail;
-  /* The deadline also bounds connecting and waiting for a slot (1.3). */
-  tri__stream_arm_deadline(s);
   *out = s;
   return TRI_OK;
 
 fail:
+  if (tri__timer_stop(&s->deadline_timer))
+    tri__stream_unref(s); /* the timer's reference */
   tri__stream_unref(s);
   return rv;
 }
