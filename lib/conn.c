@@ -1130,10 +1130,14 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
     }
     return 0;
   case NGHTTP2_RST_STREAM:
-    if (c->is_server && c->loop->cfg.max_resets_per_s > 0) {
+    s = stream_of(sess, f->hd.stream_id);
+    if (c->is_server && c->loop->cfg.max_resets_per_s > 0 &&
+        (s == NULL || !s->resp_submitted)) {
       /* Rapid reset (CVE-2023-44487): more client resets in one second
        * than the limit ends the connection with ENHANCE_YOUR_CALM, before
-       * nghttp2's own limiter (which answers INTERNAL_ERROR). */
+       * nghttp2's own limiter (which answers INTERNAL_ERROR).  Only
+       * streams reset before we answered count: cancelling a call that is
+       * already streaming is ordinary client behaviour. */
       int64_t now = tri__now_ns();
       if (now - c->rst_window_ns > 1000 * TRI__NS_PER_MS) {
         c->rst_window_ns = now;
@@ -1867,8 +1871,12 @@ static tri__loop *loop_alloc(int is_server) {
     goto fail_cbs;
   nghttp2_option_set_no_auto_window_update(l->opt, 1); /* 13.4 */
   if (is_server) {
-    /* 13.1: rapid reset and CONTINUATION flood limits. */
-    nghttp2_option_set_stream_reset_rate_limit(l->opt, 1000, 33);
+    /* 13.1: rapid reset and CONTINUATION flood limits.  Our own limiter
+     * (on_frame_recv) closes rapid-reset connections first, counting only
+     * streams reset before we answered; nghttp2's counts every reset, so
+     * it stays as a generous backstop that does not cut off clients that
+     * legitimately cancel many calls (Go clients, hedging). */
+    nghttp2_option_set_stream_reset_rate_limit(l->opt, 10000, 1000);
     nghttp2_option_set_max_continuations(l->opt, 8);
   }
   return l;
