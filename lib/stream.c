@@ -530,36 +530,33 @@ TRI_API int64_t tri_stream_remaining_ms(const tri_stream *s) {
 
 /* ---- server side ------------------------------------------------------ */
 
-TRI_API int tri_stream_add_header(tri_stream *s, const char *key,
-                                  const void *value, size_t value_len) {
+/* Server: append to the response headers or trailers while they can
+ * still go out (headers until they are requested, trailers until finish). */
+static int add_out_md(tri_stream *s, int trailers, const char *key,
+                      const void *value, size_t value_len) {
   int rv;
   if (s == NULL || key == NULL)
     return TRI_EINVAL;
   if (s->side != TRI__SERVER)
     return TRI_ESTATE;
   tri__mutex_lock(&s->mu);
-  if (s->hdrs_requested)
+  if (trailers ? s->finished : s->hdrs_requested)
     rv = TRI_ESTATE;
   else
-    rv = tri_metadata_add(&s->out_hdrs, key, value, value_len);
+    rv = tri_metadata_add(trailers ? &s->out_trl : &s->out_hdrs, key, value,
+                          value_len);
   tri__stream_unlock(s);
   return rv;
 }
 
+TRI_API int tri_stream_add_header(tri_stream *s, const char *key,
+                                  const void *value, size_t value_len) {
+  return add_out_md(s, 0, key, value, value_len);
+}
+
 TRI_API int tri_stream_add_trailer(tri_stream *s, const char *key,
                                    const void *value, size_t value_len) {
-  int rv;
-  if (s == NULL || key == NULL)
-    return TRI_EINVAL;
-  if (s->side != TRI__SERVER)
-    return TRI_ESTATE;
-  tri__mutex_lock(&s->mu);
-  if (s->finished)
-    rv = TRI_ESTATE;
-  else
-    rv = tri_metadata_add(&s->out_trl, key, value, value_len);
-  tri__stream_unlock(s);
-  return rv;
+  return add_out_md(s, 1, key, value, value_len);
 }
 
 TRI_API int tri_stream_send_headers(tri_stream *s) {
