@@ -31,6 +31,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "budget.h"
 #include "compress.h"
 #include "core.h"
 #include "status.h"
@@ -356,6 +357,7 @@ static void conn_close(tri__conn *c, const char *why) {
   tri__quota_unref(c->quota);
   tri__free(c->wbuf);
   tri__free(c);
+  tri__budget_add(TRI__B_CONNS, -1);
 }
 
 static tri__conn *conn_alloc(tri__loop *l, int fd, int is_server) {
@@ -404,6 +406,7 @@ static tri__conn *conn_alloc(tri__loop *l, int fd, int is_server) {
     c->quota->refs = 1;
   }
   tri__list_insert_tail(&l->conns, &c->link);
+  tri__budget_add(TRI__B_CONNS, 1);
   return c;
 }
 

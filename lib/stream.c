@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 
+#include "budget.h"
 #include "compress.h"
 #include "core.h"
 #include "status.h"
@@ -38,6 +39,7 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
     return NULL;
   s->refs = 1;
   s->side = side;
+  tri__budget_add(TRI__B_STREAMS, 1);
   tri__mutex_init(&s->mu);
   tri__cond_init(&s->rcv_cv);
   tri__cond_init(&s->snd_cv);
@@ -96,6 +98,7 @@ static void stream_destroy(tri_stream *s) {
   tri__cond_destroy(&s->snd_cv);
   tri__mutex_destroy(&s->mu);
   tri__free(s);
+  tri__budget_add(TRI__B_STREAMS, -1);
 }
 
 void tri__stream_unref(tri_stream *s) {
