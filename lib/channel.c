@@ -253,10 +253,15 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
     rv = TRI_ESYS;
     goto fail_ch;
   }
-  ch->loop = tri__loop_new_client(ch, host, port, ch->opts.connect_ms,
-                                  target, ch->opts.keepalive_ms,
-                                  ch->opts.keepalive_timeout_ms,
-                                  ch->opts.conn_recv_queue);
+  tri__client_cfg cc;
+  cc.host = host;
+  cc.port = port;
+  cc.authority = target;
+  cc.connect_ms = ch->opts.connect_ms;
+  cc.keepalive_ms = ch->opts.keepalive_ms;
+  cc.keepalive_timeout_ms = ch->opts.keepalive_timeout_ms;
+  cc.conn_rq_limit = ch->opts.conn_recv_queue;
+  ch->loop = tri__loop_new_client(ch, &cc);
   if (ch->loop == NULL) {
     rv = TRI_ENOMEM;
     goto fail_timers;
@@ -286,6 +291,9 @@ fail_parse:
 TRI_API void tri_channel_free(tri_channel *ch) {
   if (ch == NULL)
     return;
+  if (!tri__loop_usable(ch->loop))
+    return; /* inherited through fork(): its threads and state belong to
+               the parent; the handle is abandoned, nothing is touched */
   /* Cancels every stream (their waiters wake), closes, joins tri-io. */
   tri__loop_join_free(ch->loop);
   tri__timers_release();

@@ -47,11 +47,11 @@ enum { TRI__CLIENT = 0, TRI__SERVER = 1 };
 /* Pending work for the I/O thread, set under loop.cmd_mu (s->ops). */
 enum {
   TRI__OP_OPEN = 1u << 0,    /* client: attach and submit request HEADERS */
-  TRI__OP_DATA = 1u << 1,    /* send ring has bytes or END: resume data  */
-  TRI__OP_CANCEL = 1u << 2,  /* local abort: RST_STREAM(CANCEL)          */
+  TRI__OP_DATA = 1u << 1,    /* send ring has bytes, or the send side
+                                closed: resume the data provider         */
+  TRI__OP_END = 1u << 2,     /* final status set locally: s->end_action  */
   TRI__OP_WINDOW = 1u << 3,  /* app consumed: give back stream window    */
-  TRI__OP_HEADERS = 1u << 4, /* server: submit response HEADERS          */
-  TRI__OP_FINISH = 1u << 5   /* server: trailers after queued data       */
+  TRI__OP_HEADERS = 1u << 4  /* server: submit response HEADERS          */
 };
 
 /* Defaults (README "Limits"). */
@@ -68,94 +68,157 @@ enum {
 #define TRI__DEF_CONN_RQ (64u * 1024 * 1024)   /* unread bytes per conn */
 #define TRI__DEF_HANDSHAKE_MS 10000
 
+/*
+ * The stream state machine (doc/DESIGN.md "Stream states").  Everything a
+ * caller thread and the I/O thread share about a stream's progress is in
+ * these three fields plus the final status, all under s->mu, and changes
+ * only through tri__stream_ev_locked().
+ */
+enum tri__send_state {
+  TRI__SEND_OPEN = 0, /* the application may send */
+  TRI__SEND_CLOSING,  /* client half-close or server finish asked: no more
+                         sends; queued bytes drain, then END_STREAM (client)
+                         or trailers (server) */
+  TRI__SEND_DONE      /* END_STREAM or trailers handed to nghttp2, or the
+                         send side abandoned (reset, connection lost) */
+};
+enum tri__recv_state {
+  TRI__RECV_OPEN = 0,
+  TRI__RECV_EOS       /* the peer ended its side (END_STREAM) */
+};
+enum tri__hdrs_state {
+  TRI__HDRS_NONE = 0,
+  TRI__HDRS_REQUESTED, /* server: response HEADERS asked of the I/O thread */
+  TRI__HDRS_DONE       /* server: submitted; client: response headers
+                          published (or the call ended without any) */
+};
+/* How the I/O thread ends a stream whose final status was set locally. */
+enum tri__end_action {
+  TRI__END_NONE = 0,  /* nothing to send (peer or connection ended it) */
+  TRI__END_RESET,     /* RST_STREAM(CANCEL) */
+  TRI__END_STATUS     /* server: trailers carrying the final status */
+};
+/* Events of tri__stream_ev_locked(). */
+enum tri__stream_ev {
+  TRI__EV_CLOSE_SEND, /* client: the application half-closes */
+  TRI__EV_FINISH,     /* server: the handler (or library) finishes */
+  TRI__EV_SEND_DONE,  /* I/O: END_STREAM / trailers submitted, or the send
+                         side is abandoned */
+  TRI__EV_PEER_EOS,   /* I/O: the peer's END_STREAM arrived */
+  TRI__EV_HDRS_REQ,   /* server: response headers wanted */
+  TRI__EV_HDRS_DONE,  /* server: headers submitted; client: published */
+  TRI__EV_END         /* the final status (first cause wins) */
+};
+
 struct tri_stream {
   int refs;                 /* atomic */
   int side;                 /* TRI__CLIENT / TRI__SERVER, immutable */
+  unsigned fork_gen;        /* tri__fork_gen() at creation, immutable */
 
   tri__mutex mu;            /* protects fields marked (mu) */
   tri__cond rcv_cv;         /* messages, headers, final status */
-  tri__cond snd_cv;         /* send ring space, final status */
+  tri__cond snd_cv;         /* send ring space, send side closed, final */
 
   /* immutable after creation */
   char *method;
   int64_t deadline_ns;      /* TRI__NO_DEADLINE if none */
   size_t max_recv;
-  size_t rq_limit;
-  size_t sb_base;           /* configured send buffer */
-  int enc_out;              /* compression for outgoing messages */
+  size_t rq_limit;          /* unread bytes before the stream window is
+                               withheld */
+  size_t sb_limit;          /* configured send buffer bound */
+  int enc_out;              /* compression for outgoing messages (server:
+                               settable until headers are requested) */
 
   /* client request (immutable after open) */
   tri_metadata req_md;
   char *group, *version;
 
-  /* final status (mu).  Set once: first cause wins. */
-  int final;
+  /* ---- state machine (mu) ---- */
+  int send_state;           /* enum tri__send_state */
+  int recv_state;           /* enum tri__recv_state */
+  int hdrs_state;           /* enum tri__hdrs_state */
+  int final;                /* final status set; also read atomically by
+                               the I/O thread as a hint */
   int final_code;
   char *final_msg;
-  int drop;                 /* local abort: queued messages are dropped */
-  int peer_eof;             /* server: client half-closed (END_STREAM) */
+  int drop;                 /* final status came with "drop what is
+                               queued": recv reports it at once */
+  int end_action;           /* enum tri__end_action, with final */
+  /* server: the status the trailers carry.  Set by FINISH; replaced by a
+   * later error END while the response is still incomplete (so a cut
+   * response never ends with OK). */
+  int finish_code;
+  char *finish_msg;
 
   /* receive queue (mu) */
   tri__list rq;
-  size_t rq_bytes;
+  size_t rq_bytes;          /* bytes of complete messages queued */
+  size_t partial_bytes;     /* bytes held by the deframer (I/O writes) */
+  size_t conn_bytes;        /* queued + partial bytes counted against
+                               rq_conn's budget */
+  tri__conn *rq_conn;       /* connection whose unread budget those bytes
+                               count against; NULL once detached */
   size_t unacked;           /* received bytes whose stream window is owed */
   int window_posted;
   int rcv_waiters;
-  int hdrs_ready;           /* client: response headers arrived / ended */
-  tri_metadata hdrs;        /* peer's initial metadata */
-  tri_metadata trl;         /* client: peer's trailing metadata */
+  tri_metadata hdrs;        /* peer's initial metadata: server: request
+                               headers (complete before dispatch); client:
+                               published at HDRS_DONE, then immutable */
+  tri_metadata trl;         /* client: trailing metadata, published with the
+                               final status, then immutable */
 
   /* send ring (mu) */
   uint8_t *sb;
-  size_t sb_cap;            /* current ring size (> sb_base while it holds
+  size_t sb_cap;            /* ring allocation (> sb_limit while it holds
                                one oversized message) */
   size_t sb_head, sb_len;
+  size_t sb_inflight;       /* bytes at the ring's head that nghttp2 has
+                               framed and will write (never discarded) */
   size_t snd_need;          /* free bytes the blocked sender waits for */
   int snd_waiters;
-  int send_closed;          /* client: half-close asked; server: finish */
-  int io_deferred;          /* I/O side returned NGHTTP2_ERR_DEFERRED */
+  int io_deferred;          /* the data provider returned DEFERRED */
 
-  /* server response (mu until headers/trailers are submitted) */
+  /* server response (mu until submitted) */
   tri_metadata out_hdrs;
   tri_metadata out_trl;
-  int hdrs_requested;       /* OP_HEADERS posted */
-  int finished;             /* tri_stream_finish() or library finish */
-  int finish_code;
-  char *finish_msg;
   int accept_enc_mask;      /* server: codings the client accepts */
 
   /* link to the I/O thread (mu): NULL once detached */
   tri__loop *loop;
-  tri__conn *acct;          /* connection whose unread-bytes budget this
-                               stream's queue counts against (mu) */
   unsigned ops;             /* (loop.cmd_mu) pending TRI__OP_* */
-  unsigned post_bits;       /* (mu) ops to hand over at unlock */
+  unsigned post_bits;       /* (mu) ops handed over at unlock */
   tri__list op_link;        /* (loop.cmd_mu) in loop->ops */
 
   tri__timer deadline_timer; /* holds a stream ref while armed */
 
-  /* I/O thread only */
+  /* ---- I/O thread only ---- */
   tri__conn *conn;
   int32_t id;               /* HTTP/2 stream id, 0 before submit */
+  int io_state;             /* attachment: enum in conn.h */
   tri__list io_link;        /* conn->waiting or conn->streams */
   tri__deframer df;
   int enc_in;               /* grpc-encoding of the peer's messages */
-  int io_state;             /* enum in conn.c */
-  int http_status;          /* client: :status of the response */
-  int got_ctype;            /* client: content-type was gRPC */
-  char *bad_ctype;
-  int hdr_block;            /* client: header blocks seen */
-  int resp_done;            /* client: response headers block received */
-  int skip_block;           /* client: current block is a 1xx */
-  int grpc_status;          /* client: parsed grpc-status or -1 */
-  char *grpc_message;
-  int trailers_sent;        /* server */
-  int resp_submitted;       /* server: response HEADERS submitted */
-  int remote_closed;        /* peer sent END_STREAM */
   size_t rx_total;          /* bytes received (window growth) */
   int bulk_window;          /* stream window raised to TRI__BULK_WINDOW */
-  size_t hdr_bytes;         /* server: request header list size */
+  /* client response parsing */
+  tri_metadata io_hdrs;     /* headers being received, published later */
+  tri_metadata io_trl;
+  int http_status;
+  int got_ctype;
+  char *bad_ctype;
+  int hdr_block;            /* header blocks seen (1xx skipped) */
+  int skip_block;           /* current block is a 1xx */
+  int grpc_status;          /* parsed grpc-status, -1 none, -2 bad */
+  char *grpc_message;
+  /* server request parsing */
+  size_t hdr_bytes;
   int hdr_too_big;
+  char *req_ctype;
+  char *req_group, *req_version;
+  int64_t timeout_ns;       /* parsed grpc-timeout, -1 none */
+  int bad_timeout;
+  int enc_req_unknown;
+  char *enc_name;           /* unknown grpc-encoding as received */
 
   /* server only */
   struct tri_server *srv;
@@ -163,55 +226,60 @@ struct tri_stream {
   void *handler;            /* const struct tri__method * */
   tri__list wq_link;        /* (pool.mu) in pool->queue */
   tri__timer queue_timer;   /* bounded wait for a worker */
-  char *req_ctype;          /* request content-type, echoed */
-  char *req_group, *req_version;
-  int64_t timeout_ns;       /* parsed grpc-timeout, -1 none */
-  int bad_timeout;
-  int enc_req_unknown;
-  char *enc_req_name;
 };
 
 /* ---- stream.c ---- */
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
-                            size_t sb_cap);
+                            size_t sb_limit);
 void tri__stream_ref(tri_stream *s);
 void tri__stream_unref(tri_stream *s);
+/* The one transition function of the stream state machine (s->mu held).
+ * |code|, |msg|, |drop| and |action| are used by TRI__EV_FINISH (code,
+ * msg) and TRI__EV_END (all four).  Wakes the waiters a transition
+ * concerns.  Returns 1 if the state changed, 0 if the event was a no-op in
+ * the current state (e.g. a second END: first cause wins). */
+int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
+                          int drop, int action);
 /* End the stream locally with |code|/|msg| (cancel, deadline, shutdown,
- * library-detected error).  Drops queued messages when |drop|.  Wakes every
- * waiter and, if the stream is still attached, posts OP_CANCEL.  Returns 1
- * if this call set the final status, 0 if the stream had already ended. */
-int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop);
+ * library-detected error): TRI__EV_END, then post OP_END to the I/O
+ * thread if still attached.  Returns 1 if this call set the final status. */
+int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop,
+                      int action);
 /* Ask for |ops| on the stream's loop; caller holds s->mu.  The request is
- * delivered by tri__stream_unlock(), which every path that posts uses to
- * release s->mu.  No-op when the stream is detached. */
+ * handed over by tri__stream_unlock_post().  No-op when detached. */
 void tri__stream_post_locked(tri_stream *s, unsigned ops);
-/* Release s->mu, first handing pending ops to the loop.  The stream lock is
- * dropped before the wake-up write, so a thread woken on the stream does
- * not immediately block on it; the loop lock is held across the write so
- * the loop cannot be freed under it. */
-void tri__stream_unlock(tri_stream *s);
+/* Release s->mu, handing posted ops to the loop (conn.c).  Every path that
+ * may have posted releases the lock with this.  The stream lock is dropped
+ * before the wake-up write, so a thread woken on the stream does not block
+ * on it; the loop lock is held across the write so the loop cannot be
+ * freed under it. */
+void tri__stream_unlock_post(tri_stream *s);
 /* Arm the deadline timer if the stream has a deadline (takes a ref). */
 void tri__stream_arm_deadline(tri_stream *s);
-/* Set the final status (s->mu held); wakes every waiter.  Returns 1 if it
- * was set by this call. */
-int tri__stream_final_locked(tri_stream *s, int code, const char *msg,
-                             int drop);
-/* I/O thread: take up to |n| bytes from the send ring (s->mu held);
- * |out| NULL drops them (already written from the ring itself). */
-size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n);
+/* I/O thread: drop |n| bytes from the ring's head after they were written
+ * (s->mu held); wakes a sender waiting for that space. */
+void tri__stream_ring_consumed_locked(tri_stream *s, size_t n);
 /* Server: finish with |code| (any thread); see tri_stream_finish(). */
 int tri__stream_finish(tri_stream *s, int code, const char *message);
+/* Give back every byte the stream still counts against its connection's
+ * unread budget and the process counters (s->mu held).  Idempotent. */
+void tri__stream_uncount_locked(tri_stream *s);
 
-/* ---- conn.c: the I/O loop (one thread) ---- */
+/* ---- loop.c: the I/O loop (one thread) ---- */
 struct tri_channel;
 struct tri_server;
-tri__loop *tri__loop_new_client(struct tri_channel *ch, const char *host,
-                                const char *port, int64_t connect_ms,
-                                const char *authority, int64_t keepalive_ms,
-                                int64_t keepalive_timeout_ms,
-                                size_t conn_rq_limit);
 typedef struct {
-  size_t max_recv, rq_limit, sb_cap;
+  const char *host, *port;   /* target; copied */
+  const char *authority;     /* :authority; copied */
+  int64_t connect_ms;
+  int64_t keepalive_ms;      /* 0 = off; INT64_MAX = never */
+  int64_t keepalive_timeout_ms;
+  size_t conn_rq_limit;
+} tri__client_cfg;
+tri__loop *tri__loop_new_client(struct tri_channel *ch,
+                                const tri__client_cfg *cfg);
+typedef struct {
+  size_t max_recv, rq_limit, sb_limit;
   uint32_t max_streams;
   size_t max_header_list;
   size_t conn_rq_limit;      /* unread bytes per connection */
@@ -222,21 +290,23 @@ typedef struct {
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg);
 int tri__loop_start(tri__loop *l);
-/* Post loop-level work: cancel every stream and exit (client), or drain
- * (server).  Any thread. */
+/* Post loop-level work (any thread). */
 void tri__loop_stop(tri__loop *l);       /* cancel all, close, exit */
 void tri__loop_drain(tri__loop *l);      /* server: GOAWAY, stop accepting */
 void tri__loop_join_free(tri__loop *l);  /* after stop: join and free */
 /* Number of streams the loop still has attached (any thread; approximate). */
 int tri__loop_nstreams(tri__loop *l);
 /* Attach a stream created by a caller: takes a ref, posts OP_OPEN.
- * Returns TRI_OK or TRI_UNAVAILABLE when the loop is stopping. */
+ * Returns TRI_OK or TRI_UNAVAILABLE when the loop is stopping or belongs
+ * to the parent of a fork(). */
 int tri__loop_open(tri__loop *l, tri_stream *s);
+/* 1 if |l| was created in this process (not inherited through fork()). */
+int tri__loop_usable(const tri__loop *l);
 
-
-/* A caller took |len| bytes off s->rq (s->mu held): update the
- * connection's unread budget and ask for window back if it was withheld. */
-void tri__conn_unqueued_locked(tri_stream *s, size_t len);
+/* ---- flow.c ---- */
+/* A caller took |len| bytes off s->rq (s->mu held): give them back to the
+ * budgets and ask for window if it was withheld. */
+void tri__flow_dequeued_locked(tri_stream *s, size_t len);
 
 /* ---- server.c ---- */
 /* Called on the I/O thread when a request's headers are complete; takes a
@@ -245,5 +315,17 @@ void tri__conn_unqueued_locked(tri_stream *s, size_t len);
 int tri__server_dispatch(struct tri_server *srv, tri_stream *s,
                          const char **msg);
 int tri__server_draining(const struct tri_server *srv);
+
+/* ---- process.c ---- */
+/* Incremented in the child of every fork(): objects remember the value
+ * they were created with; a mismatch means "inherited from the parent",
+ * whose threads do not exist here. */
+unsigned tri__fork_gen(void);
+/* pthread_create with every asynchronous signal blocked in the new thread
+ * (library threads never take a process-directed signal).  0 or errno. */
+int tri__thread_create(pthread_t *t, const pthread_attr_t *attr,
+                       void *(*fn)(void *), void *arg);
+/* Milliseconds to nanoseconds, saturating: INT64_MAX stays "never". */
+int64_t tri__ms_to_ns(int64_t ms);
 
 #endif /* TRI_CORE_H */

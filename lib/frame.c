@@ -8,7 +8,14 @@
 
 #include <inttypes.h>
 
+#include "budget.h"
 #include "frame.h"
+
+/* First allocation for a message whose bytes have started to arrive; the
+ * buffer then grows with the bytes actually received, never ahead of them
+ * by more than this or a doubling (a peer announcing 4 GiB and sending 10
+ * bytes costs 10 bytes plus this, not 4 GiB). */
+#define DEFRAME_MIN_CAP ((size_t)16 * 1024)
 
 /* Bytes of a tri_buf holding |len| payload bytes plus the safety NUL. */
 static int buf_size(size_t len, size_t *out) {
@@ -51,18 +58,25 @@ void tri__deframer_init(tri__deframer *d, size_t max_len) {
   d->hdr_have = 0;
   d->cur = NULL;
   d->have = 0;
+  d->cap = 0;
+  d->want = 0;
+  d->err = TRI_OK;
   d->max_len = max_len;
 }
 
 void tri__deframer_cleanup(tri__deframer *d) {
+  if (d->cur != NULL)
+    tri__budget_add(TRI__B_PARTIAL, -(int64_t)d->cap);
   tri__free(d->cur);
   d->cur = NULL;
   d->hdr_have = 0;
   d->have = 0;
+  d->cap = 0;
+  d->want = 0;
 }
 
 int tri__deframer_partial(const tri__deframer *d) {
-  return d->hdr_have > 0 || d->cur != NULL;
+  return d->hdr_have > 0 || d->have > 0;
 }
 
 /*
@@ -92,15 +106,42 @@ static int start_message(tri__deframer *d, const char **errmsg) {
     }
     return TRI_RESOURCE_EXHAUSTED;
   }
-  d->cur = tri__buf_new(len);
-  if (d->cur == NULL) {
+  d->want = len;
+  d->cur = NULL; /* allocated as bytes arrive (grow()) */
+  d->have = 0;
+  d->cap = 0;
+  return TRI_OK;
+}
+
+/* Make room for |need| payload bytes in total (cur may be NULL). */
+static int grow(tri__deframer *d, size_t need, const char **errmsg) {
+  size_t cap, sz;
+  tri_buf *nb;
+
+  if (d->cur != NULL && d->cap >= need)
+    return TRI_OK;
+  cap = d->cap ? d->cap * 2 : DEFRAME_MIN_CAP;
+  if (cap < need)
+    cap = need;
+  if (cap > d->want)
+    cap = d->want;
+  if (buf_size(cap, &sz) != 0)
+    return TRI_ENOMEM;
+  nb = tri__realloc(d->cur, sz);
+  if (nb == NULL) {
     if (errmsg)
       *errmsg = "out of memory for received message";
     return TRI_ENOMEM;
   }
-  if (d->hdr[0] & TRI__FRAME_FLAG_COMPRESSED)
-    d->cur->flags |= TRI_BUF_COMPRESSED;
-  d->have = 0;
+  if (d->cur == NULL) {
+    tri__list_init(&nb->link);
+    nb->flags = (d->hdr[0] & TRI__FRAME_FLAG_COMPRESSED) ? TRI_BUF_COMPRESSED
+                                                         : 0;
+  }
+  nb->data = nb->bytes; /* the block may have moved */
+  tri__budget_add(TRI__B_PARTIAL, (int64_t)cap - (int64_t)d->cap);
+  d->cur = nb;
+  d->cap = cap;
   return TRI_OK;
 }
 
@@ -111,8 +152,13 @@ int tri__deframer_feed(tri__deframer *d, const uint8_t *data, size_t len,
 
   *out = NULL;
   *consumed = 0;
+  if (d->err != TRI_OK) {
+    if (errmsg)
+      *errmsg = "message framing failed earlier on this stream";
+    return d->err;
+  }
 
-  if (d->cur == NULL) {
+  if (d->hdr_have < TRI__FRAME_HDR_LEN) {
     size_t take = TRI__MIN(TRI__FRAME_HDR_LEN - d->hdr_have, len);
 
     if (take > 0) {
@@ -126,25 +172,41 @@ int tri__deframer_feed(tri__deframer *d, const uint8_t *data, size_t len,
     }
     rv = start_message(d, errmsg);
     if (rv != TRI_OK) {
+      d->err = rv;
       *consumed = used;
       return rv;
     }
   }
 
   /* 3.2: payload bytes may arrive in any number of pieces. */
-  if (d->have < d->cur->len) {
-    size_t take = TRI__MIN(d->cur->len - d->have, len - used);
+  if (d->have < d->want) {
+    size_t take = TRI__MIN(d->want - d->have, len - used);
 
     if (take > 0) {
+      rv = grow(d, d->have + take, errmsg);
+      if (rv != TRI_OK) {
+        d->err = rv;
+        *consumed = used;
+        return rv;
+      }
       memcpy(d->cur->bytes + d->have, data + used, take);
       d->have += take;
       used += take;
     }
   }
-  if (d->have == d->cur->len) { /* complete, zero-length included (3.3) */
+  if (d->have == d->want) { /* complete, zero-length included (3.3) */
+    if (d->cur == NULL && grow(d, 0, errmsg) != TRI_OK) {
+      *consumed = used;
+      return TRI_ENOMEM;
+    }
+    d->cur->len = d->want;
+    d->cur->bytes[d->want] = 0;
+    tri__budget_add(TRI__B_PARTIAL, -(int64_t)d->cap);
     *out = d->cur;
     d->cur = NULL;
     d->have = 0;
+    d->cap = 0;
+    d->want = 0;
     d->hdr_have = 0;
   }
 

@@ -31,9 +31,13 @@ void tri__frame_put_header(uint8_t out[TRI__FRAME_HDR_LEN], int compressed,
 typedef struct {
   uint8_t hdr[TRI__FRAME_HDR_LEN];
   size_t hdr_have;     /* bytes of hdr collected */
-  tri_buf *cur;        /* message being filled, NULL between messages */
-  size_t have;         /* bytes of cur filled */
+  tri_buf *cur;        /* message being filled; NULL until its first
+                          payload byte arrives */
+  size_t want;         /* announced length of the current message */
+  size_t have;         /* payload bytes received */
+  size_t cap;          /* payload bytes cur can hold (grows with have) */
   size_t max_len;      /* limit on the length prefix */
+  int err;             /* first error; the deframer is unusable after */
 } tri__deframer;
 
 void tri__deframer_init(tri__deframer *d, size_t max_len);

@@ -73,4 +73,10 @@ void tri__debugf(const char *fmt, ...) {
   if (n == 0 || fmt[n - 1] != '\n')
     fputc('\n', stderr);
 }
+
+void tri__assert_fail(const char *what, const char *file, int line) {
+  fprintf(stderr, "libtriplestream: invariant violated at %s:%d: %s\n", file,
+          line, what);
+  abort();
+}
 #endif

@@ -480,8 +480,8 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       pthread_attr_t attr;
       pthread_attr_init(&attr);
       pthread_attr_setstacksize(&attr, srv->opts.worker_stack);
-      if (pthread_create(&p->threads[p->nthreads], &attr, worker_main, srv) ==
-          0)
+      if (tri__thread_create(&p->threads[p->nthreads], &attr, worker_main,
+                             srv) == 0)
         p->nthreads++;
       pthread_attr_destroy(&attr);
     }
@@ -617,7 +617,7 @@ TRI_API int tri_server_start(tri_server *srv) {
   tri__srv_cfg cfg;
   cfg.max_recv = srv->opts.max_recv;
   cfg.rq_limit = srv->opts.recv_queue;
-  cfg.sb_cap = srv->opts.send_buf;
+  cfg.sb_limit = srv->opts.send_buf;
   cfg.max_streams = srv->opts.max_streams;
   cfg.max_header_list = srv->opts.max_header_list;
   cfg.conn_rq_limit = srv->opts.conn_recv_queue;
@@ -648,6 +648,8 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
 
   if (srv == NULL)
     return;
+  if (srv->loop != NULL && !tri__loop_usable(srv->loop))
+    return; /* inherited through fork(): the parent's threads, not ours */
   tri__mutex_lock(&srv->mu);
   if (srv->shut) {
     tri__mutex_unlock(&srv->mu);
@@ -696,6 +698,10 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
     tri__mutex_lock(&p->mu);
   }
   tri__mutex_unlock(&p->mu);
+  /* A queue timer that fired just before it was stopped may still be
+   * inside its callback, which takes pool.mu: wait for it before the
+   * server can be freed. */
+  tri__timers_quiesce();
   if (srv->listen_fd >= 0) {
     close(srv->listen_fd);
     srv->listen_fd = -1;
@@ -710,6 +716,8 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
 TRI_API void tri_server_free(tri_server *srv) {
   if (srv == NULL)
     return;
+  if (srv->loop != NULL && !tri__loop_usable(srv->loop))
+    return; /* inherited through fork(): abandoned, see shutdown */
   tri_server_shutdown(srv, 0);
   for (size_t i = 0; i < srv->nmethods; i++) {
     if (srv->methods[i].destroy)

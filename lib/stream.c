@@ -1,17 +1,21 @@
 /*
  * Streams, caller side: the blocking API (send, recv, close_send, cancel,
- * status) for both client streams and server handler streams.
+ * status) for both client streams and server handler streams, and the
+ * stream state machine every thread goes through.
  *
- * Threads: any caller thread; the I/O thread touches the same fields under
- * s->mu from conn.c; the timer thread calls deadline_fired().
+ * Threads: any caller thread; the I/O thread changes the same state under
+ * s->mu through tri__stream_ev_locked(); the timer thread calls
+ * deadline_fired().
  *
- * Safety: every field shared with the I/O thread is under s->mu.  Waiters
- * loop on predicates (message queued, space in the send ring, final status,
- * peer end of input) with monotonic deadlines.  Ending a stream (cancel,
- * deadline, peer status) sets s->final under s->mu and broadcasts both
- * conditions, so every waiter returns at once.  Each public entry point
- * holds a reference for its duration, so tri_stream_free() from one thread
- * never pulls memory from under a thread blocked in another call.
+ * Safety: a stream's progress is three small states (send, receive,
+ * response headers) plus the final status, all under s->mu, all changed by
+ * tri__stream_ev_locked() and nothing else (doc/DESIGN.md "Stream states"
+ * has the table).  Waiters loop on predicates over those states with
+ * monotonic deadlines; every transition that can end a wait broadcasts the
+ * condition concerned, so close, cancel, deadline and peer events wake
+ * every waiter at once.  Each public entry point holds a reference for its
+ * duration, so tri_stream_free() from one thread never pulls memory from
+ * under a thread blocked in another call.
  */
 #include "tri_int.h"
 
@@ -26,19 +30,23 @@ static const tri_metadata empty_md;
 
 static void deadline_fired(tri__timer *t) {
   tri_stream *s = tri__container_of(t, tri_stream, deadline_timer);
-  /* PROTOCOL.md 7.2: deadline expiry is a cancellation reported locally as
-   * DEADLINE_EXCEEDED; buffered messages may be dropped. */
-  tri__stream_abort(s, TRI_DEADLINE_EXCEEDED, "deadline exceeded", 1);
+  /* doc/PROTOCOL.md 7.2: a deadline is a local cancellation reported as
+   * DEADLINE_EXCEEDED; queued messages are dropped.  A server tells the
+   * client in trailers (7.3), a client resets the stream. */
+  tri__stream_abort(s, TRI_DEADLINE_EXCEEDED, "deadline exceeded", 1,
+                    s->side == TRI__SERVER ? TRI__END_STATUS
+                                           : TRI__END_RESET);
   tri__stream_unref(s);
 }
 
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
-                            size_t sb_cap) {
+                            size_t sb_limit) {
   tri_stream *s = tri__calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
   s->refs = 1;
   s->side = side;
+  s->fork_gen = tri__fork_gen();
   tri__budget_add(TRI__B_STREAMS, 1);
   tri__mutex_init(&s->mu);
   tri__cond_init(&s->rcv_cv);
@@ -46,12 +54,12 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   s->deadline_ns = TRI__NO_DEADLINE;
   s->max_recv = max_recv;
   s->rq_limit = rq_limit;
-  s->sb_cap = sb_cap;
-  s->sb_base = sb_cap;
-  s->enc_out = 0;
+  s->sb_limit = sb_limit;
   tri__md_init(&s->req_md);
   tri__md_init(&s->hdrs);
   tri__md_init(&s->trl);
+  tri__md_init(&s->io_hdrs);
+  tri__md_init(&s->io_trl);
   tri__md_init(&s->out_hdrs);
   tri__md_init(&s->out_trl);
   tri__list_init(&s->rq);
@@ -69,19 +77,38 @@ void tri__stream_ref(tri_stream *s) {
   __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
 }
 
-static void stream_destroy(tri_stream *s) {
+static void drop_queue_locked(tri_stream *s) {
   while (!tri__list_empty(&s->rq)) {
     tri__list *n = s->rq.next;
     tri__list_remove(n);
     tri__free(tri__container_of(n, tri_buf, link));
   }
+  tri__budget_add(TRI__B_RQ, -(int64_t)s->rq_bytes);
+  s->rq_bytes = 0;
+}
+
+static void ring_free_locked(tri_stream *s) {
+  if (s->sb != NULL) {
+    tri__budget_add(TRI__B_RING, -(int64_t)s->sb_cap);
+    tri__free(s->sb);
+    s->sb = NULL;
+  }
+  s->sb_cap = s->sb_limit;
+  s->sb_head = s->sb_len = s->sb_inflight = 0;
+}
+
+static void stream_destroy(tri_stream *s) {
+  TRI__ASSERT(s->rq_conn == NULL && s->conn_bytes == 0);
+  drop_queue_locked(s);
+  ring_free_locked(s);
   tri__deframer_cleanup(&s->df);
   tri__md_cleanup(&s->req_md);
   tri__md_cleanup(&s->hdrs);
   tri__md_cleanup(&s->trl);
+  tri__md_cleanup(&s->io_hdrs);
+  tri__md_cleanup(&s->io_trl);
   tri__md_cleanup(&s->out_hdrs);
   tri__md_cleanup(&s->out_trl);
-  tri__free(s->sb);
   tri__free(s->method);
   tri__free(s->final_msg);
   tri__free(s->finish_msg);
@@ -92,7 +119,7 @@ static void stream_destroy(tri_stream *s) {
   tri__free(s->req_ctype);
   tri__free(s->req_group);
   tri__free(s->req_version);
-  tri__free(s->enc_req_name);
+  tri__free(s->enc_name);
   tri__quota_unref(s->quota);
   tri__cond_destroy(&s->rcv_cv);
   tri__cond_destroy(&s->snd_cv);
@@ -118,47 +145,162 @@ void tri__stream_post_locked(tri_stream *s, unsigned ops) {
     s->post_bits |= ops;
 }
 
-static void drop_queue_locked(tri_stream *s) {
-  while (!tri__list_empty(&s->rq)) {
-    tri__list *n = s->rq.next;
-    tri__list_remove(n);
-    tri__free(tri__container_of(n, tri_buf, link));
-  }
-  s->rq_bytes = 0;
+/* ---- the state machine ------------------------------------------------ */
+
+/* Throw away what the send ring holds beyond the frame nghttp2 is already
+ * writing (s->sb_inflight): those bytes must still go out whole, or the
+ * DATA frame header nghttp2 wrote would lie (doc/DESIGN.md "Send ring"). */
+static void ring_discard_locked(tri_stream *s) {
+  if (s->sb_len > s->sb_inflight)
+    s->sb_len = s->sb_inflight;
+  if (s->sb_len == 0)
+    ring_free_locked(s);
 }
 
-int tri__stream_final_locked(tri_stream *s, int code, const char *msg,
-                             int drop) {
-  if (s->final)
-    return 0;
-  /* 7.2: a client call that ends CANCELLED (e.g. the server's reset)
-   * after its deadline passed reports DEADLINE_EXCEEDED. */
-  if (s->side == TRI__CLIENT && code == TRI_CANCELLED &&
-      s->deadline_ns != TRI__NO_DEADLINE && tri__now_ns() >= s->deadline_ns) {
-    code = TRI_DEADLINE_EXCEEDED;
-    msg = "deadline exceeded";
-  }
-  __atomic_store_n(&s->final, 1, __ATOMIC_RELEASE);
-  s->final_code = code;
-  s->final_msg = tri__strdup(msg ? msg : "");
-  if (drop) {
-    s->drop = 1;
-    drop_queue_locked(s);
-  }
-  s->hdrs_ready = 1;
-  tri__cond_broadcast(&s->rcv_cv);
-  tri__cond_broadcast(&s->snd_cv);
-  return 1;
+static void set_str(char **dst, const char *msg) {
+  tri__free(*dst);
+  *dst = tri__strdup(msg ? msg : "");
 }
 
-int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop) {
+#ifdef TRI_DEBUG
+/* The invariants every transition must keep (--enable-debug). */
+static void check_invariants_locked(const tri_stream *s) {
+  TRI__ASSERT(s->send_state >= TRI__SEND_OPEN &&
+              s->send_state <= TRI__SEND_DONE);
+  TRI__ASSERT(s->recv_state == TRI__RECV_OPEN ||
+              s->recv_state == TRI__RECV_EOS);
+  TRI__ASSERT(s->side == TRI__SERVER || s->hdrs_state != TRI__HDRS_REQUESTED);
+  TRI__ASSERT(!s->drop || (s->final && tri__list_empty(&s->rq)));
+  TRI__ASSERT(s->sb_inflight <= s->sb_len);
+  TRI__ASSERT(s->sb_len <= s->sb_cap || s->sb == NULL);
+  TRI__ASSERT(s->final || s->end_action == TRI__END_NONE);
+  TRI__ASSERT(s->rq_conn != NULL || s->conn_bytes == 0);
+}
+#define CHECK_INVARIANTS(s) check_invariants_locked(s)
+#else
+#define CHECK_INVARIANTS(s) ((void)0)
+#endif
+
+/*
+ * Transition table (doc/DESIGN.md "Stream states"):
+ *
+ *   event       from                        to            side
+ *   CLOSE_SEND  send OPEN                   CLOSING       client
+ *   FINISH      send OPEN                   CLOSING       server
+ *   SEND_DONE   send OPEN or CLOSING        DONE          both
+ *   PEER_EOS    recv OPEN                   EOS           both
+ *   HDRS_REQ    hdrs NONE                   REQUESTED     server
+ *   HDRS_DONE   hdrs NONE or REQUESTED      DONE          both
+ *   END         final 0                     1             both
+ *
+ * Anything else is a no-op returning 0.  END never moves a state
+ * backwards; on a server whose response is still incomplete it replaces
+ * the status the trailers will carry (TRI__END_STATUS) and empties the
+ * send ring, so a cut response can never end with OK.
+ */
+int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
+                          int drop, int action) {
+  int changed = 0;
+
+  switch (ev) {
+  case TRI__EV_CLOSE_SEND:
+  case TRI__EV_FINISH:
+    TRI__ASSERT(ev == TRI__EV_CLOSE_SEND ? s->side == TRI__CLIENT
+                                         : s->side == TRI__SERVER);
+    if (s->send_state != TRI__SEND_OPEN || s->final)
+      break;
+    s->send_state = TRI__SEND_CLOSING;
+    if (ev == TRI__EV_FINISH) {
+      s->finish_code = code;
+      set_str(&s->finish_msg, msg);
+    }
+    tri__cond_broadcast(&s->snd_cv); /* blocked senders: side closed */
+    changed = 1;
+    break;
+  case TRI__EV_SEND_DONE:
+    if (s->send_state == TRI__SEND_DONE)
+      break;
+    s->send_state = TRI__SEND_DONE;
+    tri__cond_broadcast(&s->snd_cv);
+    changed = 1;
+    break;
+  case TRI__EV_PEER_EOS:
+    if (s->recv_state != TRI__RECV_OPEN)
+      break;
+    s->recv_state = TRI__RECV_EOS;
+    tri__cond_broadcast(&s->rcv_cv);
+    changed = 1;
+    break;
+  case TRI__EV_HDRS_REQ:
+    TRI__ASSERT(s->side == TRI__SERVER);
+    if (s->hdrs_state != TRI__HDRS_NONE || s->final)
+      break;
+    s->hdrs_state = TRI__HDRS_REQUESTED;
+    changed = 1;
+    break;
+  case TRI__EV_HDRS_DONE:
+    if (s->hdrs_state == TRI__HDRS_DONE)
+      break;
+    s->hdrs_state = TRI__HDRS_DONE;
+    tri__cond_broadcast(&s->rcv_cv);
+    changed = 1;
+    break;
+  case TRI__EV_END:
+    if (s->final)
+      break;
+    /* 7.2: a client call that ends CANCELLED (e.g. the server's reset)
+     * after its deadline passed reports DEADLINE_EXCEEDED. */
+    if (s->side == TRI__CLIENT && code == TRI_CANCELLED &&
+        s->deadline_ns != TRI__NO_DEADLINE &&
+        tri__now_ns() >= s->deadline_ns) {
+      code = TRI_DEADLINE_EXCEEDED;
+      msg = "deadline exceeded";
+    }
+    __atomic_store_n(&s->final, 1, __ATOMIC_RELEASE);
+    s->final_code = code;
+    set_str(&s->final_msg, msg);
+    s->end_action = action;
+    if (drop) {
+      s->drop = 1;
+      drop_queue_locked(s);
+      tri__stream_uncount_locked(s);
+    }
+    if (s->side == TRI__CLIENT) {
+      /* Whatever headers were published stay; none will be any more. */
+      s->hdrs_state = TRI__HDRS_DONE;
+    } else if (s->send_state != TRI__SEND_DONE && code != TRI_OK) {
+      /* The response is incomplete: what is still queued will not be
+       * delivered, so the trailers (if any go out) carry this status,
+       * never the handler's earlier OK. */
+      s->finish_code = code;
+      set_str(&s->finish_msg, msg);
+      if (s->send_state == TRI__SEND_OPEN)
+        s->send_state = TRI__SEND_CLOSING;
+      ring_discard_locked(s);
+    }
+    if (s->side == TRI__CLIENT && drop)
+      ring_discard_locked(s);
+    tri__cond_broadcast(&s->rcv_cv);
+    tri__cond_broadcast(&s->snd_cv);
+    changed = 1;
+    break;
+  default:
+    TRI__ASSERT(!"unknown stream event");
+    break;
+  }
+  CHECK_INVARIANTS(s);
+  return changed;
+}
+
+int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop,
+                      int action) {
   int set;
 
   tri__mutex_lock(&s->mu);
-  set = tri__stream_final_locked(s, code, msg, drop);
+  set = tri__stream_ev_locked(s, TRI__EV_END, code, msg, drop, action);
   if (set)
-    tri__stream_post_locked(s, TRI__OP_CANCEL);
-  tri__stream_unlock(s);
+    tri__stream_post_locked(s, TRI__OP_END);
+  tri__stream_unlock_post(s);
   if (set && tri__timer_stop(&s->deadline_timer))
     tri__stream_unref(s); /* the timer's reference; ours keeps s alive */
   return set;
@@ -169,17 +311,28 @@ static int final_rv(const tri_stream *s) {
   return s->final_code == TRI_OK ? TRI_EOF : s->final_code;
 }
 
+/* Streams inherited through fork() belong to threads that do not exist in
+ * this process: every call on them fails at once, touching no lock. */
+static int forked(const tri_stream *s) {
+  return s->fork_gen != tri__fork_gen();
+}
+
 /* ---- receive ---------------------------------------------------------- */
 
 enum { RECV_BUF, RECV_INTO };
 
 static void request_headers_locked(tri_stream *s) {
-  /* PROTOCOL.md 11.9: a server that blocks before sending anything still
-   * sends its response HEADERS, so clients that wait for them get out. */
-  if (s->side == TRI__SERVER && !s->hdrs_requested && !s->final) {
-    s->hdrs_requested = 1;
+  /* 11.9: a server that blocks before sending anything still sends its
+   * response HEADERS, so clients that wait for them get out. */
+  if (s->side == TRI__SERVER &&
+      tri__stream_ev_locked(s, TRI__EV_HDRS_REQ, 0, NULL, 0, 0))
     tri__stream_post_locked(s, TRI__OP_HEADERS);
-  }
+}
+
+/* Predicate of recv: a result is ready (s->mu held). */
+static int recv_ready(const tri_stream *s) {
+  return !tri__list_empty(&s->rq) || s->final ||
+         (s->side == TRI__SERVER && s->recv_state == TRI__RECV_EOS);
 }
 
 static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
@@ -188,57 +341,50 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
                                     : tri__deadline_after_ms(timeout_ms);
   int rv;
 
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  for (;;) {
-    if (!tri__list_empty(&s->rq)) {
-      tri_buf *b = tri__container_of(s->rq.next, tri_buf, link);
-      if (mode == RECV_INTO) {
-        *len = b->len;
-        if (b->len > cap) {
-          rv = TRI_ENOSPC;
-          break;
-        }
-        if (b->len)
-          memcpy(buf, b->data, b->len);
-      }
-      tri__list_remove(&b->link);
-      s->rq_bytes -= b->len;
-      tri__conn_unqueued_locked(s, b->len);
-      if (s->unacked > 0 && s->rq_bytes < s->rq_limit && !s->window_posted) {
-        s->window_posted = 1;
-        tri__stream_post_locked(s, TRI__OP_WINDOW);
-      }
-      if (mode == RECV_BUF)
-        *msg = b;
-      else
-        tri__free(b);
-      rv = TRI_OK;
-      break;
-    }
-    if (s->side == TRI__SERVER && s->peer_eof && !s->drop) {
-      rv = TRI_EOF;
-      break;
-    }
-    if (s->final) {
-      rv = final_rv(s);
-      break;
-    }
-    if (timeout_ms == 0) {
-      rv = TRI_ETIMEDOUT;
-      break;
-    }
+  while (!recv_ready(s) && timeout_ms != 0) {
     request_headers_locked(s);
     s->rcv_waiters++;
     int r = tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline);
     s->rcv_waiters--;
-    if (r == ETIMEDOUT && tri__list_empty(&s->rq) && !s->final &&
-        !(s->side == TRI__SERVER && s->peer_eof)) {
-      rv = TRI_ETIMEDOUT;
+    if (r == ETIMEDOUT)
       break;
-    }
   }
-  tri__stream_unlock(s);
+  if (!tri__list_empty(&s->rq)) {
+    tri_buf *b = tri__container_of(s->rq.next, tri_buf, link);
+    if (mode == RECV_INTO) {
+      *len = b->len;
+      if (b->len > cap) {
+        rv = TRI_ENOSPC;
+        goto out;
+      }
+      if (b->len)
+        memcpy(buf, b->data, b->len);
+    }
+    tri__list_remove(&b->link);
+    s->rq_bytes -= b->len;
+    tri__budget_add(TRI__B_RQ, -(int64_t)b->len);
+    tri__flow_dequeued_locked(s, b->len);
+    if (mode == RECV_BUF)
+      *msg = b;
+    else
+      tri__free(b);
+    rv = TRI_OK;
+  } else if (s->side == TRI__SERVER && s->recv_state == TRI__RECV_EOS &&
+             !s->drop) {
+    rv = TRI_EOF;
+  } else if (s->final) {
+    rv = final_rv(s);
+  } else {
+    if (timeout_ms == 0)
+      request_headers_locked(s);
+    rv = TRI_ETIMEDOUT;
+  }
+out:
+  tri__stream_unlock_post(s);
   tri__stream_unref(s);
   return rv;
 }
@@ -274,31 +420,40 @@ static void ring_put(tri_stream *s, const uint8_t *p, size_t n) {
   s->sb_len += n;
 }
 
-size_t tri__stream_ring_get(tri_stream *s, uint8_t *out, size_t n) {
-  n = TRI__MIN(n, s->sb_len);
+/* Copy the ring's |n| first bytes to |out| (linear). */
+static void ring_copy_out(const tri_stream *s, uint8_t *out, size_t n) {
   size_t first = TRI__MIN(n, s->sb_cap - s->sb_head);
-  if (out != NULL) { /* NULL: the caller already sent the bytes */
-    memcpy(out, s->sb + s->sb_head, first);
-    if (n > first)
-      memcpy(out + first, s->sb, n - first);
-  }
-  s->sb_head = (s->sb_head + n) % s->sb_cap;
+  memcpy(out, s->sb + s->sb_head, first);
+  if (n > first)
+    memcpy(out + first, s->sb, n - first);
+}
+
+/* Wake a sender blocked on a full ring once the space it waits for is
+ * there (or the ring is empty), not on every frame (s->mu held). */
+static int sender_wakeable(const tri_stream *s) {
+  return s->snd_waiters > 0 &&
+         (s->sb_len == 0 ||
+          (s->sb_len < s->sb_limit && s->sb_limit - s->sb_len >= s->snd_need));
+}
+
+void tri__stream_ring_consumed_locked(tri_stream *s, size_t n) {
+  TRI__ASSERT(n <= s->sb_len);
+  n = TRI__MIN(n, s->sb_len);
+  s->sb_head = (s->sb_head + n) % (s->sb_cap ? s->sb_cap : 1);
   s->sb_len -= n;
+  s->sb_inflight = n >= s->sb_inflight ? 0 : s->sb_inflight - n;
   if (s->sb_len == 0) {
     s->sb_head = 0;
-    if (s->sb_cap > s->sb_base) {
-      /* an oversized message has gone out: back to the normal bound */
-      tri__free(s->sb);
-      s->sb = NULL;
-      s->sb_cap = s->sb_base;
-    }
+    if (s->sb_cap > s->sb_limit)
+      ring_free_locked(s); /* an oversized message went out */
   }
-  return n;
+  if (sender_wakeable(s))
+    tri__cond_broadcast(&s->snd_cv);
 }
 
 /* Make the ring's allocation hold |want| bytes (s->mu held).  The ring
  * starts small and doubles, so an idle or lightly used stream costs a few
- * KiB, not the whole send buffer. */
+ * hundred bytes, not the whole send buffer. */
 static int ring_reserve(tri_stream *s, size_t want) {
   size_t cap;
   uint8_t *nb;
@@ -308,15 +463,15 @@ static int ring_reserve(tri_stream *s, size_t want) {
   cap = s->sb != NULL ? s->sb_cap : 256;
   while (cap < want)
     cap *= 2;
-  if (cap > TRI__MAX(s->sb_base, want))
-    cap = TRI__MAX(s->sb_base, want);
+  if (cap > TRI__MAX(s->sb_limit, want))
+    cap = TRI__MAX(s->sb_limit, want);
   nb = tri__malloc(cap);
   if (nb == NULL)
     return TRI_ENOMEM;
+  tri__budget_add(TRI__B_RING, (int64_t)cap);
   if (s->sb != NULL) {
-    size_t n = s->sb_len;
-    tri__stream_ring_get(s, nb, n); /* linearise; frees an oversized ring */
-    s->sb_len = n;
+    ring_copy_out(s, nb, s->sb_len); /* linearise */
+    tri__budget_add(TRI__B_RING, -(int64_t)s->sb_cap);
     tri__free(s->sb);
   }
   s->sb = nb;
@@ -325,12 +480,21 @@ static int ring_reserve(tri_stream *s, size_t want) {
   return TRI_OK;
 }
 
+/* What a send reports once the send side is closed (s->mu held). */
+static int send_closed_rv(const tri_stream *s) {
+  if (s->final && s->final_code != TRI_OK)
+    return s->final_code;
+  return s->side == TRI__SERVER ? TRI_ESTATE : TRI_EOF;
+}
+
 /* Queue |hdr| + |payload| (s->mu held), all or nothing: wait (bounded by
  * |deadline|) until the whole framed message fits in the send buffer, so a
  * timeout never leaves half a message behind and the stream stays usable.
  * A message larger than the buffer waits for it to be empty and is then
  * taken whole: memory stays bounded by max(send buffer, the message the
- * caller already holds). */
+ * caller already holds).  Every wake-up re-checks the send state: a send
+ * side closed by another thread while this one waited (close_send,
+ * finish) fails the send, so no message is queued after END_STREAM. */
 static int write_locked(tri_stream *s, const uint8_t *hdr,
                         const uint8_t *payload, size_t plen,
                         int64_t deadline) {
@@ -338,16 +502,18 @@ static int write_locked(tri_stream *s, const uint8_t *hdr,
   int rv;
 
   for (;;) {
-    if (s->final)
+    if (s->side == TRI__CLIENT && s->final)
       return final_rv(s);
-    if (s->sb_len + total <= s->sb_base || s->sb_len == 0)
+    if (s->send_state != TRI__SEND_OPEN || s->final)
+      return send_closed_rv(s);
+    if (s->sb_len + total <= s->sb_limit || s->sb_len == 0)
       break;
-    s->snd_need = total > s->sb_base ? s->sb_base : total;
+    s->snd_need = total > s->sb_limit ? s->sb_limit : total;
     s->snd_waiters++;
     int r = tri__cond_wait_until(&s->snd_cv, &s->mu, deadline);
     s->snd_waiters--;
-    if (r == ETIMEDOUT && !s->final &&
-        !(s->sb_len + total <= s->sb_base || s->sb_len == 0))
+    if (r == ETIMEDOUT && s->send_state == TRI__SEND_OPEN && !s->final &&
+        !(s->sb_len + total <= s->sb_limit || s->sb_len == 0))
       return TRI_ETIMEDOUT;
   }
   rv = ring_reserve(s, s->sb_len + total);
@@ -364,6 +530,15 @@ static int write_locked(tri_stream *s, const uint8_t *hdr,
   return TRI_OK;
 }
 
+/* Client half-close (s->mu held). */
+static void close_send_locked(tri_stream *s) {
+  if (tri__stream_ev_locked(s, TRI__EV_CLOSE_SEND, 0, NULL, 0, 0) &&
+      s->io_deferred) {
+    s->io_deferred = 0;
+    tri__stream_post_locked(s, TRI__OP_DATA);
+  }
+}
+
 TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
                                unsigned flags, int timeout_ms) {
   uint8_t hdr[TRI__FRAME_HDR_LEN];
@@ -375,8 +550,10 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
   if (s == NULL || (data == NULL && len > 0) ||
       len > UINT32_MAX - TRI__FRAME_HDR_LEN)
     return TRI_EINVAL;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   if (s->enc_out != 0 && !(flags & TRI_SEND_NO_COMPRESS)) {
-    /* PROTOCOL.md 3.4: a fresh context per message. */
+    /* 3.4: a fresh context per message. */
     rv = tri__compress(s->enc_out, data, len, &comp, &plen);
     if (rv != TRI_OK)
       return rv;
@@ -393,23 +570,10 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
                                     : tri__deadline_after_ms(timeout_ms);
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  if (s->side == TRI__SERVER && s->finished)
-    rv = s->final && s->final_code != TRI_OK ? s->final_code : TRI_ESTATE;
-  else if (s->final)
-    rv = final_rv(s);
-  else if (s->send_closed)
-    rv = TRI_EOF;
-  else
-    rv = write_locked(s, hdr, payload, plen, deadline);
-  if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT &&
-      !s->send_closed) {
-    s->send_closed = 1;
-    if (s->io_deferred) {
-      s->io_deferred = 0;
-      tri__stream_post_locked(s, TRI__OP_DATA);
-    }
-  }
-  tri__stream_unlock(s);
+  rv = write_locked(s, hdr, payload, plen, deadline);
+  if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT)
+    close_send_locked(s);
+  tri__stream_unlock_post(s);
   tri__stream_unref(s);
   tri__free(comp);
   return rv;
@@ -424,24 +588,21 @@ TRI_API int tri_stream_close_send(tri_stream *s) {
     return TRI_EINVAL;
   if (s->side != TRI__CLIENT)
     return TRI_ESTATE;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   tri__mutex_lock(&s->mu);
-  if (!s->send_closed && !s->final) {
-    s->send_closed = 1;
-    if (s->io_deferred) {
-      s->io_deferred = 0;
-      tri__stream_post_locked(s, TRI__OP_DATA);
-    }
-  }
-  tri__stream_unlock(s);
+  close_send_locked(s);
+  tri__stream_unlock_post(s);
   return TRI_OK;
 }
 
 /* ---- ending ----------------------------------------------------------- */
 
 TRI_API void tri_stream_cancel(tri_stream *s) {
-  if (s == NULL)
+  if (s == NULL || forked(s))
     return;
-  tri__stream_abort(s, TRI_CANCELLED, "cancelled by the application", 1);
+  tri__stream_abort(s, TRI_CANCELLED, "cancelled by the application", 1,
+                    TRI__END_RESET);
 }
 
 TRI_API void tri_stream_free(tri_stream *s) {
@@ -449,7 +610,10 @@ TRI_API void tri_stream_free(tri_stream *s) {
     return;
   if (s->side == TRI__SERVER)
     return; /* borrowed by the handler; the library owns it */
-  tri__stream_abort(s, TRI_CANCELLED, "stream freed by the application", 1);
+  if (forked(s))
+    return; /* the parent's; its memory is abandoned in this process */
+  tri__stream_abort(s, TRI_CANCELLED, "stream freed by the application", 1,
+                    TRI__END_RESET);
   tri__stream_unref(s);
 }
 
@@ -459,16 +623,17 @@ TRI_API int tri_stream_wait_status(tri_stream *s, int timeout_ms,
                                     : tri__deadline_after_ms(timeout_ms);
   int rv;
 
+  if (message)
+    *message = "";
   if (s == NULL)
     return TRI_EINVAL;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  while (!s->final) {
-    if (timeout_ms == 0 ||
-        tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline) == ETIMEDOUT) {
-      if (!s->final)
-        break;
-    }
+  while (!s->final && timeout_ms != 0) {
+    if (tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline) == ETIMEDOUT)
+      break;
   }
   if (s->final) {
     rv = s->final_code;
@@ -476,10 +641,8 @@ TRI_API int tri_stream_wait_status(tri_stream *s, int timeout_ms,
       *message = s->final_msg ? s->final_msg : "";
   } else {
     rv = TRI_ETIMEDOUT;
-    if (message)
-      *message = "";
   }
-  tri__stream_unlock(s);
+  tri__stream_unlock_post(s);
   tri__stream_unref(s);
   return rv;
 }
@@ -493,30 +656,29 @@ TRI_API const tri_metadata *tri_stream_headers(tri_stream *s,
   if (s == NULL)
     return NULL;
   if (s->side == TRI__SERVER)
-    return &s->hdrs; /* complete before the handler runs */
+    return &s->hdrs; /* complete before the handler runs, then immutable */
+  if (forked(s))
+    return NULL;
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  while (!s->hdrs_ready) {
-    if (timeout_ms == 0 ||
-        tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline) == ETIMEDOUT) {
-      if (!s->hdrs_ready)
-        break;
-    }
+  while (s->hdrs_state != TRI__HDRS_DONE && timeout_ms != 0) {
+    if (tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline) == ETIMEDOUT)
+      break;
   }
-  if (s->hdrs_ready)
-    md = &s->hdrs;
-  tri__stream_unlock(s);
+  if (s->hdrs_state == TRI__HDRS_DONE)
+    md = &s->hdrs; /* published once by the I/O thread, then immutable */
+  tri__stream_unlock_post(s);
   tri__stream_unref(s);
   return md;
 }
 
 TRI_API const tri_metadata *tri_stream_trailers(tri_stream *s) {
   const tri_metadata *md;
-  if (s == NULL || s->side == TRI__SERVER)
+  if (s == NULL || s->side == TRI__SERVER || forked(s))
     return NULL;
   tri__mutex_lock(&s->mu);
-  md = s->final ? &s->trl : &empty_md;
-  tri__stream_unlock(s);
+  md = s->final ? &s->trl : &empty_md; /* published with the final status */
+  tri__stream_unlock_post(s);
   return md;
 }
 
@@ -543,12 +705,13 @@ static int add_out_md(tri_stream *s, int trailers, const char *key,
   if (s->side != TRI__SERVER)
     return TRI_ESTATE;
   tri__mutex_lock(&s->mu);
-  if (trailers ? s->finished : s->hdrs_requested)
+  if (trailers ? s->send_state != TRI__SEND_OPEN
+               : s->hdrs_state != TRI__HDRS_NONE)
     rv = TRI_ESTATE;
   else
     rv = tri_metadata_add(trailers ? &s->out_trl : &s->out_hdrs, key, value,
                           value_len);
-  tri__stream_unlock(s);
+  tri__stream_unlock_post(s);
   return rv;
 }
 
@@ -573,32 +736,25 @@ TRI_API int tri_stream_send_headers(tri_stream *s) {
     rv = s->final_code;
   else
     request_headers_locked(s);
-  tri__stream_unlock(s);
+  tri__stream_unlock_post(s);
   return rv;
 }
 
 int tri__stream_finish(tri_stream *s, int code, const char *message) {
   int rv = TRI_OK;
   tri__mutex_lock(&s->mu);
-  if (s->finished) {
-    rv = TRI_ESTATE;
-  } else if (s->final) {
-    /* Already ended (deadline, cancel, limit): whatever still goes to the
-     * client must carry that status, not the handler's. */
-    s->finished = 1;
-    s->finish_code = s->final_code;
-    s->finish_msg = tri__strdup(s->final_msg ? s->final_msg : "");
+  if (s->final) {
+    /* Already ended (deadline, cancel, limit): the client gets (or got)
+     * that status, not the handler's. */
     rv = s->final_code == TRI_OK ? TRI_ESTATE : s->final_code;
+  } else if (!tri__stream_ev_locked(s, TRI__EV_FINISH, code, message, 0, 0)) {
+    rv = TRI_ESTATE; /* finished twice */
   } else {
-    s->finished = 1;
-    s->finish_code = code;
-    s->finish_msg = tri__strdup(message ? message : "");
-    s->send_closed = 1;
-    s->hdrs_requested = 1;
+    request_headers_locked(s);
     s->io_deferred = 0;
-    tri__stream_post_locked(s, TRI__OP_FINISH);
+    tri__stream_post_locked(s, TRI__OP_HEADERS | TRI__OP_DATA);
   }
-  tri__stream_unlock(s);
+  tri__stream_unlock_post(s);
   return rv;
 }
 
@@ -624,11 +780,11 @@ TRI_API int tri_stream_set_compression(tri_stream *s, const char *encoding) {
   if (enc != TRI__ENC_IDENTITY && !(s->accept_enc_mask & (1 << enc)))
     enc = TRI__ENC_IDENTITY;
   tri__mutex_lock(&s->mu);
-  if (s->hdrs_requested)
+  if (s->hdrs_state != TRI__HDRS_NONE)
     rv = TRI_ESTATE;
   else
     s->enc_out = enc;
-  tri__stream_unlock(s);
+  tri__stream_unlock_post(s);
   return rv;
 }
 

@@ -24,7 +24,9 @@
  *                     callback (see below)
  *   FIRING -> ARMED   tri__timer_start while still waiting in the batch:
  *                     taken out of the batch, fires once at the new time
- * tri__timer_stop on a FIRING or IDLE timer returns 0 and changes nothing.
+ *   FIRING -> IDLE    tri__timer_stop before its callback started
+ *                     (returns 1: the callback will not run)
+ * tri__timer_stop on an IDLE timer returns 0 and changes nothing.
  *
  * The state goes back to IDLE before the callback runs, not after it: the
  * callback may drop the last reference to the object that embeds the
@@ -45,6 +47,7 @@
 
 #include <stdlib.h>
 
+#include "core.h"
 #include "timer.h"
 
 #define SLOT_MASK ((int64_t)TRI__WHEEL_SLOTS - 1)
@@ -268,10 +271,45 @@ static uint64_t g_gen;
  * (or a wake-up is already on its way), so start() need not signal. */
 static int64_t g_sleep_until = INT64_MIN;
 
+/* A callback is running on the timer thread (g_mu); g_cb_seq counts
+ * callback starts, so tri__timers_quiesce() can wait for the one running
+ * now without waiting for later ones. */
+static int g_in_cb;
+static _Thread_local int t_on_timer_thread;
+static uint64_t g_cb_seq;
+static tri__cond g_quiet_cv;
+
+/* fork(): hold both locks across it so the child gets them in a known
+ * state; the child has no timer thread, so it starts from scratch (the
+ * parent's armed timers belong to objects the child cannot use). */
+static void atfork_prepare(void) {
+  tri__mutex_lock(&g_life_mu);
+  tri__mutex_lock(&g_mu);
+}
+
+static void atfork_parent(void) {
+  tri__mutex_unlock(&g_mu);
+  tri__mutex_unlock(&g_life_mu);
+}
+
+static void atfork_child(void) {
+  g_refs = 0;
+  g_gen++;
+  g_sleep_until = INT64_MIN;
+  g_in_cb = 0;
+  tri__cond_init(&g_cv);
+  tri__cond_init(&g_quiet_cv);
+  tri__wheel_init(&g_wheel, tri__now_ns());
+  tri__mutex_unlock(&g_mu);
+  tri__mutex_unlock(&g_life_mu);
+}
+
 static void timers_init_once(void) {
   tri__mutex_init(&g_mu);
   tri__cond_init(&g_cv);
+  tri__cond_init(&g_quiet_cv);
   tri__wheel_init(&g_wheel, tri__now_ns());
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 static void *timer_thread(void *arg) {
@@ -279,6 +317,7 @@ static void *timer_thread(void *arg) {
   tri__list batch;
 
   tri__thread_set_name("tri-timer");
+  t_on_timer_thread = 1;
   tri__list_init(&batch);
   tri__mutex_lock(&g_mu);
   while (g_gen == gen) {
@@ -290,15 +329,22 @@ static void *timer_thread(void *arg) {
     if (!tri__list_empty(&batch)) {
       for (n = batch.next; n != &batch; n = n->next)
         tri__container_of(n, tri__timer, link)->state = TIMER_FIRING;
-      /* Pop one at a time under the lock: start() may take a waiting
-       * entry back out of the batch. */
-      while (!tri__list_empty(&batch) && g_gen == gen) {
+      /* Pop one at a time under the lock: start() and stop() may take a
+       * waiting entry back out of the batch.  Entries collected are due
+       * and hold references to their owners, so they all run, even when
+       * the thread was released meanwhile (putting them back would leave
+       * them, and the references they hold, in a wheel nobody serves). */
+      while (!tri__list_empty(&batch)) {
         tri__timer *t = tri__container_of(batch.next, tri__timer, link);
         tri__list_remove(&t->link);
         t->state = TIMER_IDLE; /* t is not touched after the callback */
+        g_in_cb = 1;
+        g_cb_seq++;
         tri__mutex_unlock(&g_mu);
         t->cb(t);
         tri__mutex_lock(&g_mu);
+        g_in_cb = 0;
+        tri__cond_broadcast(&g_quiet_cv);
       }
       continue; /* callbacks took time: collect again before sleeping */
     }
@@ -306,15 +352,6 @@ static void *timer_thread(void *arg) {
     g_sleep_until = next < 0 ? INT64_MAX : next;
     (void)tri__cond_wait_until(&g_cv, &g_mu, next);
     g_sleep_until = INT64_MIN;
-  }
-  /* Stopped with entries still waiting (only when the thread was released
-   * from inside a callback): hand them back to the wheel, due now, for
-   * the next timer thread. */
-  while (!tri__list_empty(&batch)) {
-    tri__timer *t = tri__container_of(batch.next, tri__timer, link);
-    tri__list_remove(&t->link);
-    t->state = TIMER_ARMED;
-    tri__wheel_add(&g_wheel, t);
   }
   tri__mutex_unlock(&g_mu);
   return NULL;
@@ -331,8 +368,8 @@ int tri__timers_acquire(void) {
     gen = ++g_gen;
     g_sleep_until = INT64_MIN;
     tri__mutex_unlock(&g_mu);
-    rv = pthread_create(&g_thread, NULL, timer_thread,
-                        (void *)(uintptr_t)gen);
+    rv = tri__thread_create(&g_thread, NULL, timer_thread,
+                            (void *)(uintptr_t)gen);
     if (rv != 0) {
       tri__mutex_lock(&g_mu);
       g_gen++; /* no thread runs |gen| */
@@ -416,7 +453,22 @@ int tri__timer_stop(tri__timer *t) {
     tri__wheel_remove(&g_wheel, t);
     t->state = TIMER_IDLE;
     rv = 1;
+  } else if (t->state == TIMER_FIRING) {
+    tri__list_remove(&t->link); /* collected, its callback not started */
+    t->state = TIMER_IDLE;
+    rv = 1;
   }
   tri__mutex_unlock(&g_mu);
   return rv;
+}
+
+void tri__timers_quiesce(void) {
+  pthread_once(&g_once, timers_init_once);
+  tri__mutex_lock(&g_mu);
+  if (g_in_cb && !t_on_timer_thread) {
+    uint64_t seq = g_cb_seq;
+    for (int i = 0; i < 1000000 && g_in_cb && g_cb_seq == seq; i++)
+      tri__cond_wait(&g_quiet_cv, &g_mu);
+  }
+  tri__mutex_unlock(&g_mu);
 }

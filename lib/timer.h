@@ -36,6 +36,11 @@ void tri__timer_start(tri__timer *t, int64_t expiry_ns);
  * was not armed, or its callback has been collected to run (or is running):
  * then the callback owns whatever reference was given for it. */
 int tri__timer_stop(tri__timer *t);
+/* Wait until the timer callback running right now, if any, has returned
+ * (not from a timer callback).  Objects whose timers may still be firing
+ * call this after stopping them and before freeing what the callbacks
+ * touch. */
+void tri__timers_quiesce(void);
 
 /* ---- the wheel itself, exposed for unit tests (check_timer.c) ---- */
 #define TRI__WHEEL_SLOTS 1024       /* power of two */

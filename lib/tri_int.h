@@ -29,10 +29,15 @@
 #ifdef TRI_DEBUG
 #define TRI_DEBUGF(...) tri__debugf(__VA_ARGS__)
 void tri__debugf(const char *fmt, ...);
+/* Invariant checks of --enable-debug builds: abort with the location. */
+#define TRI__ASSERT(cond)                                                    \
+  ((cond) ? (void)0 : tri__assert_fail(#cond, __FILE__, __LINE__))
+void tri__assert_fail(const char *what, const char *file, int line);
 #else
 #define TRI_DEBUGF(...)                                                      \
   do {                                                                       \
   } while (0)
+#define TRI__ASSERT(cond) ((void)0)
 #endif
 
 /* ---- mem.c: every allocation of the library goes through these. ---- */

@@ -1,0 +1,231 @@
+/*
+ * The I/O layer: what the files of the I/O thread share.  Everything
+ * declared here runs on a loop's I/O thread ("tri-io") unless its comment
+ * says otherwise.  No other thread ever touches nghttp2 or a socket.
+ *
+ *   loop.c      the event loop, the cross-thread op queue, loop lifetime
+ *   conn.c      connection lifetime, stream attach/detach, the nghttp2
+ *               callback table (dispatching to the two sides)
+ *   sockio.c    the socket reader and writer, including zero-copy DATA
+ *   h2client.c  client side: resolve, connect, requests, responses
+ *   h2server.c  server side: accept, request validation, responses
+ *   flow.c      flow-control windows and the unread-bytes budgets
+ *   nv.c        building nghttp2 header lists
+ *   resolve.c   asynchronous name resolution (c-ares) on the loop
+ *
+ * Lock order (core.h): stream.mu -> loop.cmd_mu.  The I/O thread takes
+ * stream.mu only for short copies and state transitions; it never waits
+ * on a condition.
+ */
+#ifndef TRI_CONN_H
+#define TRI_CONN_H
+
+#include "tri_int.h"
+
+#include <sys/socket.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core.h"
+
+#define TRI__READ_CHUNK (256 * 1024)
+#define TRI__WRITE_COALESCE (64 * 1024)
+#define TRI__MAX_ADDRS 16
+
+/* Attachment of a stream to the I/O side (s->io_state, I/O thread only). */
+enum tri__io_state {
+  TRI__IO_IDLE = 0,  /* posted, not yet seen by the loop */
+  TRI__IO_WAITING,   /* client: waiting for its connection */
+  TRI__IO_OPEN,      /* submitted to nghttp2 */
+  TRI__IO_CLOSED     /* detached: the loop's reference is gone */
+};
+
+/* What an epoll registration points at. */
+enum tri__src_kind { TRI__SRC_WAKE = 1, TRI__SRC_LISTEN, TRI__SRC_CONN,
+                     TRI__SRC_DNS };
+typedef struct {
+  int kind;
+  int fd;
+} tri__src;
+
+/* Connection phases (c->phase). */
+enum tri__conn_phase {
+  TRI__CONN_RESOLVING = 0, /* client: name resolution in progress */
+  TRI__CONN_CONNECTING,    /* client: non-blocking connect() */
+  TRI__CONN_HANDSHAKE,     /* no SETTINGS from the peer yet */
+  TRI__CONN_READY,
+  TRI__CONN_CLOSED         /* conn_close() ran; about to be freed */
+};
+
+typedef struct tri__resolve tri__resolve;
+
+struct tri__conn {
+  tri__src src;            /* first: epoll data.ptr */
+  tri__loop *loop;
+  nghttp2_session *sess;
+  int is_server;
+  int phase;               /* enum tri__conn_phase */
+  int64_t phase_deadline;  /* resolve/connect/handshake must end by */
+  int goaway;              /* GOAWAY received or sent: no new streams */
+  int drain_ping;          /* server: heads-up GOAWAY + PING sent */
+  int fatal;               /* nghttp2 error that ended the session */
+  /* client: addresses to try */
+  tri__resolve *resolving; /* pending resolution, or NULL */
+  struct sockaddr_storage addrs[TRI__MAX_ADDRS];
+  socklen_t addr_lens[TRI__MAX_ADDRS];
+  int naddrs, next_addr;
+  int last_errno;          /* last connect() failure */
+  char *error;             /* why the connection failed, for messages */
+  /* keepalive and idleness */
+  int64_t last_read_ns;
+  int64_t ping_sent_ns;    /* keepalive PING outstanding since, or 0 */
+  int64_t idle_since_ns;   /* server: no stream open since, or 0 */
+  /* flow control (flow.c) */
+  size_t rq_total;         /* atomic: unread bytes held for its streams */
+  size_t conn_owed;        /* connection window withheld (I/O thread) */
+  int owed_flag;           /* atomic: conn_owed > 0 */
+  /* server protection */
+  tri__quota *quota;       /* handler share of this connection */
+  int64_t rst_window_ns;   /* start of the reset-counting second */
+  int rst_count;           /* client RST_STREAMs in that second */
+  int big_headers;         /* oversized request header lists seen */
+  /* lists */
+  tri__list link;          /* loop->conns */
+  tri__list waiting;       /* client streams waiting for the connection */
+  tri__list streams;       /* streams submitted to nghttp2 */
+  /* output not yet taken by the socket */
+  uint8_t *wbuf;
+  size_t wlen, woff, wcap;
+  uint32_t ep_events;      /* registered epoll events */
+};
+
+struct tri__loop {
+  pthread_t thread;
+  int started;
+  unsigned fork_gen;       /* tri__fork_gen() at creation */
+  int epfd;
+  tri__wakeup wake;
+  tri__src wake_src, listen_src;
+  uint8_t *rbuf;           /* TRI__READ_CHUNK; one connection read at a time */
+
+  tri__mutex cmd_mu;       /* leaf (but for the wheel); protects: */
+  tri__list ops;           /*   streams with pending op bits */
+  unsigned loop_ops;       /*   TRI__LOOP_* requests */
+  int stopping;            /*   no new streams */
+
+  int nstreams;            /* atomic: streams attached to this loop */
+  tri__list conns;         /* I/O thread */
+  int is_server;
+  nghttp2_session_callbacks *cbs;
+  nghttp2_option *opt;
+
+  /* client */
+  struct tri_channel *ch;
+  char *host, *port, *authority;
+  tri__client_cfg ccfg;    /* strings point at the copies above */
+  tri__conn *cur;          /* the connection new streams go to */
+  int tearing_down;
+  void *dns;               /* resolve.c state, created on first use */
+
+  /* server */
+  struct tri_server *srv;
+  int listen_fd;
+  tri__srv_cfg cfg;
+  int draining;
+  int accept_paused;       /* listening socket unwatched (EMFILE) */
+  int64_t accept_paused_until; /* ... until then, or a conn closes */
+};
+
+enum { TRI__LOOP_STOP = 1u << 0, TRI__LOOP_DRAIN = 1u << 1 };
+
+/* ---- loop.c ---- */
+void tri__loop_ep_set(tri__loop *l, tri__src *src, uint32_t events,
+                      uint32_t *registered);
+void tri__loop_ep_del(tri__loop *l, int fd);
+
+/* ---- conn.c ---- */
+tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);
+/* Fail every stream of |c| (client UNAVAILABLE, server CANCELLED, with
+ * |why| as the message), close the socket, free |c|. */
+void tri__conn_close(tri__conn *c, const char *why);
+/* Register the connection's socket for |events|. */
+void tri__conn_watch(tri__conn *c, uint32_t events);
+/* The I/O side is done with |s|: unlink it, give back its budgets, drop
+ * the loop's reference.  Caller threads may still hold their own. */
+void tri__conn_detach(tri__loop *l, tri_stream *s);
+/* TRI__EV_END from the I/O thread. */
+void tri__io_end(tri_stream *s, int code, const char *msg, int drop,
+                 int action);
+/* Stream of an nghttp2 id, or NULL. */
+tri_stream *tri__conn_stream(tri__conn *c, int32_t id);
+void tri__conn_set_error(tri__conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- sockio.c ---- */
+int tri__sock_flush(tri__conn *c);            /* -1: connection failed */
+int tri__sock_read(tri__conn *c);             /* 0, -1 closed, -2 fatal */
+void tri__sock_raw_goaway(tri__conn *c);
+void tri__sock_event(tri__conn *c, uint32_t ev);
+ssize_t tri__data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
+                          size_t length, uint32_t *flags,
+                          nghttp2_data_source *src, void *ud);
+int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
+                      const uint8_t *framehd, size_t length,
+                      nghttp2_data_source *src, void *ud);
+ssize_t tri__read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
+                            int32_t conn_win, int32_t stream_win,
+                            uint32_t max_frame, void *ud);
+
+/* ---- h2client.c ---- */
+tri__conn *tri__client_conn(tri__loop *l);     /* current or a new one */
+void tri__client_open(tri__loop *l, tri_stream *s);
+void tri__client_tick(tri__conn *c, int64_t now, int64_t *next);
+void tri__client_connect_event(tri__conn *c, uint32_t ev);
+void tri__client_resolved(tri__conn *c, int ok);
+void tri__client_settled(tri__conn *c);
+void tri__client_header(tri_stream *s, const nghttp2_frame *f,
+                        const uint8_t *name, size_t nlen,
+                        const uint8_t *val, size_t vlen);
+void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
+void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err);
+void tri__client_end(tri__conn *c, tri_stream *s);
+
+/* ---- h2server.c ---- */
+void tri__server_accept(tri__loop *l);
+void tri__server_tick(tri__loop *l, int64_t now, int64_t *next);
+void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next);
+void tri__server_drain(tri__loop *l);
+int tri__server_begin(tri__conn *c, int32_t id);
+int tri__server_header(tri__conn *c, tri_stream *s, const nghttp2_frame *f,
+                       const uint8_t *name, size_t nlen,
+                       const uint8_t *val, size_t vlen);
+void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
+void tri__server_rst_received(tri__conn *c, tri_stream *s);
+void tri__server_closed(tri__conn *c, tri_stream *s, uint32_t err);
+void tri__server_frame_sent(tri__conn *c, tri_stream *s,
+                            const nghttp2_frame *f);
+void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops);
+void tri__server_fail(tri__conn *c, tri_stream *s, int code,
+                      const char *msg);
+void tri__server_submit_trailers(tri__conn *c, tri_stream *s);
+
+/* ---- flow.c ---- */
+size_t tri__flow_conn_limit(const tri__conn *c);
+int tri__flow_data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
+                         size_t len);
+void tri__flow_return_owed(tri__conn *c);
+void tri__flow_window_op(tri__conn *c, tri_stream *s);
+void tri__flow_conn_closed(tri__conn *c);
+
+/* ---- resolve.c ---- */
+/* Start resolving l->host:l->port for |c|; tri__client_resolved() is
+ * called later from the loop (never from inside this call). */
+void tri__resolve_start(tri__conn *c);
+void tri__resolve_cancel(tri__conn *c);
+/* Loop integration: timeouts and socket events of the resolver. */
+int64_t tri__resolve_next(tri__loop *l, int64_t next);
+void tri__resolve_event(tri__loop *l, tri__src *src, uint32_t ev);
+void tri__resolve_tick(tri__loop *l);
+void tri__resolve_free(tri__loop *l);
+
+#endif /* TRI_CONN_H */

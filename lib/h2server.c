@@ -1,0 +1,518 @@
+/*
+ * Server side of a loop: accepting (with back-off when descriptors run
+ * out), request validation and dispatch, responses (headers, data,
+ * trailers or trailers-only), the protections of doc/PROTOCOL.md 13.1
+ * (rapid reset, header bombs), idle connections and graceful drain.
+ *
+ * Threads: the I/O thread only.
+ */
+#include "tri_int.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "compress.h"
+#include "conn.h"
+#include "nv.h"
+#include "status.h"
+
+/* How long accepting pauses when the process is out of descriptors (or
+ * memory); a closing connection resumes it sooner. */
+#define ACCEPT_BACKOFF_MS 100
+
+/* ---- accepting --------------------------------------------------------- */
+
+static void listen_watch(tri__loop *l, int on) {
+  uint32_t reg = on ? 0 : EPOLLIN; /* what it is now */
+  if (l->listen_fd < 0 || l->accept_paused == !on)
+    return;
+  l->accept_paused = !on;
+  tri__loop_ep_set(l, &l->listen_src, on ? EPOLLIN : 0, &reg);
+}
+
+void tri__server_accept(tri__loop *l) {
+  for (int i = 0; i < 64 && l->listen_fd >= 0; i++) {
+    int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        /* The pending connection stays in the backlog and the listening
+         * socket stays readable: with level-triggered epoll, retrying now
+         * would spin.  Stop watching it until a descriptor frees up (a
+         * connection closes) or the back-off passes. */
+        l->accept_paused_until = tri__deadline_after_ms(ACCEPT_BACKOFF_MS);
+        listen_watch(l, 0);
+      }
+      return; /* EAGAIN, or a per-connection error (ECONNABORTED...) */
+    }
+    if (l->draining) {
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tri__conn *c = tri__conn_new(l, fd, 1);
+    if (c == NULL) {
+      close(fd);
+      continue;
+    }
+    /* The client preface and SETTINGS must arrive within the handshake
+     * timeout (slowloris on the preface). */
+    c->phase = TRI__CONN_HANDSHAKE;
+    c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
+    c->idle_since_ns = tri__now_ns();
+    tri__conn_watch(c, EPOLLIN);
+  }
+}
+
+/* Loop-level work: resume accepting after a back-off. */
+void tri__server_tick(tri__loop *l, int64_t now, int64_t *next) {
+  if (!l->accept_paused || l->listen_fd < 0)
+    return;
+  if (now >= l->accept_paused_until) {
+    listen_watch(l, 1);
+  } else {
+    *next = tri__deadline_min(*next, l->accept_paused_until);
+  }
+}
+
+void tri__server_drain(tri__loop *l) {
+  tri__list *n;
+  l->draining = 1;
+  if (l->listen_fd >= 0) {
+    /* Close at once: new connections are refused, not left in a backlog
+     * nobody accepts from.  The loop owns the listening socket. */
+    tri__loop_ep_del(l, l->listen_fd);
+    close(l->listen_fd);
+    l->listen_fd = -1;
+  }
+  for (n = l->conns.next; n != &l->conns; n = n->next) {
+    tri__conn *c = tri__container_of(n, tri__conn, link);
+    /* 8.3 / 13.6: heads-up GOAWAY, then a PING; its ACK sends the real
+     * GOAWAY with the last processed stream id. */
+    nghttp2_submit_shutdown_notice(c->sess);
+    nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
+    c->drain_ping = 1;
+  }
+}
+
+/* Per-iteration work of a server connection: handshake and idle timeouts,
+ * flushing, closing a finished session. */
+void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
+  tri__loop *l = c->loop;
+
+  if (c->phase == TRI__CONN_HANDSHAKE) {
+    if (now >= c->phase_deadline) {
+      tri__conn_close(c, "closed: no HTTP/2 preface within the handshake "
+                         "timeout");
+      return;
+    }
+    *next = tri__deadline_min(*next, c->phase_deadline);
+  }
+  if (l->cfg.idle_ms > 0 && l->cfg.idle_ms != INT64_MAX) {
+    if (!tri__list_empty(&c->streams)) {
+      c->idle_since_ns = 0;
+    } else {
+      if (c->idle_since_ns == 0)
+        c->idle_since_ns = now;
+      int64_t idle = tri__ms_to_ns(l->cfg.idle_ms);
+      int64_t dl = idle > INT64_MAX - c->idle_since_ns
+                       ? INT64_MAX
+                       : c->idle_since_ns + idle;
+      if (now >= dl && !c->goaway) {
+        /* 8.4: max_idle */
+        c->goaway = 1;
+        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->sess),
+                              NGHTTP2_NO_ERROR, (const uint8_t *)"max_idle",
+                              8);
+      } else if (!c->goaway) {
+        *next = tri__deadline_min(*next, dl);
+      }
+    }
+  }
+  if (tri__sock_flush(c) != 0) {
+    tri__conn_close(c, "write failed");
+    return;
+  }
+  if (!nghttp2_session_want_read(c->sess) &&
+      !nghttp2_session_want_write(c->sess) && c->wlen == c->woff)
+    tri__conn_close(c, "finished");
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+int tri__server_begin(tri__conn *c, int32_t id) {
+  tri__loop *l = c->loop;
+  tri_stream *s = tri__stream_new(TRI__SERVER, l->cfg.max_recv,
+                                  l->cfg.rq_limit, l->cfg.sb_limit);
+  if (s == NULL)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST this stream */
+  s->srv = l->srv;
+  s->quota = c->quota;
+  __atomic_add_fetch(&c->quota->refs, 1, __ATOMIC_RELAXED);
+  s->conn = c;
+  s->id = id;
+  s->io_state = TRI__IO_OPEN;
+  s->loop = l; /* the creation reference is the loop's */
+  __atomic_add_fetch(&l->nstreams, 1, __ATOMIC_RELEASE);
+  tri__list_insert_tail(&c->streams, &s->io_link);
+  nghttp2_session_set_stream_user_data(c->sess, id, s);
+  return 0;
+}
+
+static char *dupn(const uint8_t *v, size_t n) {
+  return tri__strndup((const char *)v, n);
+}
+
+static int hdr_is(const uint8_t *name, size_t len, const char *lit) {
+  size_t n = strlen(lit);
+  return len == n && memcmp(name, lit, n) == 0;
+}
+
+int tri__server_header(tri__conn *c, tri_stream *s, const nghttp2_frame *f,
+                       const uint8_t *name, size_t nlen,
+                       const uint8_t *val, size_t vlen) {
+  size_t limit = c->loop->cfg.max_header_list;
+
+  /* Request trailers carry nothing we use: the handler may already be
+   * reading s->hdrs, which is complete (and immutable) once dispatched. */
+  if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0;
+  /* 1.5: name + value + 32 per field against the advertised limit. */
+  s->hdr_bytes += nlen + vlen + 32;
+  if (s->hdr_bytes > limit) {
+    if (!s->hdr_too_big)
+      c->big_headers++;
+    s->hdr_too_big = 1;
+    /* Far past the limit (an HPACK bomb), or a peer that keeps sending
+     * oversized header lists: stop decoding for it at all.  Every byte
+     * decoded here is I/O-thread time taken from the other connections. */
+    if (s->hdr_bytes > 4 * limit || c->big_headers >= 3) {
+      nghttp2_session_terminate_session2(
+          c->sess, nghttp2_session_get_last_proc_stream_id(c->sess),
+          NGHTTP2_ENHANCE_YOUR_CALM);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+  if (hdr_is(name, nlen, ":path")) {
+    tri__free(s->method);
+    s->method = dupn(val, vlen);
+  } else if (hdr_is(name, nlen, "content-type")) {
+    tri__free(s->req_ctype);
+    s->req_ctype = dupn(val, vlen);
+  } else if (hdr_is(name, nlen, "grpc-timeout")) {
+    int64_t ns;
+    if (tri__timeout_parse((const char *)val, vlen, &ns) == 0)
+      s->timeout_ns = ns;
+    else
+      s->bad_timeout = 1;
+  } else if (hdr_is(name, nlen, "grpc-encoding")) {
+    int enc = tri__enc_from_name((const char *)val, vlen);
+    if (enc == TRI__ENC_UNKNOWN) {
+      s->enc_req_unknown = 1;
+      tri__free(s->enc_name);
+      s->enc_name = dupn(val, vlen);
+    } else {
+      s->enc_in = enc;
+    }
+  } else if (hdr_is(name, nlen, "grpc-accept-encoding")) {
+    for (int e = TRI__ENC_GZIP; e <= TRI__ENC_DEFLATE; e++)
+      if (tri__enc_in_list(e, (const char *)val, vlen))
+        s->accept_enc_mask |= 1 << e;
+  } else if (hdr_is(name, nlen, "tri-service-group")) {
+    tri__free(s->req_group);
+    s->req_group = dupn(val, vlen);
+  } else if (hdr_is(name, nlen, "tri-service-version")) {
+    tri__free(s->req_version);
+    s->req_version = dupn(val, vlen);
+  }
+  if (!tri__md_is_reserved((const char *)name, nlen))
+    tri__md_add_wire(&s->hdrs, (const char *)name, nlen, val, vlen);
+  return 0;
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+static const char *resp_ctype(const tri_stream *s) {
+  return s->req_ctype && strncmp(s->req_ctype, "application/grpc", 16) == 0
+             ? s->req_ctype
+             : "application/grpc";
+}
+
+/* Trailers-only response (4.4): one HEADERS frame with END_STREAM, with
+ * the status the stream finishes with (s->mu not held). */
+static void respond_status(tri__conn *c, tri_stream *s) {
+  tri__nv b;
+  tri__nv_init(&b);
+  tri__nv_adds(&b, ":status", "200");
+  tri__nv_adds(&b, "content-type", resp_ctype(s));
+  tri__nv_adds(&b, "grpc-accept-encoding", tri__enc_accept_list());
+  tri__mutex_lock(&s->mu);
+  tri__nv_add_status(&b, s->finish_code, s->finish_msg);
+  tri__nv_add_md(&b, &s->out_hdrs);
+  tri__nv_add_md(&b, &s->out_trl);
+  tri__stream_ev_locked(s, TRI__EV_HDRS_DONE, 0, NULL, 0, 0);
+  tri__stream_ev_locked(s, TRI__EV_SEND_DONE, 0, NULL, 0, 0);
+  tri__mutex_unlock(&s->mu);
+  if (b.failed)
+    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+                              NGHTTP2_INTERNAL_ERROR);
+  else
+    nghttp2_submit_response(c->sess, s->id, b.nv, b.n, NULL);
+  tri__nv_free(&b);
+}
+
+/* Answer a request before dispatch (validation failed): trailers-only
+ * with |code|, the stream ends with it. */
+static void reject(tri__conn *c, tri_stream *s, int code, const char *msg) {
+  tri__mutex_lock(&s->mu);
+  s->finish_code = code;
+  tri__free(s->finish_msg);
+  s->finish_msg = tri__strdup(msg);
+  tri__stream_ev_locked(s, TRI__EV_END, code, msg, 1, TRI__END_NONE);
+  tri__mutex_unlock(&s->mu);
+  respond_status(c, s);
+}
+
+static void submit_response_headers(tri__conn *c, tri_stream *s) {
+  tri__nv b;
+  nghttp2_data_provider prd;
+  tri__nv_init(&b);
+  tri__nv_adds(&b, ":status", "200");
+  tri__nv_adds(&b, "content-type", resp_ctype(s));
+  tri__mutex_lock(&s->mu);
+  if (s->enc_out != TRI__ENC_IDENTITY)
+    tri__nv_adds(&b, "grpc-encoding", tri__enc_name(s->enc_out));
+  tri__nv_adds(&b, "grpc-accept-encoding", tri__enc_accept_list());
+  tri__nv_add_md(&b, &s->out_hdrs);
+  tri__stream_ev_locked(s, TRI__EV_HDRS_DONE, 0, NULL, 0, 0);
+  tri__mutex_unlock(&s->mu);
+  prd.source.ptr = s;
+  prd.read_callback = tri__data_read_cb;
+  if (b.failed)
+    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+                              NGHTTP2_INTERNAL_ERROR);
+  else
+    nghttp2_submit_response(c->sess, s->id, b.nv, b.n, &prd);
+  tri__nv_free(&b);
+}
+
+/* Called from the data provider once the ring is empty and the send side
+ * closed: the trailers, with the status the stream finishes with. */
+void tri__server_submit_trailers(tri__conn *c, tri_stream *s) {
+  tri__nv b;
+  int done;
+  tri__nv_init(&b);
+  tri__mutex_lock(&s->mu);
+  done = s->send_state == TRI__SEND_DONE;
+  if (!done) {
+    tri__nv_add_status(&b, s->finish_code, s->finish_msg);
+    tri__nv_add_md(&b, &s->out_trl);
+    tri__stream_ev_locked(s, TRI__EV_SEND_DONE, 0, NULL, 0, 0);
+  }
+  tri__mutex_unlock(&s->mu);
+  if (!done) {
+    if (b.failed)
+      nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+                                NGHTTP2_INTERNAL_ERROR);
+    else
+      nghttp2_submit_trailer(c->sess, s->id, b.nv, b.n);
+  }
+  tri__nv_free(&b);
+}
+
+/* Ops posted by callers (and END with a status to send). */
+void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops) {
+  int hdrs_state, send_state, action, final, empty;
+
+  tri__mutex_lock(&s->mu);
+  hdrs_state = s->hdrs_state;
+  send_state = s->send_state;
+  action = s->final ? s->end_action : TRI__END_NONE;
+  final = s->final;
+  empty = s->sb_len == 0;
+  tri__mutex_unlock(&s->mu);
+  if (final && action != TRI__END_STATUS)
+    return; /* reset (run_ops) or ended by the peer: nothing to send */
+  if (send_state == TRI__SEND_DONE)
+    return;
+  if (hdrs_state != TRI__HDRS_DONE) {
+    if (!(ops & (TRI__OP_HEADERS | TRI__OP_END | TRI__OP_DATA)))
+      return;
+    if (send_state == TRI__SEND_CLOSING && empty)
+      respond_status(c, s); /* 4.4 trailers-only */
+    else
+      submit_response_headers(c, s);
+    return;
+  }
+  if (ops & (TRI__OP_DATA | TRI__OP_END | TRI__OP_HEADERS))
+    nghttp2_session_resume_data(c->sess, s->id);
+}
+
+/* Server-detected failure of one stream (over-limit message, bad
+ * compression): the handler sees |code|, the client gets it in trailers
+ * after whatever frame is in flight. */
+void tri__server_fail(tri__conn *c, tri_stream *s, int code,
+                      const char *msg) {
+  tri__io_end(s, code, msg, 1, TRI__END_STATUS);
+  tri__server_ops(c, s, TRI__OP_END);
+}
+
+static void headers_done(tri__conn *c, tri_stream *s, int end) {
+  const char *msg = NULL;
+  char buf[200];
+  int rv;
+
+  if (end) {
+    tri__mutex_lock(&s->mu);
+    tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
+    tri__mutex_unlock(&s->mu);
+  }
+  if (s->hdr_too_big) {
+    snprintf(buf, sizeof(buf), "request headers exceed %zu bytes",
+             c->loop->cfg.max_header_list);
+    reject(c, s, TRI_RESOURCE_EXHAUSTED, buf);
+    return;
+  }
+  if (s->req_ctype == NULL ||
+      strncmp(s->req_ctype, "application/grpc", 16) != 0) {
+    /* 4.8: not gRPC at all: plain HTTP 415. */
+    tri__nv b;
+    tri__io_end(s, TRI_INTERNAL, "request content-type is not gRPC", 1,
+                TRI__END_NONE);
+    tri__mutex_lock(&s->mu);
+    tri__stream_ev_locked(s, TRI__EV_HDRS_DONE, 0, NULL, 0, 0);
+    tri__stream_ev_locked(s, TRI__EV_SEND_DONE, 0, NULL, 0, 0);
+    tri__mutex_unlock(&s->mu);
+    tri__nv_init(&b);
+    tri__nv_adds(&b, ":status", "415");
+    nghttp2_submit_response(c->sess, s->id, b.nv, b.n, NULL);
+    tri__nv_free(&b);
+    return;
+  }
+  if (s->bad_timeout) {
+    reject(c, s, TRI_INTERNAL, "malformed grpc-timeout");
+    return;
+  }
+  if (s->enc_req_unknown) {
+    /* 9.3: UNIMPLEMENTED naming both, with grpc-accept-encoding. */
+    snprintf(buf, sizeof(buf),
+             "grpc-encoding '%s' is not supported; supported: %s",
+             s->enc_name ? s->enc_name : "", tri__enc_accept_list());
+    reject(c, s, TRI_UNIMPLEMENTED, buf);
+    return;
+  }
+  if (s->timeout_ns >= 0) {
+    int64_t now = tri__now_ns();
+    s->deadline_ns =
+        s->timeout_ns > INT64_MAX - now ? INT64_MAX : now + s->timeout_ns;
+  }
+  rv = tri__server_dispatch(c->loop->srv, s, &msg);
+  if (rv != TRI_OK) {
+    reject(c, s, rv, msg);
+    return;
+  }
+  tri__stream_arm_deadline(s); /* 7.3 */
+}
+
+void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
+  int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+  switch (f->hd.type) {
+  case NGHTTP2_HEADERS:
+    if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      headers_done(c, s, end);
+    } else if (end) {
+      /* Request trailers: end of input. */
+      tri__mutex_lock(&s->mu);
+      tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
+      tri__mutex_unlock(&s->mu);
+    }
+    return;
+  case NGHTTP2_DATA:
+    if (!end)
+      return;
+    if (tri__deframer_partial(&s->df)) {
+      tri__server_fail(c, s, TRI_INTERNAL, "request ended inside a message");
+      return;
+    }
+    tri__mutex_lock(&s->mu);
+    tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
+    tri__mutex_unlock(&s->mu);
+    return;
+  case NGHTTP2_PING:
+    if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->drain_ping) {
+      /* 8.3: the client has seen the heads-up; now the real GOAWAY. */
+      c->drain_ping = 0;
+      nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                            nghttp2_session_get_last_proc_stream_id(c->sess),
+                            NGHTTP2_NO_ERROR, NULL, 0);
+    }
+    return;
+  default:
+    return;
+  }
+}
+
+void tri__server_rst_received(tri__conn *c, tri_stream *s) {
+  int answered = 0;
+  if (c->loop->cfg.max_resets_per_s <= 0)
+    return;
+  if (s != NULL) {
+    tri__mutex_lock(&s->mu);
+    answered = s->hdrs_state == TRI__HDRS_DONE;
+    tri__mutex_unlock(&s->mu);
+  }
+  if (answered)
+    return;
+  /* Rapid reset (CVE-2023-44487): more client resets in one second than
+   * the limit ends the connection with ENHANCE_YOUR_CALM, before nghttp2's
+   * own limiter (which answers INTERNAL_ERROR).  Only streams reset before
+   * we answered count: cancelling a call that is already streaming is
+   * ordinary client behaviour. */
+  int64_t now = tri__now_ns();
+  if (now - c->rst_window_ns > 1000 * TRI__NS_PER_MS) {
+    c->rst_window_ns = now;
+    c->rst_count = 0;
+  }
+  if (++c->rst_count > c->loop->cfg.max_resets_per_s)
+    nghttp2_session_terminate_session2(
+        c->sess, nghttp2_session_get_last_proc_stream_id(c->sess),
+        NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/* The trailers (or trailers-only response) went out: the stream's final
+ * status is the one it carried, and (4.7) if the client has not ended its
+ * side, RST_STREAM(NO_ERROR) releases it. */
+void tri__server_frame_sent(tri__conn *c, tri_stream *s,
+                            const nghttp2_frame *f) {
+  int code, eos;
+  char *msg;
+  tri__mutex_lock(&s->mu);
+  code = s->finish_code;
+  msg = tri__strdup(s->finish_msg ? s->finish_msg : "");
+  eos = s->recv_state == TRI__RECV_EOS;
+  tri__stream_ev_locked(s, TRI__EV_END, code, msg, 0, TRI__END_NONE);
+  tri__mutex_unlock(&s->mu);
+  tri__free(msg);
+  if (!eos)
+    nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
+}
+
+void tri__server_closed(tri__conn *c, tri_stream *s, uint32_t err) {
+  char buf[120];
+  (void)c;
+  if (err == NGHTTP2_CANCEL || err == NGHTTP2_NO_ERROR) {
+    tri__io_end(s, TRI_CANCELLED, "call cancelled by the client", 1,
+                TRI__END_NONE);
+  } else {
+    snprintf(buf, sizeof(buf), "stream reset (HTTP/2 error %u)", err);
+    tri__io_end(s, TRI_CANCELLED, buf, 1, TRI__END_NONE);
+  }
+}

@@ -1,0 +1,393 @@
+/*
+ * The event loop: one thread ("tri-io") per channel or server owns every
+ * socket and nghttp2 session of that loop.  Callers reach it through the
+ * op queue: per-stream op bits (TRI__OP_*) queued on loop->ops under
+ * loop->cmd_mu plus a wake-up fd (wakeup.c); posting never allocates.
+ *
+ * Threads: loop_main() and everything it calls run on the I/O thread.
+ * tri__stream_unlock_post(), tri__loop_open(), tri__loop_stop(),
+ * tri__loop_drain(), tri__loop_nstreams() and loop creation/join run on
+ * caller threads.
+ *
+ * Lock order: stream.mu -> loop.cmd_mu (core.h).
+ */
+#include "tri_int.h"
+
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "conn.h"
+
+#define MAX_EVENTS 64
+
+/* ---- posting from caller threads -------------------------------------- */
+
+void tri__stream_unlock_post(tri_stream *s) {
+  unsigned ops = s->post_bits;
+  tri__loop *l = s->loop;
+  int wake;
+
+  s->post_bits = 0;
+  if (ops == 0 || l == NULL) {
+    tri__mutex_unlock(&s->mu);
+    return;
+  }
+  tri__mutex_lock(&l->cmd_mu);
+  wake = tri__list_empty(&l->ops) && l->loop_ops == 0;
+  s->ops |= ops;
+  if (!tri__list_linked(&s->op_link))
+    tri__list_insert_tail(&l->ops, &s->op_link);
+  else
+    wake = 0;
+  tri__mutex_unlock(&s->mu);
+  if (wake)
+    tri__wakeup_signal(&l->wake);
+  tri__mutex_unlock(&l->cmd_mu);
+}
+
+static void post_loop_op(tri__loop *l, unsigned op) {
+  int wake;
+  tri__mutex_lock(&l->cmd_mu);
+  wake = tri__list_empty(&l->ops) && l->loop_ops == 0;
+  l->loop_ops |= op;
+  if (op & TRI__LOOP_STOP)
+    l->stopping = 1;
+  tri__mutex_unlock(&l->cmd_mu);
+  if (wake)
+    tri__wakeup_signal(&l->wake);
+}
+
+void tri__loop_stop(tri__loop *l) { post_loop_op(l, TRI__LOOP_STOP); }
+void tri__loop_drain(tri__loop *l) { post_loop_op(l, TRI__LOOP_DRAIN); }
+
+int tri__loop_nstreams(tri__loop *l) {
+  return __atomic_load_n(&l->nstreams, __ATOMIC_ACQUIRE);
+}
+
+int tri__loop_usable(const tri__loop *l) {
+  return l != NULL && l->fork_gen == tri__fork_gen();
+}
+
+int tri__loop_open(tri__loop *l, tri_stream *s) {
+  int rv = TRI_OK;
+  if (!tri__loop_usable(l))
+    return TRI_UNAVAILABLE; /* inherited through fork(): no I/O thread */
+  tri__mutex_lock(&s->mu);
+  tri__mutex_lock(&l->cmd_mu);
+  if (l->stopping) {
+    rv = TRI_UNAVAILABLE;
+  } else {
+    tri__stream_ref(s); /* the loop's reference, dropped by detach */
+    __atomic_add_fetch(&l->nstreams, 1, __ATOMIC_RELEASE);
+    s->loop = l;
+  }
+  tri__mutex_unlock(&l->cmd_mu);
+  if (rv == TRI_OK)
+    tri__stream_post_locked(s, TRI__OP_OPEN);
+  tri__stream_unlock_post(s);
+  return rv;
+}
+
+/* ---- epoll ------------------------------------------------------------- */
+
+void tri__loop_ep_set(tri__loop *l, tri__src *src, uint32_t events,
+                      uint32_t *registered) {
+  struct epoll_event ev;
+  if (src->fd < 0 || *registered == events)
+    return;
+  memset(&ev, 0, sizeof(ev));
+  ev.events = events;
+  ev.data.ptr = src;
+  if (events == 0)
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+  else
+    epoll_ctl(l->epfd, *registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, src->fd,
+              &ev);
+  *registered = events;
+}
+
+void tri__loop_ep_del(tri__loop *l, int fd) {
+  if (fd >= 0)
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ---- per-stream ops from callers -------------------------------------- */
+
+static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
+  tri__conn *c;
+  int action;
+
+  if (ops & TRI__OP_OPEN) {
+    tri__client_open(l, s);
+    return; /* the rest applies once it is submitted */
+  }
+  if (s->io_state == TRI__IO_WAITING) {
+    if (ops & TRI__OP_END)
+      tri__conn_detach(l, s); /* never reached the wire */
+    return;
+  }
+  c = s->conn;
+  if (s->io_state != TRI__IO_OPEN || c == NULL ||
+      c->phase == TRI__CONN_CLOSED)
+    return;
+  if (ops & TRI__OP_END) {
+    tri__mutex_lock(&s->mu);
+    action = s->end_action;
+    tri__mutex_unlock(&s->mu);
+    if (action == TRI__END_RESET) {
+      /* 7.1: RST_STREAM(CANCEL); the close callback detaches. */
+      nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+                                NGHTTP2_CANCEL);
+      tri__mutex_lock(&s->mu);
+      tri__stream_ev_locked(s, TRI__EV_SEND_DONE, 0, NULL, 0, 0);
+      tri__mutex_unlock(&s->mu);
+    }
+    /* TRI__END_STATUS (server): the status goes out in trailers after
+     * whatever frame is in flight; tri__server_ops() below does it. */
+  }
+  if (ops & TRI__OP_WINDOW)
+    tri__flow_window_op(c, s);
+  if (c->is_server)
+    tri__server_ops(c, s, ops);
+  else if (ops & TRI__OP_DATA)
+    nghttp2_session_resume_data(c->sess, s->id);
+  tri__flow_return_owed(c); /* a dropped queue may have freed budget */
+}
+
+/* Returns the loop-level ops taken. */
+static unsigned drain_ops(tri__loop *l) {
+  tri__list local;
+  unsigned lops;
+
+  tri__mutex_lock(&l->cmd_mu);
+  tri__list_move(&l->ops, &local);
+  lops = l->loop_ops;
+  l->loop_ops = 0;
+  tri__mutex_unlock(&l->cmd_mu);
+  for (int guard = 0; !tri__list_empty(&local) && guard < 1000000; guard++) {
+    tri_stream *s = tri__container_of(local.next, tri_stream, op_link);
+    unsigned ops;
+    tri__mutex_lock(&l->cmd_mu);
+    tri__list_remove(&s->op_link);
+    ops = s->ops;
+    s->ops = 0;
+    tri__mutex_unlock(&l->cmd_mu);
+    /* run_ops may detach |s| and drop the loop's reference; ours keeps
+     * it alive until run_ops is done with it. */
+    tri__stream_ref(s);
+    run_ops(l, s, ops);
+    tri__stream_unref(s);
+  }
+  return lops;
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static void teardown(tri__loop *l) {
+  /* Streams that were opened but never reached a connection. */
+  l->tearing_down = 1;
+  drain_ops(l);
+  while (!tri__list_empty(&l->conns)) {
+    tri__conn *c = tri__container_of(l->conns.next, tri__conn, link);
+    tri__list *lists[2] = {&c->waiting, &c->streams};
+    for (int i = 0; i < 2; i++) {
+      while (!tri__list_empty(lists[i])) {
+        tri_stream *s = tri__container_of(lists[i]->next, tri_stream, io_link);
+        if (s->id > 0 && s->io_state == TRI__IO_OPEN)
+          nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+                                    NGHTTP2_CANCEL); /* 7.1 */
+        tri__io_end(s, TRI_CANCELLED,
+                    c->is_server ? "server shutting down" : "channel closed",
+                    1, TRI__END_NONE);
+        tri__conn_detach(l, s);
+      }
+    }
+    if (c->is_server)
+      nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                            nghttp2_session_get_last_proc_stream_id(c->sess),
+                            NGHTTP2_NO_ERROR, NULL, 0);
+    tri__sock_flush(c);
+    tri__conn_close(c, "closed");
+  }
+  drain_ops(l); /* posts raced with the teardown: streams are detached */
+}
+
+static void *loop_main(void *arg) {
+  tri__loop *l = arg;
+  struct epoll_event evs[MAX_EVENTS];
+
+  tri__thread_set_name("tri-io");
+  for (;;) {
+    unsigned lops = drain_ops(l);
+    if (lops & TRI__LOOP_STOP) {
+      teardown(l);
+      break;
+    }
+    if ((lops & TRI__LOOP_DRAIN) && !l->draining)
+      tri__server_drain(l);
+
+    int64_t next = TRI__NO_DEADLINE, now = tri__now_ns();
+    tri__list *n, *nx;
+    if (l->is_server)
+      tri__server_tick(l, now, &next);
+    else
+      tri__resolve_tick(l);
+    for (n = l->conns.next; n != &l->conns; n = nx) {
+      tri__conn *c = tri__container_of(n, tri__conn, link);
+      nx = n->next;
+      if (c->is_server)
+        tri__server_conn_tick(c, now, &next);
+      else
+        tri__client_tick(c, now, &next);
+    }
+    if (!l->is_server)
+      next = tri__resolve_next(l, next);
+    int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
+    for (int i = 0; i < nev; i++) {
+      tri__src *src = evs[i].data.ptr;
+      switch (src->kind) {
+      case TRI__SRC_WAKE:
+        tri__wakeup_drain(&l->wake);
+        break;
+      case TRI__SRC_LISTEN:
+        tri__server_accept(l);
+        break;
+      case TRI__SRC_DNS:
+        tri__resolve_event(l, src, evs[i].events);
+        break;
+      default:
+        tri__sock_event((tri__conn *)src, evs[i].events);
+        break;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* ---- creation --------------------------------------------------------- */
+
+int tri__conn_callbacks_new(nghttp2_session_callbacks **out);
+
+static tri__loop *loop_alloc(int is_server) {
+  uint32_t reg = 0;
+  tri__loop *l = tri__calloc(1, sizeof(*l));
+  if (l == NULL)
+    return NULL;
+  l->is_server = is_server;
+  l->fork_gen = tri__fork_gen();
+  l->listen_fd = -1;
+  l->epfd = -1;
+  tri__list_init(&l->ops);
+  tri__list_init(&l->conns);
+  tri__mutex_init(&l->cmd_mu);
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  l->rbuf = tri__malloc(TRI__READ_CHUNK);
+  if (l->epfd < 0 || l->rbuf == NULL || tri__wakeup_init(&l->wake) != 0)
+    goto fail;
+  l->wake_src.kind = TRI__SRC_WAKE;
+  l->wake_src.fd = tri__wakeup_fd(&l->wake);
+  tri__loop_ep_set(l, &l->wake_src, EPOLLIN, &reg);
+  if (tri__conn_callbacks_new(&l->cbs) != 0)
+    goto fail_wake;
+  if (nghttp2_option_new(&l->opt) != 0)
+    goto fail_cbs;
+  nghttp2_option_set_no_auto_window_update(l->opt, 1); /* 13.4 */
+  if (is_server) {
+#ifdef HAVE_NGHTTP2_OPTION_SET_STREAM_RESET_RATE_LIMIT
+    /* 13.1: our own limiter (h2server.c) closes rapid-reset connections
+     * first, counting only streams reset before we answered; nghttp2's
+     * counts every reset, so it stays a generous backstop that does not
+     * cut off clients that legitimately cancel many calls. */
+    nghttp2_option_set_stream_reset_rate_limit(l->opt, 10000, 1000);
+#endif
+#ifdef HAVE_NGHTTP2_OPTION_SET_MAX_CONTINUATIONS
+    nghttp2_option_set_max_continuations(l->opt, 8); /* 13.1 */
+#endif
+  }
+  tri__budget_add(TRI__B_LOOPS, 1);
+  return l;
+
+fail_cbs:
+  nghttp2_session_callbacks_del(l->cbs);
+fail_wake:
+  tri__wakeup_close(&l->wake);
+fail:
+  if (l->epfd >= 0)
+    close(l->epfd);
+  tri__free(l->rbuf);
+  tri__mutex_destroy(&l->cmd_mu);
+  tri__free(l);
+  return NULL;
+}
+
+tri__loop *tri__loop_new_client(struct tri_channel *ch,
+                                const tri__client_cfg *cfg) {
+  tri__loop *l = loop_alloc(0);
+  if (l == NULL)
+    return NULL;
+  l->ch = ch;
+  l->ccfg = *cfg;
+  l->host = tri__strdup(cfg->host);
+  l->port = tri__strdup(cfg->port);
+  l->authority = tri__strdup(cfg->authority);
+  l->ccfg.host = l->host;
+  l->ccfg.port = l->port;
+  l->ccfg.authority = l->authority;
+  if (!l->host || !l->port || !l->authority) {
+    tri__loop_join_free(l);
+    return NULL;
+  }
+  return l;
+}
+
+tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
+                                const tri__srv_cfg *cfg) {
+  uint32_t reg = 0;
+  tri__loop *l = loop_alloc(1);
+  if (l == NULL)
+    return NULL;
+  l->srv = srv;
+  l->listen_fd = listen_fd;
+  l->cfg = *cfg;
+  l->listen_src.kind = TRI__SRC_LISTEN;
+  l->listen_src.fd = listen_fd;
+  tri__loop_ep_set(l, &l->listen_src, EPOLLIN, &reg);
+  return l;
+}
+
+int tri__loop_start(tri__loop *l) {
+  int rv = tri__thread_create(&l->thread, NULL, loop_main, l);
+  if (rv != 0)
+    return -rv;
+  l->started = 1;
+  return 0;
+}
+
+void tri__loop_join_free(tri__loop *l) {
+  if (l == NULL)
+    return;
+  if (!tri__loop_usable(l))
+    return; /* the parent's loop: no thread here, its state is abandoned */
+  if (l->started) {
+    tri__loop_stop(l);
+    pthread_join(l->thread, NULL);
+  } else {
+    teardown(l);
+  }
+  tri__resolve_free(l);
+  if (l->listen_fd >= 0)
+    close(l->listen_fd);
+  nghttp2_option_del(l->opt);
+  nghttp2_session_callbacks_del(l->cbs);
+  tri__wakeup_close(&l->wake);
+  close(l->epfd);
+  tri__free(l->rbuf);
+  tri__mutex_destroy(&l->cmd_mu);
+  tri__free(l->host);
+  tri__free(l->port);
+  tri__free(l->authority);
+  tri__free(l);
+  tri__budget_add(TRI__B_LOOPS, -1);
+}

@@ -1,0 +1,307 @@
+/*
+ * The socket reader and writer of a connection, and nghttp2's data
+ * provider: DATA frames go to the socket straight from a stream's send
+ * ring (NGHTTP2_DATA_FLAG_NO_COPY + writev), saving the ring -> nghttp2 ->
+ * output-buffer copies of every payload byte.
+ *
+ * Threads: the I/O thread only; it takes stream.mu for the ring.
+ *
+ * Every write uses MSG_NOSIGNAL (sendmsg), so a peer that vanished gives
+ * EPIPE here, never a SIGPIPE that would kill a program that does not
+ * ignore it.
+ */
+#include "tri_int.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+/* ---- output buffer ---------------------------------------------------- */
+
+static int wbuf_append(tri__conn *c, const uint8_t *p, size_t n) {
+  if (c->wlen + n > c->wcap) {
+    size_t cap = c->wcap ? c->wcap : TRI__WRITE_COALESCE;
+    while (cap < c->wlen + n)
+      cap *= 2;
+    uint8_t *nb = tri__realloc(c->wbuf, cap);
+    if (nb == NULL)
+      return -1;
+    c->wbuf = nb;
+    c->wcap = cap;
+  }
+  memcpy(c->wbuf + c->wlen, p, n);
+  c->wlen += n;
+  return 0;
+}
+
+static ssize_t sock_writev(int fd, struct iovec *iov, int n) {
+  struct msghdr mh;
+  ssize_t w;
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_iov = iov;
+  mh.msg_iovlen = (size_t)n;
+  do
+    w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  return w;
+}
+
+static int writable(const tri__conn *c) {
+  return c->src.fd >= 0 && c->phase >= TRI__CONN_HANDSHAKE &&
+         c->phase != TRI__CONN_CLOSED;
+}
+
+/* Serialize pending frames and write them; coalesces up to
+ * TRI__WRITE_COALESCE bytes per write.  Returns -1 when the connection
+ * failed. */
+int tri__sock_flush(tri__conn *c) {
+  if (!writable(c))
+    return 0;
+  for (int rounds = 0; rounds < 1024; rounds++) {
+    while (c->wlen - c->woff < TRI__WRITE_COALESCE) {
+      const uint8_t *p;
+      ssize_t n = nghttp2_session_mem_send(c->sess, &p);
+      if (n < 0)
+        return -1;
+      if (n == 0)
+        break;
+      if (wbuf_append(c, p, (size_t)n) != 0)
+        return -1;
+    }
+    if (c->wlen == c->woff)
+      break;
+    struct iovec iov = {c->wbuf + c->woff, c->wlen - c->woff};
+    ssize_t w = sock_writev(c->src.fd, &iov, 1);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        tri__conn_watch(c, EPOLLIN | EPOLLOUT);
+        return 0;
+      }
+      return -1;
+    }
+    c->woff += (size_t)w;
+    if (c->woff == c->wlen)
+      c->woff = c->wlen = 0;
+  }
+  tri__conn_watch(c, c->wlen == c->woff ? EPOLLIN : EPOLLIN | EPOLLOUT);
+  return 0;
+}
+
+/* nghttp2 stops serialising after a fatal receive error (flood, bad
+ * frame), so tell the peer why with a GOAWAY written by hand (RFC 9113
+ * §6.8): 9-byte frame header, last stream id, error code.  Best effort,
+ * never blocks.  Not for a bad preface: that peer does not speak HTTP/2. */
+void tri__sock_raw_goaway(tri__conn *c) {
+  uint32_t code;
+  uint8_t f[17];
+
+  if (c->src.fd < 0 || c->fatal == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+    return;
+  code = c->fatal == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM
+                                         : NGHTTP2_PROTOCOL_ERROR;
+  uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(c->sess);
+  memset(f, 0, sizeof(f));
+  f[2] = 8;                     /* length */
+  f[3] = NGHTTP2_GOAWAY;        /* type; flags 0; stream 0 */
+  f[9] = (uint8_t)(last >> 24);
+  f[10] = (uint8_t)(last >> 16);
+  f[11] = (uint8_t)(last >> 8);
+  f[12] = (uint8_t)last;
+  f[13] = (uint8_t)(code >> 24);
+  f[14] = (uint8_t)(code >> 16);
+  f[15] = (uint8_t)(code >> 8);
+  f[16] = (uint8_t)code;
+  /* wbuf holds whole frames, so the GOAWAY lands on a frame boundary. */
+  if (wbuf_append(c, f, sizeof(f)) != 0)
+    return;
+  ssize_t w = send(c->src.fd, c->wbuf + c->woff, c->wlen - c->woff,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)w;
+}
+
+/* Returns 0, -1 (closed or failed), -2 (fatal HTTP/2 error). */
+int tri__sock_read(tri__conn *c) {
+  /* Bounded per wake-up so one busy connection cannot starve others. */
+  for (int i = 0; i < 16; i++) {
+    uint8_t *rbuf = c->loop->rbuf;
+    ssize_t n = recv(c->src.fd, rbuf, TRI__READ_CHUNK, 0);
+    if (n == 0)
+      return -1;
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+      return -1;
+    }
+    c->last_read_ns = tri__now_ns();
+    c->ping_sent_ns = 0;
+    ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
+    if (r < 0) {
+      TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
+      c->fatal = (int)r;
+      return -2;
+    }
+    /* A short read drained the socket: epoll (level-triggered) reports
+     * more later, so skip the recv() that would only say EAGAIN. */
+    if ((size_t)n < TRI__READ_CHUNK)
+      return 0;
+  }
+  return 0;
+}
+
+void tri__sock_event(tri__conn *c, uint32_t ev) {
+  if (c->phase == TRI__CONN_CONNECTING) {
+    tri__client_connect_event(c, ev);
+    return;
+  }
+  if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    int r = tri__sock_read(c);
+    if (r == -2) {
+      tri__sock_flush(c); /* what nghttp2 still queued, then our GOAWAY */
+      tri__sock_raw_goaway(c);
+      tri__conn_close(c, "closed: protocol error");
+      return;
+    }
+    if (r < 0) {
+      tri__conn_close(c, "closed by peer");
+      return;
+    }
+  }
+  if (tri__sock_flush(c) != 0)
+    tri__conn_close(c, "write failed");
+}
+
+/* ---- data provider (both sides) --------------------------------------- */
+
+ssize_t tri__data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
+                          size_t length, uint32_t *flags,
+                          nghttp2_data_source *src, void *ud) {
+  tri__conn *c = ud;
+  tri_stream *s = tri__conn_stream(c, id);
+  size_t n;
+  int trailers = 0;
+  (void)sess;
+  (void)buf;
+
+  /* Look the stream up rather than trusting src->ptr: a stream detached
+   * during teardown may already be freed while nghttp2 still holds its
+   * data provider. */
+  if (s == NULL || s != src->ptr)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  tri__mutex_lock(&s->mu);
+  if (s->send_state == TRI__SEND_DONE ||
+      (s->final && s->end_action != TRI__END_STATUS)) {
+    /* Ended without a status to send: a reset follows (or came). */
+    tri__mutex_unlock(&s->mu);
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  /* The bytes stay in the ring: tri__send_data_cb writes them from there.
+   * Until then they are in flight and never discarded. */
+  n = s->sb ? TRI__MIN(length, s->sb_len) : 0;
+  if (n > 0) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    s->sb_inflight = n;
+  }
+  if (s->sb_len == n && s->send_state == TRI__SEND_CLOSING) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s->side == TRI__SERVER) {
+      /* 13.2: end DATA without END_STREAM; the trailers carry it. */
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      trailers = 1;
+    } else {
+      tri__stream_ev_locked(s, TRI__EV_SEND_DONE, 0, NULL, 0, 0);
+    }
+  } else if (n == 0) {
+    s->io_deferred = 1;
+    tri__mutex_unlock(&s->mu);
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  tri__mutex_unlock(&s->mu);
+  if (trailers)
+    tri__server_submit_trailers(c, s);
+  return (ssize_t)n;
+}
+
+/* Write the DATA frame from the ring with writev, after whatever already
+ * waits in wbuf (to keep the order); what the socket does not take is
+ * appended to wbuf. */
+int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
+                      const uint8_t *framehd, size_t length,
+                      nghttp2_data_source *src, void *ud) {
+  tri__conn *c = ud;
+  tri_stream *s = tri__conn_stream(c, frame->hd.stream_id);
+  struct iovec iov[4];
+  int n = 0, rv = 0;
+  size_t pend = c->wlen - c->woff, left;
+  ssize_t w;
+  (void)sess;
+
+  if (s == NULL || s != src->ptr)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached, see above */
+  if (frame->data.padlen > 0)
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never ask for padding */
+  /* Output already waiting: a peer that does not read must not make us
+   * buffer its frames without bound.  nghttp2 calls again later with the
+   * same frame; EPOLLOUT drives the retry.  The frame's bytes stay in
+   * flight (s->sb_inflight) meanwhile, whatever happens to the stream. */
+  if (pend >= TRI__WRITE_COALESCE || !writable(c))
+    return NGHTTP2_ERR_WOULDBLOCK;
+  tri__mutex_lock(&s->mu);
+  TRI__ASSERT(length <= s->sb_inflight && length <= s->sb_len);
+  if (length > s->sb_len) {
+    tri__mutex_unlock(&s->mu);
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* cannot happen: in flight */
+  }
+  if (pend > 0)
+    iov[n++] = (struct iovec){c->wbuf + c->woff, pend};
+  iov[n++] = (struct iovec){(void *)(uintptr_t)framehd, 9};
+  size_t first = TRI__MIN(length, s->sb_cap - s->sb_head);
+  if (first > 0)
+    iov[n++] = (struct iovec){s->sb + s->sb_head, first};
+  if (length > first)
+    iov[n++] = (struct iovec){s->sb, length - first};
+  w = sock_writev(c->src.fd, iov, n);
+  if (w < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+    w = 0;
+  }
+  left = (size_t)w;
+  if (pend > 0) {
+    size_t k = TRI__MIN(left, pend);
+    c->woff += k;
+    left -= k;
+    if (c->woff == c->wlen)
+      c->woff = c->wlen = 0;
+  }
+  for (int i = pend > 0 ? 1 : 0; i < n && rv == 0; i++) {
+    size_t k = TRI__MIN(left, iov[i].iov_len);
+    left -= k;
+    if (iov[i].iov_len > k &&
+        wbuf_append(c, (const uint8_t *)iov[i].iov_base + k,
+                    iov[i].iov_len - k) != 0)
+      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  tri__stream_ring_consumed_locked(s, length);
+  tri__mutex_unlock(&s->mu);
+  return rv;
+}
+
+/* Send DATA frames as large as flow control and the peer's
+ * SETTINGS_MAX_FRAME_SIZE allow (1.6), not nghttp2's 16 KiB. */
+ssize_t tri__read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
+                            int32_t conn_win, int32_t stream_win,
+                            uint32_t max_frame, void *ud) {
+  int64_t n = TRI__MIN((int64_t)conn_win, (int64_t)stream_win);
+  n = TRI__MIN(n, (int64_t)max_frame);
+  n = TRI__MIN(n, (int64_t)TRI__MAX_FRAME);
+  (void)sess;
+  (void)type;
+  (void)id;
+  (void)ud;
+  return n < 1 ? 1 : (ssize_t)n;
+}
