@@ -1,5 +1,7 @@
 #!/bin/sh
-# Meta-test: the shared library exports only tri_* symbols (STYLE.md 7).
+# Meta-test: the shared library exports only the public tri_* API
+# (lib/libtriplestream.sym), never internal tri__* helpers, so applications
+# cannot come to depend on them or clash with them.
 set -eu
 lib="${top_builddir:-..}/lib/.libs/libtriplestream.so"
 if [ ! -f "$lib" ]; then echo "missing $lib"; exit 1; fi

@@ -114,7 +114,8 @@ int tu_sem_wait(sem_t *sem, int timeout_ms);
 /*
  * How a test knows that another thread is blocked inside a library call
  * (tri_stream_recv() ...) before it cancels, so that it tests the wake-up
- * path and not the "already cancelled" path (STYLE.md 7):
+ * path and not the "already cancelled" path (a cancel that lands before the
+ * thread blocks would pass even if wake-ups were broken):
  *
  *   1. The blocking thread calls tu_blocker_arrive() immediately before the
  *      blocking call.  That records its kernel thread id and posts a
