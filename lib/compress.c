@@ -1,7 +1,7 @@
 #include "tri_int.h"
 
 /*
- * Per-message compression (PROTOCOL.md 3.4, 3.5, 9): identity, gzip
+ * Per-message compression (doc/PROTOCOL.md 3.4, 3.5, 9): identity, gzip
  * (zlib windowBits 31) and deflate (zlib-wrapped, windowBits 15, 9.1).
  * Pure code, any thread; every call uses a fresh zlib context (3.4).
  */

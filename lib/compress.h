@@ -1,5 +1,5 @@
 /*
- * Per-message compression (PROTOCOL.md 3.4, 3.5, 9).  Pure code, any
+ * Per-message compression (doc/PROTOCOL.md 3.4, 3.5, 9).  Pure code, any
  * thread; each call uses a fresh zlib context.  Without zlib only identity
  * is available.
  */

@@ -55,16 +55,16 @@ enum {
 };
 
 /* Defaults (README "Limits"). */
-#define TRI__DEF_MAX_RECV (4u * 1024 * 1024)   /* PROTOCOL.md 3.5 */
+#define TRI__DEF_MAX_RECV (4u * 1024 * 1024)   /* doc/PROTOCOL.md 3.5 */
 #define TRI__DEF_SEND_BUF (256u * 1024)
 #define TRI__DEF_RECV_QUEUE (1024u * 1024)
-#define TRI__DEF_CONNECT_MS 20000              /* PROTOCOL.md 1.7 */
+#define TRI__DEF_CONNECT_MS 20000              /* doc/PROTOCOL.md 1.7 */
 #define TRI__STREAM_WINDOW (1u * 1024 * 1024)  /* SETTINGS_INITIAL_WINDOW */
 #define TRI__BULK_WINDOW (4u * 1024 * 1024)    /* a stream that streams */
 #define TRI__BULK_AFTER (2u * 1024 * 1024)     /* ... after this much */
 #define TRI__CONN_WINDOW (16u * 1024 * 1024)
 #define TRI__MAX_FRAME (256u * 1024)           /* SETTINGS_MAX_FRAME_SIZE */
-#define TRI__MAX_HEADER_LIST (32u * 1024)      /* PROTOCOL.md 1.5 */
+#define TRI__MAX_HEADER_LIST (32u * 1024)      /* doc/PROTOCOL.md 1.5 */
 #define TRI__DEF_CONN_RQ (64u * 1024 * 1024)   /* unread bytes per conn */
 #define TRI__DEF_HANDSHAKE_MS 10000
 

@@ -1,7 +1,7 @@
 #include "tri_int.h"
 
 /*
- * gRPC length-prefixed message framing (PROTOCOL.md 3.1-3.5).
+ * gRPC length-prefixed message framing (doc/PROTOCOL.md 3.1-3.5).
  * Pure code, no I/O.  Any thread; one deframer is fed by one thread at a
  * time (the connection's I/O thread).
  */

@@ -1,5 +1,5 @@
 /*
- * gRPC message framing (PROTOCOL.md 3.1-3.5): 1 flag byte, 4-byte
+ * gRPC message framing (doc/PROTOCOL.md 3.1-3.5): 1 flag byte, 4-byte
  * big-endian length, payload.  Pure code, no I/O, any thread; a deframer
  * is used by one thread at a time (the connection's I/O thread).
  */
@@ -60,7 +60,7 @@ int tri__deframer_feed(tri__deframer *d, const uint8_t *data, size_t len,
                        size_t *consumed, tri_buf **out, const char **errmsg);
 
 /* Non-zero while a message is partly received (end of stream now would be
- * a truncated message, PROTOCOL.md 6.3 / 5.3). */
+ * a truncated message, doc/PROTOCOL.md 6.3 / 5.3). */
 int tri__deframer_partial(const tri__deframer *d);
 
 #endif /* TRI_FRAME_H */

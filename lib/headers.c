@@ -1,7 +1,7 @@
 #include "tri_int.h"
 
 /*
- * Metadata lists and header value codings: key/value rules (PROTOCOL.md
+ * Metadata lists and header value codings: key/value rules (doc/PROTOCOL.md
  * 2.12-2.15), base64 for -bin keys, grpc-timeout (2.7, 2.8), grpc-message
  * percent-encoding (4.5).  Pure code, no I/O, any thread; a list is
  * modified by one thread at a time.

@@ -1,6 +1,6 @@
 /*
  * Metadata rules, base64 for -bin keys, grpc-timeout and grpc-message
- * encodings (PROTOCOL.md 2.7, 2.8, 2.12-2.15, 4.5).  Pure code, any thread.
+ * encodings (doc/PROTOCOL.md 2.7, 2.8, 2.12-2.15, 4.5).  Pure code, any thread.
  */
 #ifndef TRI_HEADERS_H
 #define TRI_HEADERS_H

@@ -3,7 +3,8 @@
 /*
  * Allocation wrappers.  Used by every thread (callers, I/O, timer,
  * workers); stateless, so safe from any thread.  This is the only file of
- * lib/ that calls malloc() and friends directly (STYLE.md 6).
+ * lib/ that calls malloc() and friends directly: one place to hook
+ * allocation failures in tests and to count memory.
  *
  * A request for zero bytes allocates one byte instead, so NULL always
  * means "out of memory" and never "you asked for nothing".

@@ -46,7 +46,7 @@ TRI_API int tri_stream_recv_msg(tri_stream *s,
                                    tri_buf_data(b));
   tri_buf_free(b);
   if (*out == NULL) {
-    /* PROTOCOL.md 5.5: an undecodable message is INTERNAL. */
+    /* doc/PROTOCOL.md 5.5: an undecodable message is INTERNAL. */
     tri_stream_cancel(s);
     return TRI_INTERNAL;
   }

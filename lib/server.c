@@ -333,7 +333,7 @@ static int path_match(const char *reg, const char *req, int loose) {
   return a == b && strcmp(rs + 1, qs + 1) == 0;
 }
 
-/* Lookup with Dubbo Java's fallback chain (PROTOCOL.md 11.4): exact
+/* Lookup with Dubbo Java's fallback chain (doc/PROTOCOL.md 11.4): exact
  * (path, group, version), then (path, group, "1.0.0"), then the path's
  * default registration (no group, no version). */
 static const struct tri__method *lookup(const tri_server *srv,

@@ -2,7 +2,7 @@
 
 /*
  * Status codes: texts and names from the TRI_CODE_MAP table, HTTP status
- * and RST_STREAM mappings (PROTOCOL.md 5.1, 6.1, 10).  Pure code, any
+ * and RST_STREAM mappings (doc/PROTOCOL.md 5.1, 6.1, 10).  Pure code, any
  * thread.
  */
 

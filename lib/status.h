@@ -1,4 +1,4 @@
-/* Status code helpers (PROTOCOL.md 5.1, 6.1, 10).  Pure code, any thread. */
+/* Status code helpers (doc/PROTOCOL.md 5.1, 6.1, 10).  Pure code, any thread. */
 #ifndef TRI_STATUS_H
 #define TRI_STATUS_H
 

@@ -1,5 +1,9 @@
 /*
  * Internal declarations shared by lib/.  Include first in every lib/ file.
+ *
+ * Bare section numbers in lib/ comments ("5.1:", "(7.3)") are sections of
+ * doc/PROTOCOL.md, which cites the public specifications (RFC 9113, gRPC's
+ * PROTOCOL-HTTP2, the Triple specification) for each.
  * Internal non-static functions carry the tri__ prefix; they are hidden
  * from the shared library by -fvisibility=hidden and the version script,
  * but reachable from the unit tests that link the convenience library.

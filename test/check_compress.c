@@ -1,5 +1,5 @@
 /* Unit tests for lib/compress.c: identity, gzip, deflate and the
- * decompressed-size limit (PROTOCOL.md 3.4, 3.5, 9). */
+ * decompressed-size limit (doc/PROTOCOL.md 3.4, 3.5, 9). */
 #include "tri_int.h"
 
 #include <check.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/frame.c: gRPC message framing (PROTOCOL.md 3). */
+/* Unit tests for lib/frame.c: gRPC message framing (doc/PROTOCOL.md 3). */
 #include "tri_int.h"
 
 #include <check.h>

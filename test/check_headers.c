@@ -1,5 +1,5 @@
 /* Unit tests for lib/headers.c: metadata rules, base64, grpc-timeout and
- * grpc-message encodings (PROTOCOL.md 2.7, 2.8, 2.12-2.15, 4.5). */
+ * grpc-message encodings (doc/PROTOCOL.md 2.7, 2.8, 2.12-2.15, 4.5). */
 #include "tri_int.h"
 
 #include <check.h>

@@ -1,5 +1,5 @@
 /* Unit tests for lib/status.c: code texts and names, HTTP status and
- * RST_STREAM mappings (PROTOCOL.md 5.1, 6.1, 10). */
+ * RST_STREAM mappings (doc/PROTOCOL.md 5.1, 6.1, 10). */
 #include "tri_int.h"
 
 #include <check.h>

@@ -348,7 +348,7 @@ START_TEST(test_unary)
   ck_assert_str_eq(tri_stream_method(st), M_UNARY);
   tri_stream_free(st);
 
-  /* Zero-length request and response (PROTOCOL.md 3.3); no stream_out. */
+  /* Zero-length request and response (doc/PROTOCOL.md 3.3); no stream_out. */
   resp = NULL;
   rv = tri_unary_call(ch, M_UNARY, NULL, NULL, 0, &resp, NULL);
   ck_assert_msg(rv == TRI_OK, "empty unary: %s", tu_code(rv));
@@ -493,7 +493,7 @@ check_md(const tri_metadata *md, const char *where)
   ck_assert_msg(v != NULL, "%s: x-empty-bin missing", where);
   ck_assert_uint_eq(vl, 0);
 
-  /* Duplicate keys kept in order (PROTOCOL.md 2.13). */
+  /* Duplicate keys kept in order (doc/PROTOCOL.md 2.13). */
   n = tri_metadata_count(md);
   for (i = 0; i < n; i++) {
     const char *k;
@@ -580,7 +580,7 @@ START_TEST(test_status_special_message)
     ck_assert_ptr_nonnull(st);
     ws = tri_stream_wait_status(st, 5000, &msg);
     if (code == 0) {
-      /* OK with no message is a cardinality error (PROTOCOL.md 5.4). */
+      /* OK with no message is a cardinality error (doc/PROTOCOL.md 5.4). */
       ck_assert_msg(rv == TRI_UNIMPLEMENTED, "code 0, no response: %s",
                     tu_code(rv));
     } else {

@@ -1,6 +1,6 @@
 /*
  * Dubbo Triple specifics and message compression over loopback
- * (issue 3, PROTOCOL.md 9 and 11): service group / version routing with
+ * (issue 3, doc/PROTOCOL.md 9 and 11): service group / version routing with
  * Dubbo Java's fallback chain, the first-letter case fallback of method
  * names, per-call and per-message compression seen by the handler, and a
  * zip bomb that must stop at the receive limit.
@@ -161,7 +161,7 @@ END_TEST
 
 START_TEST(test_method_first_letter_case) {
   char out[16];
-  /* Java clients send "greet" for Go's "Greet" (PROTOCOL.md 11.12). */
+  /* Java clients send "greet" for Go's "Greet" (doc/PROTOCOL.md 11.12). */
   ck_assert_int_eq(call("/dubbo.Greeter/greet", NULL, NULL, out, sizeof out,
                         NULL, NULL), TRI_OK);
   ck_assert_str_eq(out, "B");
@@ -215,7 +215,7 @@ END_TEST
 
 START_TEST(test_zip_bomb_stops_at_limit) {
   /* 64 MiB of zeros gzip to ~64 KiB: the server (limit 4 MiB) must answer
-   * RESOURCE_EXHAUSTED without inflating it all (PROTOCOL.md 3.5). */
+   * RESOURCE_EXHAUSTED without inflating it all (doc/PROTOCOL.md 3.5). */
   const size_t big = 64u * 1024 * 1024;
   char *zeros = calloc(1, big);
   tri_call_opts *o = tri_call_opts_new();

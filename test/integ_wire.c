@@ -10,7 +10,7 @@
  * headers, DATA frames, END_STREAM, RST_STREAM, PING ACKs, SETTINGS ACKs,
  * concurrent streams) so the tests can also assert what the client sent.
  *
- * Covered (PROTOCOL.md sections in brackets):
+ * Covered (doc/PROTOCOL.md sections in brackets):
  *  - HTTP status without grpc-status mapped (5.1), 1xx skipped (5.1),
  *    trailers without grpc-status (5.3), trailers-only (4.4), foreign
  *    content-type (5.2), with and without a response body;
@@ -1367,7 +1367,7 @@ START_TEST(test_http_status_mapping)
 END_TEST
 
 /* Same mapping when the non-gRPC answer has a body (END_STREAM on DATA):
- * dubbo-go's unknown-path answer is exactly this (PROTOCOL.md 5.1). */
+ * dubbo-go's unknown-path answer is exactly this (doc/PROTOCOL.md 5.1). */
 START_TEST(test_http_status_with_body)
 {
   call_result r;

@@ -1,6 +1,6 @@
 /*
  * tri-interop-client: the gRPC interop test client over libtriplestream
- * (PROTOCOL.md section 12; grpc/grpc doc/interop-test-descriptions.md).
+ * (doc/PROTOCOL.md section 12; grpc/grpc doc/interop-test-descriptions.md).
  *
  *   tri-interop-client --server_host=H --server_port=P --test_case=NAME
  *                      [--use_tls=false] [--server_host_override=X]

@@ -1,6 +1,6 @@
 /*
  * tri-interop-server: grpc.testing.TestService over libtriplestream, for
- * the gRPC interop matrix (PROTOCOL.md section 12, grpc/grpc
+ * the gRPC interop matrix (doc/PROTOCOL.md section 12, grpc/grpc
  * doc/interop-test-descriptions.md "Server" features).
  *
  *   tri-interop-server --port=N   (also "--port N"; 0 = ephemeral)
@@ -17,7 +17,7 @@
  * CompressedResponse (response_compressed / ResponseParameters.compressed,
  * per message with TRI_SEND_NO_COMPRESS), interval_us delays.
  * UnimplementedCall and grpc.testing.UnimplementedService are left
- * unregistered: the library answers UNIMPLEMENTED (PROTOCOL.md 4.9).
+ * unregistered: the library answers UNIMPLEMENTED (doc/PROTOCOL.md 4.9).
  *
  * Built on the stubs protoc-gen-triplestream generates from
  * proto/grpc/testing/test.proto (grpc/testing/test.tri.h):
@@ -29,7 +29,7 @@
  * handlers under the generated paths, with the generated message types:
  * the generated unary and server-streaming wrappers read the request
  * before the handler runs, and that read may already send the response
- * headers (PROTOCOL.md 11.9), too early for the echoed initial metadata
+ * headers (doc/PROTOCOL.md 11.9), too early for the echoed initial metadata
  * and the response coding, and it drops the request's TRI_BUF_COMPRESSED
  * flag that CompressedRequest checks.  Responses go out packed by hand
  * through tri_stream_send_ex() for the per-message TRI_SEND_NO_COMPRESS.
@@ -140,7 +140,7 @@ static int recv_pb(tri_stream *s, const ProtobufCMessageDescriptor *desc,
 }
 
 /* After the single request of a unary / server-streaming call: expect end
- * of input (PROTOCOL.md 5.4).  Returns TRI_OK, or non-OK after finishing
+ * of input (doc/PROTOCOL.md 5.4).  Returns TRI_OK, or non-OK after finishing
  * (or when the stream died). */
 static int expect_eof(tri_stream *s) {
   tri_buf *b = NULL;

@@ -29,7 +29,7 @@ TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg);
  *   protobuf_c_message_free_unpacked(*out, NULL).
  * Thread safety, Blocking: as tri_stream_recv_ex().
  * Returns: as tri_stream_recv_ex(), plus TRI_INTERNAL when the bytes do not
- *   parse as |desc| (PROTOCOL.md 5.5; the stream is cancelled).
+ *   parse as |desc| (doc/PROTOCOL.md 5.5; the stream is cancelled).
  * Since: 0.1
  */
 TRI_API int tri_stream_recv_msg(tri_stream *s,

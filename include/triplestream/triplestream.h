@@ -38,7 +38,7 @@ extern "C" {
 
 /*
  * X-macro list: name, value, text.  Append only; never renumber.
- * 0..16 are the gRPC status codes (PROTOCOL.md section 10).
+ * 0..16 are the gRPC status codes (doc/PROTOCOL.md section 10).
  */
 #define TRI_CODE_MAP(X)                                                    \
   X(TRI_OK, 0, "ok")                                                       \
@@ -134,7 +134,7 @@ TRI_API void tri_metadata_free(tri_metadata *md);
 
 /**
  * Append one entry.  Keys are lowercase [0-9a-z_.-]+ and must not start
- * with "grpc-" (reserved, PROTOCOL.md 2.12, 2.14).  For keys ending in
+ * with "grpc-" (reserved, doc/PROTOCOL.md 2.12, 2.14).  For keys ending in
  * "-bin" the value is raw bytes (the library base64-encodes on the wire);
  * other values must be printable ASCII 0x20..0x7E.  Duplicate keys are kept
  * in order (2.13).
@@ -205,7 +205,7 @@ TRI_API void tri_buf_free(tri_buf *b);
 
 /**
  * Create channel options with defaults:
- *   connect timeout 20000 ms (PROTOCOL.md 1.7 MIN_CONNECT_TIMEOUT; a call's
+ *   connect timeout 20000 ms (doc/PROTOCOL.md 1.7 MIN_CONNECT_TIMEOUT; a call's
  *   own deadline also bounds connecting), max receive message 4 MiB (3.5),
  *   per-stream send buffer 256 KiB, per-stream receive queue 1 MiB.
  *
@@ -241,7 +241,7 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
  * Send HTTP/2 PINGs after |ms| without reading anything and close the
  * connection (calls fail UNAVAILABLE) if nothing arrives within
  * |timeout_ms|.  0 disables (the default).  Values below 10000 are raised
- * to 10000 (PROTOCOL.md 8.6).  Since: 0.1
+ * to 10000 (doc/PROTOCOL.md 8.6).  Since: 0.1
  */
 TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
                                            int64_t timeout_ms);
@@ -258,7 +258,7 @@ TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
 /**
  * Create a channel to |target|: "host:port", "[v6addr]:port" or
  * "v6addr" is not accepted without brackets.  Cleartext HTTP/2 with prior
- * knowledge (PROTOCOL.md 1.1).  The connection is made lazily by the first
+ * knowledge (doc/PROTOCOL.md 1.1).  The connection is made lazily by the first
  * stream and remade after it fails.  One channel serves any number of
  * threads and streams over one HTTP/2 connection.
  *
@@ -306,7 +306,7 @@ TRI_API tri_call_opts *tri_call_opts_new(void);
 TRI_API void tri_call_opts_free(tri_call_opts *o);
 /**
  * Deadline relative to the moment the stream is opened, in ms (> 0);
- * -1 removes it.  Sent as grpc-timeout (PROTOCOL.md 2.7), enforced locally
+ * -1 removes it.  Sent as grpc-timeout (doc/PROTOCOL.md 2.7), enforced locally
  * by the timer thread, and bounds connecting and waiting for a stream slot.
  * Since: 0.1
  */
@@ -328,7 +328,7 @@ TRI_API int tri_call_opts_set_compression(tri_call_opts *o,
                                           const char *encoding);
 /**
  * Dubbo service group / version (tri-service-group, tri-service-version
- * headers, PROTOCOL.md 11.4); NULL clears.  Copied.  Since: 0.1
+ * headers, doc/PROTOCOL.md 11.4); NULL clears.  Copied.  Since: 0.1
  */
 TRI_API int tri_call_opts_set_service_group(tri_call_opts *o,
                                             const char *group);
@@ -342,7 +342,7 @@ TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
 
 /**
  * Open a stream (any RPC kind) for |method|, a full path
- * "/package.Service/Method".  Request HEADERS go out at once (PROTOCOL.md
+ * "/package.Service/Method".  Request HEADERS go out at once (doc/PROTOCOL.md
  * 11.9), so the server sees the call before the first message.  When the
  * peer's SETTINGS_MAX_CONCURRENT_STREAMS is reached the stream waits for a
  * slot until its deadline (1.3); when the channel is not connected it
@@ -470,7 +470,7 @@ TRI_API int tri_stream_close_send(tri_stream *s);
 
 /**
  * Cancel the stream: RST_STREAM(CANCEL) goes to the peer, and every thread
- * blocked on |s| returns TRI_CANCELLED at once (PROTOCOL.md 7.1, 7.4).  No
+ * blocked on |s| returns TRI_CANCELLED at once (doc/PROTOCOL.md 7.1, 7.4).  No
  * effect on a stream that has already ended.  Frees nothing: other threads
  * may keep using |s| until it is freed.
  *
@@ -514,7 +514,7 @@ TRI_API int tri_stream_wait_status(tri_stream *s, int timeout_ms,
  * The peer's initial metadata.  Client: the response headers, waiting for
  * them up to |timeout_ms| (-1 = until they arrive or the stream ends; a
  * trailers-only response has none, so an empty list is returned).  Server:
- * the request headers (no wait).  Reserved headers (PROTOCOL.md 2.15) are
+ * the request headers (no wait).  Reserved headers (doc/PROTOCOL.md 2.15) are
  * not included.
  *
  * Ownership: the list belongs to |s| and lives until tri_stream_free().
@@ -577,7 +577,7 @@ TRI_API int tri_stream_send_headers(tri_stream *s);
 
 /**
  * Server: end the call with |code| (0..16) and |message| (may be NULL;
- * UTF-8, percent-encoded on the wire, PROTOCOL.md 4.5).  Queued messages go
+ * UTF-8, percent-encoded on the wire, doc/PROTOCOL.md 4.5).  Queued messages go
  * out first, then trailers.  Returns without waiting for the peer.  After
  * it, send fails with TRI_ESTATE; recv still works until the client's end
  * of input.  Only the first call counts.
@@ -595,7 +595,7 @@ TRI_API int tri_stream_finish(tri_stream *s, int code, const char *message);
  * Server: compress response messages with |encoding| ("gzip", "deflate",
  * "identity" or NULL for none), announced in grpc-encoding.  If the client
  * did not list the coding in grpc-accept-encoding, messages go out
- * uncompressed (PROTOCOL.md 9.6).  TRI_SEND_NO_COMPRESS still turns it off
+ * uncompressed (doc/PROTOCOL.md 9.6).  TRI_SEND_NO_COMPRESS still turns it off
  * per message (9.7).
  *
  * Thread safety: the handler's thread.
@@ -670,7 +670,7 @@ TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
                                                      int64_t ms);
 /**
  * Close connections that have had no open stream for |ms| with
- * GOAWAY(NO_ERROR, "max_idle") (PROTOCOL.md 8.4).  0 (default) = never.
+ * GOAWAY(NO_ERROR, "max_idle") (doc/PROTOCOL.md 8.4).  0 (default) = never.
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_idle_timeout_ms(tri_server_opts *o,
@@ -678,7 +678,7 @@ TRI_API int tri_server_opts_set_idle_timeout_ms(tri_server_opts *o,
 /**
  * Max request header list size in bytes, counted as name + value + 32 per
  * field and advertised in SETTINGS_MAX_HEADER_LIST_SIZE (>= 1024; default
- * 32768, PROTOCOL.md 1.5).  Larger requests get RESOURCE_EXHAUSTED.
+ * 32768, doc/PROTOCOL.md 1.5).  Larger requests get RESOURCE_EXHAUSTED.
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_max_header_list(tri_server_opts *o,
@@ -719,7 +719,7 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts);
 
 /**
  * Register |fn| for the full method path |method| ("/pkg.Service/Method").
- * Unknown methods get UNIMPLEMENTED (PROTOCOL.md 4.9).  A later
+ * Unknown methods get UNIMPLEMENTED (doc/PROTOCOL.md 4.9).  A later
  * registration of the same path replaces the earlier one.
  *
  * Ownership: |method| is copied; |user_data| is passed to |fn| as is and
@@ -733,7 +733,7 @@ TRI_API int tri_server_register(tri_server *srv, const char *method,
 
 /**
  * Register under a Dubbo service group and version (tri-service-group /
- * tri-service-version, PROTOCOL.md 11.4).  NULL group/version match
+ * tri-service-version, doc/PROTOCOL.md 11.4).  NULL group/version match
  * requests that carry none.  Since: 0.1
  */
 TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
@@ -774,7 +774,7 @@ TRI_API int tri_server_port(const tri_server *srv);
 TRI_API int tri_server_start(tri_server *srv);
 
 /**
- * Graceful shutdown: stop accepting, send GOAWAY (PROTOCOL.md 8.3), let
+ * Graceful shutdown: stop accepting, send GOAWAY (doc/PROTOCOL.md 8.3), let
  * streams in flight finish for up to |drain_ms|, then cancel what remains
  * (handlers blocked in recv/send are woken with TRI_CANCELLED), wait for
  * every handler to return and close every connection.

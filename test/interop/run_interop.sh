@@ -1,5 +1,5 @@
 #!/bin/sh
-# gRPC interop matrix for libtriplestream (PROTOCOL.md section 12).
+# gRPC interop matrix for libtriplestream (doc/PROTOCOL.md section 12).
 #
 # Directions (client -> server):
 #   tri->tri  tools/tri-interop-client  vs tools/tri-interop-server

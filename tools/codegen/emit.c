@@ -861,7 +861,7 @@ emit_helpers(sbuf *o, const gen *g)
   sb_puts(o,
           "/*\n"
           " * The request of a unary or server-streaming call: exactly one\n"
-          " * message, then the client's half-close (PROTOCOL.md 5.4).\n"
+          " * message, then the client's half-close (doc/PROTOCOL.md 5.4).\n"
           " */\n"
           "static int\n"
           "tri_gen_recv_one(tri_stream *s, const ProtobufCMessageDescriptor "
