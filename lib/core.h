@@ -228,6 +228,15 @@ struct tri_stream {
   tri__timer queue_timer;   /* bounded wait for a worker */
 };
 
+/* The send side is closing: the application finished (or half-closed), or
+ * the stream ended with a status the server still has to send; queued
+ * bytes drain, then END_STREAM or trailers (s->mu held). */
+static inline int tri__stream_send_ending(const tri_stream *s) {
+  return s->send_state == TRI__SEND_CLOSING ||
+         (s->send_state == TRI__SEND_OPEN && s->final &&
+          s->end_action == TRI__END_STATUS);
+}
+
 /* ---- stream.c ---- */
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
                             size_t sb_limit);

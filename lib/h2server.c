@@ -328,11 +328,12 @@ void tri__server_submit_trailers(tri__conn *c, tri_stream *s) {
 
 /* Ops posted by callers (and END with a status to send). */
 void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops) {
-  int hdrs_state, send_state, action, final, empty;
+  int hdrs_state, send_state, action, final, empty, ending;
 
   tri__mutex_lock(&s->mu);
   hdrs_state = s->hdrs_state;
   send_state = s->send_state;
+  ending = tri__stream_send_ending(s);
   action = s->final ? s->end_action : TRI__END_NONE;
   final = s->final;
   empty = s->sb_len == 0;
@@ -344,7 +345,7 @@ void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops) {
   if (hdrs_state != TRI__HDRS_DONE) {
     if (!(ops & (TRI__OP_HEADERS | TRI__OP_END | TRI__OP_DATA)))
       return;
-    if (send_state == TRI__SEND_CLOSING && empty)
+    if (ending && empty)
       respond_status(c, s); /* 4.4 trailers-only */
     else
       submit_response_headers(c, s);

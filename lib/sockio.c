@@ -206,7 +206,7 @@ ssize_t tri__data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     s->sb_inflight = n;
   }
-  if (s->sb_len == n && s->send_state == TRI__SEND_CLOSING) {
+  if (s->sb_len == n && tri__stream_send_ending(s)) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (s->side == TRI__SERVER) {
       /* 13.2: end DATA without END_STREAM; the trailers carry it. */

@@ -193,10 +193,11 @@ static void check_invariants_locked(const tri_stream *s) {
  *   HDRS_DONE   hdrs NONE or REQUESTED      DONE          both
  *   END         final 0                     1             both
  *
- * Anything else is a no-op returning 0.  END never moves a state
- * backwards; on a server whose response is still incomplete it replaces
- * the status the trailers will carry (TRI__END_STATUS) and empties the
- * send ring, so a cut response can never end with OK.
+ * Anything else is a no-op returning 0.  END moves no other state; on a
+ * server whose response is still incomplete it replaces the status the
+ * trailers will carry and empties the send ring, so a cut response can
+ * never end with OK (with TRI__END_STATUS the send side then counts as
+ * closing: tri__stream_send_ending()).
  */
 int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
                           int drop, int action) {
@@ -274,8 +275,6 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
        * never the handler's earlier OK. */
       s->finish_code = code;
       set_str(&s->finish_msg, msg);
-      if (s->send_state == TRI__SEND_OPEN)
-        s->send_state = TRI__SEND_CLOSING;
       ring_discard_locked(s);
     }
     if (s->side == TRI__CLIENT && drop)
@@ -743,13 +742,14 @@ TRI_API int tri_stream_send_headers(tri_stream *s) {
 int tri__stream_finish(tri_stream *s, int code, const char *message) {
   int rv = TRI_OK;
   tri__mutex_lock(&s->mu);
-  if (s->final) {
+  if (s->send_state != TRI__SEND_OPEN) {
+    rv = TRI_ESTATE; /* finished before */
+  } else if (s->final) {
     /* Already ended (deadline, cancel, limit): the client gets (or got)
      * that status, not the handler's. */
     rv = s->final_code == TRI_OK ? TRI_ESTATE : s->final_code;
-  } else if (!tri__stream_ev_locked(s, TRI__EV_FINISH, code, message, 0, 0)) {
-    rv = TRI_ESTATE; /* finished twice */
   } else {
+    tri__stream_ev_locked(s, TRI__EV_FINISH, code, message, 0, 0);
     request_headers_locked(s);
     s->io_deferred = 0;
     tri__stream_post_locked(s, TRI__OP_HEADERS | TRI__OP_DATA);
