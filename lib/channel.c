@@ -188,90 +188,51 @@ TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
 
 /* ---- channel ---------------------------------------------------------- */
 
-/* "host:port" or "[v6]:port" -> host, port.  Returns 0 or -1. */
-static int parse_target(const char *t, char **host, char **port) {
-  const char *colon, *hs, *he;
-  if (t == NULL || *t == '\0')
-    return -1;
-  if (t[0] == '[') {
-    he = strchr(t, ']');
-    if (he == NULL || he[1] != ':')
-      return -1;
-    hs = t + 1;
-    colon = he + 1;
-  } else {
-    colon = strrchr(t, ':');
-    if (colon == NULL || memchr(t, ':', (size_t)(colon - t)) != NULL)
-      return -1; /* bare IPv6 needs brackets */
-    hs = t;
-    he = colon;
-  }
-  if (he == hs || colon[1] == '\0')
-    return -1;
-  for (const char *p = colon + 1; *p; p++)
-    if (*p < '0' || *p > '9')
-      return -1;
-  long pn = strtol(colon + 1, NULL, 10);
-  if (pn <= 0 || pn > 65535)
-    return -1;
-  *host = tri__strndup(hs, (size_t)(he - hs));
-  *port = tri__strdup(colon + 1);
-  if (*host == NULL || *port == NULL) {
-    tri__free(*host);
-    tri__free(*port);
-    return -2;
-  }
-  return 0;
-}
-
 TRI_API int tri_channel_new(tri_channel **out, const char *target,
                             const tri_channel_opts *opts) {
-  char *host = NULL, *port = NULL;
+  tri__client_cfg cc;
   int rv;
 
   if (out == NULL)
-    return TRI_EINVAL;
+    return tri__fail(TRI_EINVAL, "tri_channel_new: out is NULL");
   *out = NULL;
-  rv = parse_target(target, &host, &port);
-  if (rv != 0)
-    return rv == -2 ? TRI_ENOMEM : TRI_EINVAL;
+  memset(&cc, 0, sizeof(cc));
+  rv = tri__target_parse(target, 0, &cc.target);
+  if (rv != TRI_OK)
+    return rv;
   tri_channel *ch = tri__calloc(1, sizeof(*ch));
-  if (ch == NULL) {
-    rv = TRI_ENOMEM;
-    goto fail_parse;
-  }
+  if (ch == NULL)
+    return tri__fail(TRI_ENOMEM, "out of memory creating a channel");
   if (opts)
     ch->opts = *opts;
   else
     channel_opts_defaults(&ch->opts);
   ch->target = tri__strdup(target);
   if (ch->target == NULL) {
-    rv = TRI_ENOMEM;
+    rv = tri__fail(TRI_ENOMEM, "out of memory creating a channel");
     goto fail_ch;
   }
-  if (tri__timers_acquire() != 0) {
-    rv = TRI_ESYS;
+  rv = tri__timers_acquire();
+  if (rv != 0) {
+    rv = tri__fail(TRI_ESYS, "cannot start the timer thread: %s",
+                   strerror(-rv));
     goto fail_ch;
   }
-  tri__client_cfg cc;
-  cc.host = host;
-  cc.port = port;
-  cc.authority = target;
   cc.connect_ms = ch->opts.connect_ms;
   cc.keepalive_ms = ch->opts.keepalive_ms;
   cc.keepalive_timeout_ms = ch->opts.keepalive_timeout_ms;
   cc.conn_rq_limit = ch->opts.conn_recv_queue;
   ch->loop = tri__loop_new_client(ch, &cc);
   if (ch->loop == NULL) {
-    rv = TRI_ENOMEM;
+    rv = tri__fail(TRI_ENOMEM, "cannot create the channel's I/O loop");
     goto fail_timers;
   }
-  if (tri__loop_start(ch->loop) != 0) {
-    rv = TRI_ESYS;
+  rv = tri__loop_start(ch->loop);
+  if (rv != 0) {
+    rv = tri__fail(TRI_ESYS, "cannot start the channel's I/O thread: %s",
+                   strerror(-rv));
     goto fail_loop;
   }
-  tri__free(host);
-  tri__free(port);
   *out = ch;
   return TRI_OK;
 
@@ -282,9 +243,6 @@ fail_timers:
 fail_ch:
   tri__free(ch->target);
   tri__free(ch);
-fail_parse:
-  tri__free(host);
-  tri__free(port);
   return rv;
 }
 
@@ -322,16 +280,26 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
   int rv;
 
   if (out == NULL)
-    return TRI_EINVAL;
+    return tri__fail(TRI_EINVAL, "tri_stream_open: out is NULL");
   *out = NULL;
-  if (ch == NULL || !method_valid(method))
-    return TRI_EINVAL;
+  if (ch == NULL)
+    return tri__fail(TRI_EINVAL, "tri_stream_open: channel is NULL");
+  if (!method_valid(method))
+    return tri__fail(TRI_EINVAL, "method '%s': expected "
+                     "/package.Service/Method (printable ASCII, no spaces)",
+                     method ? method : "(null)");
   size_t max_recv = opts && opts->max_recv ? opts->max_recv
                                            : ch->opts.max_recv;
   s = tri__stream_new(TRI__CLIENT, max_recv, ch->opts.recv_queue,
                       ch->opts.send_buf);
   if (s == NULL)
-    return TRI_ENOMEM;
+    return tri__fail(TRI_ENOMEM, "out of memory opening a stream");
+  s->max_recv_hint = opts && opts->max_recv
+                         ? "this call's limit"
+                         : "this channel's limit";
+  s->max_recv_setter = opts && opts->max_recv
+                           ? "tri_call_opts_set_max_recv_size"
+                           : "tri_channel_opts_set_max_recv_size";
   s->method = tri__strdup(method);
   if (s->method == NULL) {
     rv = TRI_ENOMEM;
@@ -354,8 +322,13 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
    * the timer's reference would outlive the call. */
   tri__stream_arm_deadline(s);
   rv = tri__loop_open(ch->loop, s);
-  if (rv != TRI_OK)
+  if (rv != TRI_OK) {
+    tri__fail(rv, tri__loop_usable(ch->loop)
+                      ? "channel is being freed"
+                      : "channel was created before fork(); create a new "
+                        "one in this process");
     goto fail;
+  }
   *out = s;
   return TRI_OK;
 
@@ -407,10 +380,17 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
     if (st != TRI_ETIMEDOUT && st != TRI_OK)
       rv = st;
   }
-  if (rv == TRI_OK)
+  if (rv == TRI_OK) {
     *resp = first;
-  else
+  } else {
+    const char *msg = NULL;
     tri_buf_free(first);
+    if (tri_stream_wait_status(s, 0, &msg) == TRI_ETIMEDOUT || msg == NULL ||
+        *msg == '\0')
+      msg = rv == TRI_UNIMPLEMENTED ? "unary call: not exactly one response"
+                                    : tri_strerror(rv);
+    tri__fail_msg(rv, msg); /* tri_last_error(): why the call failed */
+  }
   if (stream_out)
     *stream_out = s;
   else

@@ -22,7 +22,7 @@ tri_stream *tri__conn_stream(tri__conn *c, int32_t id) {
 }
 
 void tri__conn_set_error(tri__conn *c, const char *fmt, ...) {
-  char buf[256];
+  char buf[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -80,7 +80,7 @@ void tri__conn_detach(tri__loop *l, tri_stream *s) {
 void tri__conn_close(tri__conn *c, const char *why) {
   tri__loop *l = c->loop;
   int code = c->is_server ? TRI_CANCELLED : TRI_UNAVAILABLE;
-  char msg[320];
+  char msg[520];
 
   if (c->error != NULL)
     snprintf(msg, sizeof(msg), "%s", c->error);

@@ -121,8 +121,7 @@ struct tri__loop {
 
   /* client */
   struct tri_channel *ch;
-  char *host, *port, *authority;
-  tri__client_cfg ccfg;    /* strings point at the copies above */
+  tri__client_cfg ccfg;    /* target and client settings (a copy) */
   tri__conn *cur;          /* the connection new streams go to */
   int tearing_down;
   void *dns;               /* resolve.c state, created on first use */

@@ -123,6 +123,8 @@ struct tri_stream {
   char *method;
   int64_t deadline_ns;      /* TRI__NO_DEADLINE if none */
   size_t max_recv;
+  const char *max_recv_hint;   /* "this channel's limit"... (static) */
+  const char *max_recv_setter; /* the call that raises it (static) */
   size_t rq_limit;          /* unread bytes before the stream window is
                                withheld */
   size_t sb_limit;          /* configured send buffer bound */
@@ -237,6 +239,21 @@ static inline int tri__stream_send_ending(const tri_stream *s) {
           s->end_action == TRI__END_STATUS);
 }
 
+/* ---- target.c ---- */
+enum { TRI__T_TCP = 0, TRI__T_UNIX, TRI__T_ABSTRACT };
+typedef struct {
+  int kind;             /* TRI__T_* */
+  char host[256];       /* TCP */
+  char port[8];
+  char path[108];       /* Unix socket path or abstract name */
+  char authority[300];  /* :authority to send */
+  char where[300];      /* for messages: "HOST:PORT" or "unix:PATH" */
+} tri__target;
+/* Parse a channel target (|bind| 0) or server address (|bind| 1: port 0
+ * allowed).  TRI_OK, or TRI_EINVAL with tri_last_error() naming the bad
+ * part. */
+int tri__target_parse(const char *t, int bind, tri__target *out);
+
 /* ---- stream.c ---- */
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
                             size_t sb_limit);
@@ -278,8 +295,7 @@ void tri__stream_uncount_locked(tri_stream *s);
 struct tri_channel;
 struct tri_server;
 typedef struct {
-  const char *host, *port;   /* target; copied */
-  const char *authority;     /* :authority; copied */
+  tri__target target;        /* where to connect */
   int64_t connect_ms;
   int64_t keepalive_ms;      /* 0 = off; INT64_MAX = never */
   int64_t keepalive_timeout_ms;
@@ -324,6 +340,14 @@ void tri__flow_dequeued_locked(tri_stream *s, size_t len);
 int tri__server_dispatch(struct tri_server *srv, tri_stream *s,
                          const char **msg);
 int tri__server_draining(const struct tri_server *srv);
+
+/* ---- error.c ---- */
+/* Record this thread's last error message (tri_last_error()) and return
+ * |code|, so failing paths read "return tri__fail(TRI_EINVAL, ...)". */
+int tri__fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The same with a ready message ("" or NULL: tri_strerror(code)). */
+int tri__fail_msg(int code, const char *msg);
 
 /* ---- process.c ---- */
 /* Incremented in the child of every fork(): objects remember the value

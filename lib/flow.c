@@ -166,10 +166,17 @@ static int inflate_msg(tri_stream *s, tri_buf **m, const char **err) {
     return TRI_INTERNAL;
   }
   rv = tri__decompress(s->enc_in, (*m)->data, (*m)->len, s->max_recv, &d);
+  if (rv == TRI_RESOURCE_EXHAUSTED) {
+    snprintf(ebuf, sizeof(ebuf),
+             "decompressed message exceeds %s %zu (%s)", s->max_recv_hint,
+             s->max_recv, s->max_recv_setter);
+    *err = ebuf;
+    return rv;
+  }
   if (rv != TRI_OK) {
-    *err = rv == TRI_RESOURCE_EXHAUSTED
-               ? "decompressed message larger than the receive limit"
-               : "cannot decompress message";
+    snprintf(ebuf, sizeof(ebuf), "cannot decompress message (%s)",
+             tri__enc_name(s->enc_in));
+    *err = ebuf;
     return rv;
   }
   d->flags |= TRI_BUF_COMPRESSED;
@@ -212,7 +219,13 @@ int tri__flow_data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
     if (rv != TRI_OK) {
       char buf[200];
       queue_msgs(c, s, batch, nmsg, s->df.have, 0); /* dropped below */
-      snprintf(buf, sizeof(buf), "%s", err ? err : tri_strerror(rv));
+      if (rv == TRI_RESOURCE_EXHAUSTED && s->df.rejected_len > 0)
+        snprintf(buf, sizeof(buf),
+                 "received message of %lu bytes exceeds %s %zu (%s)",
+                 (unsigned long)s->df.rejected_len, s->max_recv_hint,
+                 s->max_recv, s->max_recv_setter); /* 3.5 */
+      else
+        snprintf(buf, sizeof(buf), "%s", err ? err : tri_strerror(rv));
       nghttp2_session_consume_stream(sess, id, len);
       if (c->is_server) {
         tri__server_fail(c, s, rv, buf);

@@ -98,6 +98,7 @@ static int start_message(tri__deframer *d, const char **errmsg) {
   }
   /* 3.5: check the prefix before allocating anything. */
   if ((uint64_t)len > (uint64_t)d->max_len) {
+    d->rejected_len = len;
     if (errmsg) {
       snprintf(msgbuf, sizeof(msgbuf),
                "received message larger than max (%" PRIu32 " vs. %zu)", len,

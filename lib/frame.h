@@ -38,6 +38,7 @@ typedef struct {
   size_t cap;          /* payload bytes cur can hold (grows with have) */
   size_t max_len;      /* limit on the length prefix */
   int err;             /* first error; the deframer is unusable after */
+  uint32_t rejected_len; /* the announced length refused (err set) */
 } tri__deframer;
 
 void tri__deframer_init(tri__deframer *d, size_t max_len);

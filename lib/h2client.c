@@ -55,8 +55,8 @@ static int try_connect(tri__conn *c) {
 }
 
 static void connect_failed(tri__conn *c) {
-  tri__conn_set_error(c, "cannot connect to %s:%s: %s", c->loop->host,
-                      c->loop->port,
+  tri__conn_set_error(c, "cannot connect to %s: %s",
+                      c->loop->ccfg.target.where,
                       c->last_errno ? strerror(c->last_errno)
                                     : "no usable address");
   tri__conn_close(c, "failed");
@@ -131,14 +131,21 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
   if (c->phase <= TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
       if (c->phase == TRI__CONN_RESOLVING)
-        tri__conn_set_error(c, "cannot resolve '%s': timed out", l->host);
+        tri__conn_set_error(c, "cannot resolve '%s': timed out after %lld "
+                            "ms (tri_channel_opts_set_connect_timeout_ms)",
+                            l->ccfg.target.host,
+                            (long long)l->ccfg.connect_ms);
       else if (c->phase == TRI__CONN_CONNECTING)
-        tri__conn_set_error(c, "cannot connect to %s:%s: timed out",
-                            l->host, l->port);
+        tri__conn_set_error(c, "cannot connect to %s: timed out after %lld "
+                            "ms (tri_channel_opts_set_connect_timeout_ms)",
+                            l->ccfg.target.where,
+                            (long long)l->ccfg.connect_ms);
       else
-        tri__conn_set_error(c, "connection to %s:%s: timed out waiting "
-                               "for the server's HTTP/2 settings",
-                            l->host, l->port);
+        tri__conn_set_error(c, "peer at %s accepted the connection but sent "
+                            "no HTTP/2 settings within %lld ms: is it an "
+                            "HTTP/2 (gRPC) server?",
+                            l->ccfg.target.where,
+                            (long long)l->ccfg.connect_ms);
       tri__conn_close(c, "timed out");
       return;
     }
@@ -233,7 +240,7 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   tri__nv_adds(&b, ":method", "POST");
   tri__nv_adds(&b, ":scheme", "http");
   tri__nv_adds(&b, ":path", s->method);
-  tri__nv_adds(&b, ":authority", l->authority);
+  tri__nv_adds(&b, ":authority", l->ccfg.target.authority);
   if (s->deadline_ns != TRI__NO_DEADLINE)
     /* A fresh value per call: indexing it would only fill the HPACK table
      * and slow every later lookup. */

@@ -191,25 +191,35 @@ static void teardown(tri__loop *l) {
   drain_ops(l);
   while (!tri__list_empty(&l->conns)) {
     tri__conn *c = tri__container_of(l->conns.next, tri__conn, link);
-    tri__list *lists[2] = {&c->waiting, &c->streams};
-    for (int i = 0; i < 2; i++) {
-      while (!tri__list_empty(lists[i])) {
-        tri_stream *s = tri__container_of(lists[i]->next, tri_stream, io_link);
-        if (s->id > 0 && s->io_state == TRI__IO_OPEN)
-          nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
-                                    NGHTTP2_CANCEL); /* 7.1 */
-        tri__io_end(s, TRI_CANCELLED,
-                    c->is_server ? "server shutting down" : "channel closed",
-                    1, TRI__END_NONE);
-        tri__conn_detach(l, s);
+    if (c->is_server && c->phase != TRI__CONN_CLOSED) {
+      /* Graceful end of what the drain did not finish: the clients get
+       * UNAVAILABLE in trailers (gRPC's "server going away", which retry
+       * logic understands), after whatever frame is in flight; handlers
+       * blocked in the library wake with the same status. */
+      tri__list *n;
+      for (n = c->streams.next; n != &c->streams; n = n->next) {
+        tri_stream *s = tri__container_of(n, tri_stream, io_link);
+        tri__io_end(s, TRI_UNAVAILABLE, "server shutting down", 1,
+                    TRI__END_STATUS);
+        tri__server_ops(c, s, TRI__OP_END);
       }
-    }
-    if (c->is_server)
       nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
                             nghttp2_session_get_last_proc_stream_id(c->sess),
                             NGHTTP2_NO_ERROR, NULL, 0);
-    tri__sock_flush(c);
-    tri__conn_close(c, "closed");
+    } else {
+      tri__list *lists[2] = {&c->waiting, &c->streams};
+      for (int i = 0; i < 2; i++) {
+        for (tri__list *n = lists[i]->next; n != lists[i]; n = n->next) {
+          tri_stream *s = tri__container_of(n, tri_stream, io_link);
+          if (s->id > 0 && s->io_state == TRI__IO_OPEN)
+            nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
+                                      NGHTTP2_CANCEL); /* 7.1 */
+          tri__io_end(s, TRI_CANCELLED, "channel closed", 1, TRI__END_NONE);
+        }
+      }
+    }
+    tri__sock_flush(c); /* best effort: never blocks */
+    tri__conn_close(c, "closed"); /* detaches every stream */
   }
   drain_ops(l); /* posts raced with the teardown: streams are detached */
 }
@@ -329,16 +339,6 @@ tri__loop *tri__loop_new_client(struct tri_channel *ch,
     return NULL;
   l->ch = ch;
   l->ccfg = *cfg;
-  l->host = tri__strdup(cfg->host);
-  l->port = tri__strdup(cfg->port);
-  l->authority = tri__strdup(cfg->authority);
-  l->ccfg.host = l->host;
-  l->ccfg.port = l->port;
-  l->ccfg.authority = l->authority;
-  if (!l->host || !l->port || !l->authority) {
-    tri__loop_join_free(l);
-    return NULL;
-  }
   return l;
 }
 
@@ -385,9 +385,6 @@ void tri__loop_join_free(tri__loop *l) {
   close(l->epfd);
   tri__free(l->rbuf);
   tri__mutex_destroy(&l->cmd_mu);
-  tri__free(l->host);
-  tri__free(l->port);
-  tri__free(l->authority);
   tri__free(l);
   tri__budget_add(TRI__B_LOOPS, -1);
 }

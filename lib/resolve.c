@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -39,7 +40,7 @@
 struct tri__resolve {
   tri__conn *c;
   int done;
-  char err[160];           /* empty on success */
+  char err[400];           /* empty on success */
   struct sockaddr_storage addrs[TRI__MAX_ADDRS];
   socklen_t lens[TRI__MAX_ADDRS];
   int naddrs;
@@ -121,7 +122,7 @@ static void on_answer(void *arg, int status, int timeouts,
       add_addr(r, n->ai_addr, (socklen_t)n->ai_addrlen);
   }
   if (r->naddrs == 0)
-    snprintf(r->err, sizeof(r->err), "cannot resolve '%s': %s", l->host,
+    snprintf(r->err, sizeof(r->err), "cannot resolve '%s': %s", l->ccfg.target.host,
              status == ARES_SUCCESS ? "no address" : ares_strerror(status));
   if (res)
     ares_freeaddrinfo(res);
@@ -169,14 +170,32 @@ static int dns_init(tri__loop *l, char *err, size_t errlen) {
 
 #endif /* HAVE_CARES */
 
-/* Numeric addresses (and, without c-ares, "localhost") at once. */
+/* Numeric addresses and Unix sockets at once. */
 static int resolve_literal(tri__loop *l, tri__resolve *r) {
   struct addrinfo hints, *res = NULL;
+  const tri__target *t = &l->ccfg.target;
+  if (t->kind != TRI__T_TCP) {
+    struct sockaddr_un un;
+    socklen_t len;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    if (t->kind == TRI__T_ABSTRACT) {
+      /* Linux abstract namespace: a leading NUL, the name, no terminator */
+      memcpy(un.sun_path + 1, t->path, strlen(t->path));
+      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                        strlen(t->path));
+    } else {
+      memcpy(un.sun_path, t->path, strlen(t->path) + 1);
+      len = (socklen_t)sizeof(un);
+    }
+    add_addr(r, (struct sockaddr *)&un, len);
+    return 0;
+  }
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  if (getaddrinfo(l->host, l->port, &hints, &res) != 0)
+  if (getaddrinfo(l->ccfg.target.host, l->ccfg.target.port, &hints, &res) != 0)
     return -1;
   for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
     add_addr(r, ai->ai_addr, ai->ai_addrlen);
@@ -190,7 +209,7 @@ void tri__resolve_start(tri__conn *c) {
   char err[96];
 
   if (r == NULL) {
-    tri__conn_set_error(c, "cannot resolve '%s': out of memory", l->host);
+    tri__conn_set_error(c, "cannot resolve '%s': out of memory", l->ccfg.target.host);
     c->phase_deadline = 0; /* closes on the next tick */
     return;
   }
@@ -200,7 +219,7 @@ void tri__resolve_start(tri__conn *c) {
 #ifdef HAVE_CARES
     if (dns_init(l, err, sizeof(err)) != 0) {
       if (resolve_literal(l, r) != 0)
-        snprintf(r->err, sizeof(r->err), "cannot resolve '%s': %s", l->host,
+        snprintf(r->err, sizeof(r->err), "cannot resolve '%s': %s", l->ccfg.target.host,
                  err);
       r->done = 1;
       return; /* no dns state: tri__resolve_next() sees r->done */
@@ -221,20 +240,20 @@ void tri__resolve_start(tri__conn *c) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = ARES_AI_NUMERICSERV;
   ((dns_state *)l->dns)->queries++;
-  ares_getaddrinfo(((dns_state *)l->dns)->ch, l->host, l->port, &hints,
+  ares_getaddrinfo(((dns_state *)l->dns)->ch, l->ccfg.target.host, l->ccfg.target.port, &hints,
                    on_answer, r); /* may answer before returning */
 #else
-  if (strcmp(l->host, "localhost") == 0) {
+  if (strcmp(l->ccfg.target.host, "localhost") == 0) {
     struct sockaddr_in v4;
     memset(&v4, 0, sizeof(v4));
     v4.sin_family = AF_INET;
-    v4.sin_port = htons((uint16_t)atoi(l->port));
+    v4.sin_port = htons((uint16_t)atoi(l->ccfg.target.port));
     v4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     add_addr(r, (struct sockaddr *)&v4, sizeof(v4));
   } else {
     snprintf(r->err, sizeof(r->err),
              "cannot resolve '%s': this build has no DNS resolver "
-             "(configure --with-cares)", l->host);
+             "(configure --with-cares)", l->ccfg.target.host);
   }
   finish(l, r);
 #endif

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -540,61 +541,93 @@ int tri__server_draining(const tri_server *srv) {
 
 /* ---- listening -------------------------------------------------------- */
 
-TRI_API int tri_server_bind(tri_server *srv, const char *host_port) {
-  char host[256], port[16];
-  const char *colon, *hs, *he;
-  struct addrinfo hints, *res = NULL, *ai;
-  int fd = -1;
+/* Bind and listen on a Unix-domain socket (path or abstract name). */
+static int bind_unix(const tri__target *t, int *out_fd) {
+  struct sockaddr_un un;
+  socklen_t len;
+  int fd;
 
-  if (srv == NULL || host_port == NULL)
-    return TRI_EINVAL;
-  if (srv->started || srv->listen_fd >= 0)
-    return TRI_ESTATE;
-  if (host_port[0] == '[') {
-    he = strchr(host_port, ']');
-    if (he == NULL || he[1] != ':')
-      return TRI_EINVAL;
-    hs = host_port + 1;
-    colon = he + 1;
+  memset(&un, 0, sizeof(un));
+  un.sun_family = AF_UNIX;
+  if (t->kind == TRI__T_ABSTRACT) {
+    memcpy(un.sun_path + 1, t->path, strlen(t->path));
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                      strlen(t->path));
   } else {
-    colon = strrchr(host_port, ':');
-    if (colon == NULL)
-      return TRI_EINVAL;
-    hs = host_port;
-    he = colon;
+    memcpy(un.sun_path, t->path, strlen(t->path) + 1);
+    len = (socklen_t)sizeof(un);
   }
-  if ((size_t)(he - hs) >= sizeof(host) || strlen(colon + 1) >= sizeof(port) ||
-      colon[1] == '\0')
-    return TRI_EINVAL;
-  memcpy(host, hs, (size_t)(he - hs));
-  host[he - hs] = '\0';
-  strcpy(port, colon + 1);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return tri__fail(TRI_ESYS, "bind %s: socket: %s", t->where,
+                     strerror(errno));
+  if (bind(fd, (struct sockaddr *)&un, len) != 0 || listen(fd, 1024) != 0) {
+    int e = errno;
+    close(fd);
+    return tri__fail(TRI_ESYS, "bind %s: %s%s", t->where, strerror(e),
+                     e == EADDRINUSE && t->kind == TRI__T_UNIX
+                         ? " (remove the stale socket file first)"
+                         : "");
+  }
+  *out_fd = fd;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_bind(tri_server *srv, const char *host_port) {
+  struct addrinfo hints, *res = NULL, *ai;
+  tri__target t;
+  int fd = -1, rv, err = 0;
+
+  if (srv == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_bind: server is NULL");
+  if (srv->started || srv->listen_fd >= 0)
+    return tri__fail(TRI_ESTATE, "tri_server_bind: the server is already "
+                     "%s", srv->started ? "started" : "bound");
+  rv = tri__target_parse(host_port, 1, &t);
+  if (rv != TRI_OK)
+    return rv;
+  if (t.kind != TRI__T_TCP) {
+    rv = bind_unix(&t, &fd);
+    if (rv != TRI_OK)
+      return rv;
+    srv->port = 0;
+    srv->listen_fd = fd;
+    return TRI_OK;
+  }
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0)
-    return TRI_EINVAL;
+  rv = getaddrinfo(t.host[0] ? t.host : NULL, t.port, &hints, &res);
+  if (rv != 0)
+    return tri__fail(TRI_EINVAL, "bind %s: cannot resolve '%s': %s",
+                     t.where, t.host, gai_strerror(rv));
   for (ai = res; ai != NULL; ai = ai->ai_next) {
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                 ai->ai_protocol);
-    if (fd < 0)
+    if (fd < 0) {
+      err = errno;
       continue;
+    }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
       break;
+    err = errno;
     close(fd);
     fd = -1;
   }
   freeaddrinfo(res);
   if (fd < 0)
-    return TRI_ESYS;
+    return tri__fail(TRI_ESYS, "bind %s: %s", t.where,
+                     strerror(err ? err : EADDRNOTAVAIL));
   struct sockaddr_storage ss;
   socklen_t sl = sizeof(ss);
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+    err = errno;
     close(fd);
-    return TRI_ESYS;
+    return tri__fail(TRI_ESYS, "bind %s: getsockname: %s", t.where,
+                     strerror(err));
   }
   srv->port = ss.ss_family == AF_INET6
                   ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)

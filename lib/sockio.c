@@ -143,6 +143,19 @@ int tri__sock_read(tri__conn *c) {
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
       c->fatal = (int)r;
+      if (!c->is_server && c->phase == TRI__CONN_HANDSHAKE && n >= 8 &&
+          memcmp(rbuf, "HTTP/", 5) == 0) {
+        /* An HTTP/1 server read our preface as a bad request. */
+        int vlen = (int)strcspn((const char *)rbuf, " \r\n");
+        tri__conn_set_error(c, "peer at %s answered %.*s: it does not speak "
+                            "HTTP/2 with prior knowledge (h2c)",
+                            c->loop->ccfg.target.where,
+                            vlen > 16 ? 16 : vlen, (const char *)rbuf);
+      } else if (!c->is_server) {
+        tri__conn_set_error(c, "peer at %s broke the HTTP/2 protocol: %s",
+                            c->loop->ccfg.target.where,
+                            nghttp2_strerror((int)r));
+      }
       return -2;
     }
     /* A short read drained the socket: epoll (level-triggered) reports

@@ -53,6 +53,8 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   tri__cond_init(&s->snd_cv);
   s->deadline_ns = TRI__NO_DEADLINE;
   s->max_recv = max_recv;
+  s->max_recv_hint = "this server's limit";
+  s->max_recv_setter = "tri_server_opts_set_max_recv_size";
   s->rq_limit = rq_limit;
   s->sb_limit = sb_limit;
   tri__md_init(&s->req_md);

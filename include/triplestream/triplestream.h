@@ -92,6 +92,22 @@ TRI_API const char *tri_strerror(int code);
 TRI_API const char *tri_code_name(int code);
 
 /**
+ * Why the last failing library call on this thread failed, in a sentence
+ * that names the bad part and, where there is one, the setting that
+ * changes it: "target 'localhost': missing port (expected HOST:PORT, ...)",
+ * "bind 127.0.0.1:50051: Address already in use", or, after a failed
+ * tri_unary_call(), the call's status message ("cannot resolve
+ * 'nohost.invalid': Domain name not found").  Calls that succeed leave it
+ * unchanged (like errno); "" before any failure.
+ *
+ * Ownership: thread-local storage, valid until the next failing library
+ *   call on the same thread; copy it to keep it.
+ * Thread safety: any thread; each thread has its own.
+ * Since: 0.2
+ */
+TRI_API const char *tri_last_error(void);
+
+/**
  * Library version string ("0.1.0"), for checking the header against the
  * library actually loaded (compare with TRI_VERSION).
  *
