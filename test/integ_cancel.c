@@ -193,13 +193,7 @@ receiver_join(struct receiver *r, const char *what)
 static void
 assert_prompt(const char *what, int64_t t0_us, int64_t ret_us)
 {
-  int64_t el_us = ret_us - t0_us;
-  ck_assert_msg(el_us < tu_bound_ms(0, TU_HEADROOM_MS) * 1000,
-                "%s took %lld us (bound %lld ms: promptly + %d ms headroom "
-                "x %.0f)",
-                what, (long long)el_us, (long long)tu_bound_ms(0,
-                                                                TU_HEADROOM_MS),
-                TU_HEADROOM_MS, tu_mult());
+  TU_ASSERT_PROMPT(what, t0_us, ret_us);
 }
 
 /* A timeout or deadline of |promise_ms| started at |t0_us| ended at
@@ -208,16 +202,7 @@ static void
 assert_expired(const char *what, int64_t promise_ms, int64_t t0_us,
                int64_t ret_us)
 {
-  int64_t el_us = ret_us - t0_us;
-  ck_assert_msg(el_us >= promise_ms * 1000,
-                "%s: %lld ms timeout ended after only %lld us", what,
-                (long long)promise_ms, (long long)el_us);
-  ck_assert_msg(el_us < tu_bound_ms(promise_ms, TU_HEADROOM_MS) * 1000,
-                "%s: %lld ms timeout ended after %lld us (bound %lld ms: "
-                "%lld + %d ms headroom x %.0f)",
-                what, (long long)promise_ms, (long long)el_us,
-                (long long)tu_bound_ms(promise_ms, TU_HEADROOM_MS),
-                (long long)promise_ms, TU_HEADROOM_MS, tu_mult());
+  TU_ASSERT_EXPIRED(what, promise_ms, t0_us, ret_us);
 }
 
 /* Wait until a tu_hang handler runs and sleeps in its recv. */

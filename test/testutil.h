@@ -55,6 +55,39 @@
  * waiting for a CPU behind other jobs on a 2-core machine. */
 #define TU_HEADROOM_MS 200
 
+/*
+ * Assert that something that started at |t0_us| and ended at |end_us|
+ * (tu_now_us()) took at least |min_ms| and less than
+ * tu_bound_ms(|promise_ms|, |headroom_ms|).  A macro so that ck_assert
+ * runs in the test, not in a helper.
+ */
+#define TU_ASSERT_ELAPSED(what, min_ms, promise_ms, headroom_ms, t0_us,     \
+                          end_us)                                          \
+  do {                                                                     \
+    int64_t tu_el_ = (int64_t)(end_us) - (int64_t)(t0_us);                 \
+    int64_t tu_lo_ = (int64_t)(min_ms);                                    \
+    int64_t tu_hi_ = tu_bound_ms((promise_ms), (headroom_ms));             \
+    ck_assert_msg(tu_el_ >= tu_lo_ * 1000,                                 \
+                  "%s: took %lld us, must not end before %lld ms", (what), \
+                  (long long)tu_el_, (long long)tu_lo_);                   \
+    ck_assert_msg(tu_el_ < tu_hi_ * 1000,                                  \
+                  "%s: took %lld us, bound %lld ms (%lld promised + %lld " \
+                  "headroom x %.0f)",                                      \
+                  (what), (long long)tu_el_, (long long)tu_hi_,            \
+                  (long long)(promise_ms), (long long)(headroom_ms),       \
+                  tu_mult());                                              \
+  } while (0)
+
+/* Something the library should do at once (a wake-up on cancel, an
+ * answer that is already known). */
+#define TU_ASSERT_PROMPT(what, t0_us, end_us)                               \
+  TU_ASSERT_ELAPSED((what), 0, 0, TU_HEADROOM_MS, (t0_us), (end_us))
+
+/* A timeout or deadline of |ms| started at or after |t0_us|: it must not
+ * end early, and must end within TU_HEADROOM_MS (scaled) after. */
+#define TU_ASSERT_EXPIRED(what, ms, t0_us, end_us)                          \
+  TU_ASSERT_ELAPSED((what), (ms), (ms), TU_HEADROOM_MS, (t0_us), (end_us))
+
 /** CK_TIMEOUT_MULTIPLIER (>= 1; 1 when unset or invalid). */
 double tu_mult(void);
 /** Upper bound for a timing assertion: |promise_ms| + |headroom_ms| *
