@@ -292,6 +292,8 @@ teardown(void)
   ch = NULL;
   tri_server_free(srv);
   srv = NULL;
+  ck_assert_msg(tu_budgets_settle(2000) == 0,
+                "library budgets not back to zero after the test");
 }
 
 static tri_stream *

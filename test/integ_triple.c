@@ -54,11 +54,14 @@ static int h_flags(tri_stream *s, void *ud) {
 /* What the sink handler's recv returned; written by the handler thread,
  * read by the test once the client has its status. */
 static int sink_rc = -100;
+static int64_t sink_start_us, sink_end_us;
 static int h_sink(tri_stream *s, void *ud) {
   tri_buf *m = NULL;
   int rc;
   (void)ud;
+  sink_start_us = tu_now_us();
   rc = tri_stream_recv(s, &m);
+  sink_end_us = tu_now_us();
   __atomic_store_n(&sink_rc, rc, __ATOMIC_RELEASE);
   tri_buf_free(m);
   return rc == TRI_OK ? TRI_OK : rc;
@@ -105,7 +108,11 @@ static void setup(void) {
 
 static void teardown(void) {
   tri_channel_free(ch);
+  ch = NULL;
   tri_server_free(srv);
+  srv = NULL;
+  ck_assert_msg(tu_budgets_settle(2000) == 0,
+                "library budgets not back to zero after the test");
 }
 
 /* Unary call with group/version; returns the code, reply in |out|. */
@@ -244,15 +251,47 @@ START_TEST(test_zip_bomb_stops_at_limit) {
   ck_assert_ptr_nonnull(zeros);
   ck_assert_int_eq(tri_call_opts_set_compression(o, "gzip"), TRI_OK);
   ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 20000), TRI_OK);
-  int64_t t0 = tu_now_ms();
+  /* The server runs in this process: its memory is ours.  The zeros are
+   * calloc'd and never written, so they are not resident. */
+  int peak_reset = tu_reset_peak_rss() == 0;
+  long rss0 = tu_proc_status_kb("VmRSS");
+  int64_t t0 = tu_now_us();
   rv = tri_unary_call(ch, M_SINK, o, zeros, big, &r, &s);
+  int64_t t1 = tu_now_us();
+  long hwm = tu_proc_status_kb("VmHWM"), rss1 = tu_proc_status_kb("VmRSS");
   ck_assert_msg(rv == TRI_RESOURCE_EXHAUSTED, "zip bomb: %s",
                 tri_code_name(rv));
   tri_stream_wait_status(s, 0, &msg);
   ck_assert_msg(strstr(msg, "limit") != NULL, "message '%s'", msg);
   ck_assert_int_eq(sink_result(), TRI_RESOURCE_EXHAUSTED);
   fprintf(stderr, "measure: zip bomb (64 MiB of zeros, gzip) refused in %lld "
-          "ms: %s\n", (long long)(tu_now_ms() - t0), msg);
+          "us: %s; RSS %ld KiB before, peak %ld (%s), after %ld\n",
+          (long long)(t1 - t0), msg, rss0, hwm,
+          peak_reset ? "since the call" : "of the process", rss1);
+  fprintf(stderr, "measure: handler started %lld us after the call, its recv "
+          "returned %lld us later\n", (long long)(sink_start_us - t0),
+          (long long)(sink_end_us - sink_start_us));
+  /* Time: measured 340-420 ms, nearly all of it the client gzipping the
+   * 64 MiB (the server's recv returns as soon as the compressed message
+   * is in); the bound is 2 s (5x headroom for a loaded 2-core machine),
+   * x CK_TIMEOUT_MULTIPLIER under sanitizers and valgrind. */
+  TU_ASSERT_ELAPSED("zip bomb refused", 0, 0, 2000, t0, t1);
+  /* Memory: the server may inflate up to its 4 MiB limit and no further
+   * (PROTOCOL.md 3.5); measured peak growth 4.3-4.6 MiB (that and the
+   * client's deflate state).  Bound: 4 MiB + 8 MiB headroom for both
+   * sides' buffers and heap slack = 12 MiB, which still fails a server
+   * that inflates 3x its limit before checking.  Sanitizer runtimes and
+   * valgrind keep shadow memory and quarantine freed blocks, so there
+   * the bound is the bomb's size: inflating all of it still fails. */
+  {
+    long growth = (peak_reset ? hwm : rss1) - rss0;
+    long bound = tu_mult() > 1 ? 64L * 1024 : 12L * 1024;
+    ck_assert_msg(rss0 > 0 && hwm > 0, "cannot read /proc/self/status");
+    ck_assert_msg(growth < bound,
+                  "zip bomb: RSS grew %ld KiB (peak %ld, before %ld), bound "
+                  "%ld KiB",
+                  growth, hwm, rss0, bound);
+  }
   tri_stream_free(s);
   tri_call_opts_free(o);
   free(zeros);

@@ -25,7 +25,8 @@
  *  - over-limit message: RESOURCE_EXHAUSTED + RST_STREAM(CANCEL) (3.5, 6.3);
  *  - TCP close mid-stream with two blocked callers (8.12);
  *  - the request the client sends (2.1-2.12, 3.6, 11.9);
- *  - channel targets (IPv6 literal, localhost, malformed);
+ *  - channel targets (localhost, malformed; the IPv6 literal is in
+ *    integ_ipv6, which can report SKIP on its own);
  *  - freeing the channel while a finished call's request is still being
  *    written (tcase "teardown", last: under CK_FORK=no a failure there
  *    aborts the process).
@@ -34,6 +35,10 @@
  * rules on the shapes real peers use (a body after a non-gRPC answer, a
  * fresh channel, the wording 9.4 asks for); they are separate so that the
  * basic cases report on their own.
+ *
+ * Timing assertions are "promise + stated headroom" (testutil.h).  Every
+ * test ends with the library's budgets back at zero (the scripted server
+ * is not the library: only the client's budgets count).
  *
  * Every wait is bounded; everything is loopback.  Check runs each test in a
  * forked child (CK_FORK=no runs them in-process, e.g. under valgrind: every
@@ -119,6 +124,7 @@ typedef struct {
   int rst_after_trailers;  /* RST_STREAM(NO_ERROR) once trailers are out */
   int trailers_sent;
   int rst_sent;
+  int info_sent;           /* 1xx HEADERS blocks that went on the wire */
   int submit_failed;       /* nghttp2 refused something the script asked */
 } sv_stream;
 
@@ -538,8 +544,21 @@ cb_frame_send(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
       st->rst_sent = 1;
     return 0;
   }
-  if (f->hd.type != NGHTTP2_HEADERS ||
-      !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+  if (f->hd.type == NGHTTP2_HEADERS &&
+      !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    size_t i;
+    st = sv_stream_of(c, f->hd.stream_id);
+    if (st == NULL)
+      return 0;
+    for (i = 0; i < f->headers.nvlen; i++) {
+      const nghttp2_nv *nv = &f->headers.nva[i];
+      if (nv->namelen == 7 && memcmp(nv->name, ":status", 7) == 0 &&
+          nv->valuelen == 3 && nv->value[0] == '1')
+        st->info_sent++;
+    }
+    return 0;
+  }
+  if (f->hd.type != NGHTTP2_HEADERS)
     return 0;
   st = sv_stream_of(c, f->hd.stream_id);
   if (st == NULL)
@@ -1258,6 +1277,7 @@ typedef struct {
   char resp[64];       /* response payload (if OK), NUL-terminated */
   size_t resp_len;
   int64_t elapsed_ms;
+  int64_t t0_us, end_us; /* tu_now_us() around tri_unary_call() */
   int has_x_final;     /* "x-final" in the initial metadata */
   int trl_x_final;     /* "x-final" in the trailing metadata */
 } call_result;
@@ -1272,7 +1292,9 @@ unary(tri_channel *ch, const char *path, const tri_call_opts *o,
   int64_t t0 = tu_now_ms();
 
   memset(r, 0, sizeof(*r));
+  r->t0_us = tu_now_us();
   r->rv = tri_unary_call(ch, path, o, "ping", 4, &resp, &st);
+  r->end_us = tu_now_us();
   r->elapsed_ms = tu_now_ms() - t0;
   r->final = INT32_MIN;
   if (st != NULL) {
@@ -1334,6 +1356,16 @@ teardown(void)
   g_ch = NULL;
   sv_stop(g_sv);
   g_sv = NULL;
+  ck_assert_msg(tu_budgets_settle(2000) == 0,
+                "library budgets not back to zero after the test");
+}
+
+/* For the tcases whose tests make their own server and channel. */
+static void
+budgets_teardown(void)
+{
+  ck_assert_msg(tu_budgets_settle(2000) == 0,
+                "library budgets not back to zero after the test");
 }
 
 /* ================================================================ */
@@ -1390,23 +1422,28 @@ START_TEST(test_trailers_without_grpc_status)
 }
 END_TEST
 
+/* The scripted server sends "100 Continue" with nghttp2_submit_headers()
+ * (a HEADERS block without END_STREAM, before the response), and its
+ * on_frame_send callback counts 1xx blocks that really went out, so this
+ * test fails instead of passing vacuously if nghttp2 ever refuses it. */
 START_TEST(test_1xx_then_response)
 {
   call_result r;
   sv_stream *st;
-  int failed;
+  int found, failed, info;
 
   unary(g_ch, "/wire.Info/x", NULL, &r);
   pthread_mutex_lock(&g_sv->mu);
   st = sv_find(g_sv, "/wire.Info/x");
-  failed = st != NULL && st->submit_failed;
+  found = st != NULL;
+  failed = found && st->submit_failed;
+  info = found ? st->info_sent : 0;
   pthread_mutex_unlock(&g_sv->mu);
-  if (failed) {
-    /* nghttp2 refused to send a 1xx block as server: nothing to test. */
-    fprintf(stderr, "integ_wire: SKIP 1xx subcase: nghttp2 server cannot "
-                    "send a 1xx header block\n");
-    return;
-  }
+  ck_assert_msg(found, "the scripted server never saw /wire.Info/x");
+  ck_assert_msg(!failed, "nghttp2 refused to submit the 100 Continue block");
+  ck_assert_msg(info == 1,
+                "the scripted server sent %d 1xx header block(s), want 1",
+                info);
   EXPECT_CALL(&r, "/wire.Info/x (100 Continue, then 200)", TRI_OK);
   ck_assert_msg(r.resp_len == 4 && strcmp(r.resp, "pong") == 0,
                 "response after 1xx: got '%s' (%zu bytes)", r.resp,
@@ -1710,9 +1747,16 @@ START_TEST(test_max_concurrent_streams_warm)
   ck_assert_msg(max_active <= 2, "server saw %d concurrent streams, limit 2",
                 max_active);
   ck_assert_msg(n_streams == 9, "server saw %d streams, want 9", n_streams);
-  /* 8 calls held 200 ms each, 2 at a time: at least 4 rounds. */
-  ck_assert_msg(elapsed >= 700, "8 calls took only %lld ms",
+  /* 8 calls held 200 ms each, 2 at a time: 4 rounds, 800 ms promised.
+   * Headroom TU_HEADROOM_MS (x mult) for the whole run: each round only
+   * adds a slot hand-over on loopback. */
+  ck_assert_msg(elapsed >= 800, "8 calls took only %lld ms",
                 (long long)elapsed);
+  ck_assert_msg(elapsed < tu_bound_ms(800, TU_HEADROOM_MS),
+                "8 calls, 2 slots, 200 ms each took %lld ms, bound %lld ms "
+                "(800 + %d headroom x %.0f)",
+                (long long)elapsed, (long long)tu_bound_ms(800, TU_HEADROOM_MS),
+                TU_HEADROOM_MS, tu_mult());
 }
 END_TEST
 
@@ -1775,9 +1819,8 @@ START_TEST(test_max_concurrent_streams_deadline)
   unary(ch, "/wire.Hold/2000", o, &r);
   EXPECT_CALL(&r, "third call waiting for a slot (100 ms deadline)",
               TRI_DEADLINE_EXCEEDED);
-  ck_assert_msg(r.elapsed_ms >= 90 && r.elapsed_ms < 1500,
-                "deadline of 100 ms ended the call after %lld ms",
-                (long long)r.elapsed_ms);
+  TU_ASSERT_EXPIRED("100 ms deadline while waiting for a stream slot", 100,
+                    r.t0_us, r.end_us);
   tri_call_opts_free(o);
 
   for (i = 0; i < 2; i++) {
@@ -1802,8 +1845,9 @@ START_TEST(test_server_pings)
   unary(g_ch, "/wire.Ping/x", NULL, &r);
   EXPECT_CALL(&r, "/wire.Ping/x", TRI_OK);
   ck_assert_str_eq(r.resp, "pong");
-  ck_assert_msg(r.elapsed_ms >= 400, "call took only %lld ms",
-                (long long)r.elapsed_ms);
+  /* The script answers after 11 timers of 50 ms: 550 ms promised. */
+  TU_ASSERT_EXPIRED("call with 10 server PINGs 50 ms apart", 550, r.t0_us,
+                    r.end_us);
   pthread_mutex_lock(&g_sv->mu);
   acks = g_sv->ping_acks;
   pthread_mutex_unlock(&g_sv->mu);
@@ -1868,11 +1912,13 @@ START_TEST(test_max_recv_size)
   tri_call_opts_free(o);
   EXPECT_CALL(&r, "/wire.Big/2000 with max recv 1024",
               TRI_RESOURCE_EXHAUSTED);
-  ck_assert_msg(r.elapsed_ms < 2500,
-                "over-limit message detected only after %lld ms",
-                (long long)r.elapsed_ms);
+  /* The 2000-byte message is sent at once and the trailers only 3 s
+   * later: the client must fail when the message arrives, not wait. */
+  TU_ASSERT_PROMPT("over-limit message detected", r.t0_us, r.end_us);
   ck_assert_msg(sv_wait(g_sv, pred_rst_recv, path, TU_WAIT_MS),
                 "server never got RST_STREAM from the client");
+  TU_ASSERT_PROMPT("over-limit message -> RST_STREAM at the server", r.t0_us,
+                   tu_now_us());
   pthread_mutex_lock(&g_sv->mu);
   st = sv_find(g_sv, path);
   rst = st->rst_recv;
@@ -1894,6 +1940,7 @@ typedef struct {
   tu_blocker blk;
   int got_headers;
   int rv;
+  int64_t returned_us;
   pthread_t t;
 } blocked_reader;
 
@@ -1908,6 +1955,7 @@ reader_main(void *p)
   tu_blocker_arrive(&b->blk);
   for (i = 0; i < 100; i++) {
     b->rv = tri_stream_recv(b->s, &m);
+    b->returned_us = tu_now_us();
     if (b->rv != TRI_OK)
       break;
     tri_buf_free(m);
@@ -1919,6 +1967,7 @@ reader_main(void *p)
 START_TEST(test_tcp_close_mid_stream)
 {
   blocked_reader b[2];
+  int64_t t0;
   int i;
 
   for (i = 0; i < 2; i++) {
@@ -1932,12 +1981,17 @@ START_TEST(test_tcp_close_mid_stream)
   for (i = 0; i < 2; i++)
     ck_assert_msg(tu_blocker_wait(&b[i].blk, TU_WAIT_MS, TU_SETTLE_MS) >= 0,
                   "reader %d never blocked in recv", i);
+  t0 = tu_now_us();
   sv_close_conns(g_sv);
   for (i = 0; i < 2; i++) {
     const char *msg = "";
     int st;
     ck_assert_msg(tu_thread_join(b[i].t, TU_WAIT_MS, NULL) == 0,
                   "reader %d still blocked after the connection closed", i);
+    /* sv_close_conns() wakes the server thread, which closes the
+     * sockets; EOF must then wake the readers at once. */
+    TU_ASSERT_PROMPT("TCP close -> blocked recv returns", t0,
+                     b[i].returned_us);
     ck_assert_msg(b[i].got_headers, "reader %d never got response headers",
                   i);
     ck_assert_msg(b[i].rv == TRI_UNAVAILABLE,
@@ -2181,30 +2235,6 @@ echo_over(const char *target)
   tri_channel_free(ch);
 }
 
-START_TEST(test_target_ipv6_literal)
-{
-  tri_server *srv = NULL;
-  char target[64];
-  int rv;
-
-  ck_assert_int_eq(tri_server_new(&srv, NULL), TRI_OK);
-  ck_assert_int_eq(tri_server_register(srv, M_ECHO, tu_echo_handler, NULL),
-                   TRI_OK);
-  rv = tri_server_bind(srv, "[::1]:0");
-  if (rv != TRI_OK) {
-    /* No IPv6 loopback on this machine: the only allowed skip. */
-    fprintf(stderr, "integ_wire: SKIP [::1] target: bind failed: %s (%s)\n",
-            tu_code(rv), strerror(errno));
-    tri_server_free(srv);
-    return;
-  }
-  ck_assert_int_eq(tri_server_start(srv), TRI_OK);
-  snprintf(target, sizeof(target), "[::1]:%d", tri_server_port(srv));
-  echo_over(target);
-  tri_server_free(srv);
-}
-END_TEST
-
 START_TEST(test_target_localhost)
 {
   static const tu_method m[] = {{M_ECHO, tu_echo_handler, NULL}};
@@ -2272,19 +2302,21 @@ wire_suite(void)
   suite_add_tcase(s, tc);
 
   tcase_set_timeout(lim, TU_TCASE_TIMEOUT);
+  tcase_add_checked_fixture(lim, NULL, budgets_teardown);
   tcase_add_test(lim, test_max_concurrent_streams_warm);
   tcase_add_test(lim, test_max_concurrent_streams_cold);
   tcase_add_test(lim, test_max_concurrent_streams_deadline);
   suite_add_tcase(s, lim);
 
   tcase_set_timeout(tgt, TU_TCASE_TIMEOUT);
-  tcase_add_test(tgt, test_target_ipv6_literal);
+  tcase_add_checked_fixture(tgt, NULL, budgets_teardown);
   tcase_add_test(tgt, test_target_localhost);
   tcase_add_test(tgt, test_target_malformed);
   suite_add_tcase(s, tgt);
 
   /* Last: it may abort the process under CK_FORK=no (library bug). */
   tcase_set_timeout(race, TU_TCASE_TIMEOUT);
+  tcase_add_checked_fixture(race, NULL, budgets_teardown);
   tcase_add_test(race, test_channel_free_with_unsent_request);
   suite_add_tcase(s, race);
   return s;

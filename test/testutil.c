@@ -1,6 +1,7 @@
 /*
  * Helpers for the loopback integration suites; see testutil.h.
- * Public API of libtriplestream only, plus POSIX and Linux /proc.
+ * Public API of libtriplestream plus POSIX and Linux /proc; the one
+ * internal hook is lib/budget.h (tu_budgets_settle()).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -10,6 +11,8 @@
 #endif
 
 #include "testutil.h"
+
+#include "budget.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,6 +50,99 @@ tu_sleep_ms(int ms)
   ts.tv_nsec = (long)(ms % 1000) * 1000000L;
   while (nanosleep(&ts, &rem) == -1 && errno == EINTR)
     ts = rem;
+}
+
+/* ---------------------------------------------------------------- */
+
+double
+tu_mult(void)
+{
+  const char *e = getenv("CK_TIMEOUT_MULTIPLIER");
+  char *end = NULL;
+  double m;
+
+  if (e == NULL || *e == '\0')
+    return 1.0;
+  m = strtod(e, &end);
+  if (end == e || !(m >= 1.0) || m > 1000.0)
+    return 1.0;
+  return m;
+}
+
+int64_t
+tu_bound_ms(int64_t promise_ms, int64_t headroom_ms)
+{
+  return promise_ms + (int64_t)((double)headroom_ms * tu_mult());
+}
+
+static int
+budgets_zero(const tri__budgets *b)
+{
+  return b->streams == 0 && b->conns == 0 && b->rq_bytes == 0 &&
+         b->conn_rq_bytes == 0 && b->partial_bytes == 0 &&
+         b->ring_bytes == 0 && b->conn_owed == 0;
+}
+
+int
+tu_budgets_settle(int timeout_ms)
+{
+  int64_t end = tu_now_ms() + (int64_t)((double)timeout_ms * tu_mult());
+  tri__budgets b;
+  long i;
+
+  /* Bounded: at most timeout / 2 ms polls (and the clock check). */
+  for (i = 0; i < 1000000; i++) {
+    tri__budgets_get(&b);
+    if (budgets_zero(&b))
+      return 0;
+    if (tu_now_ms() > end)
+      break;
+    tu_sleep_ms(2);
+  }
+  fprintf(stderr,
+          "testutil: library budgets not back to zero %d ms after the "
+          "test freed everything: streams=%lld conns=%lld rq_bytes=%lld "
+          "conn_rq_bytes=%lld partial_bytes=%lld ring_bytes=%lld "
+          "conn_owed=%lld (loops=%lld)\n",
+          timeout_ms, (long long)b.streams, (long long)b.conns,
+          (long long)b.rq_bytes, (long long)b.conn_rq_bytes,
+          (long long)b.partial_bytes, (long long)b.ring_bytes,
+          (long long)b.conn_owed, (long long)b.loops);
+  return -1;
+}
+
+long
+tu_proc_status_kb(const char *field)
+{
+  char line[256];
+  size_t fl = strlen(field);
+  long kb = -1;
+  FILE *f = fopen("/proc/self/status", "re");
+
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+      kb = strtol(line + fl + 1, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
+int
+tu_reset_peak_rss(void)
+{
+  FILE *f = fopen("/proc/self/clear_refs", "we");
+  int rv;
+
+  if (f == NULL)
+    return -1;
+  rv = fputs("5", f) < 0 ? -1 : 0;
+  if (fclose(f) != 0)
+    rv = -1;
+  return rv;
 }
 
 /* ---------------------------------------------------------------- */
@@ -423,6 +519,7 @@ tu_hang_init(tu_hang *h)
   atomic_store(&h->last_rc, INT32_MIN);
   atomic_store(&h->draining, 0);
   atomic_store(&h->remaining_ms, -2);
+  atomic_store(&h->ended_us, 0);
 }
 
 void
@@ -450,6 +547,7 @@ tu_hang_handler(tri_stream *s, void *user_data)
       break;
     tri_buf_free(m);
   }
+  atomic_store(&h->ended_us, (long long)tu_now_us());
   atomic_store(&h->draining, tri_stream_server_draining(s));
   atomic_store(&h->last_rc, rv);
   atomic_fetch_add(&h->n_ended, 1);

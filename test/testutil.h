@@ -1,6 +1,10 @@
 /*
  * Helpers for the loopback integration suites (test/integ_*.c).  They use
- * only the public API of libtriplestream plus POSIX.
+ * the public API of libtriplestream plus POSIX, with one internal hook:
+ * tu_budgets_settle() reads the library's process-wide budget counters
+ * (lib/budget.h, tri__budgets_get(); the suites link the convenience
+ * library) so that every test can assert that everything it took was
+ * given back.
  *
  * None of these helpers calls ck_assert: they return an error value and
  * print why on stderr, so they can also be used from handler threads and
@@ -22,8 +26,99 @@
  * CK_TIMEOUT_MULTIPLIER. */
 #define TU_TCASE_TIMEOUT 60
 
-/* Generous upper bound used by "returned within" assertions, in ms. */
+/*
+ * Bound on waits for a precondition that the test itself arranges (a
+ * handler started, a thread went to sleep, a server noticed a frame), in
+ * ms.  It only keeps a broken run from hanging: it is NOT the bound of a
+ * timing assertion.  A test that asserts how long the library took uses
+ * tu_bound_ms() with the promised time and a stated headroom.
+ */
 #define TU_WAIT_MS 5000
+
+/* ---------------------------------------------------------------- */
+/* Timing thresholds                                                 */
+/* ---------------------------------------------------------------- */
+
+/*
+ * A timing assertion is "what the behaviour promises + stated headroom":
+ * a 200 ms deadline must end in [200, 200 + headroom).  Headroom absorbs
+ * scheduling on a loaded machine (CI shares 2 cores with other jobs), not
+ * slowness of the library.  Under sanitizers and valgrind everything runs
+ * several times slower; CI says so with CK_TIMEOUT_MULTIPLIER (4 for TSan
+ * and ASan, 20 for valgrind), and the headroom is multiplied by it.
+ */
+
+/* Headroom for one wake-up or one reaction to an event that the library
+ * should handle at once (a cancel waking a blocked thread, a timer firing,
+ * an answer that is already known): the measured cancel -> wake-up p99 is
+ * well under 1 ms; 200 ms covers a woken thread and the I/O thread each
+ * waiting for a CPU behind other jobs on a 2-core machine. */
+#define TU_HEADROOM_MS 200
+
+/*
+ * Assert that something that started at |t0_us| and ended at |end_us|
+ * (tu_now_us()) took at least |min_ms| and less than
+ * tu_bound_ms(|promise_ms|, |headroom_ms|).  A macro so that ck_assert
+ * runs in the test, not in a helper.
+ */
+#define TU_ASSERT_ELAPSED(what, min_ms, promise_ms, headroom_ms, t0_us,     \
+                          end_us)                                          \
+  do {                                                                     \
+    int64_t tu_el_ = (int64_t)(end_us) - (int64_t)(t0_us);                 \
+    int64_t tu_lo_ = (int64_t)(min_ms);                                    \
+    int64_t tu_hi_ = tu_bound_ms((promise_ms), (headroom_ms));             \
+    ck_assert_msg(tu_el_ >= tu_lo_ * 1000,                                 \
+                  "%s: took %lld us, must not end before %lld ms", (what), \
+                  (long long)tu_el_, (long long)tu_lo_);                   \
+    ck_assert_msg(tu_el_ < tu_hi_ * 1000,                                  \
+                  "%s: took %lld us, bound %lld ms (%lld promised + %lld " \
+                  "headroom x %.0f)",                                      \
+                  (what), (long long)tu_el_, (long long)tu_hi_,            \
+                  (long long)(promise_ms), (long long)(headroom_ms),       \
+                  tu_mult());                                              \
+  } while (0)
+
+/* Something the library should do at once (a wake-up on cancel, an
+ * answer that is already known). */
+#define TU_ASSERT_PROMPT(what, t0_us, end_us)                               \
+  TU_ASSERT_ELAPSED((what), 0, 0, TU_HEADROOM_MS, (t0_us), (end_us))
+
+/* A timeout or deadline of |ms| started at or after |t0_us|: it must not
+ * end early, and must end within TU_HEADROOM_MS (scaled) after. */
+#define TU_ASSERT_EXPIRED(what, ms, t0_us, end_us)                          \
+  TU_ASSERT_ELAPSED((what), (ms), (ms), TU_HEADROOM_MS, (t0_us), (end_us))
+
+/** CK_TIMEOUT_MULTIPLIER (>= 1; 1 when unset or invalid). */
+double tu_mult(void);
+/** Upper bound for a timing assertion: |promise_ms| + |headroom_ms| *
+ * tu_mult(). */
+int64_t tu_bound_ms(int64_t promise_ms, int64_t headroom_ms);
+
+/* ---------------------------------------------------------------- */
+/* Library budgets (the one internal hook)                           */
+/* ---------------------------------------------------------------- */
+
+/**
+ * Poll the library's budget counters (tri__budgets_get()) every 2 ms until
+ * streams, conns, rq_bytes, conn_rq_bytes, partial_bytes, ring_bytes and
+ * conn_owed are all zero: returns 0.  After |timeout_ms| (scaled by
+ * tu_mult(): this is a wait, the counters drop as the last references
+ * go) prints the non-zero counters on stderr and returns -1.  Call it
+ * after the test freed every server, channel and stream it made.
+ */
+int tu_budgets_settle(int timeout_ms);
+
+/* ---------------------------------------------------------------- */
+/* Memory of this process                                            */
+/* ---------------------------------------------------------------- */
+
+/** A "Vm...:" field of /proc/self/status in KiB ("VmRSS", "VmHWM"), or
+ * -1. */
+long tu_proc_status_kb(const char *field);
+/** Reset this process's peak RSS (VmHWM) to the current RSS (writes "5"
+ * to /proc/self/clear_refs).  0, or -1 when the kernel does not allow it
+ * (VmHWM then keeps the peak of the whole process life). */
+int tu_reset_peak_rss(void);
 
 /* ---------------------------------------------------------------- */
 /* Clocks                                                            */
@@ -168,7 +263,8 @@ int tu_echo_handler(tri_stream *s, void *user_data);
  * State of tu_hang_handler(), passed as its user_data.  The handler posts
  * |started|, calls tu_blocker_arrive(&blocked) and blocks in
  * tri_stream_recv() (messages that do arrive are dropped), stores what the
- * recv that ended it returned in |last_rc|, records
+ * recv that ended it returned in |last_rc| and when in |ended_us|,
+ * records
  * tri_stream_server_draining() and tri_stream_remaining_ms() and posts
  * |ended|.  It never sends anything.  |blocked| is only meaningful when
  * one hang stream at a time is running.
@@ -182,6 +278,7 @@ typedef struct {
   atomic_int last_rc;        /* INT32_MIN until a handler ended */
   atomic_int draining;       /* server_draining() when recv returned */
   atomic_llong remaining_ms; /* remaining_ms() at handler start */
+  atomic_llong ended_us;     /* tu_now_us() when the last recv returned */
 } tu_hang;
 
 void tu_hang_init(tu_hang *h);

@@ -7,11 +7,17 @@
  * during the attack vs a 1 s baseline, server RSS before/peak/after) and
  * one "outcome:" line (what the server did to the attacking connection),
  * then asserts:
- *   - the attack outcome the issue asks for (closed with the right GOAWAY
- *     code, stream refused, handler gave up at its deadline, ...);
+ *   - the server's documented reaction (README "Limits and defaults",
+ *     doc/DESIGN.md "Server protection"): the GOAWAY error code, the limit
+ *     at which it comes, RESOURCE_EXHAUSTED for streams over a
+ *     connection's handler share, a handler's send giving up at its
+ *     deadline, the 10 s handshake timeout;
  *   - server RSS growth stays under a bound;
- *   - the healthy client had no failure and at least one successful call
- *     in every 100 ms window of the attack.
+ *   - the healthy client had no failure, at least one successful call in
+ *     every 100 ms window of the attack, and a call rate during the attack
+ *     of at least half its baseline (measured in the 1 s just before).
+ * Timing bounds are promise + stated headroom, the headroom multiplied by
+ * CK_TIMEOUT_MULTIPLIER (hutil_mult()) under sanitizers.
  * All failed conditions of a test are reported together.
  *
  * The server runs in a child process forked before this process starts
@@ -43,6 +49,19 @@
 #define RSS_BOUND_KB (64L * 1024)
 /* Library default send buffer (triplestream.h, tri_server_opts_new). */
 #define DEFAULT_SEND_BUFFER (256L * 1024)
+/* README "Limits and defaults": client RST_STREAMs per second per
+ * connection before GOAWAY(ENHANCE_YOUR_CALM). */
+#define DEFAULT_MAX_RESETS_PER_S 500
+/* README: handler threads up to 256; handlers per client connection max
+ * workers / 8 (at least 16). */
+#define DEFAULT_PER_CONN (256 / 8)
+/* README: server handshake timeout. */
+#define HANDSHAKE_MS 10000
+/* Headroom for a timer-driven reaction of the server (a deadline, the
+ * handshake timeout): its I/O or handler thread must get a CPU on a
+ * loaded 2-core machine, and the attack itself keeps it busy.  Measured
+ * lateness: 0-15 ms. */
+#define TIMER_HEADROOM_MS 200
 
 /* ---- failure collection ------------------------------------------------ */
 
@@ -87,14 +106,51 @@ static void check_healthy(errs *e, const measure *m, const char *name) {
          name, m->base.per_s);
   /* Full service = every call succeeds and at most 1 in 20 windows of
    * 100 ms passes without a completed call (a VM hiccup is not an attack
-   * getting through); sanitized builds run ~10x slower, so 1 in 4 there. */
-  failif(e, m->attack.empty_windows > (HUTIL_SANITIZED ? m->attack.windows / 4
-                                                       : m->attack.windows / 20),
+   * getting through; rounded up, so a 1.5 s attack may have one);
+   * sanitized builds run ~10x slower, so 1 in 4 there. */
+  failif(e, m->attack.empty_windows >
+                (HUTIL_SANITIZED ? (m->attack.windows + 3) / 4
+                                 : (m->attack.windows + 19) / 20),
          "%s: healthy client had %d of %d 100 ms windows without a "
          "successful call (longest gap %lld ms; %.0f calls/s vs baseline "
          "%.0f/s)",
          name, m->attack.empty_windows, m->attack.windows,
          (long long)m->attack.max_gap_ms, m->attack.per_s, m->base.per_s);
+  /* "Keeps service" is a rate: the attack may take at most half of what
+   * the healthy client got in the 1 s just before it.  Measured over 4
+   * runs of all attacks on a shared 2-core VM: 57-230 % of baseline (the
+   * other tenants move both numbers; the attacker's own writes share the
+   * two cores), hence 50 %, not 90 %.  A ratio of two rates measured the
+   * same way needs no scaling under sanitizers. */
+  failif(e, m->attack.per_s < 0.5 * m->base.per_s,
+         "%s: healthy client's call rate fell to %.0f/s during the attack, "
+         "below half its baseline of %.0f/s just before",
+         name, m->attack.per_s, m->base.per_s);
+}
+
+/* Exactly one GOAWAY with |code| was the server's answer. */
+static void check_goaway(errs *e, h2reader *r, const char *name,
+                         uint32_t code) {
+  failif(e, atomic_load(&r->goaways) == 0,
+         "%s: server sent no GOAWAY (want %s): %s", name, h2_errname(code),
+         h2reader_summary(r));
+  failif(e, atomic_load(&r->goaways) > 0 &&
+                atomic_load(&r->goaway_code) != code,
+         "%s: GOAWAY code %s, want %s", name,
+         h2_errname(atomic_load(&r->goaway_code)), h2_errname(code));
+}
+
+/* A timer-driven reaction due |promise_ms| after its start took
+ * |took_ms|: not early, at most TIMER_HEADROOM_MS x mult late. */
+static void check_timer(errs *e, const char *name, const char *what,
+                        long long promise_ms, long long min_ms,
+                        long long took_ms) {
+  long long hi = promise_ms + (long long)(TIMER_HEADROOM_MS * hutil_mult());
+  failif(e, took_ms < min_ms || took_ms >= hi,
+         "%s: %s after %lld ms; promised %lld ms, allowed [%lld, %lld) "
+         "(headroom %d ms x %.0f)",
+         name, what, took_ms, promise_ms, min_ms, hi, TIMER_HEADROOM_MS,
+         hutil_mult());
 }
 
 static void check_rss(errs *e, const measure *m, const char *name,
@@ -128,16 +184,16 @@ static int attack_write(int fd, h2reader *r, const h2buf *b, int timeout_ms) {
   return h2_write_all(fd, b->p, b->len, timeout_ms, NULL) == 0 ? 0 : -1;
 }
 
-static int is_calm_code(uint32_t c) {
-  return c == H2_ENHANCE_YOUR_CALM || c == H2_PROTOCOL_ERROR;
-}
-
 /* ------------------------------------------------------------------ */
 /* Rapid reset (CVE-2023-44487)                                        */
 /* ------------------------------------------------------------------ */
 
-START_TEST(t_rapid_reset) {
-  const char *name = "rapid_reset";
+/* Rapid reset against a server whose limit is |limit| resets per second
+ * (0 = library default, DEFAULT_MAX_RESETS_PER_S). */
+static void rapid_reset(int limit) {
+  const char *name = limit ? "rapid_reset_limit" : "rapid_reset";
+  const int eff = limit ? limit : DEFAULT_MAX_RESETS_PER_S;
+  hsrv_cfg cfg = {0, 0, -1, 0, 0, limit};
   hsrv srv;
   measure m;
   h2reader r;
@@ -146,7 +202,7 @@ START_TEST(t_rapid_reset) {
   const long N = 20000;
   long sent = 0;
 
-  ck_assert_int_eq(hsrv_start(&srv, NULL), 0);
+  ck_assert_int_eq(hsrv_start(&srv, &cfg), 0);
   ck_assert_int_eq(measure_begin(&m, &srv), 0);
   int fd = attack_conn(&srv, NULL, 0);
   h2reader_start(&r, fd, 1);
@@ -171,21 +227,35 @@ START_TEST(t_rapid_reset) {
   measure_end(&m, name, 1500);
   outcome(name, &r);
   int started = atomic_load(&srv.sh->started[HK_HANG]);
-  printf("outcome: %s sent %ld HEADERS+RST_STREAM pairs in %lld ms; server "
-         "started %d handlers; handler ends: %s\n",
-         name, sent, (long long)(t_sent - t0), started,
+  uint32_t last = atomic_load(&r.goaway_last_sid);
+  printf("outcome: %s limit %d/s: sent %ld HEADERS+RST_STREAM pairs in %lld "
+         "ms; GOAWAY last-stream-id %u; server started %d handlers; handler "
+         "ends: %s\n",
+         name, eff, sent, (long long)(t_sent - t0), last, started,
          hsrv_rc_summary(&srv, HK_HANG));
 
-  int goaway = atomic_load(&r.goaways) > 0;
-  uint32_t code = atomic_load(&r.goaway_code);
-  int closed_ok = goaway && is_calm_code(code);
-  int throttled = !goaway && !atomic_load(&r.closed) && started <= N / 10;
-  failif(&e, !closed_ok && !throttled,
-         "%s: expected GOAWAY(ENHANCE_YOUR_CALM or PROTOCOL_ERROR) or a "
-         "throttled connection; got goaway=%d code=%s closed=%d after %ld "
-         "pairs, %d handlers started",
-         name, goaway, goaway ? h2_errname(code) : "-",
-         atomic_load(&r.closed), sent, started);
+  /* README: more than max_resets_per_s resets in a second ends the
+   * connection with GOAWAY(ENHANCE_YOUR_CALM). */
+  check_goaway(&e, &r, name, H2_ENHANCE_YOUR_CALM);
+  failif(&e, !atomic_load(&r.closed),
+         "%s: connection still open after the GOAWAY", name);
+  /* ... not before reset number limit + 1: the last stream the server
+   * processed is at least pair limit + 1 (id 2 * limit + 1).  It may be
+   * later: only streams reset before the server answered count (README),
+   * and streams over the connection's handler share are answered
+   * RESOURCE_EXHAUSTED at once, so their resets do not count (seen:
+   * last-stream-id 201..1593 for limit 100). */
+  failif(&e, atomic_load(&r.goaways) > 0 && last < (uint32_t)(2 * eff + 1),
+         "%s: GOAWAY after stream %u, before %d resets (limit %d/s)", name,
+         last, eff + 1, eff);
+  /* What the limit protects: handlers started for streams the client
+   * reset.  At most limit + 1 in the counting second (measured: exactly
+   * limit + 1), + 10 % for a handler that answered before its stream's
+   * reset was read; sanitized builds may spread the attack over more
+   * than one counting second: 4x there. */
+  failif(&e, started > (HUTIL_SANITIZED ? 4 * (eff + 1) : eff + 1 + eff / 10),
+         "%s: %d handlers started for reset streams, limit %d/s", name,
+         started, eff);
   check_rss(&e, &m, name, RSS_BOUND_KB);
   check_healthy(&e, &m, name);
 
@@ -196,6 +266,12 @@ START_TEST(t_rapid_reset) {
   hsrv_kill(&srv);
   ERRS_DONE(&e, name);
 }
+
+START_TEST(t_rapid_reset) { rapid_reset(0); }
+END_TEST
+
+/* The configured limit is the one applied. */
+START_TEST(t_rapid_reset_limit) { rapid_reset(100); }
 END_TEST
 
 /* ------------------------------------------------------------------ */
@@ -245,12 +321,12 @@ static void flood(int settings_flood) {
          sent, (long long)(t_sent - t0),
          wrv == 0 ? "ok" : wrv == -2 ? "timed out (server stopped reading)"
                                      : strerror(errno));
-  int closed = atomic_load(&r.closed);
-  long growth = m.rss_peak_kb - m.rss_before_kb;
-  failif(&e, !closed && growth > 32 * 1024,
-         "%s: connection neither closed nor memory bounded: still open "
-         "after %ld frames, RSS grew %ld KiB",
-         name, sent, growth);
+  /* DESIGN.md: floods end the session with a hand-written GOAWAY with
+   * the right code, ENHANCE_YOUR_CALM (nghttp2 reports them as
+   * NGHTTP2_ERR_FLOODED), and the connection is closed. */
+  check_goaway(&e, &r, name, H2_ENHANCE_YOUR_CALM);
+  failif(&e, !atomic_load(&r.closed),
+         "%s: connection still open after %ld frames", name, sent);
   check_rss(&e, &m, name, RSS_BOUND_KB);
   check_healthy(&e, &m, name);
 
@@ -325,6 +401,17 @@ START_TEST(t_continuation_flood) {
          name, sent, sent * 1012 / 1024);
   failif(&e, atomic_load(&srv.sh->started[HK_HANG]) > 0,
          "%s: a handler was started for the flooded stream", name);
+  /* nghttp2 stops at 8 CONTINUATIONs (max_continuations) with a fatal
+   * error that is not a "flood" error, so conn_raw_goaway() answers
+   * PROTOCOL_ERROR (measured); ENHANCE_YOUR_CALM would be right too.  Any
+   * other answer, or none, is wrong. */
+  failif(&e, atomic_load(&r.goaways) == 0 ||
+                (atomic_load(&r.goaway_code) != H2_PROTOCOL_ERROR &&
+                 atomic_load(&r.goaway_code) != H2_ENHANCE_YOUR_CALM),
+         "%s: want GOAWAY(PROTOCOL_ERROR or ENHANCE_YOUR_CALM): %s", name,
+         h2reader_summary(&r));
+  failif(&e, !atomic_load(&r.closed),
+         "%s: connection still open after the GOAWAY", name);
   check_rss(&e, &m, name, RSS_BOUND_KB);
   check_healthy(&e, &m, name);
 
@@ -422,6 +509,20 @@ START_TEST(t_oversized_headers) {
          "%s: %d handler(s) ran for requests whose header list exceeds the "
          "limit",
          name, atomic_load(&srv.sh->started[HK_HANG]));
+  /* README: a header list over the 32 KiB limit gets RESOURCE_EXHAUSTED
+   * (A: 3x over, one request: that stream only, the connection stays);
+   * one far over it (the HPACK bomb, B) ends the connection with
+   * GOAWAY(ENHANCE_YOUR_CALM). */
+  failif(&e, atomic_load(&r1.grpc_status[TRI_RESOURCE_EXHAUSTED]) != 1,
+         "%s: A: want grpc-status 8 (RESOURCE_EXHAUSTED) for the 96 KiB "
+         "header list: %s",
+         name, h2reader_summary(&r1));
+  failif(&e, atomic_load(&r1.goaways) > 0 || atomic_load(&r1.closed),
+         "%s: A: one oversized request must not cost the connection: %s",
+         name, h2reader_summary(&r1));
+  check_goaway(&e, &r2, name, H2_ENHANCE_YOUR_CALM);
+  failif(&e, !atomic_load(&r2.closed),
+         "%s: B: connection still open after the GOAWAY", name);
   check_rss(&e, &m, name, RSS_BOUND_KB);
   check_healthy(&e, &m, name);
 
@@ -497,10 +598,16 @@ START_TEST(t_zero_window) {
          "%s: handlers' blocked send should end with "
          "TRI_DEADLINE_EXCEEDED; got %s",
          name, hsrv_rc_summary(&srv, HK_BIG));
-  failif(&e, fmin != INT64_MAX && (fmin < 2700 || fmax > 4500),
-         "%s: blocked send gave up %lld..%lld ms after handler start; the "
-         "deadline was 3000 ms",
-         name, fmin, fmax);
+  /* The 3 s deadline runs from the request's arrival; the handler starts
+   * a little later (up to 300 ms for 64 handler threads started on demand
+   * on a loaded machine), so its blocked send may give up a little before
+   * 3000 ms after the handler's start, never after 3000 + headroom.
+   * Measured: 2997..3000. */
+  failif(&e, fmin == INT64_MAX, "%s: no handler's send failed", name);
+  if (fmin != INT64_MAX) {
+    check_timer(&e, name, "first blocked send gave up", 3000, 2700, fmin);
+    check_timer(&e, name, "last blocked send gave up", 3000, 2700, fmax);
+  }
   failif(&e, maxsent > DEFAULT_SEND_BUFFER + HSRV_BIG_MSG,
          "%s: a handler got %lld bytes queued with a zero window; bound is "
          "send buffer + one message = %ld",
@@ -580,6 +687,29 @@ START_TEST(t_abandoned_streams) {
          name, CONNS, ss[H2_S_MAX_CONCURRENT_STREAMS], started,
          started - ended, ended, hsrv_rc_summary(&srv, HK_HANG), refused,
          status8, nclosed);
+  /* README: each client connection runs at most max_workers / 8 = 32
+   * handlers (and queues as many, for the 1000 ms queue timeout); every
+   * other stream is refused with RESOURCE_EXHAUSTED.  After 4 s all
+   * queued ones timed out too: exactly per - 32 refusals per connection.
+   * Sanitized builds may not have refused the last ones yet. */
+  long per = ss[H2_S_MAX_CONCURRENT_STREAMS] > 2000
+                 ? 2000
+                 : (long)ss[H2_S_MAX_CONCURRENT_STREAMS];
+  failif(&e, started != CONNS * DEFAULT_PER_CONN,
+         "%s: %d handlers started for %d silent connections, want %d per "
+         "connection",
+         name, started, CONNS, DEFAULT_PER_CONN);
+  for (int c = 0; c < CONNS; c++) {
+    long st8 = atomic_load(&r[c].grpc_status[TRI_RESOURCE_EXHAUSTED]);
+    long want = per - DEFAULT_PER_CONN;
+    failif(&e, HUTIL_SANITIZED ? st8 < want - DEFAULT_PER_CONN : st8 != want,
+           "%s: connection %d: %ld streams refused with RESOURCE_EXHAUSTED, "
+           "want %ld (%ld streams, share %d)",
+           name, c, st8, want, per, DEFAULT_PER_CONN);
+  }
+  failif(&e, nclosed != 0,
+         "%s: %d silent connections within the limits were closed", name,
+         nclosed);
   check_rss(&e, &m, name, RSS_BOUND_KB);
   check_healthy(&e, &m, name);
 
@@ -652,10 +782,16 @@ START_TEST(t_never_reads) {
   failif(&e, hsrv_rc(&srv, HK_BIG, TRI_DEADLINE_EXCEEDED) != K,
          "%s: blocked sends should end with TRI_DEADLINE_EXCEEDED; got %s",
          name, hsrv_rc_summary(&srv, HK_BIG));
-  failif(&e, fmin != INT64_MAX && (fmin < 2700 || fmax > 4500),
-         "%s: blocked send gave up %lld..%lld ms after handler start; the "
-         "deadline was 3000 ms",
-         name, fmin, fmax);
+  /* The 3 s deadline runs from the request's arrival; the handler starts
+   * a little later (up to 300 ms for 64 handler threads started on demand
+   * on a loaded machine), so its blocked send may give up a little before
+   * 3000 ms after the handler's start, never after 3000 + headroom.
+   * Measured: 2997..3000. */
+  failif(&e, fmin == INT64_MAX, "%s: no handler's send failed", name);
+  if (fmin != INT64_MAX) {
+    check_timer(&e, name, "first blocked send gave up", 3000, 2700, fmin);
+    check_timer(&e, name, "last blocked send gave up", 3000, 2700, fmax);
+  }
   /* Kernel socket buffers on loopback can absorb a few MiB; beyond that
    * only the library's buffers may hold data. */
   failif(&e, maxsent > 16L * 1024 * 1024,
@@ -678,7 +814,10 @@ END_TEST
 
 START_TEST(t_slowloris) {
   const char *name = "slowloris_preface";
-  enum { IDLE_CONNS = 100, LIMIT_MS = 15000 };
+  enum { IDLE_CONNS = 100 };
+  /* Watch until the handshake timeout plus headroom plus 1 s. */
+  const int LIMIT_MS =
+      HANDSHAKE_MS + (int)(TIMER_HEADROOM_MS * hutil_mult()) + 1000;
   hsrv srv;
   measure m;
   h2buf pre = {0};
@@ -760,6 +899,25 @@ START_TEST(t_slowloris) {
          "%s: %d of %d connections that never sent a byte were still open "
          "after %d ms",
          name, nsilent - n_closed_silent, nsilent, LIMIT_MS);
+  /* README: the handshake (client preface + SETTINGS) must complete in
+   * 10 s, then the connection is closed: not before (t0 precedes every
+   * connect), and at most TIMER_HEADROOM_MS x mult after; this loop sees
+   * a close within 20 ms.  Measured: 10015 ms. */
+  if (closed_at[0] >= 0)
+    check_timer(&e, name, "half-preface connection closed", HANDSHAKE_MS,
+                HANDSHAKE_MS, closed_at[0]);
+  if (closed_at[1] >= 0)
+    check_timer(&e, name, "1-byte/s connection closed", HANDSHAKE_MS,
+                HANDSHAKE_MS, closed_at[1]);
+  for (int i = 2; i < IDLE_CONNS + 2; i++)
+    if (closed_at[i] >= 0 && (closed_at[i] < HANDSHAKE_MS ||
+                              closed_at[i] >= HANDSHAKE_MS +
+                                  (long long)(TIMER_HEADROOM_MS *
+                                              hutil_mult()))) {
+      check_timer(&e, name, "silent connection closed", HANDSHAKE_MS,
+                  HANDSHAKE_MS, closed_at[i]);
+      break;
+    }
   check_rss(&e, &m, name, RSS_BOUND_KB);
   check_healthy(&e, &m, name);
 
@@ -779,6 +937,7 @@ static Suite *attacks_suite(void) {
     const TTest *t;
   } tests[] = {
       {"rapid_reset", t_rapid_reset},
+      {"rapid_reset_limit", t_rapid_reset_limit},
       {"ping_flood", t_ping_flood},
       {"settings_flood", t_settings_flood},
       {"continuation_flood", t_continuation_flood},

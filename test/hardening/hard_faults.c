@@ -5,19 +5,21 @@
  *
  *   client_killed       client process SIGKILLed mid-stream -> server
  *                       handlers (blocked in recv, after EOF, never
- *                       reading) return TRI_CANCELLED within 1 s;
+ *                       reading) return TRI_CANCELLED at once;
  *   server_killed       server process SIGKILLed -> client callers blocked
  *                       in recv, send and tri_unary_call return
- *                       TRI_UNAVAILABLE within 2 s; a new call too;
+ *                       TRI_UNAVAILABLE at once (a slow reader after
+ *                       reading what was queued); a new call too;
  *   reset_by_client     raw client closes with SO_LINGER 0 (TCP RST) ->
- *                       server handler TRI_CANCELLED within 1 s;
+ *                       server handler TRI_CANCELLED at once;
  *   reset_by_server     fake server RSTs the tri client's connection ->
- *                       blocked recv returns TRI_UNAVAILABLE within 1 s;
+ *                       blocked recv returns TRI_UNAVAILABLE at once;
  *   shutdown_in_flight  tri_server_shutdown(1000 ms) with calls in flight:
  *                       the short call completes OK, hung handlers are
  *                       cancelled after the drain, their clients get
- *                       CANCELLED or UNAVAILABLE, new calls UNAVAILABLE,
- *                       shutdown returns within drain + 1.5 s;
+ *                       CANCELLED or UNAVAILABLE then, new calls
+ *                       UNAVAILABLE at once, shutdown returns after the
+ *                       1000 ms drain;
  *   handler_returns     a handler returning without tri_stream_finish():
  *                       its return value (7), UNKNOWN for values outside
  *                       0..16, OK after one message, UNIMPLEMENTED for a
@@ -26,6 +28,11 @@
  *                       recv, send, tri_unary_call and waiting for a stream
  *                       slot: all return TRI_CANCELLED within 2 s, the
  *                       server sees every stream end.
+ *
+ * "At once" is asserted as PROMPT_MS x CK_TIMEOUT_MULTIPLIER, a timer of
+ * T ms as [T, T + PROMPT_MS x mult): the library reacts to EOF, an RST or
+ * its own timer without waiting; the headroom is for threads waiting for
+ * a CPU on a loaded 2-core machine (measured reactions: 0-11 ms).
  *
  * Servers run in forked children (hutil hsrv) forked before any thread.
  */
@@ -58,6 +65,12 @@
 /* ---- blocked callers --------------------------------------------------- */
 
 enum { OP_RECV, OP_SEND, OP_UNARY_HOLD, OP_SLOWRECV };
+
+#define PROMPT_MS 200
+/* Upper bound of "within |promise| ms": promise + PROMPT_MS x mult. */
+static long long bound_ms(long long promise) {
+  return promise + (long long)(PROMPT_MS * hutil_mult());
+}
 
 typedef struct {
   int kind;
@@ -220,7 +233,8 @@ START_TEST(t_client_killed) {
                     hsrv_rc(&srv, HK_SINK, TRI_CANCELLED) == 1 &&
                     hsrv_rc(&srv, HK_BIG, TRI_CANCELLED) == 1,
                 "handlers must end TRI_CANCELLED when the client dies");
-  ck_assert_msg(worst < 1000, "handlers took %lld ms to notice", worst);
+  ck_assert_msg(worst < bound_ms(0), "handlers took %lld ms to notice, bound "
+                "%lld ms", worst, bound_ms(0));
   hsrv_kill(&srv);
 }
 END_TEST
@@ -255,10 +269,12 @@ START_TEST(t_server_killed) {
     ck_assert_msg(c[i].rc == TRI_UNAVAILABLE, "%s returned %s, want "
                   "TRI_UNAVAILABLE", c[i].label, tri_code_name(c[i].rc));
     /* The slow reader first gets the messages that arrived before the
-     * connection died (triplestream.h, tri_stream_recv), at its own pace. */
-    ck_assert_msg(c[i].end_ms - t0 < (c[i].kind == OP_SLOWRECV ? 2900 : 2000),
-                  "%s took %lld ms", c[i].label,
-                  (long long)(c[i].end_ms - t0));
+     * connection died (triplestream.h, tri_stream_recv), at its own pace:
+     * at most its 1 MiB queue + 1 MiB stream window = 32 messages of
+     * 64 KiB at 20 ms each = 640 ms (measured 450 ms). */
+    long long b = bound_ms(c[i].kind == OP_SLOWRECV ? 640 : 0);
+    ck_assert_msg(c[i].end_ms - t0 < b, "%s took %lld ms, bound %lld ms",
+                  c[i].label, (long long)(c[i].end_ms - t0), b);
   }
   /* A new call finds nobody listening: UNAVAILABLE, not a deadline. */
   tri_call_opts *co = tri_call_opts_new();
@@ -300,7 +316,8 @@ START_TEST(t_reset_by_client) {
          hsrv_rc_summary(&srv, HK_HANG), ended ? dt : -1LL);
   ck_assert_msg(ended, "handler still blocked 3 s after the TCP reset");
   ck_assert_int_eq(hsrv_rc(&srv, HK_HANG, TRI_CANCELLED), 1);
-  ck_assert_msg(dt < 1000, "handler took %lld ms", dt);
+  ck_assert_msg(dt < bound_ms(0), "handler took %lld ms, bound %lld ms", dt,
+                bound_ms(0));
   h2buf_free(&b);
   h2buf_free(&hb);
   hsrv_kill(&srv);
@@ -350,8 +367,8 @@ START_TEST(t_reset_by_server) {
   ck_assert_msg(all, "recv still blocked 3 s after the TCP reset");
   ck_assert_msg(c.rc == TRI_UNAVAILABLE, "recv returned %s",
                 tri_code_name(c.rc));
-  ck_assert_msg(c.end_ms - t0 < 1000, "recv took %lld ms",
-                (long long)(c.end_ms - t0));
+  ck_assert_msg(c.end_ms - t0 < bound_ms(0), "recv took %lld ms, bound %lld",
+                (long long)(c.end_ms - t0), bound_ms(0));
   tri_stream_free(c.s);
   tri_channel_free(ch);
   close(lfd);
@@ -412,18 +429,30 @@ START_TEST(t_shutdown_in_flight) {
          returned, (long long)shut_ms, hsrv_rc_summary(&srv, HK_HANG),
          hsrv_rc_summary(&srv, HK_SLOW));
   ck_assert_msg(returned, "tri_server_shutdown(1000) did not return in 5 s");
-  ck_assert_msg(shut_ms >= 900 && shut_ms <= 2500,
-                "shutdown took %lld ms with a 1000 ms drain",
-                (long long)shut_ms);
+  /* t0 precedes the command: the drain cannot end before 1000 ms. */
+  ck_assert_msg(shut_ms >= 1000 && shut_ms < bound_ms(1000),
+                "shutdown took %lld ms with a 1000 ms drain, allowed "
+                "[1000, %lld)",
+                (long long)shut_ms, bound_ms(1000));
+  ck_assert_msg(new_ms < bound_ms(0),
+                "a call during the drain took %lld ms to be refused, bound "
+                "%lld", (long long)new_ms, bound_ms(0));
   ck_assert_msg(slow_rc == TRI_OK, "in-flight short call got %s",
                 tri_code_name(slow_rc));
   ck_assert_msg(new_rc == TRI_UNAVAILABLE,
                 "a call started during the drain got %s, want UNAVAILABLE",
                 tri_code_name(new_rc));
   ck_assert_msg(all, "a client caller still blocked after shutdown");
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     ck_assert_msg(c[i].rc == TRI_CANCELLED || c[i].rc == TRI_UNAVAILABLE,
                   "hung call's client got %s", tri_code_name(c[i].rc));
+    /* ... when the drain ends and the handlers are cancelled. */
+    ck_assert_msg(c[i].end_ms - t0 >= 1000 &&
+                      c[i].end_ms - t0 < bound_ms(1000),
+                  "hung call ended %lld ms into a 1000 ms drain, allowed "
+                  "[1000, %lld)",
+                  (long long)(c[i].end_ms - t0), bound_ms(1000));
+  }
   ck_assert_int_eq(hsrv_rc(&srv, HK_HANG, TRI_CANCELLED), 3);
   for (int i = 0; i < 3; i++)
     tri_stream_free(c[i].s);
@@ -557,8 +586,9 @@ START_TEST(t_channel_free) {
   for (int i = 0; i < 7; i++) {
     ck_assert_msg(c[i].rc == TRI_CANCELLED, "%s returned %s, want "
                   "TRI_CANCELLED", c[i].label, tri_code_name(c[i].rc));
-    ck_assert_msg(c[i].end_ms - t0 < 2000, "%s took %lld ms", c[i].label,
-                  (long long)(c[i].end_ms - t0));
+    ck_assert_msg(c[i].end_ms - t0 < bound_ms(0), "%s took %lld ms, bound "
+                  "%lld", c[i].label, (long long)(c[i].end_ms - t0),
+                  bound_ms(0));
   }
   /* The handles stay valid and report the final status. */
   for (int i = 0; i < 7; i++) {

@@ -24,6 +24,8 @@
 
 #include "h2raw.h"
 
+#include "budget.h"
+
 /* ---- server child: handlers ------------------------------------------- */
 
 static hsrv_shared *g_sh; /* in the child */
@@ -327,6 +329,45 @@ static int h_seq_bidi(tri_stream *s, void *ud) {
   return TRI_OK;
 }
 
+double hutil_mult(void) {
+  const char *e = getenv("CK_TIMEOUT_MULTIPLIER");
+  char *end = NULL;
+  double m;
+  if (e == NULL || *e == '\0')
+    return 1.0;
+  m = strtod(e, &end);
+  if (end == e || !(m >= 1.0) || m > 1000.0)
+    return 1.0;
+  return m;
+}
+
+int budgets_settle(int settle_ms, char *report, size_t cap) {
+  int64_t end = h2_now_ms() + settle_ms;
+  tri__budgets b;
+  for (long i = 0; i < 1000000; i++) {
+    tri__budgets_get(&b);
+    if (b.streams == 0 && b.conns == 0 && b.rq_bytes == 0 &&
+        b.conn_rq_bytes == 0 && b.partial_bytes == 0 && b.ring_bytes == 0 &&
+        b.conn_owed == 0) {
+      if (cap > 0)
+        report[0] = '\0';
+      return 0;
+    }
+    if (h2_now_ms() > end)
+      break;
+    h2_sleep_ms(2);
+  }
+  if (cap > 0)
+    snprintf(report, cap,
+             "streams=%lld conns=%lld rq_bytes=%lld conn_rq_bytes=%lld "
+             "partial_bytes=%lld ring_bytes=%lld conn_owed=%lld (loops=%lld)",
+             (long long)b.streams, (long long)b.conns, (long long)b.rq_bytes,
+             (long long)b.conn_rq_bytes, (long long)b.partial_bytes,
+             (long long)b.ring_bytes, (long long)b.conn_owed,
+             (long long)b.loops);
+  return 1;
+}
+
 static void child_main(const hsrv_cfg *cfg, int port_wfd, int ctl_rfd) {
   tri_server_opts *o = tri_server_opts_new();
   tri_server *srv = NULL;
@@ -343,6 +384,8 @@ static void child_main(const hsrv_cfg *cfg, int port_wfd, int ctl_rfd) {
       tri_server_opts_set_send_buffer(o, cfg->send_buffer);
     if (cfg->max_per_conn > 0)
       tri_server_opts_set_max_handlers_per_conn(o, cfg->max_per_conn);
+    if (cfg->max_resets_per_s > 0)
+      tri_server_opts_set_max_resets_per_s(o, cfg->max_resets_per_s);
   }
   if (tri_server_new(&srv, o) != TRI_OK)
     _exit(3);
@@ -386,6 +429,31 @@ static void child_main(const hsrv_cfg *cfg, int port_wfd, int ctl_rfd) {
       char done = 'D';
       if (write(port_wfd, &done, 1) != 1)
         _exit(8);
+    }
+    if (cmd == 'B') {
+      /* Shut down, free, then report the budgets: a 'B' byte, the result
+       * and a fixed-size text. */
+      int64_t arg[2];
+      char rep[1 + sizeof(int) + 256];
+      int rv;
+      if (read(ctl_rfd, arg, sizeof(arg)) != (ssize_t)sizeof(arg))
+        _exit(9);
+      tri_server_shutdown(srv, arg[0]);
+      tri_server_free(srv);
+      srv = NULL;
+      memset(rep, 0, sizeof(rep));
+      rep[0] = 'B';
+      rv = budgets_settle((int)arg[1], rep + 1 + sizeof(int), 256);
+      memcpy(rep + 1, &rv, sizeof(int));
+      if (write(port_wfd, rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+        _exit(10);
+      /* Nothing left to serve: wait to be killed or told to quit. */
+      for (;;) {
+        n = read(ctl_rfd, &cmd, 1);
+        if (n < 0 && errno == EINTR)
+          continue;
+        _exit(0);
+      }
     }
   }
 }
@@ -451,6 +519,40 @@ long hsrv_shutdown(hsrv *h, int64_t drain_ms, int timeout_ms) {
   if (poll(&pfd, 1, timeout_ms) != 1 || read(h->rep_fd, &rep, 1) != 1)
     return -1;
   return (long)(h2_now_ms() - t0);
+}
+
+int hsrv_free_budgets(hsrv *h, int64_t drain_ms, int settle_ms,
+                      int timeout_ms, char *report, size_t cap) {
+  char cmd[1 + 2 * sizeof(int64_t)];
+  int64_t arg[2] = {drain_ms, settle_ms};
+  char rep[1 + sizeof(int) + 256];
+  size_t got = 0;
+  int64_t end = h2_now_ms() + timeout_ms;
+  int rv;
+
+  if (cap > 0)
+    snprintf(report, cap, "server child did not answer");
+  cmd[0] = 'B';
+  memcpy(cmd + 1, arg, sizeof(arg));
+  if (write(h->ctl_fd, cmd, sizeof(cmd)) != (ssize_t)sizeof(cmd))
+    return -1;
+  while (got < sizeof(rep)) {
+    int64_t left = end - h2_now_ms();
+    struct pollfd pfd = {h->rep_fd, POLLIN, 0};
+    if (left <= 0 || poll(&pfd, 1, (int)left) != 1)
+      return -1;
+    ssize_t n = read(h->rep_fd, rep + got, sizeof(rep) - got);
+    if (n <= 0)
+      return -1;
+    got += (size_t)n;
+  }
+  if (rep[0] != 'B')
+    return -1;
+  memcpy(&rv, rep + 1, sizeof(int));
+  rep[sizeof(rep) - 1] = '\0';
+  if (cap > 0)
+    snprintf(report, cap, "%s", rep + 1 + sizeof(int));
+  return rv;
 }
 
 void hsrv_kill(hsrv *h) {

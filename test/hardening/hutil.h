@@ -10,8 +10,10 @@
  *    to measure the service others get while an attack runs;
  *  - rssmon: samples a process's RSS every 10 ms and keeps the peak.
  *
- * Only the public API of libtriplestream plus POSIX.  No Check assertions
- * in here (helpers run in children and threads); callers assert.
+ * The public API of libtriplestream plus POSIX; budgets_settle() and
+ * hsrv_free_budgets() read lib/budget.h (the one internal hook).  No
+ * Check assertions in here (helpers run in children and threads);
+ * callers assert.
  */
 #ifndef HUTIL_H
 #define HUTIL_H
@@ -97,12 +99,17 @@ typedef struct {
 #define HUTIL_SANITIZED 0
 #endif
 
+/* CK_TIMEOUT_MULTIPLIER (>= 1; 1 when unset): CI sets 4 for the TSan and
+ * ASan runs.  Timing headroom is multiplied by it. */
+double hutil_mult(void);
+
 typedef struct {
   int max_workers;            /* 0 = library default */
   uint32_t max_streams;       /* 0 = default */
   int64_t queue_timeout_ms;   /* -1 = default */
   size_t send_buffer;         /* 0 = default */
   int max_per_conn;           /* 0 = default share of handlers per conn */
+  int max_resets_per_s;       /* 0 = default (500) */
 } hsrv_cfg;
 
 typedef struct {
@@ -119,6 +126,18 @@ int hsrv_start(hsrv *h, const hsrv_cfg *cfg);
 /** Graceful shutdown in the child (tri_server_shutdown(drain_ms)); waits
  * up to |timeout_ms| for it to return.  Returns the elapsed ms or -1. */
 long hsrv_shutdown(hsrv *h, int64_t drain_ms, int timeout_ms);
+/**
+ * Library budgets (lib/budget.h) of the server child after it freed its
+ * server: the child shuts down (|drain_ms|), calls tri_server_free() and
+ * polls tri__budgets_get() for up to |settle_ms| until every counter that
+ * must return to zero did.  Returns 0 when all are zero, 1 when some are
+ * not (|report| names them), -1 when the child did not answer within
+ * |timeout_ms|.  The child can only be killed afterwards.
+ */
+int hsrv_free_budgets(hsrv *h, int64_t drain_ms, int settle_ms,
+                      int timeout_ms, char *report, size_t cap);
+/** The same check in this process (after it freed its channels). */
+int budgets_settle(int settle_ms, char *report, size_t cap);
 /** SIGKILL the child and reap it; unmap shared memory. */
 void hsrv_kill(hsrv *h);
 /** Resident set size of |pid| in KiB (/proc/PID/statm), or -1. */
