@@ -272,17 +272,21 @@ TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
                                                  size_t bytes);
 
 /**
- * Create a channel to |target|: "host:port", "[v6addr]:port" or
- * "v6addr" is not accepted without brackets.  Cleartext HTTP/2 with prior
- * knowledge (doc/PROTOCOL.md 1.1).  The connection is made lazily by the first
- * stream and remade after it fails.  One channel serves any number of
- * threads and streams over one HTTP/2 connection.
+ * Create a channel to |target|: "HOST:PORT", "[V6ADDR]:PORT",
+ * "dns:///HOST:PORT", "unix:PATH" (or "unix:///PATH") or
+ * "unix-abstract:NAME".  An IPv6 address needs brackets.  Cleartext HTTP/2
+ * with prior knowledge (doc/PROTOCOL.md 1.1).  The connection is made
+ * lazily by the first stream and remade after it fails; host names resolve
+ * asynchronously on the channel's I/O thread (c-ares).  One channel serves
+ * any number of threads and streams over one HTTP/2 connection.
  *
  * Ownership: |target| and |opts| (NULL = defaults) are copied.  The caller
  *   owns *|out|; free with tri_channel_free().
  * Thread safety: any thread.
  * Blocking: no (name resolution happens when connecting).
- * Returns: TRI_OK; TRI_EINVAL (malformed target); TRI_ENOMEM; TRI_ESYS.
+ * Returns: TRI_OK; TRI_EINVAL (malformed target: tri_last_error() names
+ *   the bad part, e.g. "target 'localhost': missing port (expected ...)");
+ *   TRI_ENOMEM; TRI_ESYS.
  * Since: 0.1
  */
 TRI_API int tri_channel_new(tri_channel **out, const char *target,
@@ -770,11 +774,15 @@ TRI_API int tri_server_register_full(tri_server *srv, const char *method,
                                      void (*destroy)(void *user_data));
 
 /**
- * Listen on |host_port| ("127.0.0.1:0", "[::1]:50051", "localhost:8080").
- * Port 0 picks a free port; tri_server_port() tells which.
+ * Listen on |host_port| ("127.0.0.1:0", "[::1]:50051", "localhost:8080",
+ * "unix:/run/app.sock", "unix-abstract:app").  Port 0 picks a free port;
+ * tri_server_port() tells which (0 for Unix sockets).
  *
  * Thread safety: before tri_server_start().
- * Returns: TRI_OK; TRI_EINVAL; TRI_ESYS (bind/listen failed; errno kept).
+ * Returns: TRI_OK; TRI_EINVAL (malformed address); TRI_ESTATE (already
+ *   bound or started); TRI_ESYS (bind/listen failed).  tri_last_error()
+ *   says which part and why ("bind 127.0.0.1:50051: Address already in
+ *   use").
  * Since: 0.1
  */
 TRI_API int tri_server_bind(tri_server *srv, const char *host_port);
@@ -791,9 +799,11 @@ TRI_API int tri_server_start(tri_server *srv);
 
 /**
  * Graceful shutdown: stop accepting, send GOAWAY (doc/PROTOCOL.md 8.3), let
- * streams in flight finish for up to |drain_ms|, then cancel what remains
- * (handlers blocked in recv/send are woken with TRI_CANCELLED), wait for
- * every handler to return and close every connection.
+ * streams in flight finish for up to |drain_ms|, then end what remains
+ * with UNAVAILABLE "server shutting down" (sent to clients in trailers,
+ * gRPC's status for "server going away"; handlers blocked in recv/send
+ * are woken with TRI_UNAVAILABLE), wait for every handler to return and
+ * close every connection.
  * tri_stream_server_draining() reports non-zero meanwhile.
  *
  * Thread safety: any thread, not from a handler.  Idempotent.
