@@ -7,6 +7,23 @@
 
 #include <triplestream/protobuf.h>
 
+#include "core.h"
+
+/* doc/PROTOCOL.md 5.5: a message that does not parse ends the call with
+ * INTERNAL and says so.  A server answers it in trailers (the client sees
+ * INTERNAL "cannot parse request as pkg.Msg", not a reset that reads as a
+ * cancellation); a client resets the stream and reports it locally. */
+static int unparsable(tri_stream *s, const ProtobufCMessageDescriptor *desc,
+                      size_t len) {
+  char msg[300];
+  int server = s->side == TRI__SERVER;
+  snprintf(msg, sizeof(msg), "cannot parse %s of %zu bytes as %s",
+           server ? "request" : "response", len, desc->name);
+  tri__stream_abort(s, TRI_INTERNAL, msg, 1,
+                    server ? TRI__END_STATUS : TRI__END_RESET);
+  return tri__fail(TRI_INTERNAL, "%s", msg);
+}
+
 TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
   uint8_t small[512];
   uint8_t *buf = small;
@@ -44,12 +61,12 @@ TRI_API int tri_stream_recv_msg(tri_stream *s,
     return rv;
   *out = protobuf_c_message_unpack(desc, NULL, tri_buf_len(b),
                                    tri_buf_data(b));
-  tri_buf_free(b);
   if (*out == NULL) {
-    /* doc/PROTOCOL.md 5.5: an undecodable message is INTERNAL. */
-    tri_stream_cancel(s);
-    return TRI_INTERNAL;
+    size_t len = tri_buf_len(b);
+    tri_buf_free(b);
+    return unparsable(s, desc, len);
   }
+  tri_buf_free(b);
   return TRI_OK;
 }
 
@@ -84,6 +101,12 @@ TRI_API int tri_unary_call_msg(tri_channel *ch, const char *method,
     return rv;
   *resp = protobuf_c_message_unpack(resp_desc, NULL, tri_buf_len(rb),
                                     tri_buf_data(rb));
+  if (*resp == NULL) {
+    rv = tri__fail(TRI_INTERNAL, "cannot parse response of %zu bytes as %s",
+                   tri_buf_len(rb), resp_desc->name);
+    tri_buf_free(rb);
+    return rv;
+  }
   tri_buf_free(rb);
-  return *resp ? TRI_OK : TRI_INTERNAL;
+  return TRI_OK;
 }

@@ -29,7 +29,11 @@ TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg);
  *   protobuf_c_message_free_unpacked(*out, NULL).
  * Thread safety, Blocking: as tri_stream_recv_ex().
  * Returns: as tri_stream_recv_ex(), plus TRI_INTERNAL when the bytes do not
- *   parse as |desc| (doc/PROTOCOL.md 5.5; the stream is cancelled).
+ *   parse as |desc| (doc/PROTOCOL.md 5.5).  The call then ends: a server
+ *   stream answers INTERNAL "cannot parse request of N bytes as pkg.Msg"
+ *   in its trailers (so the client learns why), a client stream is reset
+ *   and reports the same kind of message (tri_last_error(),
+ *   tri_stream_wait_status()).
  * Since: 0.1
  */
 TRI_API int tri_stream_recv_msg(tri_stream *s,
