@@ -78,7 +78,7 @@ static void conn_connected(tri__conn *c) {
    * before that its SETTINGS_MAX_CONCURRENT_STREAMS is unknown and streams
    * beyond it would be refused (1.3). */
   c->phase = TRI__CONN_HANDSHAKE;
-  c->last_read_ns = tri__now_ns();
+  c->last_read_ns = 0; /* nothing read yet (tri__sock_read) */
   tri__conn_watch(c, EPOLLIN);
 }
 
@@ -153,7 +153,8 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
     if (c->phase < TRI__CONN_HANDSHAKE)
       return;
   }
-  if (l->ccfg.keepalive_ms > 0 && l->ccfg.keepalive_ms != INT64_MAX) {
+  if (c->phase == TRI__CONN_READY && l->ccfg.keepalive_ms > 0 &&
+      l->ccfg.keepalive_ms != INT64_MAX) {
     /* 8.6: PING after keepalive_ms without reading; no bytes at all
      * within the timeout closes the transport (calls UNAVAILABLE).  The
      * intervals saturate: INT64_MAX ms means never. */

@@ -137,21 +137,27 @@ int tri__sock_read(tri__conn *c) {
         return 0;
       return -1;
     }
+    if (!c->is_server && c->phase == TRI__CONN_HANDSHAKE &&
+        c->last_read_ns == 0 && n >= 5 && memcmp(rbuf, "HTTP/", 5) == 0) {
+      /* An HTTP/1 server read our preface as a bad request; nghttp2 would
+       * only see an oversized frame.  Say what happened. */
+      size_t vlen = 0;
+      while (vlen < (size_t)n && vlen < 16 && rbuf[vlen] != ' ' &&
+             rbuf[vlen] != '\r' && rbuf[vlen] != '\n')
+        vlen++;
+      tri__conn_set_error(c, "peer at %s answered %.*s: it does not speak "
+                          "HTTP/2 with prior knowledge (h2c)",
+                          c->loop->ccfg.target.where, (int)vlen,
+                          (const char *)rbuf);
+      return -1;
+    }
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
     ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
       c->fatal = (int)r;
-      if (!c->is_server && c->phase == TRI__CONN_HANDSHAKE && n >= 8 &&
-          memcmp(rbuf, "HTTP/", 5) == 0) {
-        /* An HTTP/1 server read our preface as a bad request. */
-        int vlen = (int)strcspn((const char *)rbuf, " \r\n");
-        tri__conn_set_error(c, "peer at %s answered %.*s: it does not speak "
-                            "HTTP/2 with prior knowledge (h2c)",
-                            c->loop->ccfg.target.where,
-                            vlen > 16 ? 16 : vlen, (const char *)rbuf);
-      } else if (!c->is_server) {
+      if (!c->is_server) {
         tri__conn_set_error(c, "peer at %s broke the HTTP/2 protocol: %s",
                             c->loop->ccfg.target.where,
                             nghttp2_strerror((int)r));
