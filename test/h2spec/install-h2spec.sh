@@ -50,8 +50,12 @@ fi
 echo "building h2spec $PIN with $("$GO" version) into $dest"
 # GOTOOLCHAIN=local: build with this Go, never fetch another one.
 # -mod=readonly: go.mod and go.sum are the pin; nothing may change them.
+# CGO_ENABLED=0: h2spec is pure Go; no C compiler needed (Go 1.19 would
+# otherwise want gcc for the net package, and CI runs this before the
+# build tools are installed).
 cd "$here"
-GOBIN=$dest GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -mod=readonly" \
+GOBIN=$dest GOTOOLCHAIN=local CGO_ENABLED=0 \
+  GOFLAGS="${GOFLAGS:-} -mod=readonly" \
   "$GO" install -ldflags "-X 'main.VERSION=$PIN' -X 'main.COMMIT=libtriplestream pin'" \
   github.com/summerwind/h2spec/cmd/h2spec
 
