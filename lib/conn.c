@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "budget.h"
@@ -77,6 +78,80 @@ void tri__conn_detach(tri__loop *l, tri_stream *s) {
 
 /* ---- lifetime ---------------------------------------------------------- */
 
+#define LINGER_MS 2000
+#define LINGER_MAX 256
+
+typedef struct {
+  tri__src src; /* first: epoll data.ptr */
+  int64_t deadline;
+  tri__list link;
+} linger;
+
+/* Discard what the peer still sends; 1 when it is done (EOF or error). */
+static int drain_input(tri__loop *l, int fd) {
+  for (int i = 0; i < 16; i++) {
+    ssize_t n = recv(fd, l->rbuf, TRI__READ_CHUNK, MSG_DONTWAIT);
+    if (n > 0)
+      continue;
+    if (n < 0 && errno == EINTR)
+      continue;
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  }
+  return 0;
+}
+
+static void linger_free(tri__loop *l, linger *g) {
+  tri__loop_ep_del(l, g->src.fd);
+  close(g->src.fd);
+  tri__list_remove(&g->link);
+  l->nlingering--;
+  tri__free(g);
+}
+
+/* Close |fd| of a connection we end while the peer may still be writing:
+ * closing a socket with unread input makes the kernel send a reset, which
+ * can destroy our last frames (RFC 9113 §6.8 GOAWAY) before the peer reads
+ * them.  Send FIN, then read and discard until the peer closes. */
+static void close_lingering(tri__loop *l, int fd) {
+  linger *g = NULL;
+  shutdown(fd, SHUT_WR);
+  if (drain_input(l, fd) || l->tearing_down || l->nlingering >= LINGER_MAX ||
+      (g = tri__calloc(1, sizeof(*g))) == NULL) {
+    close(fd);
+    return;
+  }
+  uint32_t reg = 0;
+  g->src.kind = TRI__SRC_LINGER;
+  g->src.fd = fd;
+  g->deadline = tri__deadline_after_ms(LINGER_MS);
+  tri__list_insert_tail(&l->lingering, &g->link);
+  l->nlingering++;
+  tri__loop_ep_set(l, &g->src, EPOLLIN, &reg);
+}
+
+void tri__linger_event(tri__loop *l, tri__src *src) {
+  linger *g = (linger *)src;
+  if (drain_input(l, g->src.fd))
+    linger_free(l, g);
+}
+
+void tri__linger_tick(tri__loop *l, int64_t now, int64_t *next) {
+  tri__list *n, *nx;
+  for (n = l->lingering.next; n != &l->lingering; n = nx) {
+    linger *g = tri__container_of(n, linger, link);
+    nx = n->next;
+    if (now >= g->deadline)
+      linger_free(l, g);
+    else
+      *next = tri__deadline_min(*next, g->deadline);
+  }
+}
+
+void tri__linger_close_all(tri__loop *l) {
+  while (!tri__list_empty(&l->lingering))
+    linger_free(l, tri__container_of(l->lingering.next, linger, link));
+}
+
 void tri__conn_close(tri__conn *c, const char *why) {
   tri__loop *l = c->loop;
   int code = c->is_server ? TRI_CANCELLED : TRI_UNAVAILABLE;
@@ -102,7 +177,10 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__resolve_cancel(c);
   if (c->src.fd >= 0) {
     tri__loop_ep_del(l, c->src.fd);
-    close(c->src.fd);
+    if (c->peer_gone || c->phase < TRI__CONN_HANDSHAKE)
+      close(c->src.fd);
+    else
+      close_lingering(l, c->src.fd);
   }
   tri__flow_conn_closed(c);
   nghttp2_session_del(c->sess);

@@ -42,7 +42,7 @@ enum tri__io_state {
 
 /* What an epoll registration points at. */
 enum tri__src_kind { TRI__SRC_WAKE = 1, TRI__SRC_LISTEN, TRI__SRC_CONN,
-                     TRI__SRC_DNS };
+                     TRI__SRC_DNS, TRI__SRC_LINGER };
 typedef struct {
   int kind;
   int fd;
@@ -69,6 +69,7 @@ struct tri__conn {
   int goaway;              /* GOAWAY received or sent: no new streams */
   int drain_ping;          /* server: heads-up GOAWAY + PING sent */
   int fatal;               /* nghttp2 error that ended the session */
+  int peer_gone;           /* the peer closed (EOF) or reset the socket */
   /* client: addresses to try */
   tri__resolve *resolving; /* pending resolution, or NULL */
   struct sockaddr_storage addrs[TRI__MAX_ADDRS];
@@ -133,6 +134,8 @@ struct tri__loop {
   int draining;
   int accept_paused;       /* listening socket unwatched (EMFILE) */
   int64_t accept_paused_until; /* ... until then, or a conn closes */
+  tri__list lingering;     /* closed by us: draining the peer's input */
+  int nlingering;
 };
 
 enum { TRI__LOOP_STOP = 1u << 0, TRI__LOOP_DRAIN = 1u << 1 };
@@ -147,6 +150,12 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);
 /* Fail every stream of |c| (client UNAVAILABLE, server CANCELLED, with
  * |why| as the message), close the socket, free |c|. */
 void tri__conn_close(tri__conn *c, const char *why);
+/* Sockets we closed while the peer may still be sending (conn.c):
+ * half-closed, read and discarded until the peer closes or 2 s pass, so
+ * our last frames (GOAWAY) are not destroyed by a TCP reset. */
+void tri__linger_event(tri__loop *l, tri__src *src);
+void tri__linger_tick(tri__loop *l, int64_t now, int64_t *next);
+void tri__linger_close_all(tri__loop *l);
 /* Register the connection's socket for |events|. */
 void tri__conn_watch(tri__conn *c, uint32_t events);
 /* The I/O side is done with |s|: unlink it, give back its budgets, drop

@@ -244,6 +244,7 @@ static void *loop_main(void *arg) {
       tri__server_tick(l, now, &next);
     else
       tri__resolve_tick(l);
+    tri__linger_tick(l, now, &next);
     for (n = l->conns.next; n != &l->conns; n = nx) {
       tri__conn *c = tri__container_of(n, tri__conn, link);
       nx = n->next;
@@ -266,6 +267,9 @@ static void *loop_main(void *arg) {
         break;
       case TRI__SRC_DNS:
         tri__resolve_event(l, src, evs[i].events);
+        break;
+      case TRI__SRC_LINGER:
+        tri__linger_event(l, src);
         break;
       default:
         tri__sock_event((tri__conn *)src, evs[i].events);
@@ -291,6 +295,7 @@ static tri__loop *loop_alloc(int is_server) {
   l->epfd = -1;
   tri__list_init(&l->ops);
   tri__list_init(&l->conns);
+  tri__list_init(&l->lingering);
   tri__mutex_init(&l->cmd_mu);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->rbuf = tri__malloc(TRI__READ_CHUNK);
@@ -377,6 +382,7 @@ void tri__loop_join_free(tri__loop *l) {
     teardown(l);
   }
   tri__resolve_free(l);
+  tri__linger_close_all(l);
   if (l->listen_fd >= 0)
     close(l->listen_fd);
   nghttp2_option_del(l->opt);

@@ -128,13 +128,16 @@ int tri__sock_read(tri__conn *c) {
   for (int i = 0; i < 16; i++) {
     uint8_t *rbuf = c->loop->rbuf;
     ssize_t n = recv(c->src.fd, rbuf, TRI__READ_CHUNK, 0);
-    if (n == 0)
+    if (n == 0) {
+      c->peer_gone = 1;
       return -1;
+    }
     if (n < 0) {
       if (errno == EINTR)
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
+      c->peer_gone = 1;
       return -1;
     }
     if (!c->is_server && c->phase == TRI__CONN_HANDSHAKE &&
