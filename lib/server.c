@@ -16,6 +16,7 @@
 #include "tri_int.h"
 
 #include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -66,10 +67,18 @@ struct tri_server {
   int started;
   int draining;            /* atomic */
   int shut;
-  tri__mutex mu;           /* shutdown serialisation */
+  tri__mutex mu;           /* shutdown serialisation; protects: */
+  tri__cond down_cv;       /*   broadcast when shutdown is complete */
+  int down;                /*   shutdown complete */
   tri__loop *loop;
   struct tri__pool pool;
   int timers;
+  /* tri_server_shutdown_on_signals() */
+  pthread_t sig_thread;
+  int sig_started;
+  int64_t sig_grace_ms;
+  int sig_stop;            /* atomic: free() asks the thread to exit */
+  int sig_caught;          /* atomic: the signal that shut it down */
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -216,6 +225,7 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   srv->listen_fd = -1;
   srv->port = -1;
   tri__mutex_init(&srv->mu);
+  tri__cond_init(&srv->down_cv);
   tri__mutex_init(&srv->pool.mu);
   tri__cond_init(&srv->pool.cv);
   tri__list_init(&srv->pool.queue);
@@ -229,6 +239,7 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   if (srv->pool.threads == NULL) {
     tri__cond_destroy(&srv->pool.cv);
     tri__mutex_destroy(&srv->pool.mu);
+    tri__cond_destroy(&srv->down_cv);
     tri__mutex_destroy(&srv->mu);
     tri__free(srv);
     return TRI_ENOMEM;
@@ -743,7 +754,81 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
     srv->timers = 0;
     tri__timers_release();
   }
+  srv->down = 1;
+  tri__cond_broadcast(&srv->down_cv);
   tri__mutex_unlock(&srv->mu);
+}
+
+TRI_API int tri_server_wait(tri_server *srv) {
+  if (srv == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_wait: server is NULL");
+  if (srv->loop != NULL && !tri__loop_usable(srv->loop))
+    return tri__fail(TRI_ESTATE, "tri_server_wait: the server was created "
+                     "before fork()");
+  tri__mutex_lock(&srv->mu);
+  while (!srv->down)
+    tri__cond_wait(&srv->down_cv, &srv->mu);
+  tri__mutex_unlock(&srv->mu);
+  return TRI_OK;
+}
+
+/* The signals tri_server_shutdown_on_signals() turns into a shutdown. */
+static void shutdown_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+}
+
+static void *signal_main(void *arg) {
+  tri_server *srv = arg;
+  sigset_t set;
+  int sig = 0;
+
+  tri__thread_set_name("tri-signal");
+  shutdown_signals(&set);
+  for (int i = 0; i < 1000000; i++) {
+    if (sigwait(&set, &sig) != 0)
+      continue;
+    if (__atomic_load_n(&srv->sig_stop, __ATOMIC_ACQUIRE))
+      return NULL; /* woken by tri_server_free() */
+    __atomic_store_n(&srv->sig_caught, sig, __ATOMIC_RELEASE);
+    tri_server_shutdown(srv, srv->sig_grace_ms);
+    return NULL;
+  }
+  return NULL;
+}
+
+TRI_API int tri_server_shutdown_on_signals(tri_server *srv,
+                                           int64_t grace_ms) {
+  sigset_t set, old;
+  int rv;
+
+  if (srv == NULL || grace_ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_shutdown_on_signals: %s",
+                     srv == NULL ? "server is NULL" : "grace_ms < 0");
+  if (srv->sig_started)
+    return tri__fail(TRI_ESTATE, "tri_server_shutdown_on_signals: already "
+                     "called for this server");
+  shutdown_signals(&set);
+  /* Blocked here, so in every thread this one creates from now on; the
+   * signal thread takes them with sigwait(). */
+  rv = pthread_sigmask(SIG_BLOCK, &set, &old);
+  if (rv != 0)
+    return tri__fail(TRI_ESYS, "pthread_sigmask: %s", strerror(rv));
+  srv->sig_grace_ms = grace_ms;
+  rv = pthread_create(&srv->sig_thread, NULL, signal_main, srv);
+  if (rv != 0) {
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return tri__fail(TRI_ESYS, "cannot start the signal thread: %s",
+                     strerror(rv));
+  }
+  srv->sig_started = 1;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_signal(const tri_server *srv) {
+  return srv ? __atomic_load_n(&srv->sig_caught, __ATOMIC_ACQUIRE) : 0;
 }
 
 TRI_API void tri_server_free(tri_server *srv) {
@@ -751,6 +836,13 @@ TRI_API void tri_server_free(tri_server *srv) {
     return;
   if (srv->loop != NULL && !tri__loop_usable(srv->loop))
     return; /* inherited through fork(): abandoned, see shutdown */
+  if (srv->sig_started) {
+    /* The signal thread either shut the server down already or still
+     * waits in sigwait(): wake it with a signal only it takes. */
+    __atomic_store_n(&srv->sig_stop, 1, __ATOMIC_RELEASE);
+    pthread_kill(srv->sig_thread, SIGTERM);
+    pthread_join(srv->sig_thread, NULL);
+  }
   tri_server_shutdown(srv, 0);
   for (size_t i = 0; i < srv->nmethods; i++) {
     if (srv->methods[i].destroy)
@@ -763,6 +855,7 @@ TRI_API void tri_server_free(tri_server *srv) {
   tri__free(srv->pool.threads);
   tri__cond_destroy(&srv->pool.cv);
   tri__mutex_destroy(&srv->pool.mu);
+  tri__cond_destroy(&srv->down_cv);
   tri__mutex_destroy(&srv->mu);
   tri__free(srv);
 }

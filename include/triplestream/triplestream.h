@@ -814,6 +814,43 @@ TRI_API int tri_server_start(tri_server *srv);
 TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms);
 
 /**
+ * Block until the server has been shut down (tri_server_shutdown() from
+ * another thread, or a signal after tri_server_shutdown_on_signals()), so
+ * main() can read: start, wait, free.
+ *
+ * Thread safety: any thread, any number of threads.
+ * Blocking: until the shutdown is complete (handlers returned,
+ *   connections closed).
+ * Returns: TRI_OK; TRI_EINVAL (NULL); TRI_ESTATE (server created before
+ *   fork() in a parent process).
+ * Since: 0.2
+ */
+TRI_API int tri_server_wait(tri_server *srv);
+
+/**
+ * Shut |srv| down gracefully (tri_server_shutdown(srv, |grace_ms|)) when
+ * the process gets SIGINT, SIGTERM or SIGHUP.  Blocks those three signals
+ * in the calling thread and starts a small thread that takes them with
+ * sigwait().  Call it from main() before creating other threads: threads
+ * inherit the mask, and a thread that does not block them could take the
+ * signal instead (the library's own threads always block them).  Typical
+ * main(): new, register, bind, start, tri_server_shutdown_on_signals(srv,
+ * 5000), tri_server_wait(srv), tri_server_free(srv).
+ *
+ * Thread safety: once per server, before tri_server_free().
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ESTATE (called twice); TRI_ESYS.
+ * Since: 0.2
+ */
+TRI_API int tri_server_shutdown_on_signals(tri_server *srv,
+                                           int64_t grace_ms);
+
+/**
+ * The signal that shut |srv| down through tri_server_shutdown_on_signals()
+ * (SIGINT, SIGTERM, SIGHUP), or 0.  Thread safety: any thread.  Since: 0.2
+ */
+TRI_API int tri_server_signal(const tri_server *srv);
+
+/**
  * Free the server, shutting it down first with no drain time if needed.
  * NULL allowed.  Not from a handler.  Since: 0.1
  */

@@ -1,0 +1,153 @@
+/*
+ * integ_server: the server's main-loop helpers (issue 11):
+ * tri_server_wait() returns once the server is shut down, and
+ * tri_server_shutdown_on_signals() turns SIGTERM/SIGINT/SIGHUP into a
+ * graceful shutdown, in a process that does not handle signals itself.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <triplestream/triplestream.h>
+
+#include "testutil.h"
+
+static int h_ok(tri_stream *s, void *ud)
+{
+  (void)s;
+  (void)ud;
+  return TRI_OK;
+}
+
+static void *shutdown_later(void *arg)
+{
+  tu_sleep_ms(100);
+  tri_server_shutdown(arg, 0);
+  return NULL;
+}
+
+START_TEST(test_wait_returns_after_shutdown)
+{
+  tu_method m = {"/s.S/Ok", h_ok, NULL};
+  int port;
+  pthread_t t;
+  tri_server *srv = tu_server_start(&m, 1, NULL, &port);
+
+  ck_assert_ptr_nonnull(srv);
+  int64_t t0 = tu_now_us();
+  ck_assert_int_eq(tu_thread_start(&t, shutdown_later, srv), 0);
+  ck_assert_int_eq(tri_server_wait(srv), TRI_OK);
+  /* Promise: returns when the shutdown (at 100 ms) is complete. */
+  TU_ASSERT_EXPIRED("tri_server_wait with shutdown at 100 ms", 100, t0,
+                    tu_now_us());
+  ck_assert_int_eq(tu_thread_join(t, 2000, NULL), 0);
+  ck_assert_int_eq(tri_server_wait(srv), TRI_OK); /* again: at once */
+  ck_assert_int_eq(tri_server_signal(srv), 0);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* Child: a server whose main() is "start, on signals, wait, free". */
+static int signal_child(int ready_fd, int sig_expected)
+{
+  tri_server *srv = NULL;
+  char port[16];
+
+  signal(SIGTERM, SIG_DFL); /* a signal not taken would kill it */
+  signal(SIGINT, SIG_DFL);
+  if (tri_server_new(&srv, NULL) != TRI_OK ||
+      tri_server_register(srv, "/s.S/Ok", h_ok, NULL) != TRI_OK ||
+      tri_server_bind(srv, "127.0.0.1:0") != TRI_OK ||
+      tri_server_start(srv) != TRI_OK ||
+      tri_server_shutdown_on_signals(srv, 1000) != TRI_OK)
+    return 10;
+  if (tri_server_shutdown_on_signals(srv, 1000) != TRI_ESTATE)
+    return 11;
+  snprintf(port, sizeof port, "%d", tri_server_port(srv));
+  if (write(ready_fd, port, strlen(port) + 1) < 0)
+    return 12;
+  if (tri_server_wait(srv) != TRI_OK)
+    return 13;
+  if (tri_server_signal(srv) != sig_expected)
+    return 14;
+  tri_server_free(srv);
+  return 0;
+}
+
+static void run_signal_case(int sig)
+{
+  int p[2], status = 0;
+  char port[16] = {0};
+  pid_t pid;
+
+  ck_assert_int_eq(pipe(p), 0);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(p[0]);
+    alarm(20); /* never outlive a broken test */
+    _exit(signal_child(p[1], sig));
+  }
+  close(p[1]);
+  ck_assert_int_gt(read(p[0], port, sizeof port - 1), 0);
+  close(p[0]);
+  /* The server answers calls until the signal. */
+  tri_channel *ch = tu_channel_new(atoi(port), NULL);
+  tri_buf *r = NULL;
+  tri_stream *st = NULL;
+  int rv = tri_unary_call(ch, "/s.S/Ok", NULL, "x", 1, &r, &st);
+  ck_assert_msg(rv == TRI_UNIMPLEMENTED, "call before the signal: %s",
+                tri_code_name(rv)); /* OK without a response (5.4) */
+  tri_stream_free(st);
+  tri_channel_free(ch);
+  int64_t t0 = tu_now_us();
+  ck_assert_int_eq(kill(pid, sig), 0);
+  for (int i = 0; i < 5000; i++) {
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      break;
+    tu_sleep_ms(1);
+  }
+  /* Promise: nothing in flight, so the shutdown is immediate. */
+  TU_ASSERT_PROMPT("exit after the signal", t0, tu_now_us());
+  ck_assert_msg(WIFEXITED(status), "child died: status 0x%x (signal %d)",
+                status, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+
+START_TEST(test_shutdown_on_sigterm) { run_signal_case(SIGTERM); }
+END_TEST
+
+START_TEST(test_shutdown_on_sigint) { run_signal_case(SIGINT); }
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("integ_server");
+  TCase *tc = tcase_create("server");
+  tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
+  tcase_add_test(tc, test_wait_returns_after_shutdown);
+  tcase_add_test(tc, test_shutdown_on_sigterm);
+  tcase_add_test(tc, test_shutdown_on_sigint);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(suite());
+  int failed;
+  signal(SIGPIPE, SIG_DFL); /* the library must not need SIG_IGN */
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
