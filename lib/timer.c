@@ -300,8 +300,10 @@ static void atfork_child(void) {
   tri__cond_init(&g_cv);
   tri__cond_init(&g_quiet_cv);
   tri__wheel_init(&g_wheel, tri__now_ns());
-  tri__mutex_unlock(&g_mu);
-  tri__mutex_unlock(&g_life_mu);
+  /* Re-initialised, not unlocked: the child's thread has a new id, so an
+   * error-checking mutex would refuse an unlock by "another" thread. */
+  tri__mutex_init(&g_mu);
+  tri__mutex_init(&g_life_mu);
 }
 
 static void timers_init_once(void) {
