@@ -350,9 +350,9 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
   if (stream_out)
     *stream_out = NULL;
   if (resp == NULL)
-    return TRI_EINVAL;
+    return tri__fail(TRI_EINVAL, "tri_unary_call: resp is NULL");
   *resp = NULL;
-  rv = tri_stream_open(ch, method, opts, &s);
+  rv = tri_stream_open(ch, method, opts, &s); /* sets tri_last_error() */
   if (rv != TRI_OK)
     return rv;
   rv = tri_stream_send_ex(s, req, req_len, TRI_SEND_LAST, -1);

@@ -204,8 +204,11 @@ TRI_API const void *tri_metadata_find(const tri_metadata *md, const char *key,
 
 /**
  * Bytes of a received message (decompressed).  Never NULL, even for an
- * empty message.
- * Ownership: valid until tri_buf_free(|b|).  Since: 0.1
+ * empty message, and always followed by one NUL byte that
+ * tri_buf_len() does not count, so a text payload can be used as a C
+ * string (a payload may itself contain NUL bytes).
+ * Ownership: valid until tri_buf_free(|b|).  Thread safety: any thread;
+ *   the buffer is the caller's.  Since: 0.1
  */
 TRI_API const uint8_t *tri_buf_data(const tri_buf *b);
 /** Length of a received message.  Since: 0.1 */
@@ -385,8 +388,12 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
  *
  * Ownership: |req| is copied.  On TRI_OK *|resp| belongs to the caller
  *   (tri_buf_free()).  If |stream_out| is not NULL the finished stream is
- *   returned in it whatever the outcome (read its headers, trailers and
- *   status message; tri_stream_free() it); otherwise it is freed.
+ *   returned in it whenever one was opened, whatever the outcome (read its
+ *   headers, trailers and status message; tri_stream_free() it); it is
+ *   NULL when the call failed before opening one (TRI_EINVAL, TRI_ENOMEM,
+ *   a channel being freed).  Otherwise the stream is freed.  On failure
+ *   tri_last_error() holds the status message, so one call after the
+ *   unary call says why.
  * Thread safety: any thread.
  * Blocking: until the call ends; bounded by the deadline in |opts|.
  * Returns: TRI_OK, or the call's failing status (TRI_UNAVAILABLE,
