@@ -322,8 +322,7 @@ out:
  * the raw stream for their TRI_BUF_COMPRESSED flag; the generated wrapper
  * sends *|out| and the returned status ends the call. */
 static int h_streaming_input_call(
-    Grpc__Testing__TestService__StreamingInputCall_Server *call,
-    Grpc__Testing__StreamingInputCallResponse **out, void *ud) {
+    Grpc__Testing__TestService__StreamingInputCall_Server *call, void *ud) {
   (void)ud;
   tri_stream *s = call->stream;
   int64_t total = 0;
@@ -357,16 +356,8 @@ static int h_streaming_input_call(
     tri_stream_finish(s, TRI_OUT_OF_RANGE, "aggregated size overflows int32");
     return TRI_OUT_OF_RANGE;
   }
-  /* Released by the generated wrapper after sending (free_response is
-   * NULL: protobuf_c_message_free_unpacked(), i.e. free() here). */
-  Grpc__Testing__StreamingInputCallResponse *resp = malloc(sizeof *resp);
-  if (resp == NULL) {
-    tri_stream_finish(s, TRI_RESOURCE_EXHAUSTED, "out of memory");
-    return TRI_RESOURCE_EXHAUSTED;
-  }
-  grpc__testing__streaming_input_call_response__init(resp);
-  resp->aggregated_payload_size = (int32_t)total;
-  *out = resp;
+  /* The generated wrapper sends call->resp after we return TRI_OK. */
+  call->resp.aggregated_payload_size = (int32_t)total;
   return TRI_OK;
 }
 

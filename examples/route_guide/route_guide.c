@@ -71,15 +71,6 @@ distance_m(const Routeguide__Point *a, const Routeguide__Point *b)
   return (dlat + dlon) * 111320 / 10000000;
 }
 
-static char *
-dup_str(const char *s)
-{
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-
-  return p ? memcpy(p, s, n) : NULL;
-}
-
 /* ---------------------------------------------------------------- */
 /* Server                                                            */
 /* ---------------------------------------------------------------- */
@@ -96,41 +87,39 @@ typedef struct server_state {
   size_t n_notes;
 } server_state;
 
+/* Unary: fill call->resp.  The name points at the static feature table
+ * (never freed); the location is the one heap block, freed by
+ * release_response() once the response is sent. */
 static int
-get_feature(const Routeguide__Point *req, Routeguide__Feature **resp,
-            tri_stream *s, void *ud)
+get_feature(Routeguide__RouteGuide__GetFeature_Server *call, void *ud)
 {
-  Routeguide__Feature *f = malloc(sizeof *f);
-  Routeguide__Point *loc = malloc(sizeof *loc);
+  const Routeguide__Point *req = call->req;
   const char *name = feature_at(req->latitude, req->longitude);
+  Routeguide__Point *loc = malloc(sizeof *loc);
 
-  (void)s;
   (void)ud;
-  if (f == NULL || loc == NULL) {
-    free(f);
-    free(loc);
+  if (loc == NULL)
     return TRI_RESOURCE_EXHAUSTED;
-  }
-  /* Built with malloc() throughout: the default free_response frees it
-   * with protobuf_c_message_free_unpacked(). */
-  routeguide__feature__init(f);
   routeguide__point__init(loc);
   loc->latitude = req->latitude;
   loc->longitude = req->longitude;
-  f->location = loc;
-  f->name = dup_str(name ? name : "");
-  if (f->name == NULL) {
-    protobuf_c_message_free_unpacked(&f->base, NULL);
-    return TRI_RESOURCE_EXHAUSTED;
-  }
-  *resp = f;
+  call->resp.location = loc;
+  call->resp.name = (char *)(name ? name : "");
   return TRI_OK;
 }
 
-static int
-list_features(const Routeguide__Rectangle *rect,
-              Routeguide__RouteGuide__ListFeatures_Server *call, void *ud)
+static void
+release_response(ProtobufCMessage *resp, void *ud)
 {
+  (void)ud;
+  if (resp->descriptor == &routeguide__feature__descriptor)
+    free(((Routeguide__Feature *)resp)->location);
+}
+
+static int
+list_features(Routeguide__RouteGuide__ListFeatures_Server *call, void *ud)
+{
+  const Routeguide__Rectangle *rect = call->req;
   Routeguide__Point none = ROUTEGUIDE__POINT__INIT;
   const Routeguide__Point *lo = rect->lo ? rect->lo : &none;
   const Routeguide__Point *hi = rect->hi ? rect->hi : &none;
@@ -161,14 +150,13 @@ list_features(const Routeguide__Rectangle *rect,
 }
 
 static int
-record_route(Routeguide__RouteGuide__RecordRoute_Server *call,
-             Routeguide__RouteSummary **resp, void *ud)
+record_route(Routeguide__RouteGuide__RecordRoute_Server *call, void *ud)
 {
   Routeguide__Point *prev = NULL;
   int64_t distance = 0;
   int32_t points = 0, found = 0;
   time_t start = time(NULL);
-  Routeguide__RouteSummary *sum;
+  Routeguide__RouteSummary *sum = &call->resp; /* plain values: no release */
   int rv;
 
   (void)ud;
@@ -191,15 +179,10 @@ record_route(Routeguide__RouteGuide__RecordRoute_Server *call,
     routeguide__point__free_unpacked(prev, NULL);
   if (rv != TRI_EOF)
     return rv; /* cancelled, deadline, bad message */
-  sum = malloc(sizeof *sum);
-  if (sum == NULL)
-    return TRI_RESOURCE_EXHAUSTED;
-  routeguide__route_summary__init(sum);
   sum->point_count = points;
   sum->feature_count = found;
   sum->distance = distance > INT32_MAX ? INT32_MAX : (int32_t)distance;
   sum->elapsed_time = (int32_t)(time(NULL) - start);
-  *resp = sum;
   return TRI_OK;
 }
 
@@ -258,7 +241,7 @@ static const Routeguide__RouteGuide_Handlers route_guide_impl = {
   .list_features = list_features,
   .record_route = record_route,
   .route_chat = route_chat,
-  .free_response = NULL, /* protobuf_c_message_free_unpacked() */
+  .release_response = release_response, /* frees GetFeature's location */
 };
 
 /* ---------------------------------------------------------------- */

@@ -355,12 +355,12 @@ build_method(gen *g, cg_service *s, size_t si, size_t mi)
   add_name(g, pool_printf(&g->pool, "%s__%s__serve", s->lower, m->lower));
   g->need_fail |= m->kind != KIND_BIDI;
   g->need_recv_one |= m->kind == KIND_UNARY || m->kind == KIND_SERVER_STREAM;
+  add_name(g, pool_printf(&g->pool, "%s__%s_Server", s->c, m->camel));
   if (m->kind == KIND_UNARY) {
     add_name(g, pool_printf(&g->pool, "%s__%s__call", s->lower, m->lower));
     return 0;
   }
   add_name(g, pool_printf(&g->pool, "%s__%s_Client", s->c, m->camel));
-  add_name(g, pool_printf(&g->pool, "%s__%s_Server", s->c, m->camel));
   {
     static const char *const verbs[] = {
       "open",  "send",       "recv",           "close_send",  "close_and_recv",
@@ -416,7 +416,7 @@ build_model(gen *g)
     add_name(g, pool_printf(&g->pool, "%s__descriptor", s->lower));
     add_name(g, pool_printf(&g->pool, "%s__tri_register", s->lower));
     add_name(g, pool_printf(&g->pool, "%s_Handlers", s->c));
-    add_name(g, pool_printf(&g->pool, "%s_Handlers.free_response", s->c));
+    add_name(g, pool_printf(&g->pool, "%s_Handlers.release_response", s->c));
     for (j = 0; j < s->n; j++)
       if (build_method(g, s, i, j) < 0) {
         s->n = j;
@@ -675,44 +675,29 @@ emit_handler_member(sbuf *o, const cg_service *s, const cg_method *m)
     sb_puts(o, "   * Deprecated in the .proto.\n");
   switch (m->kind) {
   case KIND_UNARY:
-    sb_puts(o, "   * Return a status; with TRI_OK set *|resp| to the "
-               "response, released\n"
-               "   * after sending with free_response.\n");
-    sb_puts(o, "   */\n");
-    sb_printf(o,
-              "  int (*%s)(const %s *req, %s **resp,\n"
-              "      tri_stream *stream, void *user_data);\n",
-              m->member, m->in.c, m->out.c);
+    sb_puts(o, "   * Read call->req, fill call->resp and return TRI_OK to "
+               "send it, or\n"
+               "   * return a status (0..16).\n");
     break;
   case KIND_SERVER_STREAM:
-    sb_puts(o, "   * Send responses with the server_send function; return "
-               "the status.\n");
-    sb_puts(o, "   */\n");
-    sb_printf(o,
-              "  int (*%s)(const %s *req, %s__%s_Server *call,\n"
-              "      void *user_data);\n",
-              m->member, m->in.c, s->c, m->camel);
+    sb_puts(o, "   * Read call->req, send responses with the server_send "
+               "function,\n"
+               "   * return the status.\n");
     break;
   case KIND_CLIENT_STREAM:
     sb_puts(o, "   * Read requests with the server_recv function until "
-               "TRI_EOF; return a\n"
-               "   * status and, with TRI_OK, the response in *|resp| "
-               "(released after\n"
-               "   * sending with free_response).\n");
-    sb_puts(o, "   */\n");
-    sb_printf(o,
-              "  int (*%s)(%s__%s_Server *call, %s **resp,\n"
-              "      void *user_data);\n",
-              m->member, s->c, m->camel, m->out.c);
+               "TRI_EOF, fill\n"
+               "   * call->resp and return TRI_OK to send it, or return a "
+               "status.\n");
     break;
   default:
     sb_puts(o, "   * Use the server_recv and server_send functions; return "
                "the status.\n");
-    sb_puts(o, "   */\n");
-    sb_printf(o, "  int (*%s)(%s__%s_Server *call, void *user_data);\n",
-              m->member, s->c, m->camel);
     break;
   }
+  sb_puts(o, "   */\n");
+  sb_printf(o, "  int (*%s)(%s__%s_Server *call, void *user_data);\n",
+            m->member, s->c, m->camel);
 }
 
 static void
@@ -741,21 +726,50 @@ emit_service_header(sbuf *o, const cg_service *s)
 
   for (i = 0; i < s->n; i++) {
     const cg_method *m = &s->m[i];
+    int has_req = m->kind == KIND_UNARY || m->kind == KIND_SERVER_STREAM;
+    int has_resp = m->kind == KIND_UNARY || m->kind == KIND_CLIENT_STREAM;
 
-    if (m->kind == KIND_UNARY)
-      continue;
+    if (m->kind != KIND_UNARY)
+      sb_printf(o,
+                "/** Client side of a %s call; open it with %s__%s__open(). "
+                "*/\n"
+                "typedef struct %s__%s_Client {\n"
+                "  tri_stream *stream; /* for metadata and status; owned */\n"
+                "} %s__%s_Client;\n\n",
+                m->path, s->lower, m->lower, s->c, m->camel, s->c, m->camel);
     sb_printf(o,
-              "/** Client side of a %s call; open it with %s__%s__open(). */\n"
-              "typedef struct %s__%s_Client {\n"
-              "  tri_stream *stream; /* for metadata and status; owned */\n"
-              "} %s__%s_Client;\n\n"
-              "/** Server side of a %s call, given to its handler. */\n"
+              "/**\n"
+              " * Server side of a %s call, given to its handler (every "
+              "kind of\n"
+              " * call gets one; the library owns it).\n"
+              " */\n"
               "typedef struct %s__%s_Server {\n"
               "  tri_stream *stream; /* borrowed: valid while the handler "
-              "runs */\n"
-              "} %s__%s_Server;\n\n",
-              m->path, s->lower, m->lower, s->c, m->camel, s->c, m->camel,
-              m->path, s->c, m->camel, s->c, m->camel);
+              "runs */\n",
+              m->path, s->c, m->camel);
+    if (has_req)
+      sb_printf(o,
+                "  /* The request, decoded by the library; valid while the "
+                "handler\n"
+                "   * runs. */\n"
+                "  const %s *req;\n",
+                m->in.c);
+    if (has_resp)
+      sb_printf(o,
+                "  /* The response, initialised empty (%s__init()): fill it "
+                "and\n"
+                "   * return TRI_OK to send it.  Its fields may point at "
+                "static,\n"
+                "   * stack or heap data: the library frees none of it "
+                "(release_response\n"
+                "   * in the handler table can free what the handler "
+                "allocated, once\n"
+                "   * it is sent).  A static reply can be copied in whole: "
+                "call->resp =\n"
+                "   * my_reply; */\n"
+                "  %s resp;\n",
+                m->out.lower, m->out.c);
+    sb_printf(o, "} %s__%s_Server;\n\n", s->c, m->camel);
   }
 
   for (i = 0; i < s->n; i++)
@@ -784,14 +798,16 @@ emit_service_header(sbuf *o, const cg_service *s)
   }
   sb_puts(o,
           "  /**\n"
-          "   * Releases a response a unary or client-streaming handler "
-          "returned,\n"
-          "   * after it was sent (or not, on failure).  NULL means\n"
-          "   * protobuf_c_message_free_unpacked(msg, NULL), for responses "
-          "built\n"
-          "   * entirely with malloc() (as __unpack() results are).\n"
+          "   * Optional.  Called with call->resp of a unary or "
+          "client-streaming\n"
+          "   * handler once it was sent (or not, on failure), so the "
+          "handler can\n"
+          "   * free what it allocated for it.  NULL: nothing to release "
+          "(static\n"
+          "   * or stack data, or memory the handler manages itself).\n"
           "   */\n"
-          "  void (*free_response)(ProtobufCMessage *msg, void *user_data);\n");
+          "  void (*release_response)(ProtobufCMessage *resp, void "
+          "*user_data);\n");
   (void)any_resp;
   sb_printf(o, "} %s_Handlers;\n\n", s->c);
 
@@ -803,10 +819,9 @@ emit_service_header(sbuf *o, const cg_service *s)
             " *\n"
             " * Ownership: |impl| and |user_data| are kept and must outlive "
             "|srv|.\n"
-            " *   One small binding record is allocated per call and kept "
-            "for the\n"
-            " *   life of the process (tri_server has no unregister "
-            "hook).\n"
+            " *   One small binding record is allocated per method and "
+            "freed by\n"
+            " *   tri_server_free().\n"
             " * Thread safety: as tri_server_register().\n"
             " * Returns: TRI_OK; TRI_EINVAL (NULL |srv| or |impl|); "
             "TRI_ENOMEM; as\n"
@@ -1092,70 +1107,31 @@ emit_trampoline(sbuf *o, const cg_service *s, const cg_method *m)
             "{\n"
             "  const struct %s__tri_binding *b = arg;\n",
             p, n, p);
-  switch (m->kind) {
-  case KIND_UNARY:
+  sb_printf(o, "  %s__%s_Server call;\n", C, cm);
+  if (m->kind == KIND_UNARY || m->kind == KIND_SERVER_STREAM)
+    sb_puts(o, "  ProtobufCMessage *req = NULL;\n");
+  sb_puts(o, "  int rv;\n\n  memset(&call, 0, sizeof call);\n"
+             "  call.stream = s;\n");
+  if (m->kind == KIND_UNARY || m->kind == KIND_SERVER_STREAM)
     sb_printf(o,
-              "  ProtobufCMessage *req = NULL;\n"
-              "  %s *resp = NULL;\n"
-              "  int rv;\n"
-              "\n"
               "  rv = tri_gen_recv_one(s, &%s__descriptor, &req);\n"
               "  if (rv != TRI_OK)\n"
               "    return rv;\n"
-              "  rv = b->impl->%s((const %s *)req, &resp, s, b->user_data);\n"
-              "  protobuf_c_message_free_unpacked(req, NULL);\n",
-              m->out.c, m->in.lower, m->member, m->in.c);
-    break;
-  case KIND_CLIENT_STREAM:
+              "  call.req = (const %s *)req;\n",
+              m->in.lower, m->in.c);
+  if (m->kind == KIND_UNARY || m->kind == KIND_CLIENT_STREAM)
+    sb_printf(o, "  %s__init(&call.resp);\n", m->out.lower);
+  sb_printf(o, "  rv = b->impl->%s(&call, b->user_data);\n", m->member);
+  if (m->kind == KIND_UNARY || m->kind == KIND_CLIENT_STREAM)
     sb_printf(o,
-              "  %s__%s_Server call;\n"
-              "  %s *resp = NULL;\n"
-              "  int rv;\n"
-              "\n"
-              "  call.stream = s;\n"
-              "  rv = b->impl->%s(&call, &resp, b->user_data);\n",
-              C, cm, m->out.c, m->member);
-    break;
-  case KIND_SERVER_STREAM:
-    sb_printf(o,
-              "  %s__%s_Server call;\n"
-              "  ProtobufCMessage *req = NULL;\n"
-              "  int rv;\n"
-              "\n"
-              "  rv = tri_gen_recv_one(s, &%s__descriptor, &req);\n"
-              "  if (rv != TRI_OK)\n"
-              "    return rv;\n"
-              "  call.stream = s;\n"
-              "  rv = b->impl->%s((const %s *)req, &call, b->user_data);\n"
-              "  protobuf_c_message_free_unpacked(req, NULL);\n"
-              "  return rv;\n"
-              "}\n\n",
-              C, cm, m->in.lower, m->member, m->in.c);
-    return;
-  default:
-    sb_printf(o,
-              "  %s__%s_Server call;\n"
-              "\n"
-              "  call.stream = s;\n"
-              "  return b->impl->%s(&call, b->user_data);\n"
-              "}\n\n",
-              C, cm, m->member);
-    return;
-  }
-  /* Unary and client-streaming: send the returned response. */
-  sb_printf(o,
-            "  if (rv == TRI_OK) {\n"
-            "    if (resp == NULL)\n"
-            "      rv = tri_gen_fail(s, TRI_INTERNAL, \"handler returned no "
-            "response\");\n"
-            "    else\n"
-            "      rv = tri_stream_send_msg(s, &resp->base);\n"
-            "  }\n"
-            "  if (resp != NULL)\n"
-            "    %s__tri_free_response(b, &resp->base);\n"
-            "  return rv;\n"
-            "}\n\n",
-            p);
+              "  if (rv == TRI_OK)\n"
+              "    rv = tri_stream_send_msg(s, &call.resp.base);\n"
+              "  if (b->impl->release_response != NULL)\n"
+              "    b->impl->release_response(&call.resp.base, "
+              "b->user_data);\n");
+  if (m->kind == KIND_UNARY || m->kind == KIND_SERVER_STREAM)
+    sb_puts(o, "  protobuf_c_message_free_unpacked(req, NULL);\n");
+  sb_puts(o, "  return rv;\n}\n\n");
 }
 
 static void
@@ -1180,18 +1156,7 @@ emit_service_source(sbuf *o, const cg_service *s)
             "  void *user_data;\n"
             "};\n\n",
             s->lower, s->c);
-  if (any_resp)
-    sb_printf(o,
-              "static void\n"
-              "%s__tri_free_response(const struct %s__tri_binding *b,\n"
-              "    ProtobufCMessage *msg)\n"
-              "{\n"
-              "  if (b->impl->free_response != NULL)\n"
-              "    b->impl->free_response(msg, b->user_data);\n"
-              "  else\n"
-              "    protobuf_c_message_free_unpacked(msg, NULL);\n"
-              "}\n\n",
-              s->lower, s->lower);
+  (void)any_resp;
   for (i = 0; i < s->n; i++)
     emit_trampoline(o, s, &s->m[i]);
 
@@ -1237,7 +1202,7 @@ emit_source(gen *g, const char *base)
   sb_printf(&o,
             "/* Generated by protoc-gen-triplestream %s from %s.  DO NOT "
             "EDIT. */\n\n"
-            "#include <stdlib.h>\n\n"
+            "#include <stdlib.h>\n#include <string.h>\n\n"
             "#include \"%s.tri.h\"\n\n",
             CG_VERSION, g->file->name, base);
   emit_helpers(&o, g);

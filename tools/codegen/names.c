@@ -165,7 +165,7 @@ static const char *const reserved[] = {
   "typeof", "typeof_unqual", "union", "unsigned", "using", "virtual", "void",
   "volatile", "wchar_t", "while", "xor", "xor_eq",
   /* generated table members */
-  "free_response",
+  "release_response",
 };
 
 int

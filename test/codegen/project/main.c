@@ -9,25 +9,16 @@
 
 #include "hello.tri.h"
 
+/* The handler fills call->resp; the buffer is per thread and stays valid
+ * until the library has sent the reply. */
 static int
-say_hello(const Hello__HelloRequest *req, Hello__HelloReply **resp,
-          tri_stream *s, void *ud)
+say_hello(Hello__Greeter__SayHello_Server *call, void *ud)
 {
-  Hello__HelloReply *r = malloc(sizeof *r);
-  size_t n = strlen(req->name) + 7;
+  static _Thread_local char msg[256];
 
-  (void)s;
   (void)ud;
-  if (r == NULL)
-    return TRI_RESOURCE_EXHAUSTED;
-  hello__hello_reply__init(r);
-  r->message = malloc(n);
-  if (r->message == NULL) {
-    free(r);
-    return TRI_RESOURCE_EXHAUSTED;
-  }
-  snprintf(r->message, n, "Hello %s", req->name);
-  *resp = r;
+  snprintf(msg, sizeof msg, "Hello %s", call->req->name);
+  call->resp.message = msg;
   return TRI_OK;
 }
 
