@@ -82,4 +82,31 @@ export LD_LIBRARY_PATH
 out=$("$tmp/project/hello") || fail "project run"
 echo "install_test: $out"
 case $out in "Hello pkg-config"*) ;; *) fail "unexpected output: $out" ;; esac
+
+# 5. The README's raw client and server, built as the README says (cc with
+#    pkg-config and -Wl,-rpath to the library directory) and run with no
+#    LD_LIBRARY_PATH: a byte-only program must not need protobuf-c.
+unset LD_LIBRARY_PATH
+libs=$($PKG_CONFIG --libs triplestream)
+case " $libs " in *protobuf-c*) fail "pkg-config --libs triplestream pulls in protobuf-c: $libs" ;; esac
+for prog in raw_server raw_client; do
+  ${CC:-cc} ${SANCFLAGS:-} -Wall -Werror -o "$tmp/$prog" \
+    "$srcdir/../../examples/raw/$prog.c" $($PKG_CONFIG --cflags triplestream) \
+    $libs -Wl,-rpath,"$dest$libdir" >"$tmp/build.log" 2>&1 ||
+    { cat "$tmp/build.log" >&2; fail "cc $prog.c with pkg-config"; }
+done
+"$tmp/raw_server" 0 >"$tmp/server.out" 2>&1 &
+spid=$!
+port=
+for i in $(seq 1 100); do
+  port=$(sed -n 's/^listening on 127.0.0.1://p' "$tmp/server.out")
+  test -n "$port" && break
+  sleep 0.05
+done
+test -n "$port" || { kill $spid; cat "$tmp/server.out" >&2; fail "raw_server did not start"; }
+out=$("$tmp/raw_client" "127.0.0.1:$port") || { kill $spid; fail "raw_client: $out"; }
+kill -TERM $spid
+wait $spid || fail "raw_server did not exit 0 on SIGTERM"
+case $out in *"got 5 bytes: hello"*"status TRI_OK"*) ;; *) fail "raw_client said: $out" ;; esac
+echo "install_test: README raw client and server: $out" | tr '\n' ' '; echo
 echo "install_test: PASS"
