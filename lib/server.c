@@ -558,16 +558,7 @@ static int bind_unix(const tri__target *t, int *out_fd) {
   socklen_t len;
   int fd;
 
-  memset(&un, 0, sizeof(un));
-  un.sun_family = AF_UNIX;
-  if (t->kind == TRI__T_ABSTRACT) {
-    memcpy(un.sun_path + 1, t->path, strlen(t->path));
-    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                      strlen(t->path));
-  } else {
-    memcpy(un.sun_path, t->path, strlen(t->path) + 1);
-    len = (socklen_t)sizeof(un);
-  }
+  len = tri__target_sockaddr_un(t, &un);
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return tri__fail(TRI_ESYS, "bind %s: socket: %s", t->where,
