@@ -140,6 +140,9 @@ struct tri_stream {
 
   /* ---- state machine (mu) ---- */
   int send_state;           /* enum tri__send_state */
+  int app_closed;           /* the application closed its send side
+                               (CLOSE_SEND or FINISH), as opposed to the
+                               stream ending under it */
   int recv_state;           /* enum tri__recv_state */
   int hdrs_state;           /* enum tri__hdrs_state */
   int final;                /* final status set; also read atomically by
