@@ -36,7 +36,12 @@ void tri__io_end(tri_stream *s, int code, const char *msg, int drop,
                  int action) {
   tri__mutex_lock(&s->mu);
   tri__stream_ev_locked(s, TRI__EV_END, code, msg, drop, action);
+  /* A dropped queue may ask for window back: this is the I/O thread, so
+   * do it here instead of posting to ourselves. */
+  s->post_bits &= ~(unsigned)TRI__OP_WINDOW;
   tri__mutex_unlock(&s->mu);
+  if (s->conn != NULL && s->conn->phase != TRI__CONN_CLOSED)
+    tri__flow_return_owed(s->conn);
 }
 
 void tri__conn_watch(tri__conn *c, uint32_t events) {
@@ -51,14 +56,18 @@ void tri__conn_detach(tri__loop *l, tri_stream *s) {
   if (c != NULL && s->id > 0 && c->phase != TRI__CONN_CLOSED)
     nghttp2_session_set_stream_user_data(c->sess, s->id, NULL);
   s->io_state = TRI__IO_CLOSED;
-  if (tri__list_linked(&s->io_link))
+  if (tri__list_linked(&s->io_link)) {
     tri__list_remove(&s->io_link);
+    if (c != NULL && s->id > 0)
+      c->nsubmitted--; /* a slot may be free for a waiting stream */
+  }
   tri__deframer_cleanup(&s->df);
   tri__mutex_lock(&s->mu);
   /* Nothing the stream still holds counts against the connection any
    * more; messages already queued stay readable. */
   s->partial_bytes = 0;
   tri__stream_uncount_locked(s);
+  s->post_bits &= ~(unsigned)TRI__OP_WINDOW; /* returned below */
   s->rq_conn = NULL;
   tri__stream_ev_locked(s, TRI__EV_SEND_DONE, 0, NULL, 0, 0);
   tri__mutex_lock(&l->cmd_mu);
@@ -66,6 +75,7 @@ void tri__conn_detach(tri__loop *l, tri_stream *s) {
     tri__list_remove(&s->op_link);
   s->ops = 0;
   s->loop = NULL;
+  s->post_bits = 0; /* nobody to post to any more */
   tri__mutex_unlock(&l->cmd_mu);
   tri__mutex_unlock(&s->mu);
   if (c != NULL && c->phase != TRI__CONN_CLOSED)
@@ -87,6 +97,14 @@ typedef struct {
   tri__list link;
 } linger;
 
+/* Close a connection's descriptor; one is free now, so a server paused
+ * on EMFILE may accept again (tri__server_tick). */
+static void fd_close(tri__loop *l, int fd) {
+  close(fd);
+  if (l->is_server)
+    l->accept_paused_until = 0;
+}
+
 /* Discard what the peer still sends; 1 when it is done (EOF or error). */
 static int drain_input(tri__loop *l, int fd) {
   for (int i = 0; i < 16; i++) {
@@ -102,7 +120,7 @@ static int drain_input(tri__loop *l, int fd) {
 
 static void linger_free(tri__loop *l, linger *g) {
   tri__loop_ep_del(l, g->src.fd);
-  close(g->src.fd);
+  fd_close(l, g->src.fd);
   tri__list_remove(&g->link);
   l->nlingering--;
   tri__free(g);
@@ -117,7 +135,7 @@ static void close_lingering(tri__loop *l, int fd) {
   shutdown(fd, SHUT_WR);
   if (drain_input(l, fd) || l->tearing_down || l->nlingering >= LINGER_MAX ||
       (g = tri__calloc(1, sizeof(*g))) == NULL) {
-    close(fd);
+    fd_close(l, fd);
     return;
   }
   uint32_t reg = 0;
@@ -173,12 +191,13 @@ void tri__conn_close(tri__conn *c, const char *why) {
     tri__io_end(s, code, msg, 0, TRI__END_NONE);
     tri__conn_detach(l, s);
   }
+  int was = c->phase;
   c->phase = TRI__CONN_CLOSED;
   tri__resolve_cancel(c);
   if (c->src.fd >= 0) {
     tri__loop_ep_del(l, c->src.fd);
-    if (c->peer_gone || c->phase < TRI__CONN_HANDSHAKE)
-      close(c->src.fd);
+    if (c->peer_gone || was < TRI__CONN_HANDSHAKE)
+      fd_close(l, c->src.fd);
     else
       close_lingering(l, c->src.fd);
   }
@@ -192,9 +211,6 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__free(c->error);
   tri__free(c);
   tri__budget_add(TRI__B_CONNS, -1);
-  if (l->is_server)
-    l->accept_paused_until = 0; /* a descriptor is free: accept again
-                                   (tri__server_tick) */
 }
 
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {

@@ -94,6 +94,8 @@ struct tri__conn {
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
   tri__list streams;       /* streams submitted to nghttp2 */
+  int nsubmitted;          /* length of streams (client: against the
+                              peer's SETTINGS_MAX_CONCURRENT_STREAMS) */
   /* output not yet taken by the socket */
   uint8_t *wbuf;
   size_t wlen, woff, wcap;

@@ -2,9 +2,9 @@
  * Flow control and the unread-bytes budgets (doc/PROTOCOL.md 8.10, 13.4;
  * RFC 9113 §5.2, §6.9).
  *
- * Automatic WINDOW_UPDATE is off.  Every byte received for a stream is
- * counted, while it is held in memory (a partial message in the deframer
- * or a complete message queued for the application), against two budgets:
+ * Automatic WINDOW_UPDATE is off.  Every byte of a complete message queued
+ * for the application is counted, until the application reads it, against
+ * two budgets:
  *
  *   stream   s->rq_limit unread bytes: past it the stream window is owed
  *            (s->unacked) until the application reads;
@@ -110,13 +110,21 @@ void tri__flow_window_op(tri__conn *c, tri_stream *s) {
 }
 
 /* Append |n| messages to s->rq; |held| is the deframer's partial byte
- * count after them.  Returns 1 when the stream window must be withheld. */
+ * count after them.  Returns 1 when the stream window must be withheld.
+ *
+ * Only complete queued messages count against the connection budget:
+ * the application can always free them by reading.  A partial message
+ * can only be freed by more bytes arriving, so counting it would let
+ * partial messages on several streams hold the connection window back
+ * for ever (every stream waiting for bytes nobody lets the peer send).
+ * Partial bytes are bounded by the streams' windows and max_recv, and
+ * tracked in s->partial_bytes and the process counters. */
 static int queue_msgs(tri__conn *c, tri_stream *s, tri_buf **msgs, size_t n,
                       size_t held, size_t chunk) {
   int wake = 0, owe;
   size_t before;
   tri__mutex_lock(&s->mu);
-  before = s->rq_bytes + s->partial_bytes;
+  before = s->rq_bytes;
   for (size_t i = 0; i < n; i++) {
     tri_buf *m = msgs[i];
     if (s->drop) {
@@ -130,8 +138,7 @@ static int queue_msgs(tri__conn *c, tri_stream *s, tri_buf **msgs, size_t n,
   }
   if (!s->drop) {
     s->partial_bytes = held;
-    if (s->rq_bytes + s->partial_bytes > before)
-      count_locked(c, s, s->rq_bytes + s->partial_bytes - before);
+    count_locked(c, s, s->rq_bytes - before);
   }
   wake = wake && s->rcv_waiters > 0;
   owe = s->rq_bytes >= s->rq_limit;

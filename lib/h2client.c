@@ -101,14 +101,32 @@ void tri__client_connect_event(tri__conn *c, uint32_t ev) {
     tri__conn_close(c, "write failed");
 }
 
-/* The server's first SETTINGS arrived: submit what waited. */
-void tri__client_settled(tri__conn *c) {
-  while (!tri__list_empty(&c->waiting)) {
+/* Room for one more request under the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS.  Requests beyond it wait here, in
+ * c->waiting, not in nghttp2's queue: a call that ends while it waits
+ * (deadline, cancel, free) is then detached at once, where nghttp2 would
+ * hold a queued request until a slot freed (1.3). */
+static int has_slot(const tri__conn *c) {
+  uint32_t max = nghttp2_session_get_remote_settings(
+      c->sess, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return (uint32_t)c->nsubmitted < max;
+}
+
+/* Submit waiting streams while there are slots (I/O thread, outside
+ * nghttp2 callbacks: from the loop's tick). */
+static void submit_waiting(tri__conn *c) {
+  for (int guard = 0; guard < 100000 && !tri__list_empty(&c->waiting) &&
+                      c->phase == TRI__CONN_READY && !c->goaway &&
+                      has_slot(c);
+       guard++) {
     tri_stream *s = tri__container_of(c->waiting.next, tri_stream, io_link);
     tri__list_remove(&s->io_link);
     submit_request(c, s);
   }
 }
+
+/* The server's first SETTINGS arrived: submit what waited. */
+void tri__client_settled(tri__conn *c) { submit_waiting(c); }
 
 tri__conn *tri__client_conn(tri__loop *l) {
   if (l->cur != NULL && !l->cur->goaway && l->cur->phase != TRI__CONN_CLOSED)
@@ -153,6 +171,8 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
     if (c->phase < TRI__CONN_HANDSHAKE)
       return;
   }
+  if (c->phase == TRI__CONN_READY)
+    submit_waiting(c); /* slots freed since the last tick */
   if (c->phase == TRI__CONN_READY && l->ccfg.keepalive_ms > 0 &&
       l->ccfg.keepalive_ms != INT64_MAX) {
     /* 8.6: PING after keepalive_ms without reading; no bytes at all
@@ -203,8 +223,9 @@ void tri__client_open(tri__loop *l, tri_stream *s) {
     return;
   }
   s->conn = c;
-  if (c->phase != TRI__CONN_READY) {
-    s->io_state = TRI__IO_WAITING;
+  if (c->phase != TRI__CONN_READY || !has_slot(c) ||
+      !tri__list_empty(&c->waiting)) {
+    s->io_state = TRI__IO_WAITING; /* in order, behind earlier ones */
     tri__list_insert_tail(&c->waiting, &s->io_link);
   } else {
     submit_request(c, s);
@@ -273,6 +294,7 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   s->id = id;
   s->io_state = TRI__IO_OPEN;
   tri__list_insert_tail(&c->streams, &s->io_link);
+  c->nsubmitted++;
 }
 
 /* ---- responses --------------------------------------------------------- */

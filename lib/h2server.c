@@ -154,6 +154,7 @@ int tri__server_begin(tri__conn *c, int32_t id) {
   s->loop = l; /* the creation reference is the loop's */
   __atomic_add_fetch(&l->nstreams, 1, __ATOMIC_RELEASE);
   tri__list_insert_tail(&c->streams, &s->io_link);
+  c->nsubmitted++;
   nghttp2_session_set_stream_user_data(c->sess, id, s);
   return 0;
 }
@@ -422,6 +423,8 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
   case NGHTTP2_HEADERS:
     if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
       headers_done(c, s, end);
+    } else if (end && tri__deframer_partial(&s->df)) {
+      tri__server_fail(c, s, TRI_INTERNAL, "request ended inside a message");
     } else if (end) {
       /* Request trailers: end of input. */
       tri__mutex_lock(&s->mu);
@@ -486,15 +489,12 @@ void tri__server_rst_received(tri__conn *c, tri_stream *s) {
  * side, RST_STREAM(NO_ERROR) releases it. */
 void tri__server_frame_sent(tri__conn *c, tri_stream *s,
                             const nghttp2_frame *f) {
-  int code, eos;
-  char *msg;
+  int eos;
   tri__mutex_lock(&s->mu);
-  code = s->finish_code;
-  msg = tri__strdup(s->finish_msg ? s->finish_msg : "");
   eos = s->recv_state == TRI__RECV_EOS;
-  tri__stream_ev_locked(s, TRI__EV_END, code, msg, 0, TRI__END_NONE);
+  tri__stream_ev_locked(s, TRI__EV_END, s->finish_code, s->finish_msg, 0,
+                        TRI__END_NONE); /* copies the message */
   tri__mutex_unlock(&s->mu);
-  tri__free(msg);
   if (!eos)
     nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,
                               NGHTTP2_NO_ERROR);

@@ -39,6 +39,7 @@
  * NULL and the answer only frees the query. */
 struct tri__resolve {
   tri__conn *c;
+  void *dns;               /* the loop's dns_state (c-ares queries) */
   int done;
   char err[400];           /* empty on success */
   struct sockaddr_storage addrs[TRI__MAX_ADDRS];
@@ -109,6 +110,7 @@ static void on_answer(void *arg, int status, int timeouts,
                       struct ares_addrinfo *res) {
   tri__resolve *r = arg;
   (void)timeouts;
+  ((dns_state *)r->dns)->queries--; /* answered, orphaned or not */
   if (r->c == NULL) { /* the connection went away */
     if (res)
       ares_freeaddrinfo(res);
@@ -116,7 +118,6 @@ static void on_answer(void *arg, int status, int timeouts,
     return;
   }
   tri__loop *l = r->c->loop;
-  ((dns_state *)l->dns)->queries--;
   if (status == ARES_SUCCESS && res != NULL) {
     for (struct ares_addrinfo_node *n = res->nodes; n != NULL; n = n->ai_next)
       add_addr(r, n->ai_addr, (socklen_t)n->ai_addrlen);
@@ -229,6 +230,7 @@ void tri__resolve_start(tri__conn *c) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = ARES_AI_NUMERICSERV;
   ((dns_state *)l->dns)->queries++;
+  r->dns = l->dns;
   ares_getaddrinfo(((dns_state *)l->dns)->ch, l->ccfg.target.host, l->ccfg.target.port, &hints,
                    on_answer, r); /* may answer before returning */
 #else
@@ -257,11 +259,8 @@ void tri__resolve_cancel(tri__conn *c) {
     tri__free(r); /* answered, not yet taken */
     return;
   }
-  r->c = NULL; /* on_answer frees it */
-#ifdef HAVE_CARES
-  if (c->loop->dns)
-    ((dns_state *)c->loop->dns)->queries--;
-#endif
+  r->c = NULL; /* on_answer frees it; its query is still driven by
+                  tri__resolve_tick() until c-ares answers or times out */
 }
 
 /* Hand finished queries to their connections. */

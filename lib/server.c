@@ -650,6 +650,9 @@ TRI_API int tri_server_start(tri_server *srv) {
 
   if (srv == NULL)
     return tri__fail(TRI_EINVAL, "tri_server_start: server is NULL");
+  if (srv->fork_gen != tri__fork_gen())
+    return tri__fail(TRI_UNAVAILABLE, "tri_server_start: the server was "
+                     "created before fork(); create one in this process");
   /* Under srv->mu: a shutdown (another thread, or a signal after
    * tri_server_shutdown_on_signals()) may run at the same time. */
   tri__mutex_lock(&srv->mu);
@@ -772,8 +775,8 @@ TRI_API int tri_server_wait(tri_server *srv) {
   if (srv == NULL)
     return tri__fail(TRI_EINVAL, "tri_server_wait: server is NULL");
   if (srv->fork_gen != tri__fork_gen())
-    return tri__fail(TRI_ESTATE, "tri_server_wait: the server was created "
-                     "before fork()");
+    return tri__fail(TRI_UNAVAILABLE, "tri_server_wait: the server was "
+                     "created before fork()");
   tri__mutex_lock(&srv->mu);
   while (!srv->down)
     tri__cond_wait(&srv->down_cv, &srv->mu);

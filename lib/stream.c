@@ -712,6 +712,8 @@ static int add_out_md(tri_stream *s, int trailers, const char *key,
     return TRI_EINVAL;
   if (s->side != TRI__SERVER)
     return TRI_ESTATE;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   tri__mutex_lock(&s->mu);
   if (trailers ? s->send_state != TRI__SEND_OPEN
                : s->hdrs_state != TRI__HDRS_NONE)
@@ -739,6 +741,8 @@ TRI_API int tri_stream_send_headers(tri_stream *s) {
     return TRI_EINVAL;
   if (s->side != TRI__SERVER)
     return TRI_ESTATE;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   tri__mutex_lock(&s->mu);
   if (s->final && s->final_code != TRI_OK)
     rv = s->final_code;
@@ -772,6 +776,8 @@ TRI_API int tri_stream_finish(tri_stream *s, int code, const char *message) {
     return TRI_EINVAL;
   if (s->side != TRI__SERVER)
     return TRI_ESTATE;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   return tri__stream_finish(s, code, message);
 }
 
@@ -785,6 +791,8 @@ TRI_API int tri_stream_set_compression(tri_stream *s, const char *encoding) {
                  : TRI__ENC_IDENTITY;
   if (enc == TRI__ENC_UNKNOWN)
     return TRI_UNIMPLEMENTED;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
   /* 9.6: never send a coding the client cannot decode. */
   if (enc != TRI__ENC_IDENTITY && !(s->accept_enc_mask & (1 << enc)))
     enc = TRI__ENC_IDENTITY;

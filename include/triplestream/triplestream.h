@@ -266,10 +266,13 @@ TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
                                            int64_t timeout_ms);
 
 /**
- * Budget of unread received bytes per connection (bytes, >= 65536;
- * default 64 MiB).  Past it the library stops returning connection-level
- * HTTP/2 window until the application reads, so many slow streams cannot
- * grow memory without bound.  Since: 0.1
+ * Budget of unread received messages per connection (bytes, >= 65536;
+ * default 64 MiB): complete messages queued on its streams that the
+ * application has not read.  Past it the library stops returning
+ * connection-level HTTP/2 window until the application reads, so many
+ * slow readers cannot grow memory without bound.  A message still being
+ * received is not counted (it cannot be read before it is complete); it is
+ * bounded by the stream's window and the receive size limit.  Since: 0.1
  */
 TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
                                                  size_t bytes);
@@ -434,11 +437,11 @@ TRI_API int tri_stream_send(tri_stream *s, const void *data, size_t len);
 
 /**
  * tri_stream_send() with TRI_SEND_* |flags| and its own |timeout_ms|
- * (-1 = none, 0 = do not wait).  On TRI_ETIMEDOUT nothing of the message
- * was sent when none of it fit; otherwise the remainder is still queued
- * before returning (a message is never cut in half on the wire): the
- * timeout only bounds the wait for the first byte of space.  The stream
- * stays usable after TRI_ETIMEDOUT.
+ * (-1 = none, 0 = do not wait).  All or nothing: the call waits until the
+ * whole message fits in the send buffer (a message larger than the buffer
+ * waits for it to be empty), and on TRI_ETIMEDOUT nothing of the message
+ * was queued, so it is never cut in half on the wire.  The stream stays
+ * usable after TRI_ETIMEDOUT.
  * Since: 0.1
  */
 TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
@@ -458,7 +461,10 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
  *   (TRI_CANCELLED, TRI_DEADLINE_EXCEEDED, TRI_UNAVAILABLE,
  *   TRI_RESOURCE_EXHAUSTED for an over-limit message, or the server's
  *   status).  Messages that arrived before the peer ended the stream are
- *   delivered first, except after a local cancel or deadline.
+ *   delivered first, except when the call ended locally or was cut off:
+ *   a cancel or deadline, and on a server also a client reset, a limit
+ *   the library enforced (over-size, bad compression) or a shutdown drop
+ *   what is queued and report the status at once.
  * Since: 0.1
  */
 TRI_API int tri_stream_recv(tri_stream *s, tri_buf **msg);
@@ -828,8 +834,10 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms);
  * Thread safety: any thread, any number of threads.
  * Blocking: until the shutdown is complete (handlers returned,
  *   connections closed).
- * Returns: TRI_OK; TRI_EINVAL (NULL); TRI_ESTATE (server created before
- *   fork() in a parent process).
+ * Returns: TRI_OK; TRI_EINVAL (NULL); TRI_UNAVAILABLE (server created
+ *   before fork() in a parent process).  tri_server_free() must not run
+ *   while another thread is still inside tri_server_wait(): free after
+ *   the wait returned.
  * Since: 0.2
  */
 TRI_API int tri_server_wait(tri_server *srv);
@@ -844,6 +852,8 @@ TRI_API int tri_server_wait(tri_server *srv);
  * main(): new, register, bind, start, tri_server_shutdown_on_signals(srv,
  * 5000), tri_server_wait(srv), tri_server_free(srv).
  *
+ * A process-directed signal is taken by one thread: use it for one server
+ *   per process (shut the others down from that server's main()).
  * Thread safety: once per server, before tri_server_free().
  * Returns: TRI_OK; TRI_EINVAL; TRI_ESTATE (called twice); TRI_ESYS.
  * Since: 0.2

@@ -1,0 +1,327 @@
+/*
+ * integ_review: regression tests for the defects a review of the core
+ * rework found (each fails on the commit before its fix):
+ *
+ *  R1  partial messages counted against the connection budget stalled
+ *      every stream once they added up past it (24 concurrent 4 MiB
+ *      unary calls with default options: 11 ended DEADLINE_EXCEEDED);
+ *  R2  a call that ended while its request waited for a stream slot in
+ *      nghttp2's queue stayed attached until a slot freed;
+ *  R3  a compressed message that decompressed to fewer bytes than were
+ *      counted while it was partial left the difference counted;
+ *  R4  request trailers that ended the stream inside a message were taken
+ *      as a clean end (the handler saw TRI_EOF).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <check.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <triplestream/triplestream.h>
+
+#include "budget.h"
+#include "hardening/h2raw.h"
+#include "testutil.h"
+
+static long live_streams(void)
+{
+  tri__budgets b;
+  tri__budgets_get(&b);
+  return (long)b.streams;
+}
+
+/* ---- R1 ----------------------------------------------------------- */
+
+static int h_one(tri_stream *s, void *ud)
+{
+  tri_buf *m;
+  int rv;
+  (void)ud;
+  rv = tri_stream_recv(s, &m);
+  if (rv != TRI_OK)
+    return rv;
+  tri_buf_free(m);
+  rv = tri_stream_send(s, "ok", 2);
+  return rv == TRI_OK ? TRI_OK : rv;
+}
+
+#define R1_CALLS 24
+static tri_channel *r1_ch;
+static size_t r1_size;
+static unsigned char *r1_buf;
+static int r1_rc[R1_CALLS];
+
+static void *r1_call(void *arg)
+{
+  long i = (long)arg;
+  tri_buf *r = NULL;
+  tri_call_opts *o = tri_call_opts_new();
+  tri_call_opts_set_timeout_ms(o, 8000);
+  r1_rc[i] = tri_unary_call(r1_ch, "/r.R/One", o, r1_buf, r1_size, &r, NULL);
+  tri_buf_free(r);
+  tri_call_opts_free(o);
+  return NULL;
+}
+
+static void r1_run(tri_server_opts *so, size_t size, int n)
+{
+  tu_method ms[] = {{"/r.R/One", h_one, NULL}};
+  tri_channel_opts *co = tri_channel_opts_new();
+  pthread_t t[R1_CALLS];
+  int port, bad = 0;
+  tri_server *srv = tu_server_start(ms, 1, so, &port);
+
+  ck_assert_ptr_nonnull(srv);
+  tri_channel_opts_set_send_buffer(co, 8u << 20);
+  r1_ch = tu_channel_new(port, co);
+  r1_size = size;
+  r1_buf = calloc(1, size);
+  int64_t t0 = tu_now_us();
+  for (long i = 0; i < n; i++)
+    ck_assert_int_eq(tu_thread_start(&t[i], r1_call, (void *)i), 0);
+  for (int i = 0; i < n; i++)
+    ck_assert_int_eq(tu_thread_join(t[i], 20000, NULL), 0);
+  for (int i = 0; i < n; i++)
+    if (r1_rc[i] != TRI_OK)
+      bad++;
+  fprintf(stderr, "measure: R1 %d x %zu bytes in %lld ms, %d failed\n", n,
+          size, (long long)((tu_now_us() - t0) / 1000), bad);
+  ck_assert_msg(bad == 0, "%d of %d calls failed (first %s)", bad, n,
+                tri_code_name(r1_rc[0]));
+  tri_channel_free(r1_ch);
+  tri_server_free(srv);
+  tri_channel_opts_free(co);
+  free(r1_buf);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
+START_TEST(test_r1_partial_messages_do_not_stall)
+{
+  /* Default options: 24 x 4 MiB in flight at once (96 MiB of partial
+   * messages against a 64 MiB budget). */
+  r1_run(NULL, 4u << 20, R1_CALLS);
+}
+END_TEST
+
+START_TEST(test_r1_message_larger_than_budget)
+{
+  /* One 20 MiB message through a 64 KiB connection budget. */
+  tri_server_opts *so = tri_server_opts_new();
+  tri_server_opts_set_conn_recv_queue(so, 65536);
+  tri_server_opts_set_max_recv_size(so, 32u << 20);
+  r1_run(so, 20u << 20, 1);
+  tri_server_opts_free(so);
+}
+END_TEST
+
+/* ---- R2 ----------------------------------------------------------- */
+
+static int h_hold(tri_stream *s, void *ud)
+{
+  tri_buf *m;
+  (void)ud;
+  while (tri_stream_recv(s, &m) == TRI_OK)
+    tri_buf_free(m);
+  return TRI_OK;
+}
+
+START_TEST(test_r2_waiting_for_slot_detaches_at_end)
+{
+  tu_method ms[] = {{"/r.R/Hold", h_hold, NULL}};
+  tri_server_opts *so = tri_server_opts_new();
+  tri_call_opts *o = tri_call_opts_new();
+  tri_stream *hold;
+  int port;
+
+  tri_server_opts_set_max_concurrent_streams(so, 1);
+  tri_server *srv = tu_server_start(ms, 1, so, &port);
+  tri_channel *ch = tu_channel_new(port, NULL);
+  ck_assert_int_eq(tri_stream_open(ch, "/r.R/Hold", NULL, &hold), TRI_OK);
+  ck_assert_int_eq(tri_stream_send(hold, "x", 1), TRI_OK);
+  tu_sleep_ms(200); /* the long call holds the only slot */
+  long base = live_streams();
+  tri_call_opts_set_timeout_ms(o, 100);
+  for (int i = 0; i < 20; i++) {
+    tri_buf *r = NULL;
+    int64_t t0 = tu_now_us();
+    int rv = tri_unary_call(ch, "/r.R/Hold", o, "y", 1, &r, NULL);
+    ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED, "call %d: %s", i,
+                  tri_code_name(rv));
+    TU_ASSERT_EXPIRED("call waiting for a slot", 100, t0, tu_now_us());
+  }
+  /* Every ended call is released at once, not when the slot frees. */
+  for (int i = 0; i < 200 && live_streams() > base; i++)
+    tu_sleep_ms(1);
+  ck_assert_msg(live_streams() <= base,
+                "%ld streams alive after 20 ended calls (%ld before)",
+                live_streams(), base);
+  /* and a waiting call still gets the slot when it frees */
+  tri_stream *next;
+  tri_buf *r = NULL;
+  ck_assert_int_eq(tri_stream_open(ch, "/r.R/Hold", NULL, &next), TRI_OK);
+  ck_assert_int_eq(tri_stream_close_send(next), TRI_OK);
+  tu_sleep_ms(50);
+  ck_assert_int_eq(tri_stream_close_send(hold), TRI_OK);
+  ck_assert_int_eq(tri_stream_wait_status(hold, 2000, NULL), TRI_OK);
+  ck_assert_int_eq(tri_stream_recv(next, &r), TRI_EOF);
+  ck_assert_int_eq(tri_stream_wait_status(next, 2000, NULL), TRI_OK);
+  tri_stream_free(next);
+  tri_stream_free(hold);
+  tri_channel_free(ch);
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+  tri_call_opts_free(o);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* ---- R3, R4: raw HTTP/2 clients ----------------------------------- */
+
+#define R3_N 10
+static sem_t r3_got;
+static int h_count(tri_stream *s, void *ud)
+{
+  tri_buf *m;
+  int n = 0;
+  (void)ud;
+  while (tri_stream_recv(s, &m) == TRI_OK) {
+    tri_buf_free(m);
+    if (++n == R3_N)
+      sem_post(&r3_got);
+  }
+  return TRI_OK;
+}
+
+START_TEST(test_r3_shrinking_message_returns_budget)
+{
+  tu_method ms[] = {{"/r.R/Z", h_count, NULL}};
+  h2buf b = {0}, hb = {0}, msg = {0};
+  static const uint8_t gzh[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
+  static const uint8_t empty_blk[5] = {0x00, 0x00, 0x00, 0xff, 0xff};
+  static const uint8_t last_blk[5] = {0x01, 0x00, 0x00, 0xff, 0xff};
+  static const uint8_t trailer[8] = {0};
+  tri__budgets t;
+  int port, fd;
+
+  sem_init(&r3_got, 0, 0);
+  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, NULL, 0, 3000), 0);
+  hp_grpc_request(&hb, "/r.R/Z", NULL);
+  hp_lits(&hb, "grpc-encoding", "gzip");
+  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
+  /* gzip of nothing, padded with empty stored blocks: 10 KB -> 0 bytes */
+  h2buf_put8(&msg, 1);
+  h2buf_put32(&msg, 0);
+  h2buf_put(&msg, gzh, 10);
+  for (int i = 0; i < 2000; i++)
+    h2buf_put(&msg, empty_blk, 5);
+  h2buf_put(&msg, last_blk, 5);
+  h2buf_put(&msg, trailer, 8);
+  uint32_t c = (uint32_t)(msg.len - 5);
+  msg.p[1] = (uint8_t)(c >> 24);
+  msg.p[2] = (uint8_t)(c >> 16);
+  msg.p[3] = (uint8_t)(c >> 8);
+  msg.p[4] = (uint8_t)c;
+  for (int i = 0; i < R3_N; i++) { /* each message in two DATA frames */
+    h2_frame(&b, 0, 0, 1, msg.p, msg.len - 1);
+    h2_frame(&b, 0, 0, 1, msg.p + msg.len - 1, 1);
+  }
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  ck_assert_int_eq(tu_sem_wait(&r3_got, 5000), 0);
+  /* All read, the stream still open: nothing may stay counted. */
+  for (int i = 0; i < 200; i++) {
+    tri__budgets_get(&t);
+    if (t.conn_rq_bytes == 0 && t.rq_bytes == 0)
+      break;
+    tu_sleep_ms(1);
+  }
+  ck_assert_msg(t.conn_rq_bytes == 0 && t.rq_bytes == 0,
+                "after reading all: rq_bytes=%lld conn_rq_bytes=%lld",
+                (long long)t.rq_bytes, (long long)t.conn_rq_bytes);
+  h2_close_reset(fd);
+  tri_server_free(srv);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  h2buf_free(&msg);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+static sem_t r4_done;
+static int r4_seen = -100;
+static int h_drain(tri_stream *s, void *ud)
+{
+  tri_buf *m;
+  int rv;
+  (void)ud;
+  while ((rv = tri_stream_recv(s, &m)) == TRI_OK)
+    tri_buf_free(m);
+  r4_seen = rv;
+  sem_post(&r4_done);
+  return TRI_OK;
+}
+
+START_TEST(test_r4_trailers_inside_a_message)
+{
+  tu_method ms[] = {{"/r.R/T", h_drain, NULL}};
+  h2buf b = {0}, hb = {0}, tb = {0};
+  static const uint8_t part[8] = {0, 0, 0, 0, 10, 'a', 'b', 'c'};
+  int port, fd;
+
+  sem_init(&r4_done, 0, 0);
+  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, NULL, 0, 3000), 0);
+  hp_grpc_request(&hb, "/r.R/T", NULL);
+  h2_frame(&b, 1, 0x4, 1, hb.p, hb.len);
+  h2_frame(&b, 0, 0, 1, part, sizeof part); /* 10 announced, 3 sent */
+  hp_lits(&tb, "x-trailer", "1");
+  h2_frame(&b, 1, 0x4 | 0x1, 1, tb.p, tb.len); /* trailers, END_STREAM */
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  ck_assert_int_eq(tu_sem_wait(&r4_done, 5000), 0);
+  ck_assert_msg(r4_seen == TRI_INTERNAL,
+                "handler's recv after a cut message + trailers: %s",
+                tri_code_name(r4_seen));
+  h2_close_reset(fd);
+  tri_server_free(srv);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  h2buf_free(&tb);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+  Suite *s = suite_create("integ_review");
+  TCase *tc = tcase_create("review");
+  tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
+  tcase_add_test(tc, test_r1_partial_messages_do_not_stall);
+  tcase_add_test(tc, test_r1_message_larger_than_budget);
+  tcase_add_test(tc, test_r2_waiting_for_slot_detaches_at_end);
+  tcase_add_test(tc, test_r3_shrinking_message_returns_budget);
+  tcase_add_test(tc, test_r4_trailers_inside_a_message);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(suite());
+  int failed;
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
