@@ -377,7 +377,15 @@ static int build_ctx(const tri_tls_opts *o, int is_server, const char *cert,
       goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
-      rv = file_fail("private key", key);
+      unsigned long e = ERR_peek_last_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+          ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+        ERR_clear_error();
+        rv = tri__fail(TRI_EINVAL, "TLS private key '%s' does not match the "
+                       "certificate '%s'", key, cert);
+      } else {
+        rv = file_fail("private key", key);
+      }
       goto fail;
     }
     if (SSL_CTX_check_private_key(c) != 1) {
@@ -616,11 +624,11 @@ static const char *tls_reason(tri__conn *c, int err, char *buf, size_t cap) {
   tri__tls *t = c->tls;
   unsigned long e = ERR_peek_error();
 
-  if (t->nfirst >= 9 && !c->is_server && !t->done && t->first[3] == 0x04 &&
-      t->first[0] == 0 && t->first[4] == 0 && memcmp(t->first + 5,
-                                                     "\0\0\0\0", 4) == 0) {
-    /* A 9-byte HTTP/2 SETTINGS frame header where a TLS record should
-     * be: a clear-text server. */
+  if (t->nfirst >= 5 && !c->is_server && !t->done && t->first[0] == 0 &&
+      t->first[3] == 0x04 && (t->first[4] & ~1u) == 0) {
+    /* The start of an HTTP/2 SETTINGS frame (length < 64 KiB, type 4,
+     * flags 0 or ACK) where a TLS record header should be (a record
+     * type is 20..24, never 0): a clear-text server. */
     ERR_clear_error();
     snprintf(buf, cap, "the server answered in clear-text HTTP/2: it does "
              "not use TLS");
