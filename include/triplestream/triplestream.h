@@ -888,8 +888,9 @@ TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
                                              size_t bytes);
 
 /**
- * Time a new connection has to send the HTTP/2 preface and SETTINGS, in ms
- * (> 0; default 10000); slower connections are closed (slowloris).
+ * Time a new connection has to complete the TLS handshake (with TLS) and
+ * send the HTTP/2 preface and SETTINGS, in ms (> 0; default 10000);
+ * slower connections are closed (slowloris).
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
