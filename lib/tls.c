@@ -469,6 +469,9 @@ int tri__tls_ctx_new(const tri_tls_opts *o, int is_server,
     SSL_CTX_set_tlsext_servername_callback(t->ctx, servername_cb);
     SSL_CTX_set_tlsext_servername_arg(t->ctx, t);
   }
+  /* Leave nothing in the caller thread's OpenSSL error queue (an
+   * application using OpenSSL itself would read it). */
+  ERR_clear_error();
   *out = t;
   return TRI_OK;
 fail:

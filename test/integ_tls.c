@@ -27,6 +27,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -840,6 +841,82 @@ START_TEST(test_stalled_handshake)
 }
 END_TEST
 
+/* A handshake flood: many connections that stall inside the TLS
+ * handshake (part of a ClientHello), send clear-text garbage, or say
+ * nothing at all.  The garbage ones fail at once; every stalled one is
+ * closed at the handshake timeout; a real client is served throughout. */
+START_TEST(test_handshake_flood)
+{
+  enum { HS_MS = 800, N = 60 };
+  int port, fds[N];
+  int64_t closed_us[N];
+  tri_tls_opts *st = server_tls("server.pem", "server.key");
+  tri_server *srv = server(st, HS_MS, &port);
+  static const uint8_t part[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
+  static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+  int64_t t0 = tu_now_us();
+  for (int i = 0; i < N; i++) {
+    fds[i] = tu_raw_connect(port);
+    ck_assert_int_ge(fds[i], 0);
+    closed_us[i] = -1;
+    if (i % 3 == 0)
+      ck_assert_int_eq(send(fds[i], part, sizeof part, MSG_NOSIGNAL),
+                       (ssize_t)sizeof part);
+    else if (i % 3 == 1)
+      ck_assert_int_eq(send(fds[i], junk, sizeof junk - 1, MSG_NOSIGNAL),
+                       (ssize_t)sizeof junk - 1);
+  }
+  tri_tls_opts *ct = client_tls("ca.pem", NULL, NULL, NULL);
+  int open_left = N, calls = 0;
+  char m[600];
+  int64_t limit_us = tu_bound_ms(HS_MS, 2000) * 1000;
+  while (open_left > 0 && tu_now_us() - t0 < limit_us) {
+    /* A new connection and a call each round: the server keeps up. */
+    tri_channel *ch = channel("127.0.0.1", port, ct, 0);
+    ck_assert_msg(call(ch, ECHO, m, sizeof m, NULL) == TRI_OK, "%s", m);
+    tri_channel_free(ch);
+    calls++;
+    for (int i = 0; i < N; i++) {
+      char tmp[256];
+      if (closed_us[i] >= 0)
+        continue;
+      ssize_t n = recv(fds[i], tmp, sizeof tmp, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        closed_us[i] = tu_now_us() - t0;
+        open_left--;
+      }
+    }
+    tu_sleep_ms(10);
+  }
+  ck_assert_msg(open_left == 0, "%d of %d flood connections still open",
+                open_left, N);
+  for (int i = 0; i < N; i++) {
+    if (i % 3 == 1) {
+      /* Clear text: refused at once. */
+      ck_assert_msg(closed_us[i] < tu_bound_ms(0, TU_HEADROOM_MS) * 1000,
+                    "garbage connection %d closed after %lld us", i,
+                    (long long)closed_us[i]);
+    } else {
+      /* Stalled: not before the handshake timeout; the loop above looks
+       * at most every call + 10 ms, within the headroom. */
+      ck_assert_msg(closed_us[i] >= HS_MS * 1000 &&
+                        closed_us[i] < tu_bound_ms(HS_MS, TU_HEADROOM_MS) *
+                                           1000,
+                    "stalled connection %d closed after %lld us (timeout "
+                    "%d ms)", i, (long long)closed_us[i], HS_MS);
+    }
+    close(fds[i]);
+  }
+  ck_assert_int_ge(calls, 5);
+  wait_failures(srv, N);
+  tri_tls_opts_free(ct);
+  tri_tls_opts_free(st);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 /* Files that cannot be used, and options that cannot be right, are
  * refused when the channel or server is made, naming the file. */
 START_TEST(test_bad_files_and_options)
@@ -996,6 +1073,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_no_alpn_h2);
   tcase_add_test(tc, test_handshake_connect_timeout);
   tcase_add_test(tc, test_stalled_handshake);
+  tcase_add_test(tc, test_handshake_flood);
   tcase_add_test(tc, test_bad_files_and_options);
 #else
   tcase_add_test(tc, test_unavailable);
