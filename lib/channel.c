@@ -409,9 +409,13 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
     if (rv == TRI_OK) {
       rv = tri_stream_recv(s, &extra);
       if (rv == TRI_OK) {
-        /* 5.4: more than one response to a unary call. */
+        /* 5.4: more than one response to a unary call.  The call ends
+         * with that status (and the stream is reset), so the stream's
+         * own final status says the same, not CANCELLED. */
         tri_buf_free(extra);
-        tri_stream_cancel(s);
+        tri__stream_abort(s, TRI_UNIMPLEMENTED,
+                          "unary call: the server sent more than one "
+                          "response", 1, TRI__END_RESET);
         rv = TRI_UNIMPLEMENTED;
       } else if (rv == TRI_EOF) {
         rv = TRI_OK;

@@ -178,6 +178,9 @@ void tri__conn_set_error(tri__conn *c, const char *fmt, ...)
 
 /* ---- sockio.c ---- */
 int tri__sock_flush(tri__conn *c);            /* -1: connection failed */
+/* Flush; close the connection when writing failed or the session has
+ * nothing left to read or write (may free |c|). */
+void tri__sock_flush_or_close(tri__conn *c);
 int tri__sock_read(tri__conn *c);             /* 0, -1 closed, -2 fatal */
 void tri__sock_raw_goaway(tri__conn *c);
 void tri__sock_event(tri__conn *c, uint32_t ev);

@@ -19,6 +19,9 @@
 #define TRI_CORE_H
 
 #include "tri_int.h"
+
+#include <sys/socket.h>
+
 #include "frame.h"
 #include "headers.h"
 #include "timer.h"
@@ -161,6 +164,9 @@ struct tri_stream {
 
   /* ---- state machine (mu) ---- */
   int send_state;           /* enum tri__send_state */
+  int app_closed;           /* the application closed its send side
+                               (CLOSE_SEND or FINISH), as opposed to the
+                               stream ending under it */
   int recv_state;           /* enum tri__recv_state */
   int hdrs_state;           /* enum tri__hdrs_state */
   int final;                /* final status set; also read atomically by
@@ -281,6 +287,10 @@ typedef struct {
  * allowed).  TRI_OK, or TRI_EINVAL with tri_last_error() naming the bad
  * part. */
 int tri__target_parse(const char *t, int bind, tri__target *out);
+/* The socket address of a Unix or abstract target; returns its length. */
+struct sockaddr_un;
+socklen_t tri__target_sockaddr_un(const tri__target *t,
+                                  struct sockaddr_un *un);
 
 /* ---- stream.c ---- */
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,

@@ -210,13 +210,7 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
       }
     }
   }
-  if (tri__sock_flush(c) != 0) {
-    tri__conn_close(c, "write failed");
-    return;
-  }
-  if (!nghttp2_session_want_read(c->sess) &&
-      !nghttp2_session_want_write(c->sess) && c->wlen == c->woff)
-    tri__conn_close(c, "finished");
+  tri__sock_flush_or_close(c);
 }
 
 /* ---- requests ---------------------------------------------------------- */

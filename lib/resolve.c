@@ -176,18 +176,7 @@ static int resolve_literal(tri__loop *l, tri__resolve *r) {
   const tri__target *t = &l->ccfg.target;
   if (t->kind != TRI__T_TCP) {
     struct sockaddr_un un;
-    socklen_t len;
-    memset(&un, 0, sizeof(un));
-    un.sun_family = AF_UNIX;
-    if (t->kind == TRI__T_ABSTRACT) {
-      /* Linux abstract namespace: a leading NUL, the name, no terminator */
-      memcpy(un.sun_path + 1, t->path, strlen(t->path));
-      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                        strlen(t->path));
-    } else {
-      memcpy(un.sun_path, t->path, strlen(t->path) + 1);
-      len = (socklen_t)sizeof(un);
-    }
+    socklen_t len = tri__target_sockaddr_un(t, &un);
     add_addr(r, (struct sockaddr *)&un, len);
     return 0;
   }

@@ -80,6 +80,7 @@ struct tri_server {
   int64_t sig_grace_ms;
   int sig_stop;            /* atomic: free() asks the thread to exit */
   int sig_caught;          /* atomic: the signal that shut it down */
+  unsigned fork_gen;       /* tri__fork_gen() at creation, immutable */
   /* TLS: opts.tls is the server's own copy (read again on reload). */
   tri__mutex tls_mu;       /* leaf; protects: */
   tri__tls_ctx *tls_ctx;   /*   the context new connections get */
@@ -272,6 +273,7 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   tri__mutex_init(&srv->tls_mu);
   srv->listen_fd = -1;
   srv->port = -1;
+  srv->fork_gen = tri__fork_gen();
   tri__mutex_init(&srv->mu);
   tri__cond_init(&srv->down_cv);
   tri__mutex_init(&srv->pool.mu);
@@ -674,16 +676,7 @@ static int bind_unix(const tri__target *t, int *out_fd) {
   socklen_t len;
   int fd;
 
-  memset(&un, 0, sizeof(un));
-  un.sun_family = AF_UNIX;
-  if (t->kind == TRI__T_ABSTRACT) {
-    memcpy(un.sun_path + 1, t->path, strlen(t->path));
-    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                      strlen(t->path));
-  } else {
-    memcpy(un.sun_path, t->path, strlen(t->path) + 1);
-    len = (socklen_t)sizeof(un);
-  }
+  len = tri__target_sockaddr_un(t, &un);
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return tri__fail(TRI_ESYS, "bind %s: socket: %s", t->where,
@@ -768,13 +761,25 @@ TRI_API int tri_server_port(const tri_server *srv) {
 }
 
 TRI_API int tri_server_start(tri_server *srv) {
-  if (srv == NULL)
-    return TRI_EINVAL;
-  if (srv->started || srv->listen_fd < 0 || srv->shut)
-    return TRI_ESTATE;
-  if (tri__timers_acquire() != 0)
-    return TRI_ESYS;
+  int rv = TRI_OK;
   tri__srv_cfg cfg;
+
+  if (srv == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_start: server is NULL");
+  /* Under srv->mu: a shutdown (another thread, or a signal after
+   * tri_server_shutdown_on_signals()) may run at the same time. */
+  tri__mutex_lock(&srv->mu);
+  if (srv->started || srv->listen_fd < 0 || srv->shut) {
+    rv = tri__fail(TRI_ESTATE, "tri_server_start: %s",
+                   srv->started  ? "already started"
+                   : srv->shut   ? "the server was shut down"
+                                 : "not bound (call tri_server_bind first)");
+    goto out;
+  }
+  if (tri__timers_acquire() != 0) {
+    rv = tri__fail(TRI_ESYS, "cannot start the timer thread");
+    goto out;
+  }
   cfg.max_recv = srv->opts.max_recv;
   cfg.rq_limit = srv->opts.recv_queue;
   cfg.sb_limit = srv->opts.send_buf;
@@ -788,18 +793,22 @@ TRI_API int tri_server_start(tri_server *srv) {
   srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
   if (srv->loop == NULL) {
     tri__timers_release();
-    return TRI_ENOMEM;
+    rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loop");
+    goto out;
   }
   srv->listen_fd = -1; /* the loop owns (and closes) it now */
   if (tri__loop_start(srv->loop) != 0) {
     tri__loop_join_free(srv->loop);
     srv->loop = NULL;
     tri__timers_release();
-    return TRI_ESYS;
+    rv = tri__fail(TRI_ESYS, "cannot start the server's I/O thread");
+    goto out;
   }
   srv->timers = 1;
   srv->started = 1;
-  return TRI_OK;
+out:
+  tri__mutex_unlock(&srv->mu);
+  return rv;
 }
 
 /* ---- shutdown --------------------------------------------------------- */
@@ -809,7 +818,7 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
 
   if (srv == NULL)
     return;
-  if (srv->loop != NULL && !tri__loop_usable(srv->loop))
+  if (srv->fork_gen != tri__fork_gen())
     return; /* inherited through fork(): the parent's threads, not ours */
   tri__mutex_lock(&srv->mu);
   if (srv->shut) {
@@ -879,7 +888,7 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
 TRI_API int tri_server_wait(tri_server *srv) {
   if (srv == NULL)
     return tri__fail(TRI_EINVAL, "tri_server_wait: server is NULL");
-  if (srv->loop != NULL && !tri__loop_usable(srv->loop))
+  if (srv->fork_gen != tri__fork_gen())
     return tri__fail(TRI_ESTATE, "tri_server_wait: the server was created "
                      "before fork()");
   tri__mutex_lock(&srv->mu);
@@ -951,7 +960,7 @@ TRI_API int tri_server_signal(const tri_server *srv) {
 TRI_API void tri_server_free(tri_server *srv) {
   if (srv == NULL)
     return;
-  if (srv->loop != NULL && !tri__loop_usable(srv->loop))
+  if (srv->fork_gen != tri__fork_gen())
     return; /* inherited through fork(): abandoned, see shutdown */
   if (srv->sig_started) {
     /* The signal thread either shut the server down already or still

@@ -105,6 +105,14 @@ int tri__sock_flush(tri__conn *c) {
   return 0;
 }
 
+void tri__sock_flush_or_close(tri__conn *c) {
+  if (tri__sock_flush(c) != 0)
+    tri__conn_close(c, "write failed");
+  else if (!nghttp2_session_want_read(c->sess) &&
+           !nghttp2_session_want_write(c->sess) && c->wlen == c->woff)
+    tri__conn_close(c, "finished"); /* GOAWAY exchanged, nothing left */
+}
+
 /* nghttp2 stops serialising after a fatal receive error (flood, bad
  * frame), so tell the peer why with a GOAWAY written by hand (RFC 9113
  * §6.8): 9-byte frame header, last stream id, error code.  Best effort,

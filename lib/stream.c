@@ -177,6 +177,7 @@ static void check_invariants_locked(const tri_stream *s) {
   TRI__ASSERT(s->sb_inflight <= s->sb_len);
   TRI__ASSERT(s->sb_len <= s->sb_cap || s->sb == NULL);
   TRI__ASSERT(s->final || s->end_action == TRI__END_NONE);
+  TRI__ASSERT(!s->app_closed || s->send_state != TRI__SEND_OPEN);
   TRI__ASSERT(s->rq_conn != NULL || s->conn_bytes == 0);
 }
 #define CHECK_INVARIANTS(s) check_invariants_locked(s)
@@ -214,6 +215,7 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     if (s->send_state != TRI__SEND_OPEN || s->final)
       break;
     s->send_state = TRI__SEND_CLOSING;
+    s->app_closed = 1;
     if (ev == TRI__EV_FINISH) {
       s->finish_code = code;
       set_str(&s->finish_msg, msg);
@@ -482,8 +484,13 @@ static int ring_reserve(tri_stream *s, size_t want) {
   return TRI_OK;
 }
 
-/* What a send reports once the send side is closed (s->mu held). */
+/* What a send reports once it cannot go out (s->mu held): the caller's
+ * own close comes first (a server after finish: TRI_ESTATE, a client after
+ * close_send: TRI_EOF), whatever ended the stream since; otherwise the
+ * final status. */
 static int send_closed_rv(const tri_stream *s) {
+  if (s->app_closed && s->side == TRI__SERVER)
+    return TRI_ESTATE;
   if (s->final && s->final_code != TRI_OK)
     return s->final_code;
   return s->side == TRI__SERVER ? TRI_ESTATE : TRI_EOF;
@@ -745,7 +752,7 @@ TRI_API int tri_stream_send_headers(tri_stream *s) {
 int tri__stream_finish(tri_stream *s, int code, const char *message) {
   int rv = TRI_OK;
   tri__mutex_lock(&s->mu);
-  if (s->send_state != TRI__SEND_OPEN) {
+  if (s->app_closed) {
     rv = TRI_ESTATE; /* finished before */
   } else if (s->final) {
     /* Already ended (deadline, cancel, limit): the client gets (or got)

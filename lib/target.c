@@ -145,3 +145,16 @@ int tri__target_parse(const char *t, int bind, tri__target *out) {
   }
   return host_port(t, t, out, bind);
 }
+
+socklen_t tri__target_sockaddr_un(const tri__target *t, struct sockaddr_un *un) {
+  memset(un, 0, sizeof(*un));
+  un->sun_family = AF_UNIX;
+  if (t->kind == TRI__T_ABSTRACT) {
+    /* Linux abstract namespace: a leading NUL, the name, no terminator */
+    memcpy(un->sun_path + 1, t->path, strlen(t->path));
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                       strlen(t->path));
+  }
+  memcpy(un->sun_path, t->path, strlen(t->path) + 1);
+  return (socklen_t)sizeof(*un);
+}

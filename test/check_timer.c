@@ -500,15 +500,19 @@ START_TEST(thread_rearm_while_collected) {
   ck_assert_int_eq(tri__timers_acquire(), 0);
   tri__timer_init(&a.t, blocking_cb);
   tri__timer_init(&b.t, count_cb);
-  a.expiry = now + 2 * MS;
-  b.expiry = now + 2 * MS + 1; /* same batch, after a */
-  tri__timer_start(&b.t, b.expiry);
+  /* a armed first and due first: if this thread is descheduled between
+   * the two starts (ThreadSanitizer runs), b may miss a's batch, but it
+   * can never run before a; either way it has not started when a's
+   * callback blocks. */
+  a.expiry = now + 20 * MS;
+  b.expiry = now + 20 * MS + 1; /* same batch, after a */
   tri__timer_start(&a.t, a.expiry);
+  tri__timer_start(&b.t, b.expiry);
   pthread_mutex_lock(&tmu);
   while (!in_a)
     pthread_cond_wait(&tcv, &tmu);
   pthread_mutex_unlock(&tmu);
-  /* a's callback is running; b is collected but waiting behind it */
+  /* a's callback is running; b is collected (or still armed) behind it */
   ck_assert_int_eq(tri__timer_stop(&a.t), 0);
   ck_assert_int_eq(tri__timer_stop(&b.t), 1);
   new_expiry = tri__now_ns() + 20 * MS;

@@ -2017,8 +2017,16 @@ START_TEST(test_d11_fork_child_does_not_hang)
     res->el1 = (long)(tu_now_ms() - t0);
     tri_buf_free(resp);
     atomic_store(&res->stage, 2);
+#if TU_TSAN
+    /* ThreadSanitizer cannot start threads in the child of a
+     * multi-threaded fork ("not supported. Dying"); a new channel starts
+     * two.  The plain, ASan and valgrind runs check this stage. */
+    ch2 = NULL;
+    res->rc2 = TRI_OK;
+#else
     ch2 = tu_channel_new(g_port, NULL);
     res->rc2 = ch2 ? echo_call(ch2, 10, MS(2000), NULL) : TRI_ESYS;
+#endif
     tri_channel_free(ch2);
     atomic_store(&res->stage, 3);
     t0 = tu_now_ms();

@@ -9,7 +9,9 @@
 #endif
 
 #include <check.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,48 @@ static int h_ok(tri_stream *s, void *ud)
   (void)ud;
   return TRI_OK;
 }
+
+/* After its own finish, a handler's send and a second finish are
+ * TRI_ESTATE even once the trailers were delivered (the stream then has
+ * a final status, which must not leak into these answers). */
+static sem_t delivered, checked;
+static atomic_int after_send_rv, after_finish_rv;
+static int h_finish_then_send(tri_stream *s, void *ud)
+{
+  (void)ud;
+  tri_stream_finish(s, TRI_UNAUTHENTICATED, "no");
+  tu_sem_wait(&delivered, 5000);
+  atomic_store(&after_send_rv, tri_stream_send(s, "x", 1));
+  atomic_store(&after_finish_rv, tri_stream_finish(s, TRI_OK, NULL));
+  sem_post(&checked);
+  return TRI_UNAUTHENTICATED;
+}
+
+START_TEST(test_send_after_delivered_finish)
+{
+  tu_method m = {"/s.S/Fin", h_finish_then_send, NULL};
+  int port;
+  tri_buf *r = NULL;
+  tri_server *srv;
+  tri_channel *ch;
+
+  sem_init(&delivered, 0, 0);
+  sem_init(&checked, 0, 0);
+  srv = tu_server_start(&m, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  ch = tu_channel_new(port, NULL);
+  ck_assert_int_eq(tri_unary_call(ch, "/s.S/Fin", NULL, "x", 1, &r, NULL),
+                   TRI_UNAUTHENTICATED);
+  tu_sleep_ms(20); /* the server saw its trailers go out */
+  sem_post(&delivered);
+  ck_assert_int_eq(tu_sem_wait(&checked, 5000), 0);
+  ck_assert_int_eq(atomic_load(&after_send_rv), TRI_ESTATE);
+  ck_assert_int_eq(atomic_load(&after_finish_rv), TRI_ESTATE);
+  tri_channel_free(ch);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
 
 static void *shutdown_later(void *arg)
 {
@@ -135,6 +179,7 @@ static Suite *suite(void)
   TCase *tc = tcase_create("server");
   tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
   tcase_add_test(tc, test_wait_returns_after_shutdown);
+  tcase_add_test(tc, test_send_after_delivered_finish);
   tcase_add_test(tc, test_shutdown_on_sigterm);
   tcase_add_test(tc, test_shutdown_on_sigint);
   suite_add_tcase(s, tc);

@@ -22,6 +22,29 @@
 
 #include <triplestream/triplestream.h>
 
+/* Built with a sanitizer (compile-time): tests that cannot work under one
+ * say so where they use these. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#ifndef TU_ASAN
+#define TU_ASAN 0
+#endif
+
 /* Per-test timeout (seconds) for tcase_set_timeout(); Check scales it by
  * CK_TIMEOUT_MULTIPLIER. */
 #define TU_TCASE_TIMEOUT 60
