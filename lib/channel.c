@@ -19,6 +19,7 @@ struct tri_channel_opts {
   size_t recv_queue;
   int64_t keepalive_ms, keepalive_timeout_ms;
   size_t conn_recv_queue;
+  tri_tls_opts *tls;        /* owned; NULL = clear text */
 };
 
 struct tri_call_opts {
@@ -54,7 +55,28 @@ TRI_API tri_channel_opts *tri_channel_opts_new(void) {
   return o;
 }
 
-TRI_API void tri_channel_opts_free(tri_channel_opts *o) { tri__free(o); }
+TRI_API void tri_channel_opts_free(tri_channel_opts *o) {
+  if (o == NULL)
+    return;
+  tri_tls_opts_free(o->tls);
+  tri__free(o);
+}
+
+TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
+                                     const tri_tls_opts *tls) {
+  tri_tls_opts *d = NULL;
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_tls: opts is NULL");
+  if (tls != NULL && (d = tri__tls_opts_dup(tls)) == NULL)
+    return tri__fail(TRI_ENOMEM, "out of memory copying TLS options");
+  tri_tls_opts_free(o->tls);
+  o->tls = d;
+  /* Kept even so: the channel's calls then fail instead of going out in
+   * clear text. */
+  if (d != NULL && !tri__tls_available())
+    return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
+  return TRI_OK;
+}
 
 TRI_API int tri_channel_opts_set_connect_timeout_ms(tri_channel_opts *o,
                                                     int64_t ms) {
@@ -207,6 +229,28 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
     ch->opts = *opts;
   else
     channel_opts_defaults(&ch->opts);
+  ch->opts.tls = NULL; /* used below, not kept */
+  if (opts && opts->tls) {
+    if (!tri__tls_available()) {
+      cc.tls_unavailable = 1;
+    } else {
+      rv = tri__tls_ctx_new(opts->tls, 0, &cc.tls); /* reads the files */
+      if (rv != TRI_OK) {
+        tri__free(ch);
+        return rv;
+      }
+      const char *name = tri__tls_opts_server_name(opts->tls);
+      if (name != NULL) {
+        /* gRPC's ssl_target_name_override: the name stands for the server
+         * in :authority too. */
+        snprintf(cc.target.authority, sizeof(cc.target.authority), "%s",
+                 name);
+      } else {
+        name = cc.target.kind == TRI__T_TCP ? cc.target.host : "localhost";
+      }
+      snprintf(cc.tls_name, sizeof(cc.tls_name), "%s", name);
+    }
+  }
   ch->target = tri__strdup(target);
   if (ch->target == NULL) {
     rv = tri__fail(TRI_ENOMEM, "out of memory creating a channel");
@@ -237,10 +281,12 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
   return TRI_OK;
 
 fail_loop:
-  tri__loop_join_free(ch->loop);
+  tri__loop_join_free(ch->loop); /* drops the loop's TLS context */
+  cc.tls = NULL;
 fail_timers:
   tri__timers_release();
 fail_ch:
+  tri__tls_ctx_unref(cc.tls); /* NULL, or not yet owned by a loop */
   tri__free(ch->target);
   tri__free(ch);
   return rv;

@@ -194,6 +194,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
   int was = c->phase;
   c->phase = TRI__CONN_CLOSED;
   tri__resolve_cancel(c);
+  tri__tls_close(c); /* close_notify first, while the socket is open */
   if (c->src.fd >= 0) {
     tri__loop_ep_del(l, c->src.fd);
     if (c->peer_gone || was < TRI__CONN_HANDSHAKE)
@@ -207,6 +208,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
     l->cur = NULL;
   tri__list_remove(&c->link);
   tri__quota_unref(c->quota);
+  tri__peer_unref(c->peer);
   tri__free(c->wbuf);
   tri__free(c->error);
   tri__free(c);

@@ -12,6 +12,7 @@
  *   flow.c      flow-control windows and the unread-bytes budgets
  *   nv.c        building nghttp2 header lists
  *   resolve.c   asynchronous name resolution (c-ares) on the loop
+ *   tls.c       TLS on a connection (OpenSSL): handshake, reads, writes
  *
  * Lock order (core.h): stream.mu -> loop.cmd_mu.  The I/O thread takes
  * stream.mu only for short copies and state transitions; it never waits
@@ -23,6 +24,7 @@
 #include "tri_int.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -52,12 +54,14 @@ typedef struct {
 enum tri__conn_phase {
   TRI__CONN_RESOLVING = 0, /* client: name resolution in progress */
   TRI__CONN_CONNECTING,    /* client: non-blocking connect() */
+  TRI__CONN_TLS,           /* TLS handshake (tls.c), same deadline */
   TRI__CONN_HANDSHAKE,     /* no SETTINGS from the peer yet */
   TRI__CONN_READY,
   TRI__CONN_CLOSED         /* conn_close() ran; about to be freed */
 };
 
 typedef struct tri__resolve tri__resolve;
+typedef struct tri__tls tri__tls;
 
 struct tri__conn {
   tri__src src;            /* first: epoll data.ptr */
@@ -70,6 +74,9 @@ struct tri__conn {
   int drain_ping;          /* server: heads-up GOAWAY + PING sent */
   int fatal;               /* nghttp2 error that ended the session */
   int peer_gone;           /* the peer closed (EOF) or reset the socket */
+  tri__tls *tls;           /* TLS state, or NULL for clear text */
+  tri__peer *peer;         /* address and TLS identity (ref), or NULL
+                              before connected */
   /* client: addresses to try */
   tri__resolve *resolving; /* pending resolution, or NULL */
   struct sockaddr_storage addrs[TRI__MAX_ADDRS];
@@ -229,6 +236,26 @@ int tri__flow_data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
 void tri__flow_return_owed(tri__conn *c);
 void tri__flow_window_op(tri__conn *c, tri_stream *s);
 void tri__flow_conn_closed(tri__conn *c);
+
+/* ---- tls.c ---- */
+/* Begin TLS on the connected socket of |c| with |ctx| (a reference is
+ * taken); |name| (client) is verified and sent as SNI.  Sets phase
+ * TRI__CONN_TLS.  0, or -1 when out of memory. */
+int tri__tls_start(tri__conn *c, tri__tls_ctx *ctx, const char *name);
+/* One step of the handshake, on a socket event: 1 done (phase
+ * TRI__CONN_HANDSHAKE, peer identity filled in), 0 in progress (epoll
+ * interest set), -1 failed (reported: client c->error, server counted and
+ * logged); the caller closes. */
+int tri__tls_handshake(tri__conn *c);
+/* recv()/sendmsg() through TLS: bytes, 0 at the peer's end, or -1 with
+ * errno (EAGAIN: try again on the next event).  A write takes a prefix of
+ * |iov|; the rest must be offered again first (see tls.c). */
+ssize_t tri__tls_read(tri__conn *c, uint8_t *buf, size_t len);
+ssize_t tri__tls_writev(tri__conn *c, const struct iovec *iov, int n);
+/* A read stopped because TLS needs to write first: watch EPOLLOUT. */
+int tri__tls_read_wants_out(const tri__conn *c);
+/* close_notify (best effort, after a complete handshake) and free. */
+void tri__tls_close(tri__conn *c);
 
 /* ---- resolve.c ---- */
 /* Start resolving l->host:l->port for |c|; tri__client_resolved() is

@@ -43,6 +43,30 @@ static inline void tri__quota_unref(tri__quota *q) {
 }
 typedef struct tri__conn tri__conn;
 typedef struct tri__pool tri__pool;
+typedef struct tri__tls_ctx tri__tls_ctx;
+
+/*
+ * Who is at the other end of a connection (lib/peer.c): its address and,
+ * for TLS, the identity the handshake proved.  Created by the I/O thread
+ * (address at accept/connect, TLS fields when the handshake completes,
+ * before any stream can see it), immutable afterwards, refcounted: the
+ * connection and each of its streams hold a reference, so a handler can
+ * read it until it returns even if the connection is gone.
+ */
+struct tri_auth {
+  char *version;      /* "TLSv1.3" */
+  char *cipher;
+  char *subject;      /* "" without a peer certificate */
+  char *server_name;  /* server: SNI asked for; client: name verified */
+  char **sans;        /* "DNS:...", "IP:...", "URI:..." */
+  size_t nsans;
+};
+typedef struct tri__peer {
+  int refs;           /* atomic */
+  int has_tls;        /* auth is filled in */
+  struct tri_auth auth;
+  char addr[120];     /* "127.0.0.1:54321", "[::1]:1", "unix:PATH" */
+} tri__peer;
 
 /* Stream side. */
 enum { TRI__CLIENT = 0, TRI__SERVER = 1 };
@@ -199,6 +223,10 @@ struct tri_stream {
 
   tri__timer deadline_timer; /* holds a stream ref while armed */
 
+  /* The connection's peer (ref): server: set before dispatch; client: set
+   * once by the I/O thread when the request is submitted (atomic). */
+  tri__peer *peer;
+
   /* ---- I/O thread only ---- */
   tri__conn *conn;
   int32_t id;               /* HTTP/2 stream id, 0 before submit */
@@ -306,6 +334,9 @@ struct tri_channel;
 struct tri_server;
 typedef struct {
   tri__target target;        /* where to connect */
+  tri__tls_ctx *tls;         /* TLS context (owned by the loop), or NULL */
+  char tls_name[256];        /* name to verify and send as SNI */
+  int tls_unavailable;       /* TLS asked for in a build without OpenSSL */
   int64_t connect_ms;
   int64_t keepalive_ms;      /* 0 = off; INT64_MAX = never */
   int64_t keepalive_timeout_ms;
@@ -321,6 +352,7 @@ typedef struct {
   int64_t handshake_ms;      /* client preface + SETTINGS */
   int64_t idle_ms;           /* 0 = never close idle connections */
   int max_resets_per_s;      /* client RST_STREAMs before ENHANCE_YOUR_CALM */
+  int tls;                   /* TLS: tri__server_tls_get() at accept */
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg);
@@ -350,6 +382,42 @@ void tri__flow_dequeued_locked(tri_stream *s, size_t len);
 int tri__server_dispatch(struct tri_server *srv, tri_stream *s,
                          const char **msg);
 int tri__server_draining(const struct tri_server *srv);
+/* The server's current TLS context with a reference for the caller (the
+ * I/O thread, at accept), or NULL.  Takes server.tls_mu (a leaf). */
+tri__tls_ctx *tri__server_tls_get(struct tri_server *srv);
+/* A TLS handshake from |peer| failed (I/O thread): count it and report it
+ * on stderr, at most once per 10 s per server. */
+void tri__server_tls_failed(struct tri_server *srv, const char *peer,
+                            const char *why);
+
+/* ---- tls.c: contexts (any thread) ---- */
+/* Message of every TLS entry point in a build without OpenSSL. */
+#define TRI__TLS_UNAVAILABLE                                                 \
+  "TLS is not available: libtriplestream was built without OpenSSL "       \
+  "(install libssl-dev and configure --with-openssl)"
+int tri__tls_available(void);
+/* Deep copy (NULL when out of memory). */
+tri_tls_opts *tri__tls_opts_dup(const tri_tls_opts *o);
+const char *tri__tls_opts_server_name(const tri_tls_opts *o);
+/* Load the files of |o| into a new context for a server (|is_server|) or
+ * a client, on the calling thread.  TRI_OK, or TRI_EINVAL / TRI_ENOMEM /
+ * TRI_UNIMPLEMENTED with tri_last_error() naming the file and why. */
+int tri__tls_ctx_new(const tri_tls_opts *o, int is_server,
+                     tri__tls_ctx **out);
+void tri__tls_ctx_ref(tri__tls_ctx *t);
+void tri__tls_ctx_unref(tri__tls_ctx *t);  /* NULL allowed */
+
+/* ---- peer.c ---- */
+/* New peer for the address |sa| (|len| bytes; NULL or an unnamed Unix
+ * address: |fallback|, e.g. "unix:PATH").  NULL when out of memory. */
+tri__peer *tri__peer_new(const void *sa, size_t len, const char *fallback);
+void tri__peer_ref(tri__peer *p);
+void tri__peer_unref(tri__peer *p);        /* NULL allowed */
+/* Fill the TLS identity (I/O thread, before the peer is shared); strings
+ * are copied, NULL is "".  0, or -1 when out of memory. */
+int tri__peer_set_tls(tri__peer *p, const char *version, const char *cipher,
+                      const char *subject, const char *server_name);
+int tri__peer_add_san(tri__peer *p, const char *san);
 
 /* ---- error.c ---- */
 /* Record this thread's last error message (tri_last_error()) and return

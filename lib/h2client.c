@@ -73,13 +73,33 @@ void tri__client_resolved(tri__conn *c, int ok) {
     connect_failed(c);
 }
 
-static void conn_connected(tri__conn *c) {
+/* 0, or -1 (c->error says why) when the connection cannot go on. */
+static int conn_connected(tri__conn *c) {
+  tri__loop *l = c->loop;
+  int i = c->next_addr - 1;
+
   /* The connect timeout runs on until the server's SETTINGS arrive:
    * before that its SETTINGS_MAX_CONCURRENT_STREAMS is unknown and streams
-   * beyond it would be refused (1.3). */
-  c->phase = TRI__CONN_HANDSHAKE;
+   * beyond it would be refused (1.3).  It bounds the TLS handshake too. */
   c->last_read_ns = 0; /* nothing read yet (tri__sock_read) */
+  c->peer = tri__peer_new(i >= 0 ? &c->addrs[i] : NULL,
+                          i >= 0 ? c->addr_lens[i] : 0, l->ccfg.target.where);
+  if (c->peer == NULL) {
+    tri__conn_set_error(c, "out of memory connecting to %s",
+                        l->ccfg.target.where);
+    return -1;
+  }
+  if (l->ccfg.tls != NULL) {
+    if (tri__tls_start(c, l->ccfg.tls, l->ccfg.tls_name) != 0) {
+      tri__conn_set_error(c, "cannot start TLS with %s: out of memory",
+                          l->ccfg.target.where);
+      return -1;
+    }
+    return tri__tls_handshake(c) < 0 ? -1 : 0; /* ClientHello */
+  }
+  c->phase = TRI__CONN_HANDSHAKE;
   tri__conn_watch(c, EPOLLIN);
+  return 0;
 }
 
 void tri__client_connect_event(tri__conn *c, uint32_t ev) {
@@ -96,7 +116,10 @@ void tri__client_connect_event(tri__conn *c, uint32_t ev) {
       connect_failed(c);
     return;
   }
-  conn_connected(c);
+  if (conn_connected(c) != 0) {
+    tri__conn_close(c, "failed"); /* c->error says why */
+    return;
+  }
   if (tri__sock_flush(c) != 0)
     tri__conn_close(c, "write failed");
 }
@@ -158,6 +181,12 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
                             "ms (tri_channel_opts_set_connect_timeout_ms)",
                             l->ccfg.target.where,
                             (long long)l->ccfg.connect_ms);
+      else if (c->phase == TRI__CONN_TLS)
+        tri__conn_set_error(c, "TLS handshake with %s failed: not complete "
+                            "within %lld ms "
+                            "(tri_channel_opts_set_connect_timeout_ms)",
+                            l->ccfg.target.where,
+                            (long long)l->ccfg.connect_ms);
       else
         tri__conn_set_error(c, "peer at %s accepted the connection but sent "
                             "no HTTP/2 settings within %lld ms: is it an "
@@ -211,6 +240,10 @@ void tri__client_open(tri__loop *l, tri_stream *s) {
 
   if (l->tearing_down)
     tri__io_end(s, TRI_CANCELLED, "channel closed", 1, TRI__END_NONE);
+  else if (l->ccfg.tls_unavailable)
+    /* TLS was asked for: never fall back to clear text. */
+    tri__io_end(s, TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE, 0,
+                TRI__END_NONE);
   if (__atomic_load_n(&s->final, __ATOMIC_ACQUIRE)) {
     tri__conn_detach(l, s);
     return;
@@ -254,7 +287,7 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   tri__nv_init(&b);
   /* 2: pseudo-headers, then grpc-timeout, call definition, metadata. */
   tri__nv_adds(&b, ":method", "POST");
-  tri__nv_adds(&b, ":scheme", "http");
+  tri__nv_adds(&b, ":scheme", c->tls ? "https" : "http");
   tri__nv_adds(&b, ":path", s->method);
   tri__nv_adds(&b, ":authority", l->ccfg.target.authority);
   if (s->deadline_ns != TRI__NO_DEADLINE)
@@ -295,6 +328,11 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   s->io_state = TRI__IO_OPEN;
   tri__list_insert_tail(&c->streams, &s->io_link);
   c->nsubmitted++;
+  if (c->peer != NULL && s->peer == NULL) {
+    /* Once: tri_stream_peer() readers see NULL or the complete peer. */
+    tri__peer_ref(c->peer);
+    __atomic_store_n(&s->peer, c->peer, __ATOMIC_RELEASE);
+  }
 }
 
 /* ---- responses --------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "compress.h"
@@ -33,9 +34,27 @@ static void listen_watch(tri__loop *l, int on) {
   tri__loop_ep_set(l, &l->listen_src, on ? EPOLLIN : 0, &reg);
 }
 
+/* The client's address; a Unix-socket client has none of its own, so
+ * the socket's path stands for it. */
+static tri__peer *accepted_peer(int fd, const struct sockaddr_storage *ss,
+                                socklen_t sl) {
+  if (ss->ss_family == AF_UNIX &&
+      sl <= (socklen_t)offsetof(struct sockaddr_un, sun_path) + 1) {
+    struct sockaddr_storage ls;
+    socklen_t ll = sizeof(ls);
+    if (getsockname(fd, (struct sockaddr *)&ls, &ll) == 0)
+      return tri__peer_new(&ls, ll, "unix:");
+    return tri__peer_new(NULL, 0, "unix:");
+  }
+  return tri__peer_new(ss, sl, "?");
+}
+
 void tri__server_accept(tri__loop *l) {
   for (int i = 0; i < 64 && l->listen_fd >= 0; i++) {
-    int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = accept4(l->listen_fd, (struct sockaddr *)&ss, &sl,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
@@ -59,11 +78,26 @@ void tri__server_accept(tri__loop *l) {
       close(fd);
       continue;
     }
-    /* The client preface and SETTINGS must arrive within the handshake
-     * timeout (slowloris on the preface). */
+    /* The TLS handshake (if any), the client preface and SETTINGS must
+     * all arrive within the handshake timeout (slowloris). */
     c->phase = TRI__CONN_HANDSHAKE;
     c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
     c->idle_since_ns = tri__now_ns();
+    c->peer = accepted_peer(fd, &ss, sl);
+    if (c->peer == NULL) {
+      tri__conn_close(c, "failed");
+      continue;
+    }
+    if (l->cfg.tls) {
+      /* The context current now: a reload affects later accepts only. */
+      tri__tls_ctx *ctx = tri__server_tls_get(l->srv);
+      int rv = ctx != NULL ? tri__tls_start(c, ctx, NULL) : -1;
+      tri__tls_ctx_unref(ctx);
+      if (rv != 0) {
+        tri__conn_close(c, "failed");
+        continue;
+      }
+    }
     tri__conn_watch(c, EPOLLIN);
   }
 }
@@ -104,10 +138,19 @@ void tri__server_drain(tri__loop *l) {
 void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
   tri__loop *l = c->loop;
 
-  if (c->phase == TRI__CONN_HANDSHAKE) {
+  if (c->phase == TRI__CONN_TLS || c->phase == TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
-      tri__conn_close(c, "closed: no HTTP/2 preface within the handshake "
-                         "timeout");
+      if (c->phase == TRI__CONN_TLS) {
+        char why[120];
+        snprintf(why, sizeof(why), "not complete within the handshake "
+                 "timeout (%lld ms)", (long long)l->cfg.handshake_ms);
+        tri__server_tls_failed(l->srv, c->peer ? c->peer->addr : "?", why);
+      }
+      tri__conn_close(c, c->phase == TRI__CONN_TLS
+                             ? "closed: no TLS handshake within the "
+                               "handshake timeout"
+                             : "closed: no HTTP/2 preface within the "
+                               "handshake timeout");
       return;
     }
     *next = tri__deadline_min(*next, c->phase_deadline);
@@ -151,6 +194,9 @@ int tri__server_begin(tri__conn *c, int32_t id) {
   s->conn = c;
   s->id = id;
   s->io_state = TRI__IO_OPEN;
+  s->peer = c->peer; /* complete before any stream exists */
+  if (s->peer != NULL)
+    tri__peer_ref(s->peer);
   s->loop = l; /* the creation reference is the loop's */
   __atomic_add_fetch(&l->nstreams, 1, __ATOMIC_RELEASE);
   tri__list_insert_tail(&c->streams, &s->io_link);

@@ -383,6 +383,7 @@ void tri__loop_join_free(tri__loop *l) {
   }
   tri__resolve_free(l);
   tri__linger_close_all(l);
+  tri__tls_ctx_unref(l->ccfg.tls); /* the client's; connections are gone */
   if (l->listen_fd >= 0)
     close(l->listen_fd);
   nghttp2_option_del(l->opt);

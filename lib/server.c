@@ -35,6 +35,7 @@ struct tri_server_opts {
   size_t max_header_list, conn_recv_queue;
   int max_per_conn;        /* 0 = max_workers / 8, at least 16 */
   int max_resets_per_s;
+  tri_tls_opts *tls;       /* owned; NULL = clear text */
 };
 
 struct tri__method {
@@ -80,6 +81,12 @@ struct tri_server {
   int sig_stop;            /* atomic: free() asks the thread to exit */
   int sig_caught;          /* atomic: the signal that shut it down */
   unsigned fork_gen;       /* tri__fork_gen() at creation, immutable */
+  /* TLS: opts.tls is the server's own copy (read again on reload). */
+  tri__mutex tls_mu;       /* leaf; protects: */
+  tri__tls_ctx *tls_ctx;   /*   the context new connections get */
+  uint64_t tls_failures;   /* atomic: failed handshakes */
+  int64_t tls_log_ns;      /* I/O thread: last stderr report */
+  uint64_t tls_unlogged;   /* I/O thread: failures since then */
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -107,7 +114,26 @@ TRI_API tri_server_opts *tri_server_opts_new(void) {
   return o;
 }
 
-TRI_API void tri_server_opts_free(tri_server_opts *o) { tri__free(o); }
+TRI_API void tri_server_opts_free(tri_server_opts *o) {
+  if (o == NULL)
+    return;
+  tri_tls_opts_free(o->tls);
+  tri__free(o);
+}
+
+TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
+                                    const tri_tls_opts *tls) {
+  tri_tls_opts *d = NULL;
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_tls: opts is NULL");
+  if (tls != NULL && (d = tri__tls_opts_dup(tls)) == NULL)
+    return tri__fail(TRI_ENOMEM, "out of memory copying TLS options");
+  tri_tls_opts_free(o->tls);
+  o->tls = d;
+  if (d != NULL && !tri__tls_available())
+    return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
+  return TRI_OK;
+}
 
 TRI_API int tri_server_opts_set_max_workers(tri_server_opts *o, int n) {
   if (o == NULL || n < 1)
@@ -213,16 +239,38 @@ TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n) {
 /* ---- server object ---------------------------------------------------- */
 
 TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
+  tri__tls_ctx *tls_ctx = NULL;
+  tri_tls_opts *tls = NULL;
+  int rv;
+
   if (out == NULL)
     return TRI_EINVAL;
   *out = NULL;
+  if (opts != NULL && opts->tls != NULL) {
+    /* Never serve clear text when TLS was asked for. */
+    if (!tri__tls_available())
+      return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
+    if ((tls = tri__tls_opts_dup(opts->tls)) == NULL)
+      return tri__fail(TRI_ENOMEM, "out of memory copying TLS options");
+    rv = tri__tls_ctx_new(tls, 1, &tls_ctx); /* reads the files */
+    if (rv != TRI_OK) {
+      tri_tls_opts_free(tls);
+      return rv;
+    }
+  }
   tri_server *srv = tri__calloc(1, sizeof(*srv));
-  if (srv == NULL)
+  if (srv == NULL) {
+    tri__tls_ctx_unref(tls_ctx);
+    tri_tls_opts_free(tls);
     return TRI_ENOMEM;
+  }
   if (opts)
     srv->opts = *opts;
   else
     server_opts_defaults(&srv->opts);
+  srv->opts.tls = tls;
+  srv->tls_ctx = tls_ctx;
+  tri__mutex_init(&srv->tls_mu);
   srv->listen_fd = -1;
   srv->port = -1;
   srv->fork_gen = tri__fork_gen();
@@ -239,6 +287,9 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   srv->pool.threads = tri__calloc((size_t)srv->pool.max_threads,
                                   sizeof(pthread_t));
   if (srv->pool.threads == NULL) {
+    tri__tls_ctx_unref(srv->tls_ctx);
+    tri_tls_opts_free(srv->opts.tls);
+    tri__mutex_destroy(&srv->tls_mu);
     tri__cond_destroy(&srv->pool.cv);
     tri__mutex_destroy(&srv->pool.mu);
     tri__cond_destroy(&srv->down_cv);
@@ -552,6 +603,71 @@ int tri__server_draining(const tri_server *srv) {
   return __atomic_load_n(&srv->draining, __ATOMIC_ACQUIRE);
 }
 
+/* ---- TLS -------------------------------------------------------------- */
+
+tri__tls_ctx *tri__server_tls_get(tri_server *srv) {
+  tri__tls_ctx *t;
+  tri__mutex_lock(&srv->tls_mu);
+  t = srv->tls_ctx;
+  if (t != NULL)
+    tri__tls_ctx_ref(t);
+  tri__mutex_unlock(&srv->tls_mu);
+  return t;
+}
+
+#define TLS_LOG_EVERY_NS (10 * 1000 * TRI__NS_PER_MS)
+
+void tri__server_tls_failed(tri_server *srv, const char *peer,
+                            const char *why) {
+  int64_t now = tri__now_ns();
+  __atomic_add_fetch(&srv->tls_failures, 1, __ATOMIC_RELAXED);
+  /* Only this server's I/O thread gets here: no lock for the log state.
+   * One line per 10 s at most, so a flood of bad handshakes cannot flood
+   * the log. */
+  if (srv->tls_log_ns != 0 && now - srv->tls_log_ns < TLS_LOG_EVERY_NS) {
+    srv->tls_unlogged++;
+    return;
+  }
+  if (srv->tls_unlogged > 0)
+    fprintf(stderr, "libtriplestream: TLS handshake with %s failed: %s (and "
+            "%llu more failed handshakes not reported since the last "
+            "line)\n", peer, why, (unsigned long long)srv->tls_unlogged);
+  else
+    fprintf(stderr, "libtriplestream: TLS handshake with %s failed: %s\n",
+            peer, why);
+  srv->tls_log_ns = now;
+  srv->tls_unlogged = 0;
+}
+
+TRI_API uint64_t tri_server_tls_handshake_failures(const tri_server *srv) {
+  return srv ? __atomic_load_n(&srv->tls_failures, __ATOMIC_RELAXED) : 0;
+}
+
+TRI_API int tri_server_reload_tls(tri_server *srv) {
+  tri__tls_ctx *t = NULL, *old;
+  int rv;
+
+  if (srv == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_reload_tls: server is NULL");
+  if (!tri__tls_available())
+    return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
+  if (srv->opts.tls == NULL)
+    return tri__fail(TRI_ESTATE, "tri_server_reload_tls: the server has no "
+                     "TLS (tri_server_opts_set_tls)");
+  /* Read and check every file here, on the caller's thread; the I/O
+   * thread only ever sees a complete context. */
+  rv = tri__tls_ctx_new(srv->opts.tls, 1, &t);
+  if (rv != TRI_OK)
+    return rv; /* the old context stays */
+  tri__mutex_lock(&srv->tls_mu);
+  old = srv->tls_ctx;
+  srv->tls_ctx = t;
+  tri__mutex_unlock(&srv->tls_mu);
+  /* Connections made with the old one hold their own references. */
+  tri__tls_ctx_unref(old);
+  return TRI_OK;
+}
+
 /* ---- listening -------------------------------------------------------- */
 
 /* Bind and listen on a Unix-domain socket (path or abstract name). */
@@ -676,6 +792,7 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.handshake_ms = srv->opts.handshake_ms;
   cfg.idle_ms = srv->opts.idle_ms;
   cfg.max_resets_per_s = srv->opts.max_resets_per_s;
+  cfg.tls = srv->tls_ctx != NULL;
   srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
   if (srv->loop == NULL) {
     tri__timers_release();
@@ -865,6 +982,9 @@ TRI_API void tri_server_free(tri_server *srv) {
   }
   tri__free(srv->methods);
   tri__free(srv->pool.threads);
+  tri__tls_ctx_unref(srv->tls_ctx); /* connections (and their refs) gone */
+  tri_tls_opts_free(srv->opts.tls);
+  tri__mutex_destroy(&srv->tls_mu);
   tri__cond_destroy(&srv->pool.cv);
   tri__mutex_destroy(&srv->pool.mu);
   tri__cond_destroy(&srv->down_cv);

@@ -9,6 +9,11 @@
  * Every write uses MSG_NOSIGNAL (sendmsg), so a peer that vanished gives
  * EPIPE here, never a SIGPIPE that would kill a program that does not
  * ignore it.
+ *
+ * TLS connections (c->tls) read and write through tls.c with the same
+ * contracts: conn_recv() and conn_writev() below are the only places that
+ * choose.  What a TLS write does not take stays in wbuf exactly as on
+ * the plain path, which is also what OpenSSL needs to retry a write.
  */
 #include "tri_int.h"
 
@@ -37,16 +42,24 @@ static int wbuf_append(tri__conn *c, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static ssize_t sock_writev(int fd, struct iovec *iov, int n) {
+static ssize_t conn_writev(tri__conn *c, struct iovec *iov, int n) {
   struct msghdr mh;
   ssize_t w;
+  if (c->tls != NULL)
+    return tri__tls_writev(c, iov, n);
   memset(&mh, 0, sizeof(mh));
   mh.msg_iov = iov;
   mh.msg_iovlen = (size_t)n;
   do
-    w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL);
   while (w < 0 && errno == EINTR);
   return w;
+}
+
+static ssize_t conn_recv(tri__conn *c, uint8_t *buf, size_t len) {
+  if (c->tls != NULL)
+    return tri__tls_read(c, buf, len);
+  return recv(c->src.fd, buf, len, 0);
 }
 
 static int writable(const tri__conn *c) {
@@ -74,7 +87,7 @@ int tri__sock_flush(tri__conn *c) {
     if (c->wlen == c->woff)
       break;
     struct iovec iov = {c->wbuf + c->woff, c->wlen - c->woff};
-    ssize_t w = sock_writev(c->src.fd, &iov, 1);
+    ssize_t w = conn_writev(c, &iov, 1);
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         tri__conn_watch(c, EPOLLIN | EPOLLOUT);
@@ -86,7 +99,9 @@ int tri__sock_flush(tri__conn *c) {
     if (c->woff == c->wlen)
       c->woff = c->wlen = 0;
   }
-  tri__conn_watch(c, c->wlen == c->woff ? EPOLLIN : EPOLLIN | EPOLLOUT);
+  tri__conn_watch(c, c->wlen == c->woff && !tri__tls_read_wants_out(c)
+                        ? EPOLLIN
+                        : EPOLLIN | EPOLLOUT);
   return 0;
 }
 
@@ -125,8 +140,8 @@ void tri__sock_raw_goaway(tri__conn *c) {
   /* wbuf holds whole frames, so the GOAWAY lands on a frame boundary. */
   if (wbuf_append(c, f, sizeof(f)) != 0)
     return;
-  ssize_t w = send(c->src.fd, c->wbuf + c->woff, c->wlen - c->woff,
-                   MSG_NOSIGNAL | MSG_DONTWAIT);
+  struct iovec iov = {c->wbuf + c->woff, c->wlen - c->woff};
+  ssize_t w = conn_writev(c, &iov, 1); /* non-blocking socket */
   (void)w;
 }
 
@@ -135,9 +150,16 @@ int tri__sock_read(tri__conn *c) {
   /* Bounded per wake-up so one busy connection cannot starve others. */
   for (int i = 0; i < 16; i++) {
     uint8_t *rbuf = c->loop->rbuf;
-    ssize_t n = recv(c->src.fd, rbuf, TRI__READ_CHUNK, 0);
+    ssize_t n = conn_recv(c, rbuf, TRI__READ_CHUNK);
     if (n == 0) {
       c->peer_gone = 1;
+      if (!c->is_server && c->tls == NULL && c->error == NULL &&
+          c->phase == TRI__CONN_HANDSHAKE && c->last_read_ns == 0)
+        /* A TLS server closes without a word on reading our preface. */
+        tri__conn_set_error(c, "peer at %s closed the connection without "
+                            "answering the HTTP/2 preface (a TLS server? "
+                            "see tri_channel_opts_set_tls)",
+                            c->loop->ccfg.target.where);
       return -1;
     }
     if (n < 0) {
@@ -162,6 +184,16 @@ int tri__sock_read(tri__conn *c) {
                           (const char *)rbuf);
       return -1;
     }
+    if (!c->is_server && c->tls == NULL && c->phase == TRI__CONN_HANDSHAKE &&
+        c->last_read_ns == 0 && n >= 3 && (rbuf[0] == 0x15 || rbuf[0] == 0x16)
+        && rbuf[1] == 0x03 && rbuf[2] <= 0x04) {
+      /* A TLS record (alert or handshake) where SETTINGS should be: the
+       * server wants TLS and read our preface as a bad ClientHello. */
+      tri__conn_set_error(c, "peer at %s answered with TLS: it expects a "
+                          "TLS client (tri_channel_opts_set_tls)",
+                          c->loop->ccfg.target.where);
+      return -1;
+    }
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
     ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
@@ -176,8 +208,10 @@ int tri__sock_read(tri__conn *c) {
       return -2;
     }
     /* A short read drained the socket: epoll (level-triggered) reports
-     * more later, so skip the recv() that would only say EAGAIN. */
-    if ((size_t)n < TRI__READ_CHUNK)
+     * more later, so skip the recv() that would only say EAGAIN.  (A TLS
+     * read stops short of a full chunk for want of room for one more
+     * record, not because the socket is empty.) */
+    if ((size_t)n < TRI__READ_CHUNK && c->tls == NULL)
       return 0;
   }
   return 0;
@@ -188,7 +222,18 @@ void tri__sock_event(tri__conn *c, uint32_t ev) {
     tri__client_connect_event(c, ev);
     return;
   }
-  if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+  if (c->phase == TRI__CONN_TLS) {
+    int r = tri__tls_handshake(c);
+    if (r < 0) {
+      tri__conn_close(c, "closed: TLS handshake failed");
+      return;
+    }
+    if (r == 0)
+      return;
+    /* Done: read what came with the last flight, write the preface. */
+  }
+  if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+      ((ev & EPOLLOUT) && tri__tls_read_wants_out(c))) {
     int r = tri__sock_read(c);
     if (r == -2) {
       tri__sock_flush(c); /* what nghttp2 still queued, then our GOAWAY */
@@ -258,7 +303,9 @@ ssize_t tri__data_read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf,
 
 /* Write the DATA frame from the ring with writev, after whatever already
  * waits in wbuf (to keep the order); what the socket does not take is
- * appended to wbuf. */
+ * appended to wbuf.  With TLS the same pieces go to SSL_write (small ones
+ * coalesced into one record, tls.c): OpenSSL's encryption is the only
+ * copy of the payload. */
 int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
                       const uint8_t *framehd, size_t length,
                       nghttp2_data_source *src, void *ud) {
@@ -294,7 +341,7 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
     iov[n++] = (struct iovec){s->sb + s->sb_head, first};
   if (length > first)
     iov[n++] = (struct iovec){s->sb, length - first};
-  w = sock_writev(c->src.fd, iov, n);
+  w = conn_writev(c, iov, n);
   if (w < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       rv = NGHTTP2_ERR_CALLBACK_FAILURE;

@@ -123,6 +123,7 @@ static void stream_destroy(tri_stream *s) {
   tri__free(s->req_version);
   tri__free(s->enc_name);
   tri__quota_unref(s->quota);
+  tri__peer_unref(s->peer);
   tri__cond_destroy(&s->rcv_cv);
   tri__cond_destroy(&s->snd_cv);
   tri__mutex_destroy(&s->mu);

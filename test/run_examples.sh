@@ -34,5 +34,30 @@ case $cout in *"got 5 bytes: hello"*"status TRI_OK"*) ;; *)
 kill -TERM $rpid
 wait $rpid || { echo "FAIL: raw_server did not exit 0 on SIGTERM"; exit 1; }
 rm -f "$out"
+echo "== mutual-TLS client and server (README)"
+if grep -q '^#define HAVE_OPENSSL 1' "$top_builddir/config.h"; then
+  tdir=$(mktemp -d) || exit 1
+  sh "$srcdir/../examples/tls/make-certs.sh" "$tdir/certs" >"$tdir/certs.log" 2>&1 || {
+    echo "FAIL: examples/tls/make-certs.sh"; cat "$tdir/certs.log"; exit 1; }
+  "$top_builddir/examples/tls/tls_server" "$tdir/certs" 0 >"$tdir/out" 2>&1 &
+  tpid=$!
+  port=
+  for i in $(seq 1 100); do
+    port=$(sed -n 's/^listening on 127.0.0.1://p' "$tdir/out")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  if [ -z "$port" ]; then echo "FAIL: tls_server did not start"; cat "$tdir/out"; kill $tpid; exit 1; fi
+  cout=$(timeout 20 "$top_builddir/examples/tls/tls_client" "$tdir/certs" "127.0.0.1:$port" 2>&1) || {
+    echo "FAIL: tls_client: $cout"; kill $tpid; exit 1; }
+  echo "$cout"
+  case $cout in "hello CN=demo-client from 127.0.0.1:"*" over TLSv1.3") ;; *)
+    echo "FAIL: tls_client output"; kill $tpid; exit 1 ;; esac
+  kill -TERM $tpid
+  wait $tpid || { echo "FAIL: tls_server did not exit 0 on SIGTERM"; exit 1; }
+  rm -rf "$tdir"
+else
+  echo "(not built with OpenSSL: integ_tls checks that TLS is refused)"
+fi
 echo "== echo demo"
 exec sh "$srcdir/../examples/echo/run-demo.sh" "$top_builddir/examples"

@@ -3,7 +3,9 @@
  * (doc/PROTOCOL.md section 12; grpc/grpc doc/interop-test-descriptions.md).
  *
  *   tri-interop-client --server_host=H --server_port=P --test_case=NAME
- *                      [--use_tls=false] [--server_host_override=X]
+ *                      [--use_tls[=true|false]] [--tls_ca_file=F]
+ *                      [--server_host_override=X]
+ *                      [--tls_cert_file=F --tls_key_file=F]
  *
  * NAME is one of the cases in the table at the end of this file, or "all".
  * Options also take "--name value".  Exit status 0 only when the case (or
@@ -14,9 +16,13 @@
  * Every call carries a deadline and every wait a timeout, so a broken
  * server or library makes a case fail, never hang.
  *
- * --server_host_override is accepted and ignored: the API has no way to
- * set :authority apart from the target (cleartext only, so no TLS name
- * check depends on it).
+ * With --use_tls (gRPC's interop flag) the channel is TLS: the server's
+ * certificate is verified with --tls_ca_file (the system's CAs without
+ * it) against --server_host_override, or the host when not given;
+ * --tls_cert_file and --tls_key_file present a client certificate (mutual
+ * TLS).  Without TLS --server_host_override is ignored (gRPC uses it for
+ * the TLS name check and :authority only).  --use_test_ca is accepted
+ * and ignored.
  *
  * Calls go through the stubs protoc-gen-triplestream generates from
  * proto/grpc/testing/test.proto (grpc/testing/test.tri.h): the typed unary
@@ -956,7 +962,9 @@ static int usage(void) {
   fprintf(stderr,
           "usage: tri-interop-client --server_host=H --server_port=P "
           "--test_case=NAME|all\n"
-          "       [--use_tls=false] [--server_host_override=X]\n"
+          "       [--use_tls[=true|false]] [--tls_ca_file=F] "
+          "[--server_host_override=X]\n"
+          "       [--tls_cert_file=F --tls_key_file=F]\n"
           "cases:");
   for (size_t i = 0; i < NCASES; i++)
     fprintf(stderr, " %s", cases[i].name);
@@ -966,7 +974,8 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *port = NULL, *test_case = NULL;
-  const char *use_tls = "false";
+  const char *use_tls = "false", *ca = NULL, *override = NULL;
+  const char *cert = NULL, *key = NULL;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -978,6 +987,10 @@ int main(int argc, char **argv) {
     if (eq != NULL) {
       klen = (size_t)(eq - a);
       v = eq + 1;
+    } else if (strcmp(a, "use_tls") == 0 &&
+               (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+      klen = strlen(a); /* a bare boolean flag */
+      v = "true";
     } else if (i + 1 < argc) {
       klen = strlen(a);
       v = argv[++i];
@@ -993,7 +1006,15 @@ int main(int argc, char **argv) {
       test_case = v;
     else if (KEY("use_tls"))
       use_tls = v;
-    else if (KEY("server_host_override") || KEY("use_test_ca"))
+    else if (KEY("tls_ca_file"))
+      ca = v;
+    else if (KEY("server_host_override"))
+      override = v;
+    else if (KEY("tls_cert_file"))
+      cert = v;
+    else if (KEY("tls_key_file"))
+      key = v;
+    else if (KEY("use_test_ca"))
       ; /* accepted, ignored (see the file comment) */
     else
       return usage();
@@ -1001,11 +1022,15 @@ int main(int argc, char **argv) {
   }
   if (port == NULL || test_case == NULL || *host == '\0')
     return usage();
-  if (strcmp(use_tls, "false") != 0 && strcmp(use_tls, "0") != 0) {
-    fprintf(stderr, "FAIL %s: TLS is not supported by this client\n",
-            test_case);
-    return 2;
-  }
+  int tls_on;
+  if (strcmp(use_tls, "false") == 0 || strcmp(use_tls, "0") == 0)
+    tls_on = 0;
+  else if (strcmp(use_tls, "true") == 0 || strcmp(use_tls, "1") == 0)
+    tls_on = 1;
+  else
+    return usage();
+  if ((cert == NULL) != (key == NULL))
+    return usage();
 
   size_t first = 0, last = NCASES;
   if (strcmp(test_case, "all") != 0) {
@@ -1023,14 +1048,29 @@ int main(int argc, char **argv) {
   snprintf(target, sizeof target, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
            host, port);
   tri_channel_opts *co = tri_channel_opts_new();
-  if (co != NULL)
+  int rc = co != NULL ? TRI_OK : TRI_ENOMEM;
+  if (rc == TRI_OK)
     tri_channel_opts_set_connect_timeout_ms(co, 10000);
+  if (rc == TRI_OK && tls_on) {
+    tri_tls_opts *tls = tri_tls_opts_new();
+    rc = tls != NULL ? TRI_OK : TRI_ENOMEM;
+    if (rc == TRI_OK && ca != NULL)
+      rc = tri_tls_opts_set_ca_file(tls, ca);
+    if (rc == TRI_OK && override != NULL)
+      rc = tri_tls_opts_set_server_name(tls, override);
+    if (rc == TRI_OK && cert != NULL)
+      rc = tri_tls_opts_set_cert_key(tls, cert, key);
+    if (rc == TRI_OK)
+      rc = tri_channel_opts_set_tls(co, tls);
+    tri_tls_opts_free(tls);
+  }
   tri_channel *ch = NULL;
-  int rc = tri_channel_new(&ch, target, co);
+  if (rc == TRI_OK)
+    rc = tri_channel_new(&ch, target, co);
   tri_channel_opts_free(co);
   if (rc != TRI_OK) {
-    fprintf(stderr, "FAIL %s: channel to %s: %s\n", test_case, target,
-            tri_strerror(rc));
+    fprintf(stderr, "FAIL %s: channel to %s: %s: %s\n", test_case, target,
+            tri_strerror(rc), tri_last_error());
     return 1;
   }
 

@@ -4,10 +4,14 @@
  * doc/interop-test-descriptions.md "Server" features).
  *
  *   tri-interop-server --port=N   (also "--port N"; 0 = ephemeral)
+ *       [--use_tls[=true|false] --tls_cert_file=F --tls_key_file=F
+ *        [--tls_client_ca_file=F]]
  *
  * Listens on 127.0.0.1 only, prints "listening on 127.0.0.1:PORT" once
- * ready and runs until SIGINT or SIGTERM.  Cleartext only (--use_tls=false
- * is accepted; anything else is refused).
+ * ready and runs until SIGINT or SIGTERM.  With --use_tls (gRPC's interop
+ * flag; "--use_tls=true" too) it serves TLS with the given certificate
+ * and key; --tls_client_ca_file requires client certificates issued by
+ * that CA (mutual TLS).  Flags take "--name=value" or "--name value".
  *
  * Features: EmptyCall, UnaryCall, StreamingInputCall, StreamingOutputCall,
  * FullDuplexCall, HalfDuplexCall; Echo Status (response_status), Echo
@@ -503,7 +507,25 @@ static const Grpc__Testing__TestService_Handlers test_service = {
 /* ------------------------------------------------------------------ */
 
 static void usage(void) {
-  fprintf(stderr, "usage: tri-interop-server --port=N [--use_tls=false]\n");
+  fprintf(stderr, "usage: tri-interop-server --port=N [--use_tls[=true|false]"
+          " --tls_cert_file=F --tls_key_file=F [--tls_client_ca_file=F]]\n");
+}
+
+/* "--name=value" or "--name value": the value of flag |name| at argv[*i],
+ * or NULL if argv[*i] is another flag. */
+static const char *flag_value(int argc, char **argv, int *i,
+                              const char *name) {
+  size_t n = strlen(name);
+  const char *a = argv[*i];
+  if (strncmp(a, name, n) != 0)
+    return NULL;
+  if (a[n] == '=')
+    return a + n + 1;
+  if (a[n] == '\0' && *i + 1 < argc) {
+    ++*i;
+    return argv[*i];
+  }
+  return NULL;
 }
 
 static int parse_port(const char *v, int *port) {
@@ -517,7 +539,8 @@ static int parse_port(const char *v, int *port) {
 }
 
 int main(int argc, char **argv) {
-  int port = -1;
+  int port = -1, use_tls = 0;
+  const char *cert = NULL, *key = NULL, *client_ca = NULL, *v;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strncmp(a, "--port=", 7) == 0) {
@@ -530,17 +553,24 @@ int main(int argc, char **argv) {
         usage();
         return 2;
       }
+    } else if (strcmp(a, "--use_tls") == 0 ||
+               strcmp(a, "--use_tls=true") == 0) {
+      use_tls = 1;
     } else if (strcmp(a, "--use_tls=false") == 0) {
-      /* cleartext is all we do */
-    } else if (strncmp(a, "--use_tls", 9) == 0) {
-      fprintf(stderr, "tri-interop-server: TLS is not supported\n");
-      return 2;
+      use_tls = 0;
+    } else if ((v = flag_value(argc, argv, &i, "--tls_cert_file")) != NULL) {
+      cert = v;
+    } else if ((v = flag_value(argc, argv, &i, "--tls_key_file")) != NULL) {
+      key = v;
+    } else if ((v = flag_value(argc, argv, &i, "--tls_client_ca_file")) !=
+               NULL) {
+      client_ca = v;
     } else {
       usage();
       return 2;
     }
   }
-  if (port < 0) {
+  if (port < 0 || (use_tls && (cert == NULL || key == NULL))) {
     usage();
     return 2;
   }
@@ -567,11 +597,28 @@ int main(int argc, char **argv) {
        h_streaming_output_call},
   };
 
+  tri_server_opts *so = tri_server_opts_new();
+  tri_tls_opts *tls = NULL;
+  int rc = so != NULL ? TRI_OK : TRI_ENOMEM;
+  if (rc == TRI_OK && use_tls) {
+    tls = tri_tls_opts_new();
+    rc = tls != NULL ? tri_tls_opts_set_cert_key(tls, cert, key) : TRI_ENOMEM;
+    if (rc == TRI_OK && client_ca != NULL) {
+      rc = tri_tls_opts_set_ca_file(tls, client_ca);
+      if (rc == TRI_OK)
+        rc = tri_tls_opts_set_client_auth(tls, TRI_TLS_CLIENT_REQUIRE);
+    }
+    if (rc == TRI_OK)
+      rc = tri_server_opts_set_tls(so, tls);
+    tri_tls_opts_free(tls);
+  }
   tri_server *srv = NULL;
-  int rc = tri_server_new(&srv, NULL);
+  if (rc == TRI_OK)
+    rc = tri_server_new(&srv, so);
+  tri_server_opts_free(so);
   if (rc != TRI_OK) {
-    fprintf(stderr, "tri-interop-server: tri_server_new: %s\n",
-            tri_strerror(rc));
+    fprintf(stderr, "tri-interop-server: tri_server_new: %s: %s\n",
+            tri_strerror(rc), tri_last_error());
     return 1;
   }
   rc = grpc__testing__test_service__tri_register(srv, &test_service, NULL);

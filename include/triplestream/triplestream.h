@@ -127,6 +127,8 @@ typedef struct tri_server tri_server;             /* listener + workers */
 typedef struct tri_server_opts tri_server_opts;   /* server settings    */
 typedef struct tri_metadata tri_metadata;         /* key/value list     */
 typedef struct tri_buf tri_buf;                   /* one received message */
+typedef struct tri_tls_opts tri_tls_opts;         /* TLS settings       */
+typedef struct tri_auth tri_auth;                 /* a peer's TLS identity */
 
 /* ------------------------------------------------------------------ */
 /* Metadata                                                            */
@@ -277,11 +279,153 @@ TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
 TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
                                                  size_t bytes);
 
+/* ------------------------------------------------------------------ */
+/* TLS and mutual TLS                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One tri_tls_opts describes either side's TLS: a channel uses the CA
+ * settings to verify the server, the server name to check and send (SNI),
+ * and an optional certificate and key of its own (mutual TLS); a server
+ * uses its certificate and key, optional per-name certificates (SNI), and
+ * the CA settings and client_auth mode to verify client certificates.
+ * Every connection negotiates TLS 1.2 or 1.3 with ALPN "h2" (HTTP/2 over
+ * TLS, RFC 9113 section 3.2; TLS 1.2 with ECDHE and AEAD ciphers only,
+ * section 9.2).  Files are PEM and are read when the channel or server is
+ * created (and again by tri_server_reload_tls()), not by the setters.
+ *
+ * Needs a library built with OpenSSL 3 (configure --with-openssl, on when
+ * libssl-dev is found).  In a build without it the tri_tls_opts functions
+ * work, but tri_channel_opts_set_tls() and tri_server_opts_set_tls()
+ * return TRI_UNIMPLEMENTED; a channel created anyway with those options
+ * never talks in clear text: its calls end with TRI_UNIMPLEMENTED "TLS is
+ * not available: ...", and tri_server_new() refuses such options.
+ */
+
+/** Client certificate policy of a TLS server
+ * (tri_tls_opts_set_client_auth()). */
+enum {
+  TRI_TLS_CLIENT_NONE = 0,  /* do not ask for a client certificate */
+  TRI_TLS_CLIENT_REQUEST,   /* ask; a client may send none, but one it
+                               sends must verify against the CA */
+  TRI_TLS_CLIENT_REQUIRE    /* a verified client certificate is required */
+};
+
+/**
+ * Create empty TLS options: no CA (a channel then verifies servers with
+ * the system's CA store), no certificate, no server name override,
+ * TRI_TLS_CLIENT_NONE.
+ *
+ * Ownership: the caller owns the result; free with tri_tls_opts_free().
+ *   tri_channel_opts_set_tls() and tri_server_opts_set_tls() copy it.
+ * Thread safety: one thread at a time.
+ * Returns: the options, or NULL when out of memory.
+ * Since: 0.2
+ */
+TRI_API tri_tls_opts *tri_tls_opts_new(void);
+/** Free TLS options; NULL allowed.  Since: 0.2 */
+TRI_API void tri_tls_opts_free(tri_tls_opts *o);
+
+/**
+ * Trust the CA certificates in the PEM file |path| (NULL: none).  A
+ * channel verifies the server's chain with them; a server verifies
+ * client certificates with them and names them in its certificate request.
+ * Setting a CA file or directory turns the system CA store off unless
+ * tri_tls_opts_set_use_system_ca() turns it on again.
+ *
+ * Ownership: |path| is copied.  Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (empty path); TRI_ENOMEM.
+ * Since: 0.2
+ */
+TRI_API int tri_tls_opts_set_ca_file(tri_tls_opts *o, const char *path);
+/** Trust the CA certificates of an OpenSSL hashed directory (c_rehash);
+ * NULL: none.  As tri_tls_opts_set_ca_file().  Since: 0.2 */
+TRI_API int tri_tls_opts_set_ca_dir(tri_tls_opts *o, const char *path);
+/**
+ * Also trust the system's CA store (|on| non-zero) or not.  Default: on
+ * for a channel without a CA file or directory, off otherwise (and off
+ * for client certificates on a server unless set).
+ * Returns: TRI_OK; TRI_EINVAL.  Since: 0.2
+ */
+TRI_API int tri_tls_opts_set_use_system_ca(tri_tls_opts *o, int on);
+
+/**
+ * The certificate chain (PEM, leaf first) and private key (PEM) this side
+ * presents: required for a server (its default certificate); optional for
+ * a channel (mutual TLS).  Both NULL clears them.
+ *
+ * Ownership: the paths are copied.  Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (one NULL, or an empty path); TRI_ENOMEM.
+ * Since: 0.2
+ */
+TRI_API int tri_tls_opts_set_cert_key(tri_tls_opts *o, const char *cert_file,
+                                      const char *key_file);
+
+/**
+ * Channel: the name to verify the server's certificate against and to send
+ * as SNI, instead of the target's host (gRPC's ssl_target_name_override);
+ * it is also sent as :authority.  A DNS name ("api.example.com") or a
+ * numeric address ("10.0.0.1", "::1"; checked against IP SANs, no SNI).
+ * NULL: the target's host ("localhost" for Unix sockets).  Names are
+ * matched to the certificate's DNS SANs (wildcards only as a whole
+ * left-most label, RFC 6125).  Ignored by servers.
+ *
+ * Ownership: |name| is copied.  Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (empty or with characters a host name cannot
+ *   have); TRI_ENOMEM.
+ * Since: 0.2
+ */
+TRI_API int tri_tls_opts_set_server_name(tri_tls_opts *o, const char *name);
+
+/**
+ * Server: ask for client certificates (TRI_TLS_CLIENT_*).  REQUEST and
+ * REQUIRE verify what the client sends against the CA file/directory,
+ * which must then be set.  Ignored by channels.
+ * Returns: TRI_OK; TRI_EINVAL (unknown mode).  Since: 0.2
+ */
+TRI_API int tri_tls_opts_set_client_auth(tri_tls_opts *o, int mode);
+
+/**
+ * Server: present |cert_file| / |key_file| to clients that ask for |name|
+ * with SNI ("api.example.com", or "*.example.com" for any one label in
+ * its place; case-insensitive).  The first matching entry wins; clients
+ * that send no SNI or an unlisted name get the default certificate of
+ * tri_tls_opts_set_cert_key().  Ignored by channels.
+ *
+ * Ownership: the strings are copied.  Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (NULL or a malformed name); TRI_ENOMEM.
+ * Since: 0.2
+ */
+TRI_API int tri_tls_opts_add_sni_cert(tri_tls_opts *o, const char *name,
+                                      const char *cert_file,
+                                      const char *key_file);
+
+/**
+ * Make the channel's connections TLS with |tls| (NULL: clear text again,
+ * the default).  The files are loaded by tri_channel_new(), which fails
+ * with TRI_EINVAL and a message naming the file if one cannot be used.
+ * A failed handshake ends the calls waiting for the connection with
+ * TRI_UNAVAILABLE "TLS handshake with HOST:PORT failed: REASON", e.g.
+ * "certificate verify failed: unable to get local issuer certificate" or
+ * "peer did not negotiate h2 (ALPN)"; the connect timeout (and each
+ * call's deadline) bounds the handshake.
+ *
+ * Ownership: |tls| is copied; nothing is kept.
+ * Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ENOMEM; TRI_UNIMPLEMENTED when the
+ *   library was built without OpenSSL (tri_last_error() says so; the
+ *   options still ask for TLS, see above).
+ * Since: 0.2
+ */
+TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
+                                     const tri_tls_opts *tls);
+
 /**
  * Create a channel to |target|: "HOST:PORT", "[V6ADDR]:PORT",
  * "dns:///HOST:PORT", "unix:PATH" (or "unix:///PATH") or
  * "unix-abstract:NAME".  An IPv6 address needs brackets.  Cleartext HTTP/2
- * with prior knowledge (doc/PROTOCOL.md 1.1).  The connection is made
+ * with prior knowledge (doc/PROTOCOL.md 1.1), or HTTP/2 over TLS when the
+ * options ask for it (tri_channel_opts_set_tls()).  The connection is made
  * lazily by the first stream and remade after it fails; host names resolve
  * asynchronously on the channel's I/O thread (c-ares).  One channel serves
  * any number of threads and streams over one HTTP/2 connection.
@@ -291,7 +435,8 @@ TRI_API int tri_channel_opts_set_conn_recv_queue(tri_channel_opts *o,
  * Thread safety: any thread.
  * Blocking: no (name resolution happens when connecting).
  * Returns: TRI_OK; TRI_EINVAL (malformed target: tri_last_error() names
- *   the bad part, e.g. "target 'localhost': missing port (expected ...)");
+ *   the bad part, e.g. "target 'localhost': missing port (expected ...)";
+ *   or TLS files that cannot be used, named with the reason);
  *   TRI_ENOMEM; TRI_ESYS.
  * Since: 0.1
  */
@@ -577,6 +722,60 @@ TRI_API const char *tri_stream_method(const tri_stream *s);
  */
 TRI_API int64_t tri_stream_remaining_ms(const tri_stream *s);
 
+/**
+ * The peer's address: server: the client's ("127.0.0.1:54321",
+ * "[::1]:54321", or "unix:PATH" for a Unix socket, PATH being the
+ * socket's own path); client: the server address the stream's connection
+ * went to ("" until the stream is on a connection).  With or without TLS.
+ *
+ * Ownership: belongs to |s|; valid until the stream is freed (for a
+ *   handler: until it returns).
+ * Thread safety: any thread.  Blocking: no.
+ * Returns: the address, never NULL.
+ * Since: 0.2
+ */
+TRI_API const char *tri_stream_peer(const tri_stream *s);
+
+/**
+ * The TLS identity of the stream's connection, or NULL when it is not TLS
+ * (or, on a client, not yet connected).  Server: what the client proved
+ * (tri_auth_peer_subject() is its verified certificate's subject, "" when
+ * it sent none); client: the server's certificate.  Use it to authorise a
+ * call in a handler.
+ *
+ * Ownership: belongs to |s|, valid until the stream is freed (for a
+ *   handler: until it returns).  The accessors' strings live as long.
+ * Thread safety: any thread; the identity never changes.
+ * Since: 0.2
+ */
+TRI_API const tri_auth *tri_stream_auth(const tri_stream *s);
+/** Negotiated protocol: "TLSv1.3" or "TLSv1.2".  Since: 0.2 */
+TRI_API const char *tri_auth_tls_version(const tri_auth *a);
+/** Negotiated cipher suite, OpenSSL's name ("TLS_AES_256_GCM_SHA384").
+ * Since: 0.2 */
+TRI_API const char *tri_auth_cipher(const tri_auth *a);
+/**
+ * Subject of the peer's verified certificate in RFC 2253 form
+ * ("CN=client,O=Example"), or "" when the peer presented none (a server
+ * with TRI_TLS_CLIENT_NONE or _REQUEST).  Only verified certificates
+ * get this far: a certificate that fails verification fails the
+ * handshake.  Since: 0.2
+ */
+TRI_API const char *tri_auth_peer_subject(const tri_auth *a);
+/** Number of subject alternative names of the peer's certificate (0
+ * without one).  Since: 0.2 */
+TRI_API size_t tri_auth_peer_san_count(const tri_auth *a);
+/**
+ * Subject alternative name |i| of the peer's certificate, typed:
+ * "DNS:api.example.com", "IP:127.0.0.1", "IP:::1", "URI:spiffe://x/y",
+ * "email:a@example.com" (other kinds: "other:"); NULL when |i| is out of
+ * range.  Since: 0.2
+ */
+TRI_API const char *tri_auth_peer_san(const tri_auth *a, size_t i);
+/** Server: the name the client asked for with SNI ("" if none); client:
+ * the name the server's certificate was verified against.  Since: 0.2 */
+TRI_API const char *tri_auth_server_name(const tri_auth *a);
+
 /* ------------------------------------------------------------------ */
 /* Streams: server side                                                */
 /* ------------------------------------------------------------------ */
@@ -695,8 +894,9 @@ TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
                                              size_t bytes);
 
 /**
- * Time a new connection has to send the HTTP/2 preface and SETTINGS, in ms
- * (> 0; default 10000); slower connections are closed (slowloris).
+ * Time a new connection has to complete the TLS handshake (with TLS) and
+ * send the HTTP/2 preface and SETTINGS, in ms (> 0; default 10000);
+ * slower connections are closed (slowloris).
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
@@ -740,12 +940,36 @@ TRI_API int tri_server_opts_set_max_handlers_per_conn(tri_server_opts *o,
 TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n);
 
 /**
+ * Serve TLS with |tls| (NULL: clear text, the default): its certificate
+ * and key (required), SNI certificates, client_auth mode and CA.  Every
+ * connection then needs a TLS handshake with ALPN "h2" first; the
+ * handshake timeout (tri_server_opts_set_handshake_timeout_ms) covers it
+ * together with the HTTP/2 preface.  tri_server_new() loads the files and
+ * fails with TRI_EINVAL and a message naming the file if one cannot be
+ * used.  Failed handshakes are counted (tri_server_tls_handshake_failures())
+ * and reported on stderr, at most one line per 10 s per server
+ * ("libtriplestream: TLS handshake with 127.0.0.1:54321 failed: REASON"
+ * with the number of failures left unreported since the last line).
+ *
+ * Ownership: |tls| is copied (the server keeps the copy for
+ *   tri_server_reload_tls()).
+ * Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL; TRI_ENOMEM; TRI_UNIMPLEMENTED when the
+ *   library was built without OpenSSL.
+ * Since: 0.2
+ */
+TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
+                                    const tri_tls_opts *tls);
+
+/**
  * Create a server.  Register handlers, bind, then start.
  *
  * Ownership: |opts| (NULL = defaults) is copied; caller owns *|out|
  *   (tri_server_free()).
  * Thread safety: any thread.
- * Returns: TRI_OK; TRI_ENOMEM; TRI_ESYS.
+ * Returns: TRI_OK; TRI_ENOMEM; TRI_ESYS; TRI_EINVAL (TLS files that cannot
+ *   be used: tri_last_error() names the file and why); TRI_UNIMPLEMENTED
+ *   (TLS options in a build without OpenSSL).
  * Since: 0.1
  */
 TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts);
@@ -809,6 +1033,32 @@ TRI_API int tri_server_port(const tri_server *srv);
  * Since: 0.1
  */
 TRI_API int tri_server_start(tri_server *srv);
+
+/**
+ * Read the certificate, key, SNI and CA files of the server's TLS options
+ * again and use them for connections accepted from now on; connections
+ * already open keep the certificates they were made with.  The files are
+ * read and checked on the calling thread, then swapped in at once; if any
+ * cannot be used, nothing changes and the old certificates stay in use.
+ * Typical use: from a SIGHUP-handling thread after renewing certificates.
+ *
+ * Thread safety: any thread, concurrently with everything but
+ *   tri_server_free() (concurrent reloads: the last one to finish wins).
+ * Blocking: while the files are read; never waits for the I/O thread.
+ * Returns: TRI_OK; TRI_EINVAL (a file cannot be used: tri_last_error()
+ *   says which and why); TRI_ESTATE (the server has no TLS);
+ *   TRI_UNIMPLEMENTED (no OpenSSL); TRI_ENOMEM.
+ * Since: 0.2
+ */
+TRI_API int tri_server_reload_tls(tri_server *srv);
+
+/**
+ * Number of TLS handshakes that failed on this server (bad or missing
+ * client certificates, clear-text clients, handshakes not finished
+ * within the handshake timeout...) since it was created.
+ * Thread safety: any thread.  Since: 0.2
+ */
+TRI_API uint64_t tri_server_tls_handshake_failures(const tri_server *srv);
 
 /**
  * Graceful shutdown: stop accepting, send GOAWAY (doc/PROTOCOL.md 8.3), let

@@ -2,7 +2,12 @@
 """grpc.testing interop client in Python grpcio (reference side).
 
 Usage: py_client.py --server_host=H --server_port=P --test_case=NAME|all
-       [--use_tls=false] [--server_host_override=X]
+       [--use_tls[=true|false]] [--tls_ca_file=F] [--server_host_override=X]
+       [--tls_cert_file=F --tls_key_file=F]
+With --use_tls the channel uses grpc.ssl_channel_credentials: the server is
+verified with --tls_ca_file (grpc's default roots without it) against
+--server_host_override (grpc.ssl_target_name_override) or the host; a
+client certificate and key make it mutual TLS.
 Exit 0 when the case passed; otherwise one line "FAIL case: reason" on
 stderr and exit 1.  Every call carries a deadline, so nothing hangs.
 """
@@ -366,7 +371,8 @@ def usage():
 
 def main(argv):
     opts = {"server_host": "127.0.0.1", "server_port": None, "test_case": None,
-            "server_host_override": None, "use_tls": "false"}
+            "server_host_override": None, "use_tls": "false",
+            "tls_ca_file": None, "tls_cert_file": None, "tls_key_file": None}
     args = argv[1:]
     i = 0
     while i < len(args):
@@ -375,6 +381,9 @@ def main(argv):
             return usage()
         if "=" in a:
             k, v = a[2:].split("=", 1)
+        elif a == "--use_tls" and (i + 1 == len(args)
+                                   or args[i + 1].startswith("--")):
+            k, v = "use_tls", "true"
         elif i + 1 < len(args):
             k, v = a[2:], args[i + 1]
             i += 1
@@ -384,9 +393,11 @@ def main(argv):
             return usage()
         opts[k] = v
         i += 1
-    if opts["use_tls"] not in ("false", "0"):
-        sys.stderr.write("FAIL: TLS is not supported by this client\n")
-        return 2
+    if opts["use_tls"] not in ("false", "0", "true", "1"):
+        return usage()
+    use_tls = opts["use_tls"] in ("true", "1")
+    if (opts["tls_cert_file"] is None) != (opts["tls_key_file"] is None):
+        return usage()
     if not opts["server_port"] or not opts["test_case"]:
         return usage()
     known = dict(CASES)
@@ -401,8 +412,24 @@ def main(argv):
     if opts["server_host_override"]:
         chopts.append(("grpc.default_authority", opts["server_host_override"]))
     target = "%s:%s" % (opts["server_host"], opts["server_port"])
+    if use_tls:
+        def read(path):
+            if path is None:
+                return None
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(opts["tls_ca_file"]),
+            private_key=read(opts["tls_key_file"]),
+            certificate_chain=read(opts["tls_cert_file"]))
+        if opts["server_host_override"]:
+            chopts.append(("grpc.ssl_target_name_override",
+                           opts["server_host_override"]))
+        channel = grpc.secure_channel(target, creds, options=chopts)
+    else:
+        channel = grpc.insecure_channel(target, options=chopts)
     failed = 0
-    with grpc.insecure_channel(target, options=chopts) as ch:
+    with channel as ch:
         stubs = Stubs(ch)
         for name, fn in todo:
             try:

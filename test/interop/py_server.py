@@ -126,8 +126,15 @@ def half_duplex_call(it, ctx):
         yield from respond(req, ctx)
 
 
+USAGE = ("usage: py_server.py --port=N [--use_tls[=true|false] "
+         "--tls_cert_file=F --tls_key_file=F [--tls_client_ca_file=F]]\n")
+
+
 def main(argv):
     port = None
+    use_tls = False
+    files = {"tls_cert_file": None, "tls_key_file": None,
+             "tls_client_ca_file": None}
     i = 1
     while i < len(argv):
         a = argv[i]
@@ -136,16 +143,30 @@ def main(argv):
         elif a == "--port" and i + 1 < len(argv):
             i += 1
             port = argv[i]
-        elif a.startswith("--use_tls"):
-            if a not in ("--use_tls", "--use_tls=false"):
-                sys.stderr.write("py_server: TLS is not supported\n")
+        elif a in ("--use_tls", "--use_tls=true"):
+            use_tls = True
+        elif a == "--use_tls=false":
+            use_tls = False
+        elif a[2:].split("=", 1)[0] in files:
+            if "=" in a:
+                k, v = a[2:].split("=", 1)
+            elif i + 1 < len(argv):
+                k, v = a[2:], argv[i + 1]
+                i += 1
+            else:
+                sys.stderr.write(USAGE)
                 return 2
+            files[k] = v
         else:
-            sys.stderr.write("usage: py_server.py --port=N\n")
+            sys.stderr.write(USAGE)
             return 2
         i += 1
     if port is None or not port.isdigit():
-        sys.stderr.write("usage: py_server.py --port=N\n")
+        sys.stderr.write(USAGE)
+        return 2
+    if use_tls and (files["tls_cert_file"] is None
+                    or files["tls_key_file"] is None):
+        sys.stderr.write(USAGE)
         return 2
 
     de = interop_pb.deserializer
@@ -170,7 +191,18 @@ def main(argv):
                          options=interop_pb.RAW_OPTIONS)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(interop_pb.SERVICE, handlers),))
-    bound = server.add_insecure_port("127.0.0.1:%s" % port)
+    if use_tls:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        ca = files["tls_client_ca_file"]
+        creds = grpc.ssl_server_credentials(
+            [(read(files["tls_key_file"]), read(files["tls_cert_file"]))],
+            root_certificates=read(ca) if ca else None,
+            require_client_auth=ca is not None)
+        bound = server.add_secure_port("127.0.0.1:%s" % port, creds)
+    else:
+        bound = server.add_insecure_port("127.0.0.1:%s" % port)
     if bound == 0:
         sys.stderr.write("py_server: cannot bind 127.0.0.1:%s\n" % port)
         return 1

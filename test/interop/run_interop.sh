@@ -11,6 +11,13 @@
 # "N passed, N failed".  Exit status 1 on any failure, including a Python
 # without grpcio (that is a failure, not a skip: the matrix cannot run).
 #
+# TLS: INTEROP_TLS=tls serves and connects over TLS with the certificates
+# of test/tls/gen-certs.sh in INTEROP_CERTS (clients verify the server
+# against the name foo.test.invalid, a wildcard SAN); INTEROP_TLS=mtls
+# also requires and presents client certificates (clients verify
+# 127.0.0.1, an IP SAN).  Lines then read "PASS tls tri->py CASE".
+# test/interop/run_interop_tls.sh runs both.
+#
 # Environment: top_builddir (set by `make check`; default: the source tree),
 # PYTHON (default /usr/bin/python3), PROTOC (default protoc),
 # INTEROP_CASES (space-separated subset), INTEROP_DIRECTIONS (subset of
@@ -35,6 +42,25 @@ CASES=${INTEROP_CASES:-"empty_unary large_unary client_streaming
   status_code_and_message special_status_message unimplemented_method
   unimplemented_service client_compressed_unary server_compressed_unary
   client_compressed_streaming server_compressed_streaming"}
+
+TLS_MODE=${INTEROP_TLS:-}
+server_tls=
+client_tls=
+label=
+case $TLS_MODE in
+  '') ;;
+  tls|mtls)
+    certs=${INTEROP_CERTS:?INTEROP_TLS needs INTEROP_CERTS (test/tls/gen-certs.sh DIR)}
+    label="$TLS_MODE "
+    server_tls="--use_tls --tls_cert_file=$certs/server.pem --tls_key_file=$certs/server.key"
+    if [ "$TLS_MODE" = mtls ]; then
+      server_tls="$server_tls --tls_client_ca_file=$certs/ca.pem"
+      client_tls="--use_tls=true --tls_ca_file=$certs/ca.pem --tls_cert_file=$certs/client.pem --tls_key_file=$certs/client.key"
+    else
+      client_tls="--use_tls=true --tls_ca_file=$certs/ca.pem --server_host_override=foo.test.invalid"
+    fi ;;
+  *) echo "FAIL interop: INTEROP_TLS must be tls or mtls"; echo "0 passed, 1 failed"; exit 1 ;;
+esac
 
 TRI_SERVER=$top_builddir/tools/tri-interop-server
 TRI_CLIENT=$top_builddir/tools/tri-interop-client
@@ -113,7 +139,8 @@ fi
 # start_server NAME CMD... : sets $port and $pid, or fails hard.
 start_server() {
   name=$1; shift
-  "$@" --port=0 >"$work/$name.out" 2>"$work/$name.err" &
+  # shellcheck disable=SC2086
+  "$@" --port=0 $server_tls >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!
   port=
   i=0
@@ -133,12 +160,12 @@ py_port=
 case " $DIRECTIONS " in *'->tri '*)
   start_server tri-server "$TRI_SERVER"
   tri_pid=$pid; tri_port=$port
-  echo "# tri-interop-server on 127.0.0.1:$tri_port" ;;
+  echo "# tri-interop-server on 127.0.0.1:$tri_port${label:+ ($TLS_MODE)}" ;;
 esac
 case " $DIRECTIONS " in *'->py '*)
   start_server py-server "$PYTHON" "$here/py_server.py"
   py_pid=$pid; py_port=$port
-  echo "# py_server.py on 127.0.0.1:$py_port" ;;
+  echo "# py_server.py on 127.0.0.1:$py_port${label:+ ($TLS_MODE)}" ;;
 esac
 
 # --- matrix --------------------------------------------------------------
@@ -166,15 +193,15 @@ run_case() { # direction case
   esac
   # shellcheck disable=SC2086
   timeout -k 5 "$CASE_TIMEOUT" $client --server_host=127.0.0.1 \
-      --server_port="$sport" --test_case="$tc" --use_tls=false \
+      --server_port="$sport" --test_case="$tc" ${client_tls:---use_tls=false} \
       >"$work/case.out" 2>"$work/case.err"
   rc=$?
   if [ $rc -eq 0 ]; then
     if is_xfail "$dir" "$tc"; then
-      echo "XPASS $dir $tc: listed in INTEROP_XFAIL but passed"
+      echo "XPASS $label$dir $tc: listed in INTEROP_XFAIL but passed"
       failed=$((failed + 1))
     else
-      echo "PASS $dir $tc"
+      echo "PASS $label$dir $tc"
       passed=$((passed + 1))
     fi
     return
@@ -185,11 +212,11 @@ run_case() { # direction case
   [ -n "$reason" ] || reason="exit status $rc"
   kill -0 "$spid" 2>/dev/null || reason="$reason [server has exited]"
   if is_xfail "$dir" "$tc"; then
-    echo "XFAIL $dir $tc: $reason"
+    echo "XFAIL $label$dir $tc: $reason"
     xfailed=$((xfailed + 1))
     return
   fi
-  echo "FAIL $dir $tc: $reason"
+  echo "FAIL $label$dir $tc: $reason"
   failed=$((failed + 1))
   # keep the rest of the client's stderr (sanitizer reports...) for the log
   grep -v '^FAIL' "$work/case.err" | head -n 40 | sed 's|^|#   |'
