@@ -197,7 +197,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__tls_close(c); /* close_notify first, while the socket is open */
   if (c->src.fd >= 0) {
     tri__loop_ep_del(l, c->src.fd);
-    if (c->peer_gone || was < TRI__CONN_HANDSHAKE)
+    if (c->peer_gone || was < TRI__CONN_TLS) /* not connected yet */
       fd_close(l, c->src.fd);
     else
       close_lingering(l, c->src.fd);
