@@ -243,8 +243,8 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
       if (name != NULL) {
         /* gRPC's ssl_target_name_override: the name stands for the server
          * in :authority too. */
-        snprintf(cc.target.authority, sizeof(cc.target.authority), "%s",
-                 name);
+        snprintf(cc.target.authority, sizeof(cc.target.authority),
+                 strchr(name, ':') ? "[%s]" : "%s", name); /* IPv6 */
       } else {
         name = cc.target.kind == TRI__T_TCP ? cc.target.host : "localhost";
       }

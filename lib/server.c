@@ -16,6 +16,7 @@
 #include "tri_int.h"
 
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -625,6 +626,13 @@ void tri__server_tls_failed(tri_server *srv, const char *peer,
    * One line per 10 s at most, so a flood of bad handshakes cannot flood
    * the log. */
   if (srv->tls_log_ns != 0 && now - srv->tls_log_ns < TLS_LOG_EVERY_NS) {
+    srv->tls_unlogged++;
+    return;
+  }
+  /* Never block the I/O thread on a full stderr pipe nobody reads: the
+   * line is skipped (and counted) when stderr cannot take it now. */
+  struct pollfd pf = {STDERR_FILENO, POLLOUT, 0};
+  if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) {
     srv->tls_unlogged++;
     return;
   }

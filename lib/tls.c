@@ -36,6 +36,8 @@
  */
 #include "tri_int.h"
 
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -110,11 +112,14 @@ static int name_valid(const char *n, int wild) {
       return 0;
     n += 2;
   }
+  if (strchr(n, ':') != NULL) { /* only an IPv6 literal has colons */
+    struct in6_addr a6;
+    return !wild && inet_pton(AF_INET6, n, &a6) == 1;
+  }
   for (const char *p = n; *p; p++) {
     char ch = *p;
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' ||
-          ch == ':'))
+          (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_'))
       return 0;
   }
   return 1;
@@ -283,6 +288,28 @@ static int file_fail(const char *what, const char *path) {
 }
 
 /* RFC 9113 section 3.2: "h2" over TLS; a server picks it or refuses. */
+/* 1 if the PEM file |path| holds an encrypted key (PKCS#8 "ENCRYPTED
+ * PRIVATE KEY", or a legacy "Proc-Type: 4,ENCRYPTED" header). */
+static int pem_encrypted(const char *path) {
+  char buf[4096];
+  size_t n;
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return strstr(buf, "ENCRYPTED") != NULL;
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *ud) {
+  (void)buf;
+  (void)size;
+  (void)rwflag;
+  (void)ud;
+  return 0; /* no pass phrase: loading an encrypted key fails */
+}
+
 static int alpn_select(SSL *ssl, const unsigned char **out,
                        unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg) {
@@ -359,6 +386,18 @@ static int build_ctx(const tri_tls_opts *o, int is_server, const char *cert,
     rv = file_fail("CA file", o->ca_file);
     goto fail;
   }
+  if (o->ca_dir != NULL) {
+    /* OpenSSL reads a CA directory lazily, during verification: check
+     * now that it is a readable directory, or every handshake would fail
+     * later with a misleading reason. */
+    struct stat st;
+    if (stat(o->ca_dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        access(o->ca_dir, R_OK | X_OK) != 0) {
+      rv = tri__fail(TRI_EINVAL, "TLS CA directory '%s': %s", o->ca_dir,
+                     errno ? strerror(errno) : "not a directory");
+      goto fail;
+    }
+  }
   if (o->ca_dir != NULL && SSL_CTX_load_verify_dir(c, o->ca_dir) != 1) {
     rv = file_fail("CA directory", o->ca_dir);
     goto fail;
@@ -371,6 +410,9 @@ static int build_ctx(const tri_tls_opts *o, int is_server, const char *cert,
                    ssl_err_reason(buf, sizeof(buf), "failed"));
     goto fail;
   }
+  /* Never prompt on a terminal for a pass phrase (that would block the
+   * caller, or a reload thread): encrypted keys fail with a message. */
+  SSL_CTX_set_default_passwd_cb(c, no_passphrase);
   if (cert != NULL) {
     if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
       rv = file_fail("certificate chain", cert);
@@ -378,6 +420,14 @@ static int build_ctx(const tri_tls_opts *o, int is_server, const char *cert,
     }
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
       unsigned long e = ERR_peek_last_error();
+      if ((ERR_GET_LIB(e) == ERR_LIB_PEM &&
+           ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ) ||
+          pem_encrypted(key)) {
+        ERR_clear_error();
+        rv = tri__fail(TRI_EINVAL, "TLS private key '%s' is encrypted: "
+                       "encrypted private keys are not supported", key);
+        goto fail;
+      }
       if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
           ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
         ERR_clear_error();
@@ -601,7 +651,8 @@ int tri__tls_start(tri__conn *c, tri__tls_ctx *ctx, const char *name) {
       if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), n) != 1)
         goto fail;
     } else {
-      SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
       if (SSL_set1_host(t->ssl, n) != 1 ||
           SSL_set_tlsext_host_name(t->ssl, n) != 1)
         goto fail;
@@ -637,8 +688,8 @@ static const char *tls_reason(tri__conn *c, int err, char *buf, size_t cap) {
              "not use TLS");
     return buf;
   }
-  if (t->nfirst >= 8 && c->is_server && !t->done &&
-      memcmp(t->first, "PRI * HT", 8) == 0) {
+  if (t->nfirst >= 5 && c->is_server && !t->done &&
+      memcmp(t->first, "PRI *", 5) == 0) {
     ERR_clear_error();
     snprintf(buf, cap, "clear-text HTTP/2 from a client that does not use "
              "TLS");
@@ -711,10 +762,20 @@ static int add_sans(tri__peer *p, X509 *cert) {
     default:
       break;
     }
-    if (str != NULL)
-      snprintf(buf, sizeof(buf), "%s:%.*s", kind, ASN1_STRING_length(str),
-               (const char *)ASN1_STRING_get0_data(str));
-    else
+    if (str != NULL) {
+      /* Escape NUL and control bytes (\xNN): a SAN "a\0.evil" must not
+       * reach an authorisation check as "a". */
+      const unsigned char *d = ASN1_STRING_get0_data(str);
+      int len = ASN1_STRING_length(str);
+      size_t o = (size_t)snprintf(buf, sizeof(buf), "%s:", kind);
+      for (int k = 0; k < len && o + 5 < sizeof(buf); k++) {
+        if (d[k] < 0x20 || d[k] >= 0x7f || d[k] == '\\')
+          o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\\x%02x", d[k]);
+        else
+          buf[o++] = (char)d[k];
+      }
+      buf[o < sizeof(buf) ? o : sizeof(buf) - 1] = '\0';
+    } else
       snprintf(buf, sizeof(buf), "other:");
     rv = tri__peer_add_san(p, buf);
   }
@@ -767,14 +828,14 @@ int tri__tls_handshake(tri__conn *c) {
   ERR_clear_error();
   int r = SSL_do_handshake(t->ssl);
   if (r == 1) {
-    if (!c->is_server) {
-      const unsigned char *p = NULL;
-      unsigned int n = 0;
-      SSL_get0_alpn_selected(t->ssl, &p, &n);
-      if (n != 2 || memcmp(p, "h2", 2) != 0) {
-        handshake_failed(c, "peer did not negotiate h2 (ALPN)");
-        return -1;
-      }
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(t->ssl, &p, &n);
+    if (n != 2 || memcmp(p, "h2", 2) != 0) {
+      /* Both sides: HTTP/2 over TLS is ALPN "h2" (RFC 9113 §3.2). */
+      handshake_failed(c, c->is_server ? "client did not negotiate h2 (ALPN)"
+                                       : "peer did not negotiate h2 (ALPN)");
+      return -1;
     }
     if (fill_auth(c) != 0) {
       handshake_failed(c, "out of memory");
@@ -846,8 +907,10 @@ ssize_t tri__tls_read(tri__conn *c, uint8_t *buf, size_t len) {
       t->rd_want_out = 1;
       break;
     }
-    if (off > 0)
-      return (ssize_t)off; /* the same error again on the next call */
+    if (off > 0) {
+      io_failed(c, err); /* keep the reason for the next call's report */
+      return (ssize_t)off;
+    }
     if (err == SSL_ERROR_ZERO_RETURN) {
       ERR_clear_error();
       if (!c->is_server && c->error == NULL &&

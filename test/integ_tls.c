@@ -572,6 +572,33 @@ START_TEST(test_wrong_host)
 }
 END_TEST
 
+/* Review: the subject CN must not stand in for a SAN. */
+START_TEST(test_cn_without_san_rejected)
+{
+  verify_failure("cnonly.pem", "cnonly.key", "localhost",
+                 "certificate verify failed: hostname mismatch");
+}
+END_TEST
+
+/* Review: the server also requires ALPN h2 (a client that offers no ALPN
+ * is refused at the handshake, not left to fail at the HTTP/2 preface). */
+START_TEST(test_server_requires_alpn)
+{
+  int port;
+  char cmd[1200];
+  tri_tls_opts *st = server_tls("server.pem", "server.key");
+  tri_server *srv = server(st, 0, &port);
+  snprintf(cmd, sizeof cmd,
+           "timeout 10 openssl s_client -connect 127.0.0.1:%d -CAfile %s "
+           "</dev/null >/dev/null 2>&1", port, cert("ca.pem"));
+  (void)!system(cmd);
+  wait_failures(srv, 1);
+  tri_tls_opts_free(st);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 START_TEST(test_expired)
 {
   verify_failure("expired.pem", "expired.key", NULL,
@@ -933,6 +960,14 @@ START_TEST(test_bad_files_and_options)
   ck_assert_ptr_null(ch);
   ck_assert_str_eq(tri_last_error(), "TLS CA file '/nonexistent/ca.pem': No "
                    "such file or directory");
+  /* A CA directory is read lazily by OpenSSL: checked up front. */
+  ck_assert_int_eq(tri_tls_opts_set_ca_file(t, NULL), TRI_OK);
+  ck_assert_int_eq(tri_tls_opts_set_ca_dir(t, "/nonexistent/dir"), TRI_OK);
+  ck_assert_int_eq(tri_channel_opts_set_tls(co, t), TRI_OK);
+  ck_assert_int_eq(tri_channel_new(&ch, "127.0.0.1:1", co), TRI_EINVAL);
+  ck_assert_str_eq(tri_last_error(), "TLS CA directory '/nonexistent/dir': "
+                   "No such file or directory");
+  ck_assert_int_eq(tri_tls_opts_set_ca_dir(t, NULL), TRI_OK);
   /* Not PEM at all. */
   ck_assert_int_eq(tri_tls_opts_set_ca_file(t, cert("x509.cnf")), TRI_OK);
   ck_assert_int_eq(tri_channel_opts_set_tls(co, t), TRI_OK);
@@ -966,6 +1001,15 @@ START_TEST(test_bad_files_and_options)
   ck_assert_int_eq(tri_server_new(&srv, so), TRI_EINVAL);
   ck_assert_str_eq(tri_last_error(), "TLS private key '/nonexistent/k.pem': "
                    "No such file or directory");
+  /* An encrypted key fails with a message (never a terminal prompt). */
+  ck_assert_int_eq(tri_tls_opts_set_cert_key(t, cert("server.pem"),
+                                             cert("server-enc.key")),
+                   TRI_OK);
+  ck_assert_int_eq(tri_server_opts_set_tls(so, t), TRI_OK);
+  ck_assert_int_eq(tri_server_new(&srv, so), TRI_EINVAL);
+  snprintf(want, sizeof want, "TLS private key '%s' is encrypted: encrypted "
+           "private keys are not supported", cert("server-enc.key"));
+  ck_assert_str_eq(tri_last_error(), want);
   ck_assert_int_eq(tri_tls_opts_set_cert_key(t, cert("server.pem"),
                                              cert("server.key")),
                    TRI_OK);
@@ -1066,6 +1110,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_unknown_ca);
   tcase_add_test(tc, test_wrong_host);
   tcase_add_test(tc, test_expired);
+  tcase_add_test(tc, test_cn_without_san_rejected);
+  tcase_add_test(tc, test_server_requires_alpn);
   tcase_add_test(tc, test_wrong_ip);
   tcase_add_test(tc, test_client_cert_required);
   tcase_add_test(tc, test_plaintext_client_tls_server);

@@ -323,7 +323,8 @@ enum {
  * Since: 0.2
  */
 TRI_API tri_tls_opts *tri_tls_opts_new(void);
-/** Free TLS options; NULL allowed.  Since: 0.2 */
+/** Free TLS options; NULL allowed.  Ownership: takes |o|.  Thread
+ * safety: once, with no other call on |o| running.  Since: 0.2 */
 TRI_API void tri_tls_opts_free(tri_tls_opts *o);
 
 /**
@@ -339,12 +340,18 @@ TRI_API void tri_tls_opts_free(tri_tls_opts *o);
  */
 TRI_API int tri_tls_opts_set_ca_file(tri_tls_opts *o, const char *path);
 /** Trust the CA certificates of an OpenSSL hashed directory (c_rehash);
- * NULL: none.  As tri_tls_opts_set_ca_file().  Since: 0.2 */
+ * NULL: none.  The directory must exist and be readable when the channel
+ * or server is created (checked then); OpenSSL reads its files lazily,
+ * during verification, on the I/O thread.  Ownership, thread safety,
+ * returns: as tri_tls_opts_set_ca_file().  Since: 0.2 */
 TRI_API int tri_tls_opts_set_ca_dir(tri_tls_opts *o, const char *path);
 /**
  * Also trust the system's CA store (|on| non-zero) or not.  Default: on
  * for a channel without a CA file or directory, off otherwise (and off
- * for client certificates on a server unless set).
+ * for client certificates on a server unless set).  On a server with
+ * client certificates, the system store accepts any publicly trusted
+ * client-auth certificate: prefer a CA file of your own there.
+ * Ownership: nothing kept.  Thread safety: one thread at a time.
  * Returns: TRI_OK; TRI_EINVAL.  Since: 0.2
  */
 TRI_API int tri_tls_opts_set_use_system_ca(tri_tls_opts *o, int on);
@@ -367,8 +374,9 @@ TRI_API int tri_tls_opts_set_cert_key(tri_tls_opts *o, const char *cert_file,
  * it is also sent as :authority.  A DNS name ("api.example.com") or a
  * numeric address ("10.0.0.1", "::1"; checked against IP SANs, no SNI).
  * NULL: the target's host ("localhost" for Unix sockets).  Names are
- * matched to the certificate's DNS SANs (wildcards only as a whole
- * left-most label, RFC 6125).  Ignored by servers.
+ * matched to the certificate's DNS SANs only, never its subject CN
+ * (wildcards only as a whole left-most label, RFC 6125).  Ignored by
+ * servers.
  *
  * Ownership: |name| is copied.  Thread safety: one thread at a time.
  * Returns: TRI_OK; TRI_EINVAL (empty or with characters a host name cannot
@@ -381,6 +389,7 @@ TRI_API int tri_tls_opts_set_server_name(tri_tls_opts *o, const char *name);
  * Server: ask for client certificates (TRI_TLS_CLIENT_*).  REQUEST and
  * REQUIRE verify what the client sends against the CA file/directory,
  * which must then be set.  Ignored by channels.
+ * Ownership: nothing kept.  Thread safety: one thread at a time.
  * Returns: TRI_OK; TRI_EINVAL (unknown mode).  Since: 0.2
  */
 TRI_API int tri_tls_opts_set_client_auth(tri_tls_opts *o, int mode);
@@ -749,6 +758,8 @@ TRI_API const char *tri_stream_peer(const tri_stream *s);
  * Since: 0.2
  */
 TRI_API const tri_auth *tri_stream_auth(const tri_stream *s);
+/* The tri_auth_* accessors: |a| from tri_stream_auth() (NULL gives NULL
+ * or 0); returned strings live as long as |a|; any thread. */
 /** Negotiated protocol: "TLSv1.3" or "TLSv1.2".  Since: 0.2 */
 TRI_API const char *tri_auth_tls_version(const tri_auth *a);
 /** Negotiated cipher suite, OpenSSL's name ("TLS_AES_256_GCM_SHA384").
@@ -769,7 +780,8 @@ TRI_API size_t tri_auth_peer_san_count(const tri_auth *a);
  * Subject alternative name |i| of the peer's certificate, typed:
  * "DNS:api.example.com", "IP:127.0.0.1", "IP:::1", "URI:spiffe://x/y",
  * "email:a@example.com" (other kinds: "other:"); NULL when |i| is out of
- * range.  Since: 0.2
+ * range.  Bytes outside printable ASCII (and '\\') are escaped as \\xNN,
+ * so an embedded NUL cannot shorten a name.  Since: 0.2
  */
 TRI_API const char *tri_auth_peer_san(const tri_auth *a, size_t i);
 /** Server: the name the client asked for with SNI ("" if none); client:
@@ -1055,8 +1067,10 @@ TRI_API int tri_server_reload_tls(tri_server *srv);
 /**
  * Number of TLS handshakes that failed on this server (bad or missing
  * client certificates, clear-text clients, handshakes not finished
- * within the handshake timeout...) since it was created.
- * Thread safety: any thread.  Since: 0.2
+ * within the handshake timeout...) since it was created.  The server also
+ * reports them on stderr, one line per 10 s at most, and skips the line
+ * when stderr cannot take it at once (the I/O thread never blocks on it).
+ * Ownership: nothing.  Thread safety: any thread.  Since: 0.2
  */
 TRI_API uint64_t tri_server_tls_handshake_failures(const tri_server *srv);
 

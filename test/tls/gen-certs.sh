@@ -53,6 +53,10 @@ basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:sni.test.invalid
+[cnonly]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
 [client]
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
@@ -84,6 +88,11 @@ leaf reloaded "/CN=reloaded" ca server
 leaf client "/O=triplestream tests/CN=tri-client" ca client
 leaf other "/CN=localhost" other-ca server
 leaf other-client "/CN=other-client" other-ca client
+# A subject CN but no SAN: must never pass as "localhost" (RFC 6125 6.4.4).
+leaf cnonly "/CN=localhost" ca cnonly
+# An encrypted private key: refused with a message, never a prompt.
+run "$OPENSSL" pkcs8 -topk8 -in server.key -out server-enc.key \
+  -passout pass:secret
 
 # Expired: `openssl x509 -req` cannot start in the past, `openssl ca` can
 # (-startdate/-enddate), with a minimal CA database.
