@@ -871,7 +871,9 @@ START_TEST(test_d2_finish_then_deadline)
   int rep;
 
   ck_assert_int_eq(tri_server_opts_set_send_buffer(so, 8 * MIB), TRI_OK);
-  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 300), TRI_OK);
+  /* The handler must finish before the deadline: scaled under sanitizers
+   * (queueing 4 MiB takes longer there). */
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, MS(300)), TRI_OK);
   start(so, NULL);
   tri_server_opts_free(so);
   for (rep = 0; rep < 20; rep++) {
@@ -931,7 +933,9 @@ START_TEST(test_d2_finish_then_deadline_raw)
     fd = raw_connect(g_port, 0, NULL, 0);
     ck_assert_msg(fd >= 0, "raw connect/handshake failed");
     h2buf_reset(&b);
-    raw_request(&b, 1, M_D2, "300m", 0);
+    char tmo[16];
+    snprintf(tmo, sizeof tmo, "%dm", MS(300)); /* scaled, see above */
+    raw_request(&b, 1, M_D2, tmo, 0);
     t0 = tu_now_ms();
     ck_assert_int_eq(h2_write_all(fd, b.p, b.len, MS(5000), NULL), 0);
     ck_assert_msg(tu_sem_wait(&H.d2_done, MS(5000)) == 0,
@@ -1015,7 +1019,7 @@ START_TEST(test_d3_deadline_under_backpressure)
   int rep, i;
 
   ck_assert_int_eq(tri_channel_opts_set_recv_queue(co, 16 * MIB), TRI_OK);
-  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 300), TRI_OK);
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, MS(300)), TRI_OK);
   start(NULL, co);
   tri_channel_opts_free(co);
   for (rep = 0; rep < 3; rep++) {
@@ -1072,7 +1076,9 @@ START_TEST(test_d3_deadline_under_backpressure_raw)
   fd = raw_connect(g_port, 4096, set, 1);
   ck_assert_msg(fd >= 0, "raw connect/handshake failed");
   h2_window_update(&b, 0, 1u << 30);
-  raw_request(&b, 1, M_STREAMER, "300m", 0);
+  char tmo[16];
+  snprintf(tmo, sizeof tmo, "%dm", MS(300)); /* scaled under sanitizers */
+  raw_request(&b, 1, M_STREAMER, tmo, 0);
   ck_assert_int_eq(h2_write_all(fd, b.p, b.len, MS(5000), NULL), 0);
   ck_assert_msg(tu_sem_wait(&H.st_end, MS(5000)) == 0,
                 "A's handler still sending 5 s after its 300 ms deadline");
