@@ -946,7 +946,7 @@ START_TEST(test_d2_finish_then_deadline_raw)
                   tu_code(atomic_load(&H.d2_finish_rc)));
     /* The server's deadline passes with the data still queued (nothing
      * outside the server shows that moment: wait past it). */
-    end = t0 + 300 + MS(200);
+    end = t0 + MS(300) + MS(200);
     while (tu_now_ms() < end)
       tu_sleep_ms(5);
     h2reader_start(&r, fd, 1);
