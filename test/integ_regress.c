@@ -1319,6 +1319,14 @@ START_TEST(test_d6_emfile_no_spin)
   long c0, c1;
   int64_t t0, end, el;
 
+  if (getenv("TRI_VALGRIND") != NULL) {
+    /* This test measures CPU time and descriptor limits, both of which
+     * valgrind changes (it reserves descriptors of its own); it runs in
+     * the plain, TSan and ASan builds. */
+    fprintf(stderr, "d6: not run under valgrind (CPU and descriptor "
+            "limits)\n");
+    return;
+  }
   ck_assert_msg(child_server_start(&cs, NOFILE) == 0,
                 "server child did not start");
   for (i = 0; i < NRAW; i++) {
@@ -2038,11 +2046,21 @@ START_TEST(test_d11_fork_child_does_not_hang)
     t0 = tu_now_ms();
     tri_channel_free(g_ch);
     res->el3 = (long)(tu_now_ms() - t0);
+    tri_call_opts_free(o);
     atomic_store(&res->stage, 4);
+    /* Under valgrind (make check-valgrind sets TRI_VALGRIND) the child's
+     * exit would run a leak check over the parent's abandoned state
+     * (by design: it is not ours to free here) and exit 99; its results
+     * are in shared memory, so it ends without that check instead. */
+    if (getenv("TRI_VALGRIND") != NULL)
+      kill(getpid(), SIGKILL);
     _exit(0);
   }
   rv = wait_child(pid, MS(15000), &st);
-  ck_assert_msg(rv == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+  ck_assert_msg(rv == 0 && ((WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
+                            (getenv("TRI_VALGRIND") != NULL &&
+                             WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+                             atomic_load(&res->stage) == 4)),
                 "child %s at stage %d (1: call on the inherited channel, 2: "
                 "new channel, 3: freeing the inherited channel)",
                 rv == 0 ? wait_status_str(st) : "hung, killed",
