@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 extern char **environ;
 
 static long g_server_pid; /* forked child or --server-pid */
+static int g_tls;         /* --tls-*: cases get ".tls" */
 
 /* ------------------------------------------------------------------ */
 /* Time, percentiles, output                                           */
@@ -53,10 +55,23 @@ void bench_sleep_ns(int64_t ns) {
 
 void bench_line(const char *impl, const char *workload, const char *cs,
                 const char *metric, double value, const char *extra) {
-  printf("tri-bench impl=%s workload=%s case=%s metric=%s value=%.1f%s%s\n",
-         impl, workload, cs, metric, value, extra && *extra ? " " : "",
-         extra ? extra : "");
+  printf("tri-bench impl=%s workload=%s case=%s%s metric=%s value=%.1f%s%s%s\n",
+         impl, workload, cs, g_tls ? ".tls" : "", metric, value,
+         extra && *extra ? " " : "", extra ? extra : "",
+         g_tls ? " tls=1" : "");
   fflush(stdout);
+}
+
+void bench_tls_note(const char *prog, const char *side, const char *version,
+                    const char *cipher, const char *detail) {
+  static atomic_int client_done, server_done;
+  atomic_int *done = strcmp(side, "server") == 0 ? &server_done : &client_done;
+  if (atomic_exchange(done, 1))
+    return;
+  fprintf(stderr, "%s: tls %s: %s %s%s%s\n", prog, side,
+          version && *version ? version : "?",
+          cipher && *cipher ? cipher : "?", detail && *detail ? " " : "",
+          detail ? detail : "");
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -280,6 +295,10 @@ static void usage(FILE *f, const char *prog) {
 "    --w5-reps=1000 --w6-reps=200 --w6-deadline-ms=50\n"
 "    --w7-n=200000 --w7-c=4 --w7-m=16 --w7-t=1 --h2load=/usr/bin/h2load\n"
 "    --h2load-timeout=300    seconds before h2load is killed\n"
+"  TLS (TLS 1.2/1.3 with ALPN h2; all three in the default mode):\n"
+"    --tls-ca=FILE           client: verify the server's certificate (PEM)\n"
+"    --tls-cert=FILE --tls-key=FILE   server: its certificate and key (PEM)\n"
+"    result cases get \".tls\" (W1.tls); W7 runs h2load on https://\n"
 "  --quick: small counts for a smoke run (seconds); later flags override.\n"
 "Output: one line per result on stdout, see tools/bench/README.md.\n",
           prog);
@@ -419,6 +438,16 @@ static void parse_args(int argc, char **argv, bench_opts *o,
         o->mode = BENCH_MODE_CLIENT;
     } else if (v && strcmp(name, "--h2load") == 0) {
       snprintf(o->h2load, sizeof o->h2load, "%s", v);
+    } else if (v && (strcmp(name, "--tls-ca") == 0 ||
+                     strcmp(name, "--tls-cert") == 0 ||
+                     strcmp(name, "--tls-key") == 0)) {
+      char *dst = strcmp(name, "--tls-ca") == 0     ? o->tls_ca
+                  : strcmp(name, "--tls-cert") == 0 ? o->tls_cert
+                                                    : o->tls_key;
+      if (!*v || strlen(v) >= sizeof o->tls_ca)
+        bad = 1;
+      else
+        snprintf(dst, sizeof o->tls_ca, "%s", v);
     } else if (v && strcmp(name, "--w3-threads") == 0) {
       n = parse_list(v, 1, 1024, list, BENCH_MAX_LIST);
       if (n < 0)
@@ -482,7 +511,29 @@ static void parse_args(int argc, char **argv, bench_opts *o,
     usage(stderr, prog);
     exit(2);
   }
+  o->tls = o->tls_ca[0] || o->tls_cert[0] || o->tls_key[0];
+  if (o->tls) {
+    const char *missing = NULL;
+    if (o->mode != BENCH_MODE_CLIENT && !o->tls_cert[0])
+      missing = "--tls-cert";
+    else if (o->mode != BENCH_MODE_CLIENT && !o->tls_key[0])
+      missing = "--tls-key";
+    else if (o->mode != BENCH_MODE_SERVER && !o->tls_ca[0])
+      missing = "--tls-ca";
+    if (missing) {
+      fprintf(stderr, "%s: TLS needs %s here (the server needs --tls-cert "
+              "and --tls-key, the client --tls-ca)\n", prog, missing);
+      exit(2);
+    }
+    const char *files[] = {o->tls_ca, o->tls_cert, o->tls_key};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++)
+      if (files[k][0] && access(files[k], R_OK) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, files[k], strerror(errno));
+        exit(2);
+      }
+  }
   g_server_pid = o->server_pid;
+  g_tls = o->tls;
 }
 
 /* ------------------------------------------------------------------ */
@@ -559,7 +610,9 @@ static int run_w7(const bench_opts *o, const bench_impl *impl,
     fprintf(stderr, "%s: W7: cannot write the request body\n", impl->prog);
     return -1;
   }
-  snprintf(uri, sizeof uri, "http://%s%s", target, BENCH_M_UNARY);
+  /* h2load does not verify certificates; it negotiates h2 by ALPN. */
+  snprintf(uri, sizeof uri, "%s://%s%s", o->tls ? "https" : "http", target,
+           BENCH_M_UNARY);
   snprintf(n, sizeof n, "%ld", o->w7_n);
   snprintf(c, sizeof c, "%d", o->w7_c);
   snprintf(m, sizeof m, "%d", o->w7_m);

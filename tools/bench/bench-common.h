@@ -69,6 +69,15 @@ typedef struct {
   int w7_c, w7_m, w7_t;
   char h2load[256];
   int h2load_timeout;
+
+  /* TLS (--tls-ca, --tls-cert, --tls-key): on when any is given.  The
+   * client verifies the server's certificate with tls_ca (it must name
+   * the target's host, 127.0.0.1 by default); the server presents
+   * tls_cert / tls_key.  No client certificates.  "" = not given. */
+  int tls;
+  char tls_ca[512];
+  char tls_cert[512];
+  char tls_key[512];
 } bench_opts;
 
 /* What the driver needs from an implementation. */
@@ -92,7 +101,9 @@ int bench_main(int argc, char **argv, const bench_impl *impl);
 int64_t bench_now_ns(void);
 void bench_sleep_ns(int64_t ns);
 /* Print one result line: "tri-bench impl=.. workload=.. case=.. metric=..
- * value=.." then |extra| (may be NULL or "k=v k=v"). */
+ * value=.." then |extra| (may be NULL or "k=v k=v").  With --tls, the
+ * case gets the suffix ".tls" (W1.tls, W2.big.tls, ...) and the line
+ * "tls=1", so TLS results never mix with clear-text ones. */
 void bench_line(const char *impl, const char *workload, const char *cs,
                 const char *metric, double value, const char *extra);
 /* Sort |v| (ns) and return the |pct| (0..100) percentile in us. */
@@ -118,6 +129,11 @@ size_t bench_pb_streamreq(uint8_t *out, size_t cap, uint32_t size,
                           uint64_t count);
 int bench_pb_streamreq_decode(const uint8_t *p, size_t n, uint32_t *size,
                               uint64_t *count);
+/* Print, once per process and |side| ("client" / "server"), what TLS
+ * negotiated, on stderr: "PROG: tls SIDE: VERSION CIPHER [detail]".
+ * Thread safe. */
+void bench_tls_note(const char *prog, const char *side, const char *version,
+                    const char *cipher, const char *detail);
 /* Message of the last failure, for result lines. */
 void bench_die(const char *prog, const char *fmt, ...);
 

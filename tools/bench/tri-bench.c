@@ -37,6 +37,12 @@
  * max_concurrent_streams are raised to the largest W4 count + 64 and the
  * handler thread stack is set to 64 KiB (tri_server_opts_set_worker_stack;
  * one handler thread per open stream is this library's model).
+ *
+ * TLS (--tls-ca, --tls-cert, --tls-key): the server serves TLS with the
+ * certificate and key (tri_server_opts_set_tls), every channel verifies
+ * it against the CA (tri_channel_opts_set_tls; the certificate must name
+ * 127.0.0.1); library defaults otherwise, no client certificates.  Each
+ * side prints what it negotiated once on stderr (tri_stream_auth).
  */
 #define _GNU_SOURCE 1
 
@@ -62,6 +68,27 @@
 /* ------------------------------------------------------------------ */
 
 static tri_server *g_srv;
+static int g_tls;                /* the server serves TLS */
+static atomic_int g_srv_noted;   /* its TLS note was printed */
+
+/* With TLS: say once what the first TLS call's connection negotiated. */
+static void note_server_tls(tri_stream *s) {
+  const tri_auth *a;
+  char detail[300];
+  if (!g_tls || atomic_load_explicit(&g_srv_noted, memory_order_relaxed))
+    return;
+  atomic_store(&g_srv_noted, 1);
+  a = tri_stream_auth(s);
+  if (a == NULL) {
+    fprintf(stderr, PROG ": tls server: the call came without TLS\n");
+    return;
+  }
+  snprintf(detail, sizeof detail, "sni=%s client_cert=%s",
+           *tri_auth_server_name(a) ? tri_auth_server_name(a) : "-",
+           *tri_auth_peer_subject(a) ? tri_auth_peer_subject(a) : "-");
+  bench_tls_note(PROG, "server", tri_auth_tls_version(a), tri_auth_cipher(a),
+                 detail);
+}
 
 /* Receive one message into |stack| when it fits, else allocate.
  * Returns TRI_OK with *data and *len set (and *own to free), or a status. */
@@ -93,6 +120,7 @@ static int h_unary(tri_stream *s, void *ud) {
   tri_buf *own;
   int rc;
   (void)ud;
+  note_server_tls(s);
   rc = recv_any(s, buf, sizeof buf, &d, &len, &own, RECV_TIMEOUT_MS);
   if (rc != TRI_OK)
     return rc == TRI_EOF ? TRI_INVALID_ARGUMENT : dead(rc);
@@ -108,6 +136,7 @@ static int h_unary(tri_stream *s, void *ud) {
 static int h_pingpong(tri_stream *s, void *ud) {
   uint8_t buf[4096];
   (void)ud;
+  note_server_tls(s);
   for (;;) {
     const uint8_t *d;
     size_t len;
@@ -135,6 +164,7 @@ static int h_stream(tri_stream *s, void *ud) {
   uint8_t *msg;
   int rc;
   (void)ud;
+  note_server_tls(s);
   rc = tri_stream_recv_into(s, req, sizeof req, &len, RECV_TIMEOUT_MS);
   if (rc != TRI_OK)
     return rc == TRI_EOF ? TRI_INVALID_ARGUMENT : dead(rc);
@@ -183,10 +213,26 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
       tri_server_opts_set_max_concurrent_streams(so, (uint32_t)n);
     tri_server_opts_set_worker_stack(so, 64 * 1024);
   }
+  if (o->tls) {
+    tri_tls_opts *t = tri_tls_opts_new();
+    rc = t ? tri_tls_opts_set_cert_key(t, o->tls_cert, o->tls_key) : TRI_ENOMEM;
+    if (rc == TRI_OK)
+      rc = tri_server_opts_set_tls(so, t);
+    tri_tls_opts_free(t);
+    if (rc != TRI_OK) {
+      fprintf(stderr, PROG ": server TLS: %s\n", tri_strerror(rc));
+      tri_server_opts_free(so);
+      return -1;
+    }
+    g_tls = 1;
+  }
   rc = tri_server_new(&g_srv, so);
   tri_server_opts_free(so);
-  if (rc != TRI_OK)
+  if (rc != TRI_OK) {
+    fprintf(stderr, PROG ": tri_server_new: %s (%s)\n", tri_strerror(rc),
+            tri_last_error());
     return -1;
+  }
   if (tri_server_register(g_srv, BENCH_M_UNARY, h_unary, NULL) != TRI_OK ||
       tri_server_register(g_srv, BENCH_M_PINGPONG, h_pingpong, NULL) !=
           TRI_OK ||
@@ -223,20 +269,81 @@ static tri_call_opts *call_opts(int64_t timeout_ms) {
   return co;
 }
 
-static tri_channel *new_channel(const char *target) {
-  tri_channel *ch = NULL;
-  int rc = tri_channel_new(&ch, target, NULL);
-  if (rc != TRI_OK) {
-    fprintf(stderr, PROG ": tri_channel_new(%s): %s\n", target,
-            tri_strerror(rc));
-    return NULL;
-  }
-  return ch;
-}
-
 static void fail(const char *what, int rc) {
   fprintf(stderr, PROG ": %s: %s (%s)\n", what, tri_code_name(rc),
           tri_strerror(rc));
+}
+
+/* Channel options of every channel: NULL (defaults, clear text), or TLS
+ * verifying the server with --tls-ca.  Set up by client_setup(). */
+static tri_channel_opts *g_chopts;
+
+static int client_setup(const bench_opts *o) {
+  tri_tls_opts *t;
+  int rc;
+  if (!o->tls || g_chopts != NULL)
+    return 0;
+  g_chopts = tri_channel_opts_new();
+  t = tri_tls_opts_new();
+  rc = g_chopts && t ? tri_tls_opts_set_ca_file(t, o->tls_ca) : TRI_ENOMEM;
+  if (rc == TRI_OK)
+    rc = tri_channel_opts_set_tls(g_chopts, t);
+  tri_tls_opts_free(t);
+  if (rc != TRI_OK) {
+    fprintf(stderr, PROG ": channel TLS: %s (%s)\n", tri_strerror(rc),
+            tri_last_error());
+    tri_channel_opts_free(g_chopts);
+    g_chopts = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static tri_stream *open_echo(tri_channel *ch, const tri_call_opts *co,
+                             const uint8_t *msg, size_t len);
+static int close_echo(tri_stream *s);
+
+/* With TLS, once per process: one echo on a stream of |ch| (before any
+ * timing), then print what its connection negotiated. */
+static void note_client_tls(tri_channel *ch) {
+  static int done;
+  uint8_t msg[8];
+  size_t n = bench_pb_payload(msg, sizeof msg, 1);
+  tri_call_opts *co;
+  tri_stream *s;
+  const tri_auth *a;
+  char detail[300];
+
+  if (g_chopts == NULL || done)
+    return;
+  done = 1;
+  co = call_opts(UNARY_DEADLINE_MS);
+  s = co ? open_echo(ch, co, msg, n) : NULL;
+  tri_call_opts_free(co);
+  if (s == NULL)
+    return; /* the workload reports the failure */
+  a = tri_stream_auth(s);
+  if (a == NULL) {
+    fprintf(stderr, PROG ": tls client: the call went without TLS\n");
+  } else {
+    snprintf(detail, sizeof detail, "verified_name=%s server_cert=%s",
+             tri_auth_server_name(a), tri_auth_peer_subject(a));
+    bench_tls_note(PROG, "client", tri_auth_tls_version(a),
+                   tri_auth_cipher(a), detail);
+  }
+  close_echo(s);
+}
+
+static tri_channel *new_channel(const char *target) {
+  tri_channel *ch = NULL;
+  int rc = tri_channel_new(&ch, target, g_chopts);
+  if (rc != TRI_OK) {
+    fprintf(stderr, PROG ": tri_channel_new(%s): %s (%s)\n", target,
+            tri_strerror(rc), tri_last_error());
+    return NULL;
+  }
+  note_client_tls(ch);
+  return ch;
 }
 
 /* Open a PingPong stream and do one round trip.  NULL on failure. */
@@ -768,6 +875,8 @@ out:
 /* ------------------------------------------------------------------ */
 
 static int client_run(const bench_opts *o, int w, const char *target) {
+  if (client_setup(o) != 0)
+    return -1;
   switch (w) {
   case 1:
     return w1(o, target);
@@ -789,7 +898,7 @@ static int client_run(const bench_opts *o, int w, const char *target) {
 static int check_unary(const bench_opts *o, const char *target) {
   size_t plen = bench_pb_payload_len((size_t)o->size);
   uint8_t *msg = malloc(plen);
-  tri_channel *ch = new_channel(target);
+  tri_channel *ch = client_setup(o) == 0 ? new_channel(target) : NULL;
   tri_call_opts *co = call_opts(UNARY_DEADLINE_MS);
   tri_buf *resp = NULL;
   int rc = -1;

@@ -13,7 +13,13 @@
 //  * the server is the default synchronous server (thread per active RPC
 //    from gRPC's thread manager); for W4 the advertised max concurrent
 //    streams is raised like tri-bench's;
-//  * payloads are Payload{bytes body} (bench.proto) of --size bytes.
+//  * payloads are Payload{bytes body} (bench.proto) of --size bytes;
+//  * TLS (--tls-ca, --tls-cert, --tls-key): SslServerCredentials with the
+//    certificate and key (no client certificates), SslCredentials that
+//    verify the server with the CA; gRPC's defaults otherwise.  Each side
+//    prints what it negotiated once on stderr: the AuthContext's
+//    properties, and the TLS version and cipher, which the AuthContext
+//    does not carry, from libssl itself (see SSL_do_handshake below).
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -21,8 +27,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,18 +57,77 @@ std::chrono::system_clock::time_point After(int ms) {
 }
 
 // ------------------------------------------------------------------
+// TLS
+// ------------------------------------------------------------------
+
+bool g_tls;  // --tls-*: server and channels use TLS
+
+// What libssl negotiated, per side (index: 0 client, 1 server); static
+// strings from libssl, written by the handshake hook.
+std::atomic<const char *> g_tls_version[2], g_tls_cipher[2];
+
+bool ReadFile(const char *path, std::string *out) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  if (!f || out->empty()) {
+    std::fprintf(stderr, "%s: cannot read %s\n", kProg, path);
+    return false;
+  }
+  return true;
+}
+
+std::string AuthProp(const grpc::AuthContext &a, const char *name) {
+  auto v = a.FindPropertyValues(name);
+  return v.empty() ? "-" : std::string(v[0].data(), v[0].size());
+}
+
+// Once per side: what the first TLS call's connection negotiated.
+void NoteTls(const char *side, const grpc::AuthContext *a) {
+  int i = std::strcmp(side, "server") == 0;
+  char detail[300];
+  if (a == nullptr ||
+      AuthProp(*a, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME) != "ssl") {
+    std::fprintf(stderr, "%s: tls %s: the call went without TLS\n", kProg,
+                 side);
+    return;
+  }
+  std::snprintf(detail, sizeof detail,
+                "transport_security_type=ssl security_level=%s "
+                "peer_cert_cn=%s",
+                AuthProp(*a, GRPC_TRANSPORT_SECURITY_LEVEL_PROPERTY_NAME)
+                    .c_str(),
+                AuthProp(*a, GRPC_X509_CN_PROPERTY_NAME).c_str());
+  bench_tls_note(kProg, side, g_tls_version[i].load(), g_tls_cipher[i].load(),
+                 detail);
+}
+
+std::atomic<bool> g_srv_noted{false};
+
+void NoteServerTls(ServerContext *ctx) {
+  if (!g_tls || g_srv_noted.load(std::memory_order_relaxed))
+    return;
+  g_srv_noted = true;
+  NoteTls("server", ctx->auth_context().get());
+}
+
+// ------------------------------------------------------------------
 // Server
 // ------------------------------------------------------------------
 
 class BenchService final : public tribench::Bench::Service {
  public:
-  Status Unary(ServerContext *, const Payload *req, Payload *resp) override {
+  Status Unary(ServerContext *ctx, const Payload *req,
+               Payload *resp) override {
+    NoteServerTls(ctx);
     *resp = *req;
     return Status::OK;
   }
 
-  Status PingPong(ServerContext *,
+  Status PingPong(ServerContext *ctx,
                   grpc::ServerReaderWriter<Payload, Payload> *st) override {
+    NoteServerTls(ctx);
     Payload p;
     while (st->Read(&p)) {
       if (!st->Write(p))
@@ -69,8 +136,9 @@ class BenchService final : public tribench::Bench::Service {
     return Status::OK;
   }
 
-  Status Stream(ServerContext *, const StreamReq *req,
+  Status Stream(ServerContext *ctx, const StreamReq *req,
                 grpc::ServerWriter<Payload> *w) override {
+    NoteServerTls(ctx);
     if (req->size() == 0 || req->size() > (8u << 20))
       return Status(StatusCode::INVALID_ARGUMENT, "size");
     Payload p;
@@ -96,8 +164,20 @@ std::unique_ptr<grpc::Server> g_server;
 
 int SrvStart(const bench_opts *o, const char *hp, int *port) {
   grpc::ServerBuilder b;
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      grpc::InsecureServerCredentials();
+  if (o->tls) {
+    grpc::SslServerCredentialsOptions so;  // no client certificates
+    grpc::SslServerCredentialsOptions::PemKeyCertPair kc;
+    if (!ReadFile(o->tls_key, &kc.private_key) ||
+        !ReadFile(o->tls_cert, &kc.cert_chain))
+      return -1;
+    so.pem_key_cert_pairs.push_back(kc);
+    creds = grpc::SslServerCredentials(so);
+    g_tls = true;
+  }
   g_service = new BenchService();
-  b.AddListeningPort(hp, grpc::InsecureServerCredentials(), port);
+  b.AddListeningPort(hp, creds, port);
   b.RegisterService(g_service);
   if (o->workloads & (1u << 4)) {
     long n = o->w4_max + 64;
@@ -122,9 +202,47 @@ void SrvStop() {
 // Client helpers
 // ------------------------------------------------------------------
 
+// Credentials of every channel: clear text, or TLS verifying the server
+// with --tls-ca.  Set up by ClientSetup().
+std::shared_ptr<grpc::ChannelCredentials> g_chcreds;
+
+int ClientSetup(const bench_opts *o) {
+  if (g_chcreds)
+    return 0;
+  if (!o->tls) {
+    g_chcreds = grpc::InsecureChannelCredentials();
+    return 0;
+  }
+  grpc::SslCredentialsOptions so;
+  if (!ReadFile(o->tls_ca, &so.pem_root_certs))
+    return -1;
+  g_chcreds = grpc::SslCredentials(so);
+  g_tls = true;
+  return 0;
+}
+
+// With TLS, once per process: one unary call on |stub| (before any
+// timing), then print what its connection negotiated.
+void NoteClientTls(tribench::Bench::Stub *stub) {
+  static bool done;
+  if (!g_tls || done)
+    return;
+  done = true;
+  ClientContext ctx;
+  Payload req, resp;
+  req.set_body("x");
+  ctx.set_deadline(After(kUnaryDeadlineMs));
+  Status s = stub->Unary(&ctx, req, &resp);
+  if (!s.ok())
+    return;  // the workload reports the failure
+  NoteTls("client", ctx.auth_context().get());
+}
+
 std::unique_ptr<tribench::Bench::Stub> NewStub(const char *target) {
-  auto ch = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  return tribench::Bench::NewStub(ch);
+  auto ch = grpc::CreateChannel(target, g_chcreds);
+  auto stub = tribench::Bench::NewStub(ch);
+  NoteClientTls(stub.get());
+  return stub;
 }
 
 void Fail(const char *what, const Status &s) {
@@ -566,6 +684,8 @@ int W6(const bench_opts *o, const char *target) {
 }
 
 int ClientRun(const bench_opts *o, int w, const char *target) {
+  if (ClientSetup(o) != 0)
+    return -1;
   switch (w) {
   case 1:
     return W1(o, target);
@@ -585,6 +705,8 @@ int ClientRun(const bench_opts *o, int w, const char *target) {
 }
 
 int CheckUnary(const bench_opts *o, const char *target) {
+  if (ClientSetup(o) != 0)
+    return -1;
   auto stub = NewStub(target);
   Payload req = MakePayload(o), resp;
   ClientContext ctx;
@@ -594,6 +716,32 @@ int CheckUnary(const bench_opts *o, const char *target) {
 }
 
 }  // namespace
+
+#ifdef BENCH_SSL_PROBE
+// gRPC's AuthContext names neither the TLS version nor the cipher.  gRPC
+// drives its handshakes with libssl's SSL_do_handshake() (the same libssl
+// as libtriplestream: both link the system's OpenSSL 3), so this
+// definition, which the dynamic linker prefers to libssl's, passes each
+// call on and records the result of the one that completes.  A handful
+// of calls per connection; nothing on the data path.
+#include <dlfcn.h>
+#include <openssl/ssl.h>
+
+extern "C" int SSL_do_handshake(SSL *ssl) {
+  using Fn = int (*)(SSL *);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "SSL_do_handshake"));
+  if (real == nullptr)
+    return -1;
+  int r = real(ssl);
+  if (r == 1) {
+    int i = SSL_is_server(ssl) ? 1 : 0;
+    const char *unset = nullptr;
+    if (g_tls_version[i].compare_exchange_strong(unset, SSL_get_version(ssl)))
+      g_tls_cipher[i] = SSL_get_cipher_name(ssl);
+  }
+  return r;
+}
+#endif
 
 int main(int argc, char **argv) {
   static const bench_impl impl = {kImpl, kProg, SrvStart, SrvStop, ClientRun,
