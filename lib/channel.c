@@ -64,18 +64,9 @@ TRI_API void tri_channel_opts_free(tri_channel_opts *o) {
 
 TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
                                      const tri_tls_opts *tls) {
-  tri_tls_opts *d = NULL;
   if (o == NULL)
     return tri__fail(TRI_EINVAL, "tri_channel_opts_set_tls: opts is NULL");
-  if (tls != NULL && (d = tri__tls_opts_dup(tls)) == NULL)
-    return tri__fail(TRI_ENOMEM, "out of memory copying TLS options");
-  tri_tls_opts_free(o->tls);
-  o->tls = d;
-  /* Kept even so: the channel's calls then fail instead of going out in
-   * clear text. */
-  if (d != NULL && !tri__tls_available())
-    return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
-  return TRI_OK;
+  return tri__tls_opts_replace(&o->tls, tls, "tri_channel_opts_set_tls");
 }
 
 TRI_API int tri_channel_opts_set_connect_timeout_ms(tri_channel_opts *o,

@@ -398,6 +398,12 @@ void tri__server_tls_failed(struct tri_server *srv, const char *peer,
 int tri__tls_available(void);
 /* Deep copy (NULL when out of memory). */
 tri_tls_opts *tri__tls_opts_dup(const tri_tls_opts *o);
+/* Channel and server options: replace *|slot| with a copy of |tls|
+ * (NULL clears); |who| names the setter in messages.  The copy is kept
+ * even without OpenSSL (TRI_UNIMPLEMENTED), so calls fail instead of going
+ * out in clear text. */
+int tri__tls_opts_replace(tri_tls_opts **slot, const tri_tls_opts *tls,
+                          const char *who);
 const char *tri__tls_opts_server_name(const tri_tls_opts *o);
 /* Load the files of |o| into a new context for a server (|is_server|) or
  * a client, on the calling thread.  TRI_OK, or TRI_EINVAL / TRI_ENOMEM /

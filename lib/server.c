@@ -124,16 +124,9 @@ TRI_API void tri_server_opts_free(tri_server_opts *o) {
 
 TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
                                     const tri_tls_opts *tls) {
-  tri_tls_opts *d = NULL;
   if (o == NULL)
     return tri__fail(TRI_EINVAL, "tri_server_opts_set_tls: opts is NULL");
-  if (tls != NULL && (d = tri__tls_opts_dup(tls)) == NULL)
-    return tri__fail(TRI_ENOMEM, "out of memory copying TLS options");
-  tri_tls_opts_free(o->tls);
-  o->tls = d;
-  if (d != NULL && !tri__tls_available())
-    return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
-  return TRI_OK;
+  return tri__tls_opts_replace(&o->tls, tls, "tri_server_opts_set_tls");
 }
 
 TRI_API int tri_server_opts_set_max_workers(tri_server_opts *o, int n) {

@@ -1070,3 +1070,16 @@ ssize_t tri__tls_writev(tri__conn *c, const struct iovec *iov, int n) {
 void tri__tls_close(tri__conn *c) { (void)c; }
 
 #endif /* HAVE_OPENSSL */
+
+int tri__tls_opts_replace(tri_tls_opts **slot, const tri_tls_opts *tls,
+                          const char *who) {
+  tri_tls_opts *d = NULL;
+  if (tls != NULL && (d = tri__tls_opts_dup(tls)) == NULL)
+    return tri__fail(TRI_ENOMEM, "%s: out of memory copying TLS options",
+                     who);
+  tri_tls_opts_free(*slot);
+  *slot = d;
+  if (d != NULL && !tri__tls_available())
+    return tri__fail(TRI_UNIMPLEMENTED, TRI__TLS_UNAVAILABLE);
+  return TRI_OK;
+}
