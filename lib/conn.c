@@ -15,6 +15,7 @@
 
 #include "budget.h"
 #include "conn.h"
+#include "edge.h"
 
 tri_stream *tri__conn_stream(tri__conn *c, int32_t id) {
   if (c->phase == TRI__CONN_CLOSED)
@@ -203,6 +204,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
       close_lingering(l, c->src.fd);
   }
   tri__flow_conn_closed(c);
+  tri__h1_free(c);
   nghttp2_session_del(c->sess);
   if (l->cur == c)
     l->cur = NULL;
@@ -374,7 +376,9 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f,
                          void *ud) {
   tri__conn *c = ud;
   (void)sess;
-  if (!c->is_server || f->hd.type != NGHTTP2_HEADERS ||
+  /* Trailers, or the END_STREAM DATA of an edge response (edge.c). */
+  if (!c->is_server ||
+      (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
       !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   tri_stream *s = tri__conn_stream(c, f->hd.stream_id);

@@ -25,7 +25,11 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "edge.h"
 #include "status.h"
+
+#include <protobuf-c/protobuf-c.h>
+#include <triplestream/protobuf.h>
 
 struct tri_server_opts {
   int max_workers;
@@ -37,6 +41,7 @@ struct tri_server_opts {
   int max_per_conn;        /* 0 = max_workers / 8, at least 16 */
   int max_resets_per_s;
   tri_tls_opts *tls;       /* owned; NULL = clear text */
+  char cors[1024];         /* allowed CORS origins ("" = CORS off) */
 };
 
 struct tri__method {
@@ -45,6 +50,9 @@ struct tri__method {
   tri_handler_fn fn;
   void *ud;
   void (*destroy)(void *ud);
+  /* Message types (tri_server_register_typed), or NULL: what the edge
+   * needs to translate JSON (lib/edge.c). */
+  const ProtobufCMessageDescriptor *req_desc, *resp_desc;
 };
 
 struct tri__pool {
@@ -230,6 +238,24 @@ TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n) {
   return TRI_OK;
 }
 
+TRI_API int tri_server_opts_set_cors_origins(tri_server_opts *o,
+                                             const char *origins) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_cors_origins: opts "
+                     "is NULL");
+  if (origins == NULL)
+    origins = "";
+  if (strlen(origins) >= sizeof(o->cors))
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_cors_origins: the "
+                     "list is longer than %zu bytes", sizeof(o->cors) - 1);
+  for (const char *p = origins; *p; p++)
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+      return tri__fail(TRI_EINVAL, "tri_server_opts_set_cors_origins: "
+                       "control or non-ASCII byte in the list");
+  snprintf(o->cors, sizeof(o->cors), "%s", origins);
+  return TRI_OK;
+}
+
 /* ---- server object ---------------------------------------------------- */
 
 TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
@@ -310,10 +336,12 @@ static int streq_null(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-TRI_API int tri_server_register_full(tri_server *srv, const char *method,
-                                     const char *group, const char *version,
-                                     tri_handler_fn fn, void *user_data,
-                                     void (*destroy)(void *user_data)) {
+static int register_method(tri_server *srv, const char *method,
+                           const char *group, const char *version,
+                           const ProtobufCMessageDescriptor *req,
+                           const ProtobufCMessageDescriptor *resp,
+                           tri_handler_fn fn, void *user_data,
+                           void (*destroy)(void *user_data)) {
   if (srv == NULL || fn == NULL || !method_path_valid(method))
     return TRI_EINVAL;
   if (srv->started)
@@ -331,6 +359,8 @@ TRI_API int tri_server_register_full(tri_server *srv, const char *method,
       m->fn = fn;
       m->ud = user_data;
       m->destroy = destroy;
+      m->req_desc = req;
+      m->resp_desc = resp;
       return TRI_OK;
     }
   }
@@ -353,8 +383,35 @@ TRI_API int tri_server_register_full(tri_server *srv, const char *method,
   m->fn = fn;
   m->ud = user_data;
   m->destroy = destroy;
+  m->req_desc = req;
+  m->resp_desc = resp;
   srv->nmethods++;
   return TRI_OK;
+}
+
+TRI_API int tri_server_register_full(tri_server *srv, const char *method,
+                                     const char *group, const char *version,
+                                     tri_handler_fn fn, void *user_data,
+                                     void (*destroy)(void *user_data)) {
+  return register_method(srv, method, group, version, NULL, NULL, fn,
+                         user_data, destroy);
+}
+
+static int desc_ok(const ProtobufCMessageDescriptor *d) {
+  return d != NULL && d->magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC;
+}
+
+TRI_API int tri_server_register_typed(tri_server *srv, const char *method,
+                                      const char *group, const char *version,
+                                      const ProtobufCMessageDescriptor *req,
+                                      const ProtobufCMessageDescriptor *resp,
+                                      tri_handler_fn fn, void *user_data,
+                                      void (*destroy)(void *user_data)) {
+  if (!desc_ok(req) || !desc_ok(resp))
+    return tri__fail(TRI_EINVAL, "tri_server_register_typed: request and "
+                     "response descriptors are required");
+  return register_method(srv, method, group, version, req, resp, fn,
+                         user_data, destroy);
 }
 
 TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
@@ -589,6 +646,12 @@ int tri__server_dispatch(tri_server *srv, tri_stream *s, const char **msg) {
     return TRI_UNIMPLEMENTED; /* 4.9 */
   }
   s->handler = (void *)(uintptr_t)m;
+  if (s->edge != NULL) {
+    /* The edge translates JSON with the method's types (edge.c). */
+    int rv = tri__edge_method(s, m->req_desc, m->resp_desc, msg);
+    if (rv != TRI_OK)
+      return rv;
+  }
   tri__timer_init(&s->queue_timer, queue_timer_fired);
   return pool_submit(srv, s, msg);
 }
@@ -794,6 +857,7 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.idle_ms = srv->opts.idle_ms;
   cfg.max_resets_per_s = srv->opts.max_resets_per_s;
   cfg.tls = srv->tls_ctx != NULL;
+  snprintf(cfg.cors, sizeof(cfg.cors), "%s", srv->opts.cors);
   srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
   if (srv->loop == NULL) {
     tri__timers_release();

@@ -24,6 +24,7 @@
 #include "budget.h"
 #include "compress.h"
 #include "core.h"
+#include "edge.h"
 #include "status.h"
 
 static const tri_metadata empty_md;
@@ -122,6 +123,7 @@ static void stream_destroy(tri_stream *s) {
   tri__free(s->req_group);
   tri__free(s->req_version);
   tri__free(s->enc_name);
+  tri__edge_free(s->edge);
   tri__quota_unref(s->quota);
   tri__peer_unref(s->peer);
   tri__cond_destroy(&s->rcv_cv);
