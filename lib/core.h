@@ -155,6 +155,9 @@ struct tri_stream {
   size_t rq_limit;          /* unread bytes before the stream window is
                                withheld */
   size_t sb_limit;          /* configured send buffer bound */
+  int hdrs_at_end;          /* server: response headers only at the end
+                               (Triple unary, edge.c); set before
+                               dispatch, then immutable */
   int enc_out;              /* compression for outgoing messages (server:
                                settable until headers are requested) */
 

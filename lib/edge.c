@@ -787,6 +787,10 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
       return 0;
     e->kind = TRI__EDGE_UNARY;
     e->json = mt[12] == 'j';
+    /* One HTTP response at the end: metadata may be added until then,
+     * and the first send already reaches the edge (unary_take_locked). */
+    s->hdrs_at_end = 1;
+    s->io_deferred = 1;
     snprintf(e->ctype, sizeof(e->ctype), "%s", mt);
     s->accept_enc_mask = 0; /* whole-body compression instead */
     const char *ce = md_str(s, "content-encoding");

@@ -254,9 +254,9 @@ static int on_headers_complete(http_parser *p) {
 static int on_body(http_parser *p, const char *at, size_t len) {
   struct tri__h1 *h = p->data;
   tri_stream *s = h->cur;
-  if (s == NULL)
-    return 0;
   h->body_bytes += len;
+  if (s == NULL) /* answered before its body ended: read and dropped */
+    return h->body_bytes > 2 * h->c->loop->cfg.max_recv + 1024 ? -1 : 0;
   if (__atomic_load_n(&s->final, __ATOMIC_ACQUIRE)) {
     /* Answered already (or over a limit): the rest is read and dropped,
      * up to the limit, then the connection closes after the answer. */
@@ -280,7 +280,9 @@ static int on_message_complete(http_parser *p) {
   struct tri__h1 *h = p->data;
   tri_stream *s = h->cur;
   h->msg_done = 1;
-  if (s != NULL && !__atomic_load_n(&s->final, __ATOMIC_ACQUIRE) &&
+  if (s == NULL)
+    return 0; /* its response is already out: go on with the next */
+  if (!__atomic_load_n(&s->final, __ATOMIC_ACQUIRE) &&
       !tri__edge_eos(h->c, s)) {
     if (tri__deframer_partial(&s->df)) {
       tri__server_fail(h->c, s, TRI_INTERNAL,
@@ -403,10 +405,6 @@ void tri__h1_start(tri__conn *c, tri_stream *s, int status,
     h->resp_chunked = 1;
     wappend(c, "transfer-encoding: chunked\r\n", 28);
   }
-  /* A request whose body was not read to its end cannot be followed by
-   * another on this connection. */
-  if (!h->msg_done && blen >= 0)
-    h->close_after = 1;
   if (!h->keep_alive || h->close_after || c->loop->draining)
     wappend(c, "connection: close\r\n", 19);
   else if (h->http10)
@@ -424,9 +422,7 @@ static void response_done(tri__conn *c) {
   tri__stream_ev_locked(s, TRI__EV_END, s->finish_code, s->finish_msg, 0,
                         TRI__END_NONE);
   tri__mutex_unlock(&s->mu);
-  if (!h->msg_done)
-    h->close_after = 1;
-  h->cur = NULL;
+  h->cur = NULL; /* a body still arriving is read and dropped */
   tri__conn_detach(c->loop, s);
   h->idle_since = tri__now_ns();
   if (h->close_after || !h->keep_alive || c->loop->draining)
@@ -517,11 +513,26 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
       *next = tri__deadline_min(*next, dl);
     }
   }
-  if (h->resume) {
-    h->resume = 0;
-    parse(c);
+  /* Writing a response may complete it and let the next pipelined
+   * request in (resume): parse it and write again, a bounded number of
+   * times per iteration; what is left wakes the loop at once. */
+  for (int i = 0; i < 16; i++) {
+    if (h->resume) {
+      h->resume = 0;
+      parse(c);
+    }
+    if (tri__sock_flush(c) != 0) {
+      tri__conn_close(c, "write failed");
+      return;
+    }
+    if (tri__h1_finished(c)) {
+      tri__conn_close(c, "finished");
+      return;
+    }
+    if (!h->resume)
+      return;
   }
-  tri__sock_flush_or_close(c);
+  *next = now;
 }
 
 void tri__h1_free(tri__conn *c) {

@@ -330,7 +330,7 @@ enum { RECV_BUF, RECV_INTO };
 static void request_headers_locked(tri_stream *s) {
   /* 11.9: a server that blocks before sending anything still sends its
    * response HEADERS, so clients that wait for them get out. */
-  if (s->side == TRI__SERVER &&
+  if (s->side == TRI__SERVER && !s->hdrs_at_end &&
       tri__stream_ev_locked(s, TRI__EV_HDRS_REQ, 0, NULL, 0, 0))
     tri__stream_post_locked(s, TRI__OP_HEADERS);
 }
