@@ -13,6 +13,7 @@
 #include "tri_int.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <strings.h>
 
 #include "compress.h"
@@ -829,6 +830,25 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
   return 1;
 }
 
+/* lib/json.c linked and built with jansson?  Asked once. */
+static int json_available(const ProtobufCMessageDescriptor *d) {
+  static int known = -1; /* atomic */
+  int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+  if (k >= 0)
+    return k;
+  k = 0;
+  if (tri__json_to_pb != NULL && tri__pb_to_json != NULL) {
+    uint8_t *pb = NULL;
+    size_t n = 0;
+    char err[64];
+    k = tri__json_to_pb(d, "{}", 2, &pb, &n, err, sizeof(err)) !=
+        TRI_UNIMPLEMENTED;
+    free(pb);
+  }
+  __atomic_store_n(&known, k, __ATOMIC_RELEASE);
+  return k;
+}
+
 int tri__edge_method(tri_stream *s, const ProtobufCMessageDescriptor *req,
                      const ProtobufCMessageDescriptor *resp,
                      const char **msg) {
@@ -844,7 +864,7 @@ int tri__edge_method(tri_stream *s, const ProtobufCMessageDescriptor *req,
            "it with tri_server_register_typed() for JSON";
     return TRI_UNIMPLEMENTED;
   }
-  if (tri__json_to_pb == NULL || tri__pb_to_json == NULL) {
+  if (!json_available(req)) {
     e->http_status = 415;
     *msg = "JSON is not available in this build of libtriplestream";
     return TRI_UNIMPLEMENTED;

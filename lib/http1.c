@@ -339,7 +339,23 @@ static int parse(tri__conn *c) {
                                  h->inlen);
   enum http_errno err = HTTP_PARSER_ERRNO(&h->p);
   if (err != HPE_OK && err != HPE_PAUSED) {
-    if (h->cur == NULL && !h->closing && c->wlen == c->woff) {
+    /* Garbage as the very first bytes: a peer that speaks neither HTTP/2
+     * nor HTTP/1.1 is closed without a word, as before HTTP/1.1 was
+     * served (1.2; h2spec's invalid-preface case).  After a request, a
+     * broken one gets 400 (RFC 9112 §3). */
+    if (c->phase == TRI__CONN_HANDSHAKE) {
+      h->closing = 1;
+      h->inlen = 0;
+      return -1;
+    }
+    if (h->cur != NULL && !h->head_done) {
+      /* the stream of the broken request was never dispatched */
+      tri__io_end(h->cur, TRI_INTERNAL, "bad HTTP/1.1 request", 1,
+                  TRI__END_NONE);
+      tri__conn_detach(c->loop, h->cur);
+      h->cur = NULL;
+    }
+    if (h->cur == NULL && !h->closing) {
       char why[160];
       snprintf(why, sizeof(why), "bad HTTP/1.1 request: %s\n",
                http_errno_description(err));

@@ -776,10 +776,29 @@ START_TEST(test_garbage_preface) {
   start_server(0);
   int fd = tu_raw_connect(port);
   ck_assert_int_ge(fd, 0);
+  /* neither HTTP/2 nor HTTP/1.1: closed without an answer (as h2spec's
+   * invalid preface case wants) */
   send_all(fd, "\x01\x02garbage\r\n\r\n", 13);
   static rbuf rb;
   rb.n = 0;
+  ck_assert_int_eq(fill(fd, &rb, TU_WAIT_MS), 0); /* EOF, no bytes */
+  ck_assert_uint_eq(rb.n, 0);
+  close(fd);
+  /* garbage after a good request on a keep-alive connection: 400, close */
+  uint8_t pb[16];
+  size_t n = pack_msg("g", 1, pb);
+  char head[256];
+  int k = snprintf(head, sizeof(head),
+                   "POST %s HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/proto\r\n"
+                   "Content-Length: %zu\r\n\r\n", M_ECHO, n);
+  fd = tu_raw_connect(port);
+  send_all(fd, head, (size_t)k);
+  send_all(fd, pb, n);
   h1resp r;
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  send_all(fd, "BAD\x01 / HTTP/1.1\r\n\r\n", 21);
   ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
   ck_assert_int_eq(r.status, 400);
   ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
