@@ -141,6 +141,8 @@ static int out_reserve(struct tri__edge *e, size_t more) {
 }
 
 static int out_put(struct tri__edge *e, const void *p, size_t n) {
+  if (n == 0)
+    return 0;
   if (out_reserve(e, n) != 0)
     return -1;
   memcpy(e->out + e->olen, p, n);
