@@ -51,7 +51,8 @@ struct tri__edge {
   char *origin;              /* allowed CORS origin to echo, or NULL */
   char *acrh;                /* preflight: Access-Control-Request-Headers */
   int preflight;
-  int req_gzip, resp_gzip;
+  int req_enc;               /* content-encoding of the request body */
+  int resp_flags;            /* unary: frame flags of the response */
   /* Triple unary request body */
   uint8_t *body;
   size_t blen, bcap;
@@ -225,6 +226,25 @@ static void media_type(const char *ct, char *out, size_t cap) {
   out[o] = '\0';
 }
 
+/* An Accept-Encoding list (RFC 9110 §12.5.3) as "a,b": lower case,
+ * parameters (q-values) dropped. */
+static void enc_list(const char *in, char *out, size_t cap) {
+  size_t o = 0;
+  int skip = 0;
+  for (; in && *in && o + 2 < cap; in++) {
+    if (*in == ',') {
+      skip = 0;
+      if (o > 0 && out[o - 1] != ',')
+        out[o++] = ',';
+    } else if (*in == ';') {
+      skip = 1;
+    } else if (!skip && *in != ' ' && *in != '\t') {
+      out[o++] = (char)tolower((unsigned char)*in);
+    }
+  }
+  out[o] = '\0';
+}
+
 static const char *md_str(const tri_stream *s, const char *key) {
   size_t n;
   const void *v = tri_metadata_find(&s->hdrs, key, &n);
@@ -381,11 +401,7 @@ static int unary_take_locked(tri_stream *s, int *code, const char **msg) {
     if (e->nmsg++ == 0) {
       e->resp = p;
       e->resp_len = n;
-      if (fl & TRI__FRAME_FLAG_COMPRESSED) {
-        *code = TRI_INTERNAL;
-        *msg = "compressed response in the Triple unary form";
-        return -1;
-      }
+      e->resp_flags = fl; /* compressed with s->enc_out: 16.3 */
     } else {
       tri__free(p);
       *code = TRI_UNIMPLEMENTED;
@@ -445,7 +461,29 @@ static void unary_render(tri__conn *c, tri_stream *s) {
     uint8_t *body = e->resp;
     size_t blen = e->resp_len;
     char *js = NULL;
-    if (e->json) {
+    tri_buf *plain = NULL;
+    int enc = TRI__ENC_IDENTITY;
+    if (e->resp_flags & TRI__FRAME_FLAG_COMPRESSED) {
+      /* The handler compressed (tri_stream_set_compression, allowed by
+       * the request's accept-encoding): the message is the whole body,
+       * so it goes out as it is with content-encoding (RFC 9110 §8.4);
+       * JSON is translated from the plain bytes and compressed again. */
+      tri__mutex_lock(&s->mu);
+      enc = s->enc_out;
+      tri__mutex_unlock(&s->mu);
+      if (e->json) {
+        if (tri__decompress(enc, body, blen, SIZE_MAX / 2, &plain) !=
+            TRI_OK) {
+          code = TRI_INTERNAL;
+          tri__free(msg);
+          msg = tri__strdup("cannot decompress the response message");
+        } else {
+          body = plain->data;
+          blen = plain->len;
+        }
+      }
+    }
+    if (e->json && code == TRI_OK) {
       char err[256] = "";
       size_t jl = 0;
       int rv = tri__pb_to_json == NULL
@@ -466,10 +504,13 @@ static void unary_render(tri__conn *c, tri_stream *s) {
       ctype = e->ctype;
       uint8_t *z = NULL;
       size_t zl = 0;
-      if (e->resp_gzip && blen > 0 &&
-          tri__compress(TRI__ENC_GZIP, body, blen, &z, &zl) == TRI_OK) {
+      if (enc != TRI__ENC_IDENTITY && !e->json) {
+        out_put(e, body, blen); /* compressed already */
+        tri__nv_adds(&b, "content-encoding", tri__enc_name(enc));
+      } else if (enc != TRI__ENC_IDENTITY &&
+                 tri__compress(enc, body, blen, &z, &zl) == TRI_OK) {
         out_put(e, z, zl);
-        tri__nv_adds(&b, "content-encoding", "gzip");
+        tri__nv_adds(&b, "content-encoding", tri__enc_name(enc));
         tri__free(z);
       } else {
         out_put(e, body, blen);
@@ -477,6 +518,7 @@ static void unary_render(tri__conn *c, tri_stream *s) {
       status = 200;
     }
     tri__free(js);
+    tri__free(plain);
   }
   if (status == 0 || (code != TRI_OK && !e->preflight && !e->no_body)) {
     if (status == 0)
@@ -795,21 +837,35 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
     s->hdrs_at_end = 1;
     s->io_deferred = 1;
     snprintf(e->ctype, sizeof(e->ctype), "%s", mt);
-    s->accept_enc_mask = 0; /* whole-body compression instead */
+    /* Whole-body codings (RFC 9110 §8.4): the request's is undone here;
+     * the response is compressed when the handler asks
+     * (tri_stream_set_compression) and accept-encoding allows, as
+     * grpc-accept-encoding does for gRPC (9.6). */
     const char *ce = md_str(s, "content-encoding");
     const char *ae = md_str(s, "accept-encoding");
-    if (ce != NULL && strcasecmp(ce, "identity") != 0) {
-      if (strcasecmp(ce, "gzip") != 0 ||
-          tri__enc_from_name("gzip", 4) == TRI__ENC_UNKNOWN ||
-          strstr(tri__enc_accept_list(), "gzip") == NULL)
+    s->accept_enc_mask = 0;
+    if (ce != NULL) {
+      char low[32];
+      media_type(ce, low, sizeof(low));
+      int enc = tri__enc_from_name(low, strlen(low));
+      if (enc == TRI__ENC_UNKNOWN ||
+          (enc != TRI__ENC_IDENTITY &&
+           !tri__enc_in_list(enc, tri__enc_accept_list(),
+                             strlen(tri__enc_accept_list()))))
         return answer(c, s, 415, TRI_UNIMPLEMENTED,
-                      "content-encoding not supported (identity and gzip "
-                      "are)", 0);
-      e->req_gzip = 1;
+                      "content-encoding not supported; supported: identity, "
+                      "gzip, deflate", 0);
+      e->req_enc = enc;
     }
-    if (ae != NULL && strstr(tri__enc_accept_list(), "gzip") != NULL &&
-        tri__enc_in_list(TRI__ENC_GZIP, ae, strlen(ae)))
-      e->resp_gzip = 1;
+    for (int enc = TRI__ENC_GZIP; ae != NULL && enc <= TRI__ENC_DEFLATE;
+         enc++) {
+      char low[256];
+      enc_list(ae, low, sizeof(low));
+      if (tri__enc_in_list(enc, low, strlen(low)) &&
+          tri__enc_in_list(enc, tri__enc_accept_list(),
+                           strlen(tri__enc_accept_list())))
+        s->accept_enc_mask |= 1 << enc;
+    }
     const char *to = md_str(s, "tri-service-timeout");
     if (to != NULL && s->timeout_ns < 0) {
       int64_t ns;
@@ -980,6 +1036,7 @@ int tri__edge_msg_in(tri_stream *s, tri_buf **m, const char **err) {
   }
   if (pl)
     memcpy(b->data, pb, pl);
+  b->flags = (*m)->flags;
   tri__free(pb);
   tri__free(*m);
   *m = b;
@@ -1000,15 +1057,15 @@ int tri__edge_eos(tri__conn *c, tri_stream *s) {
   tri_buf *m = NULL;
   const char *err = NULL;
   int rv = TRI_OK;
-  if (e->req_gzip) {
-    rv = tri__decompress(TRI__ENC_GZIP, e->body ? e->body : (uint8_t *)"",
+  if (e->req_enc != TRI__ENC_IDENTITY) {
+    rv = tri__decompress(e->req_enc, e->body ? e->body : (uint8_t *)"",
                          e->blen, s->max_recv, &m);
     if (rv == TRI_RESOURCE_EXHAUSTED) {
       e->http_status = 413;
       err = "decompressed request body exceeds the receive limit";
     } else if (rv != TRI_OK) {
       rv = TRI_INVALID_ARGUMENT;
-      err = "cannot decompress the request body (gzip)";
+      err = "cannot decompress the request body";
     }
   } else {
     m = tri__buf_new(e->blen);
@@ -1023,7 +1080,8 @@ int tri__edge_eos(tri__conn *c, tri_stream *s) {
   e->body = NULL;
   e->blen = e->bcap = 0;
   if (rv == TRI_OK) {
-    m->flags = 0;
+    /* The handler sees the flag as for a compressed gRPC message (9.8). */
+    m->flags = e->req_enc != TRI__ENC_IDENTITY ? TRI_BUF_COMPRESSED : 0;
     rv = tri__edge_msg_in(s, &m, &err);
   }
   if (rv != TRI_OK) {
