@@ -488,9 +488,9 @@ static void unary_render(tri__conn *c, tri_stream *s) {
       size_t jl = 0;
       int rv = tri__pb_to_json == NULL
                    ? TRI_UNIMPLEMENTED
-                   : tri__pb_to_json(e->resp_desc, e->resp ? e->resp
-                                                           : (const uint8_t *)"",
-                                     e->resp_len, &js, &jl, err, sizeof(err));
+                   : tri__pb_to_json(e->resp_desc,
+                                     body ? body : (const uint8_t *)"", blen,
+                                     &js, &jl, err, sizeof(err));
       if (rv != TRI_OK) {
         code = TRI_INTERNAL;
         tri__free(msg);

@@ -527,6 +527,26 @@ START_TEST(test_unary_json) {
     ck_assert_ptr_nonnull(memmem(r.body, r.blen, "\"hi\"", 4));
     ck_assert_int_eq(h.status, 200);
     ck_assert_ptr_nonnull(memmem(h.body, h.blen, "\"num\"", 5));
+#ifdef HAVE_ZLIB
+    /* JSON response compressed when the handler asks: translated from the
+     * plain message, then gzipped */
+    h1_call(M_ECHO, "application/json",
+            "Accept-Encoding: gzip\r\nX-Compress: gzip\r\n",
+            "{\"text\":\"zip\"}", 14, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strcasestr(r.head, "content-encoding: gzip"));
+    uint8_t un[256];
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    ck_assert_int_eq(inflateInit2(&zs, 16 + MAX_WBITS), Z_OK);
+    zs.next_in = r.body;
+    zs.avail_in = (uInt)r.blen;
+    zs.next_out = un;
+    zs.avail_out = sizeof(un);
+    ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    ck_assert_ptr_nonnull(memmem(un, zs.total_out, "\"zip\"", 5));
+    inflateEnd(&zs);
+#endif
     /* A bad JSON request: 400 invalid_argument. */
     h1_call(M_ECHO, "application/json", NULL, "{\"nope\":", 8, &r);
     ck_assert_int_eq(r.status, 400);
