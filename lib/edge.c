@@ -117,7 +117,9 @@ static const char *reason(int st) {
   case 409: return "Conflict";
   case 412: return "Precondition Failed";
   case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
   case 415: return "Unsupported Media Type";
+  case 431: return "Request Header Fields Too Large";
   case 429: return "Too Many Requests";
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
@@ -878,6 +880,9 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
     if ((e = edge_new(c, s)) == NULL)
       return 0;
     e->kind = TRI__EDGE_UNARY;
+    /* Not a protocol of ours at all (a browser's GET, a scanner): answer
+     * and close, as the HTTP/2-only server closed such connections. */
+    tri__h1_close_after(c);
     return answer(c, s, 415, TRI_UNIMPLEMENTED, "unsupported content-type",
                   1);
   } else {

@@ -83,6 +83,8 @@ void tri__h1_start(tri__conn *c, tri_stream *s, int status,
 /* |s| was reset (cancel): HTTP/1.1 cannot reset one request, so the
  * connection closes once what is written went out. */
 void tri__h1_abort(tri__conn *c, tri_stream *s);
+/* Close the connection after the response being prepared. */
+void tri__h1_close_after(tri__conn *c);
 void tri__h1_free(tri__conn *c);
 
 #endif /* TRI_EDGE_H */

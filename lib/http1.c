@@ -494,6 +494,11 @@ void tri__h1_abort(tri__conn *c, tri_stream *s) {
     raw_answer(c, 500, "call cancelled\n");
 }
 
+void tri__h1_close_after(tri__conn *c) {
+  if (c->h1 != NULL)
+    c->h1->close_after = 1;
+}
+
 int tri__h1_finished(const tri__conn *c) {
   const struct tri__h1 *h = c->h1;
   return h->closing && c->wlen == c->woff;
@@ -599,6 +604,7 @@ void tri__h1_abort(tri__conn *c, tri_stream *s) {
   (void)c;
   (void)s;
 }
+void tri__h1_close_after(tri__conn *c) { (void)c; }
 void tri__h1_free(tri__conn *c) { (void)c; }
 
 #endif

@@ -669,6 +669,7 @@ START_TEST(test_415_and_405) {
   start_server(0);
   h1_call(M_ECHO, "text/plain", NULL, "x", 1, &r);
   ck_assert_int_eq(r.status, 415);
+  ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
   h2_call("POST", M_ECHO, "text/plain", NULL, "x", 1, &h);
   ck_assert_int_eq(h.status, 415); /* doc/PROTOCOL.md 4.8: bare */
   ck_assert_uint_eq(h.blen, 0);
@@ -829,6 +830,33 @@ START_TEST(test_garbage_preface) {
   send_all(fd, bad, sizeof(bad) - 1);
   ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
   ck_assert_int_eq(r.status, 400);
+  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
+  close(fd);
+  /* a head over the header list limit (32 KiB): 431, then closed */
+  static char big[40000];
+  int bl = snprintf(big, sizeof(big), "POST %s HTTP/1.1\r\nX-Big: ", M_ECHO);
+  memset(big + bl, 'b', 36000);
+  bl += 36000;
+  bl += snprintf(big + bl, sizeof(big) - (size_t)bl, "\r\n\r\n");
+  fd = tu_raw_connect(port);
+  rb.n = 0;
+  send_all(fd, big, (size_t)bl);
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 431);
+  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
+  close(fd);
+  /* Connection: close from the client: answered, then closed */
+  k = snprintf(head, sizeof(head),
+               "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               "Content-Type: application/proto\r\n"
+               "Content-Length: %zu\r\n\r\n", M_ECHO, n);
+  fd = tu_raw_connect(port);
+  rb.n = 0;
+  send_all(fd, head, (size_t)k);
+  send_all(fd, pb, n);
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
   ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
   close(fd);
   /* silence after connecting: closed at the handshake timeout */
