@@ -314,6 +314,10 @@ int tri__h1_detect(tri__conn *c, const uint8_t *buf, size_t n) {
   size_t k = TRI__MIN(n, sizeof(preface) - 1);
   if (memcmp(buf, preface, k) == 0)
     return 0; /* HTTP/2 (so far) */
+  if (n >= 3 && buf[0] == 0x16 && buf[1] == 0x03)
+    return 0; /* a TLS ClientHello on a clear-text port: HTTP/2 answers
+                 with its SETTINGS before closing, which tells a TLS client
+                 what happened (integ_tls) */
   struct tri__h1 *h = tri__calloc(1, sizeof(*h));
   if (h == NULL)
     return 0; /* nghttp2 refuses it: closed, as without HTTP/1.1 */

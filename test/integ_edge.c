@@ -77,12 +77,13 @@ static int b64_decode_all(const char *in, size_t n, uint8_t *out,
   return 0;
 }
 
-/* lib/json.c may not be in this build yet: JSON answers 415 then. */
-int tri__json_to_pb(const ProtobufCMessageDescriptor *d, const char *json,
-                    size_t len, uint8_t **out, size_t *out_len, char *err,
-                    size_t errlen);
-#pragma weak tri__json_to_pb
-#define HAVE_JSON (tri__json_to_pb != NULL)
+/* The JSON codec (lib/json.c) works with jansson; without it JSON
+ * requests are answered 415 "JSON is not available". */
+#ifdef HAVE_JANSSON
+#define HAVE_JSON 1
+#else
+#define HAVE_JSON 0
+#endif
 
 /* ---- a message type, described by hand: edge.Msg { string text = 1;
  * int32 num = 2; } ---- */
