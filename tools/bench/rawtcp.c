@@ -362,7 +362,7 @@ typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   char *in;
-  size_t in_have;
+  size_t in_have; /* I/O thread only */
   int in_ready, closed;
   pthread_t io;
 } hside;
@@ -441,7 +441,6 @@ static int ho_recv(hside *h, char *msg) {
   if (h->in_ready) {
     memcpy(msg, h->in, msg_size);
     h->in_ready = 0;
-    h->in_have = 0;
   } else {
     rc = -1;
   }
@@ -489,15 +488,16 @@ static void *ho_io(void *p) {
             break;
           if (r <= 0)
             goto out;
-          pthread_mutex_lock(&h->mu);
           h->in_have += (size_t)r;
           if (h->in_have == msg_size) {
+            h->in_have = 0;
+            pthread_mutex_lock(&h->mu);
             h->in_ready = 1;
+            pthread_mutex_unlock(&h->mu);
+            /* after the unlock: the woken caller does not block on mu */
             pthread_cond_signal(&h->cv);
-          }
-          pthread_mutex_unlock(&h->mu);
-          if (h->in_have == msg_size)
             break; /* one message per round trip: the peer waits for us */
+          }
         }
       }
     }

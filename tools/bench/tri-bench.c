@@ -1017,6 +1017,15 @@ static int w6(const bench_opts *o, const char *target) {
       rc = -1;
       goto out;
     }
+    /* one untimed Silent call: first-use costs on both sides */
+    resp = NULL;
+    r = tri_unary_call(ch, BENCH_M_SILENT, co, msg, plen, &resp, NULL);
+    tri_buf_free(resp);
+    if (r != TRI_DEADLINE_EXCEEDED) {
+      fail("W6 warm-up: expected DEADLINE_EXCEEDED", r);
+      rc = -1;
+      goto out;
+    }
   }
   for (long r = 0; r < o->w6_reps; r++) {
     tri_buf *resp = NULL;

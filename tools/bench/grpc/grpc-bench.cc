@@ -690,6 +690,17 @@ int W6(const bench_opts *o, const char *target) {
       return -1;
     }
   }
+  {
+    // one untimed Silent call: first-use costs on both sides
+    ClientContext ctx;
+    Payload resp;
+    ctx.set_deadline(After(o->w6_deadline_ms));
+    Status s = stub->Silent(&ctx, req, &resp);
+    if (s.error_code() != StatusCode::DEADLINE_EXCEEDED) {
+      Fail("W6 warm-up: expected DEADLINE_EXCEEDED", s);
+      return -1;
+    }
+  }
   std::vector<int64_t> lat;
   long errors = 0;
   int64_t dl = int64_t{o->w6_deadline_ms} * 1000000;
