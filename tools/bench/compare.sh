@@ -22,7 +22,8 @@
 # from DIR (ca.pem, server.pem, server.key; the server certificate must
 # name 127.0.0.1); rows are named W1.tls etc., the raw TCP run is left
 # out.  Besides each workload, tri-bench --raw runs W1-W3 (rows *.raw),
-# W7 runs again on 1000 connections (W7.c1000, W7.c1000.rss) and, in clear
+# tri-bench --io-threads=1 and =2 run W7 (W7.io1, W7.io2), W7 runs again
+# on 1000 connections (W7.c1000, W7.c1000.rss) and, in clear
 # text, tri-rawtcp --handoff gives the design's floor (W1.floor,
 # W3.t1.floor).  --from FILE prints the table of an earlier run's result
 # lines without running anything.  Exit status: 0 all targets met, 1 a
@@ -39,7 +40,7 @@ build=
 extra=
 
 usage() {
-  sed -n '2,31s/^# \{0,1\}//p' "$0"
+  sed -n '2,32s/^# \{0,1\}//p' "$0"
 }
 from=
 
@@ -314,6 +315,10 @@ while [ "$r" -le "$rounds" ]; do
         # the raw-bytes API beside the typed default (rows *.raw)
         bench tri "$tri" "$w" --raw ;;
       W7)
+        # tri's server with 1 and 2 I/O loops (W7.io1, W7.io2), beside
+        # gRPC's W7
+        bench tri "$tri" W7 --io-threads=1
+        bench tri "$tri" W7 --io-threads=2
         # shellcheck disable=SC2086
         both W7 $c1000 ;;
     esac

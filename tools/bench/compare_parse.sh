@@ -3,7 +3,8 @@
 #
 # Runs tri-bench, tri-rawtcp (and grpc-bench when it was built) with tiny
 # counts -- every workload, the typed default and --raw, W7 on many
-# connections, the hand-off floor, and W1 over TLS -- then
+# connections, W7 with 2 server I/O loops, the hand-off floor, and W1
+# over TLS -- then
 # `compare.sh --from FILE` on their result lines, and checks that every
 # row issue 12 asks for is there with the format
 #   case metric tri grpc ratio raw target result
@@ -85,6 +86,21 @@ if sh "$srcdir/../../test/tls/gen-certs.sh" "$tmp/certs" >> "$log" 2>&1; then
   fi
 fi
 
+# W7.io1 / W7.io2: tri's server with N I/O loops (needs
+# tri_server_opts_set_io_threads in the library).
+io=
+echo "== ./tri-bench --workload=W7 --io-threads=2" >> "$log"
+# shellcheck disable=SC2086
+if lim ./tri-bench --workload=W7 --io-threads=2 $tiny >> "$tmp/io" 2>> "$log"; then
+  cat "$tmp/io" >> "$res"
+  io=1
+elif grep -q "has no tri_server_opts_set_io_threads" "$log"; then
+  echo "compare_parse.sh: the library has no tri_server_opts_set_io_threads: no W7.io rows checked"
+else
+  tail -30 "$log" >&2
+  fail "tri-bench --io-threads=2 failed"
+fi
+
 # The grpc column.
 if [ -x "$here/grpc-bench" ]; then
   # shellcheck disable=SC2086
@@ -109,12 +125,13 @@ want="W1 W1.floor W1.cpu W1.raw W1.raw.cpu W2.big W2.big.cpu W2.small
   W3.t1 W3.t1.floor W3.t1.cpu W3.t8 W3.t8.cpu W3.t1.raw W3.t1.raw.cpu
   W3.t8.raw W3.t8.raw.cpu W4.20.total W5 W6 W7 W7.c1000 W7.c1000.rss"
 [ -z "$tls" ] || want="$want W1.tls W1.cpu.tls W1.raw.tls W1.raw.cpu.tls"
+[ -z "$io" ] || want="$want W7.io2"
 # Rows that compare both implementations (a number in the grpc column).
 both="W1 W1.cpu W2.big W2.small W2.small.cpu W3.t1 W3.t1.cpu W3.t8 W4.20.total
-  W5 W6 W7 W7.c1000 W7.c1000.rss W1.floor W3.t1.floor"
+  W5 W6 W7 W7.c1000 W7.c1000.rss W1.floor W3.t1.floor W7.io2"
 # Rows with a target (PASS or MISS in the result column).
 targeted="W1 W1.floor W2.big W2.small W3.t1 W3.t1.floor W3.t1.cpu W3.t8
-  W3.t8.cpu W4.20.total W5 W6 W7"
+  W3.t8.cpu W4.20.total W5 W6 W7 W7.io2"
 
 awk -v want="$want" -v both="$both" -v targeted="$targeted" '
 function num(v) { return v ~ /^-?[0-9]+(\.[0-9]+)?$/ }

@@ -40,6 +40,9 @@
  * a deadline (W3: 30 s, streams: 600 s) as production code would, so a
  * stuck server cannot hang the benchmark.
  *
+ * --io-threads=N: the server runs N I/O loops
+ * (tri_server_opts_set_io_threads); W7's case becomes W7.ioN.
+ *
  * Server settings: defaults, except when W4 is selected: max_workers and
  * max_concurrent_streams are raised to the largest W4 count + 64 and the
  * handler thread stack is set to 64 KiB (tri_server_opts_set_worker_stack;
@@ -281,6 +284,14 @@ static const Tribench__Bench_Handlers t_handlers = {
 
 static int g_raw; /* --raw: raw-bytes API on both sides */
 
+/* --io-threads: tri_server_opts_set_io_threads (the server's I/O loops)
+ * arrived with the perf work of issue 12.  Declared weak here so that
+ * tri-bench also builds and runs against a library without it (then the
+ * symbol is NULL and --io-threads is refused); once every library has it,
+ * this declaration can go. */
+TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n)
+    __attribute__((weak));
+
 static int srv_start(const bench_opts *o, const char *hp, int *port) {
   tri_server_opts *so = tri_server_opts_new();
   int rc;
@@ -295,6 +306,19 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
     if (n > 1024)
       tri_server_opts_set_max_concurrent_streams(so, (uint32_t)n);
     tri_server_opts_set_worker_stack(so, 64 * 1024);
+  }
+  if (o->io_threads > 0) {
+    rc = tri_server_opts_set_io_threads != NULL
+             ? tri_server_opts_set_io_threads(so, o->io_threads)
+             : TRI_UNIMPLEMENTED;
+    if (rc != TRI_OK) {
+      fprintf(stderr, PROG ": --io-threads=%d: %s\n", o->io_threads,
+              rc == TRI_UNIMPLEMENTED
+                  ? "this library has no tri_server_opts_set_io_threads"
+                  : tri_strerror(rc));
+      tri_server_opts_free(so);
+      return -1;
+    }
   }
   if (o->tls) {
     tri_tls_opts *t = tri_tls_opts_new();
@@ -1113,6 +1137,6 @@ static int check_unary(const bench_opts *o, const char *target) {
 int main(int argc, char **argv) {
   static const bench_impl impl = {IMPL,       PROG,        srv_start,
                                   srv_stop,   client_run,  check_unary,
-                                  BENCH_FLAG_RAW};
+                                  BENCH_FLAG_RAW | BENCH_FLAG_IO_THREADS};
   return bench_main(argc, argv, &impl);
 }
