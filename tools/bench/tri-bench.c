@@ -43,6 +43,9 @@
  * it against the CA (tri_channel_opts_set_tls; the certificate must name
  * 127.0.0.1); library defaults otherwise, no client certificates.  Each
  * side prints what it negotiated once on stderr (tri_stream_auth).
+ *
+ * --io-threads=N (tri-bench only, default 1): the server runs N I/O
+ * threads (tri_server_opts_set_io_threads).
  */
 #define _GNU_SOURCE 1
 
@@ -69,6 +72,7 @@
 
 static tri_server *g_srv;
 static int g_tls;                /* the server serves TLS */
+static int g_io_threads = 1;     /* --io-threads */
 static atomic_int g_srv_noted;   /* its TLS note was printed */
 
 /* With TLS: say once what the first TLS call's connection negotiated. */
@@ -212,6 +216,10 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
     if (n > 1024)
       tri_server_opts_set_max_concurrent_streams(so, (uint32_t)n);
     tri_server_opts_set_worker_stack(so, 64 * 1024);
+  }
+  if (tri_server_opts_set_io_threads(so, g_io_threads) != TRI_OK) {
+    tri_server_opts_free(so);
+    return -1;
   }
   if (o->tls) {
     tri_tls_opts *t = tri_tls_opts_new();
@@ -917,5 +925,27 @@ static int check_unary(const bench_opts *o, const char *target) {
 int main(int argc, char **argv) {
   static const bench_impl impl = {IMPL, PROG, srv_start, srv_stop,
                                   client_run, check_unary};
-  return bench_main(argc, argv, &impl);
+  /* --io-threads=N / --io-threads N is ours alone: take it out before
+   * the common parser (grpc-bench has no such setting). */
+  int n = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *v = NULL;
+    if (strncmp(argv[i], "--io-threads=", 13) == 0)
+      v = argv[i] + 13;
+    else if (strcmp(argv[i], "--io-threads") == 0 && i + 1 < argc)
+      v = argv[++i];
+    if (v != NULL) {
+      char *end;
+      long t = strtol(v, &end, 10);
+      if (*v == '\0' || *end != '\0' || t < 1 || t > 256) {
+        fprintf(stderr, PROG ": --io-threads: 1..256, not '%s'\n", v);
+        return 2;
+      }
+      g_io_threads = (int)t;
+      continue;
+    }
+    argv[n++] = argv[i];
+  }
+  argv[n] = NULL;
+  return bench_main(n, argv, &impl);
 }
