@@ -284,14 +284,6 @@ static const Tribench__Bench_Handlers t_handlers = {
 
 static int g_raw; /* --raw: raw-bytes API on both sides */
 
-/* --io-threads: tri_server_opts_set_io_threads (the server's I/O loops)
- * arrived with the perf work of issue 12.  Declared weak here so that
- * tri-bench also builds and runs against a library without it (then the
- * symbol is NULL and --io-threads is refused); once every library has it,
- * this declaration can go. */
-TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n)
-    __attribute__((weak));
-
 static int srv_start(const bench_opts *o, const char *hp, int *port) {
   tri_server_opts *so = tri_server_opts_new();
   int rc;
@@ -308,14 +300,10 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
     tri_server_opts_set_worker_stack(so, 64 * 1024);
   }
   if (o->io_threads > 0) {
-    rc = tri_server_opts_set_io_threads != NULL
-             ? tri_server_opts_set_io_threads(so, o->io_threads)
-             : TRI_UNIMPLEMENTED;
+    rc = tri_server_opts_set_io_threads(so, o->io_threads);
     if (rc != TRI_OK) {
       fprintf(stderr, PROG ": --io-threads=%d: %s\n", o->io_threads,
-              rc == TRI_UNIMPLEMENTED
-                  ? "this library has no tri_server_opts_set_io_threads"
-                  : tri_strerror(rc));
+              tri_strerror(rc));
       tri_server_opts_free(so);
       return -1;
     }
