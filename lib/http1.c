@@ -58,7 +58,9 @@ struct tri__h1 {
   /* the response */
   int resp_started, resp_chunked, resp_done;
   int close_after;         /* close once the response is written */
-  int closing;             /* no more requests: close when flushed */
+  int closing;             /* no more requests: close once the current
+                              response (if any) is written */
+  int kill;                /* close as soon as what is written went out */
   int resume;              /* parse buffered input at the next tick */
   /* received, not parsed (parser paused) */
   uint8_t *in;
@@ -245,7 +247,7 @@ static int on_headers_complete(http_parser *p) {
     /* Only out of memory gets here (every HTTP/1.1 request is an edge
      * request or answered by it). */
     tri__io_end(s, TRI_INTERNAL, "out of memory", 1, TRI__END_NONE);
-    h->closing = 1;
+    h->closing = h->kill = 1;
     return -1;
   }
   return 0;
@@ -255,13 +257,18 @@ static int on_body(http_parser *p, const char *at, size_t len) {
   struct tri__h1 *h = p->data;
   tri_stream *s = h->cur;
   h->body_bytes += len;
-  if (s == NULL) /* answered before its body ended: read and dropped */
-    return h->body_bytes > 2 * h->c->loop->cfg.max_recv + 1024 ? -1 : 0;
+  if (s == NULL) { /* answered before its body ended: read and dropped */
+    if (h->body_bytes <= 2 * h->c->loop->cfg.max_recv + 1024)
+      return 0;
+    h->closing = 1; /* enough: close (the answer is out already) */
+    return -1;
+  }
   if (__atomic_load_n(&s->final, __ATOMIC_ACQUIRE)) {
     /* Answered already (or over a limit): the rest is read and dropped,
      * up to the limit, then the connection closes after the answer. */
     if (h->body_bytes > 2 * s->max_recv + 1024) {
-      h->close_after = 1;
+      h->close_after = 1; /* its answer goes out, then the close */
+      h->closing = 1;
       return -1;
     }
     return 0;
@@ -364,6 +371,9 @@ static int parse(tri__conn *c) {
       snprintf(why, sizeof(why), "bad HTTP/1.1 request: %s\n",
                http_errno_description(err));
       raw_answer(c, 400, why);
+    } else if (h->cur != NULL && !h->msg_done &&
+               !__atomic_load_n(&h->cur->final, __ATOMIC_ACQUIRE)) {
+      h->kill = 1; /* a body that broke off: its handler gets CANCELLED */
     }
     h->closing = 1;
     h->inlen = 0;
@@ -493,7 +503,7 @@ void tri__h1_abort(tri__conn *c, tri_stream *s) {
   /* HTTP/1.1 has no way to reset one request: a response cut short is
    * ended by closing the connection (RFC 9112 §9.6). */
   h->close_after = 1;
-  h->closing = 1;
+  h->closing = h->kill = 1;
   if (!h->resp_started)
     raw_answer(c, 500, "call cancelled\n");
 }
@@ -505,7 +515,8 @@ void tri__h1_close_after(tri__conn *c) {
 
 int tri__h1_finished(const tri__conn *c) {
   const struct tri__h1 *h = c->h1;
-  return h->closing && c->wlen == c->woff;
+  return (h->kill || (h->closing && (h->cur == NULL || h->resp_done))) &&
+         c->wlen == c->woff;
 }
 
 void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
