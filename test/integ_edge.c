@@ -725,6 +725,24 @@ START_TEST(test_truncated_body_peer_vanishes) {
   while (atomic_load(&last_rc) == -100 && tu_now_ms() < end)
     tu_sleep_ms(10);
   ck_assert_int_eq(atomic_load(&last_rc), TRI_CANCELLED);
+  /* A chunked body that breaks off with a bad chunk size: the handler is
+   * cancelled and the connection closed. */
+  atomic_store(&last_rc, -100);
+  fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  const char req2[] = "POST " M_ECHO " HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/proto\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n";
+  send_all(fd, req2, sizeof(req2) - 1);
+  for (int i = 0; i < 100 && atomic_load(&last_rc) == -100; i++)
+    tu_sleep_ms(10);
+  send_all(fd, "zz\r\n", 4);
+  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
+  close(fd);
+  end = tu_now_ms() + TU_WAIT_MS;
+  while (atomic_load(&last_rc) == -100 && tu_now_ms() < end)
+    tu_sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&last_rc), TRI_CANCELLED);
   /* The server is fine: another request works. */
   uint8_t pb[16];
   size_t n = pack_msg("a", 1, pb);
