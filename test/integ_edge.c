@@ -1025,10 +1025,37 @@ START_TEST(test_service_timeout) {
 }
 END_TEST
 
+#ifndef HAVE_HTTP_PARSER
+/* Built without http-parser: HTTP/1.1 connections are closed unanswered
+ * (doc/PROTOCOL.md 1.2); HTTP/2 serves the edges as usual. */
+START_TEST(test_h1_closed_without_parser) {
+  start_server(0);
+  int fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  static const char req[] = "POST " M_ECHO " HTTP/1.1\r\nHost: x\r\n"
+                            "Content-Type: application/proto\r\n"
+                            "Content-Length: 0\r\n\r\n";
+  send_all(fd, req, sizeof(req) - 1);
+  static rbuf rb;
+  rb.n = 0;
+  ck_assert_int_eq(fill(fd, &rb, TU_WAIT_MS), 0);
+  ck_assert_uint_eq(rb.n, 0);
+  close(fd);
+  uint8_t pb[16];
+  size_t n = pack_msg("x", 1, pb);
+  h2resp h;
+  h2_call("POST", M_ECHO, "application/proto", NULL, pb, n, &h);
+  ck_assert_int_eq(h.status, 200);
+  stop_server();
+}
+END_TEST
+#endif
+
 int main(void) {
   Suite *su = suite_create("integ_edge");
   TCase *tc = tcase_create("edge");
   tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
+#ifdef HAVE_HTTP_PARSER
   tcase_add_test(tc, test_unary_proto_h1_h2);
   tcase_add_test(tc, test_unary_json);
 #ifdef HAVE_ZLIB
@@ -1042,6 +1069,9 @@ int main(void) {
   tcase_add_test(tc, test_garbage_preface);
   tcase_add_test(tc, test_grpc_web_binary_and_text);
   tcase_add_test(tc, test_cors_preflight);
+#else
+  tcase_add_test(tc, test_h1_closed_without_parser);
+#endif
   tcase_add_test(tc, test_service_timeout);
   suite_add_tcase(su, tc);
   SRunner *sr = srunner_create(su);
