@@ -558,6 +558,25 @@ START_TEST(test_unary_json) {
     ck_assert_ptr_nonnull(memmem(r.body, r.blen, "JSON is not available", 21));
     ck_assert_int_eq(h.status, 415);
   }
+  /* application/grpc+json: gRPC framing and trailers, JSON messages */
+  static const char js[] = "{\"text\":\"gj\"}";
+  uint8_t framed[64] = {0, 0, 0, 0, (uint8_t)(sizeof(js) - 1)};
+  memcpy(framed + 5, js, sizeof(js) - 1);
+  const char *const te[] = {"te", "trailers", NULL};
+  h2_call("POST", M_ECHO, "application/grpc+json", te, framed,
+          5 + sizeof(js) - 1, &h);
+  ck_assert_int_eq(h.status, 200);
+  ck_assert_ptr_nonnull(strstr(h.hdrs, "content-type: application/grpc+json"));
+  if (HAVE_JSON) {
+    ck_assert_ptr_nonnull(strstr(h.hdrs, "grpc-status: 0"));
+    ck_assert_int_eq(h.saw_trailers, 1);
+    ck_assert_uint_ge(h.blen, 5);
+    ck_assert_int_eq(h.body[0], 0);
+    ck_assert_uint_eq(((size_t)h.body[3] << 8) | h.body[4], h.blen - 5);
+    ck_assert_ptr_nonnull(memmem(h.body + 5, h.blen - 5, "\"gj\"", 4));
+  } else {
+    ck_assert_ptr_nonnull(strstr(h.hdrs, "grpc-status: 12"));
+  }
   /* A raw-bytes handler has no types: 415 with a message, either way. */
   h1_call(M_RAW, "application/json", NULL, "{}", 2, &r);
   ck_assert_int_eq(r.status, 415);
