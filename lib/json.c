@@ -28,9 +28,11 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "headers.h"
 #include "json.h"
+#include "triple.h"
 
 #ifdef HAVE_JANSSON
 #include <jansson.h>
@@ -1521,6 +1523,64 @@ int tri__pb_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *pb,
   return TRI_OK;
 }
 
+/* ---- Triple error bodies ---- */
+
+/* Connect-style code names (Triple's error body), gRPC's upper-case names
+ * too; the index is the code. */
+static int code_from_name(const char *n) {
+  static const char *const names[] = {
+      "ok",          "canceled",           "unknown",
+      "invalid_argument", "deadline_exceeded", "not_found",
+      "already_exists",   "permission_denied", "resource_exhausted",
+      "failed_precondition", "aborted",        "out_of_range",
+      "unimplemented",    "internal",          "unavailable",
+      "data_loss",        "unauthenticated"};
+  size_t i;
+
+  if (strcasecmp(n, "cancelled") == 0)
+    return TRI_CANCELLED;
+  for (i = 0; i < TRI__ARRAY_LEN(names); i++)
+    if (strcasecmp(n, names[i]) == 0)
+      return (int)i;
+  return -1;
+}
+
+int tri__json_error_body(const char *body, size_t len, int *code,
+                         char **msg) {
+  json_t *root, *jc, *jm;
+  int found = 0;
+
+  *msg = NULL;
+  root = json_loadb(body, len, 0, NULL);
+  if (root == NULL)
+    return 0;
+  if (json_is_array(root) && json_array_size(root) == 1) {
+    json_t *e = json_incref(json_array_get(root, 0));
+
+    json_decref(root);
+    root = e;
+  }
+  if (json_is_object(root)) {
+    jc = json_object_get(root, "code");
+    if (jc == NULL || json_is_null(jc))
+      jc = json_object_get(root, "status");
+    if (json_is_string(jc)) {
+      *code = code_from_name(json_string_value(jc));
+      found = *code >= 0;
+    } else if (json_is_integer(jc)) {
+      json_int_t v = json_integer_value(jc);
+
+      *code = v >= 0 && v <= 16 ? (int)v : TRI_UNKNOWN;
+      found = 1;
+    }
+    jm = json_object_get(root, "message");
+    if (found && json_is_string(jm))
+      *msg = tri__strdup(json_string_value(jm));
+  }
+  json_decref(root);
+  return found;
+}
+
 #else /* !HAVE_JANSSON */
 
 int tri__json_to_pb(const ProtobufCMessageDescriptor *d, const char *json,
@@ -1553,6 +1613,15 @@ int tri__pb_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *pb,
     snprintf(err, errlen, "JSON codec not built in (configure "
                           "--with-jansson)");
   return TRI_UNIMPLEMENTED;
+}
+
+int tri__json_error_body(const char *body, size_t len, int *code,
+                         char **msg) {
+  (void)body;
+  (void)len;
+  (void)code;
+  *msg = NULL;
+  return 0; /* nothing is decoded without jansson */
 }
 
 #endif /* HAVE_JANSSON */

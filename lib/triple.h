@@ -1,0 +1,50 @@
+/*
+ * The Triple HTTP unary form, client side (doc/PROTOCOL.md "Triple unary
+ * (client)"): request headers, the bare response body, the error body.
+ * Used only by streams a unary call opened with TRI_PROTOCOL_TRIPLE
+ * (s->triple != NULL); gRPC streams never reach this code.
+ */
+#ifndef TRI_TRIPLE_H
+#define TRI_TRIPLE_H
+
+#include "tri_int.h"
+
+#include <nghttp2/nghttp2.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "conn.h"
+#include "nv.h"
+
+/* Caller threads. */
+struct tri__triple *tri__triple_new(int json);
+void tri__triple_free(struct tri__triple *t); /* NULL allowed */
+
+/* I/O thread. */
+void tri__triple_request_headers(tri__conn *c, tri_stream *s, tri__nv *b);
+void tri__triple_header(tri_stream *s, const nghttp2_frame *f,
+                        const uint8_t *name, size_t nlen, const uint8_t *val,
+                        size_t vlen);
+void tri__triple_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
+int tri__triple_data(tri__conn *c, tri_stream *s, const uint8_t *data,
+                     size_t len);
+
+/* stream.c (caller thread): |len| bytes as the whole request body, no
+ * length prefix, then half-close. */
+int tri__stream_send_bare_last(tri_stream *s, const void *data, size_t len);
+
+/* channel.c: tri_unary_call() with the request's and the response's
+ * descriptors (NULL for raw bytes), which the JSON codec needs. */
+int tri__unary_call(tri_channel *ch, const char *method,
+                    const tri_call_opts *opts, const void *req,
+                    size_t req_len, const ProtobufCMessageDescriptor *req_desc,
+                    const ProtobufCMessageDescriptor *resp_desc,
+                    tri_buf **resp, tri_stream **stream_out);
+
+/* Error body of a non-200 Triple response (json.c; needs jansson): a JSON
+ * object with "code" (a name such as "not_found", or a number) or a numeric
+ * "status", and "message".  Returns 1 with *code and *msg (malloc'd, may be
+ * NULL) when a code was found, else 0. */
+int tri__json_error_body(const char *body, size_t len, int *code,
+                         char **msg);
+
+#endif /* TRI_TRIPLE_H */
