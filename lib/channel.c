@@ -470,6 +470,7 @@ static int unary_json_response(const ProtobufCMessageDescriptor *d,
   }
   if (n > 0)
     memcpy(b->data, pb, n);
+  b->flags = (*m)->flags; /* TRI_BUF_COMPRESSED */
   tri__free(pb);
   tri_buf_free(*m);
   *m = b;

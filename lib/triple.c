@@ -265,6 +265,9 @@ static void triple_complete(tri__conn *c, tri_stream *s) {
     } else if (t->enc != TRI__ENC_IDENTITY) {
       int rv = tri__decompress(t->enc, t->body, t->len, s->max_recv, &m);
 
+      if (rv == TRI_OK)
+        m->flags |= TRI_BUF_COMPRESSED; /* as a gRPC compressed message */
+
       if (rv != TRI_OK) {
         code = rv == TRI_RESOURCE_EXHAUSTED ? rv : TRI_INTERNAL;
         if (rv == TRI_RESOURCE_EXHAUSTED)
