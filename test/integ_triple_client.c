@@ -533,6 +533,9 @@ START_TEST(test_streams_stay_grpc) {
   ck_assert_int_eq(tri_stream_send_ex(s, REQ, sizeof REQ, TRI_SEND_LAST, -1),
                    TRI_OK);
   ck_assert_int_eq(tri_stream_recv(s, &m), TRI_OK);
+  ck_assert_uint_eq(tri_buf_len(m), sizeof REQ); /* echoed */
+  tri_buf_free(m);
+  m = NULL;
   ck_assert_int_eq(tri_stream_recv(s, &m), TRI_EOF);
   ck_assert_int_eq(tri_stream_wait_status(s, 5000, NULL), TRI_OK);
   tri_stream_free(s);
