@@ -417,9 +417,17 @@ static int enum_from_json(jctx *c, const ProtobufCFieldDescriptor *f,
                           const char *fname, json_t *v, int *out) {
   const ProtobufCEnumDescriptor *ed = f->descriptor;
 
-  if (json_is_null(v) && is_null_value_enum(f)) {
-    *out = 0;
-    return TRI_OK;
+  if (is_null_value_enum(f)) {
+    /* google.protobuf.NullValue has one value, printed as null. */
+    if (json_is_null(v) ||
+        (json_is_string(v) &&
+         strcmp(json_string_value(v), "NULL_VALUE") == 0) ||
+        (json_is_integer(v) && json_integer_value(v) == 0)) {
+      *out = 0;
+      return TRI_OK;
+    }
+    return BAD(c, "field \"%s\": google.protobuf.NullValue must be null",
+               fname);
   }
   if (json_is_string(v)) {
     const ProtobufCEnumValue *ev =

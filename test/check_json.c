@@ -342,6 +342,8 @@ START_TEST(test_wkt_struct) {
   ck_assert_str_eq(m->t_mask->paths[0], "foo_bar");
   ck_assert_str_eq(m->t_mask->paths[1], "a.b_c");
   tri__jsontest__all__free_unpacked(m, NULL);
+  bad(ALL, "{\"tNull\":1}", "must be null"); /* fuzz_json found it */
+  rt(ALL, "{\"tNull\":\"NULL_VALUE\"}", "{}");
   bad(ALL, "{\"tStruct\":[1]}", "expected an object");
   bad(ALL, "{\"tList\":{}}", "expected an array");
 }
