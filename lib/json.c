@@ -1021,10 +1021,12 @@ int tri__json_to_pb(const ProtobufCMessageDescriptor *d, const char *json,
   if (json_is_array(root) && wkt_kind(d) != WKT_LIST &&
       wkt_kind(d) != WKT_VALUE) {
     if (json_array_size(root) != 1) {
+      size_t n_el = json_array_size(root);
+
       json_decref(root);
       return BAD(&c, "a JSON array body must hold exactly one message, not "
                      "%zu",
-                 json_array_size(root));
+                 n_el);
     }
     v = json_array_get(root, 0);
   }
