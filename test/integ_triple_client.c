@@ -14,6 +14,8 @@
  *   /t.S/Html400   400 with a text/html body
  *   /t.S/Slow      never answers (deadline)
  *   /t.S/Grpc      a gRPC answer (streaming calls, application/grpc+json)
+ *   /t.S/GzipResp  200, the Ok body gzip-compressed (content-encoding)
+ *   /t.S/TextOk    200 with content-type text/plain
  * Every wait is bounded; every test ends with the budgets at zero.
  */
 #ifdef HAVE_CONFIG_H
@@ -42,6 +44,10 @@
 
 #include "grpc/testing/messages.pb-c.h"
 #include "testutil.h"
+
+/* The test links the library's convenience archive: its gzip coder makes
+ * the compressed response. */
+#include "compress.h"
 
 /* ---- the scripted server ---- */
 
@@ -187,6 +193,9 @@ static void respond(nghttp2_session *s, sv_stream *st, const char *status,
                           blen > 0 || st->trailers || st->grpc ? &prd : NULL);
 }
 
+static const uint8_t OK_PB[] = {0x0a, 0x0a, 0x12, 0x08, 0, 0, 0, 0,
+                                0,    0,    0,    0}; /* payload.body */
+
 static void answer(nghttp2_session *s, sv_stream *st) {
   int json = strncmp(st->ctype, "application/json", 16) == 0;
 
@@ -196,14 +205,12 @@ static void answer(nghttp2_session *s, sv_stream *st) {
   g.nreq++;
   pthread_mutex_unlock(&g.mu);
   if (strcmp(st->path, "/t.S/Ok") == 0) {
-    static const uint8_t pb[] = {0x0a, 0x0a, 0x12, 0x08, 0, 0, 0, 0,
-                                 0,    0,    0,    0}; /* payload.body */
     static const char js[] = "{\"payload\":{\"body\":\"AAAAAAAAAAA=\"}}";
     st->trailers = 1;
     if (json)
       respond(s, st, "200", "application/json", js, strlen(js), 1);
     else
-      respond(s, st, "200", "application/proto", pb, sizeof pb, 1);
+      respond(s, st, "200", "application/proto", OK_PB, sizeof OK_PB, 1);
   } else if (strcmp(st->path, "/t.S/Echo") == 0) {
     respond(s, st, "200", json ? "application/json" : "application/proto",
             st->body, st->blen, 0);
@@ -226,6 +233,28 @@ static void answer(nghttp2_session *s, sv_stream *st) {
     memcpy(m, st->body, n);
     st->grpc = 1;
     respond(s, st, "200", st->ctype, m, n, 0);
+  }
+  else if (strcmp(st->path, "/t.S/GzipResp") == 0) {
+    uint8_t *z = NULL;
+    size_t zl = 0;
+    nghttp2_nv nv[3] = {NV(":status", "200"),
+                        NV("content-type", "application/proto"),
+                        NV("content-encoding", "gzip")};
+    nghttp2_data_provider prd;
+    if (tri__compress(TRI__ENC_GZIP, OK_PB, sizeof OK_PB, &z, &zl) !=
+            TRI_OK ||
+        zl > sizeof st->out) {
+      free(z);
+      return;
+    }
+    memcpy(st->out, z, zl);
+    free(z);
+    st->olen = zl;
+    prd.source.ptr = st;
+    prd.read_callback = read_body;
+    nghttp2_submit_response(s, st->id, nv, 3, &prd);
+  } else if (strcmp(st->path, "/t.S/TextOk") == 0) {
+    respond(s, st, "200", "text/plain", "hi", 2, 0);
   }
   /* /t.S/Slow: no answer */
 }
@@ -525,6 +554,38 @@ START_TEST(test_gzip_request) {
 }
 END_TEST
 
+START_TEST(test_response_checks) {
+  tri_buf *resp = NULL;
+
+#ifdef HAVE_ZLIB
+  /* a gzip body is undone and flagged as compressed */
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/GzipResp", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_OK);
+  ck_assert_uint_eq(tri_buf_len(resp), sizeof OK_PB);
+  ck_assert(memcmp(tri_buf_data(resp), OK_PB, sizeof OK_PB) == 0);
+  ck_assert(tri_buf_flags(resp) & TRI_BUF_COMPRESSED);
+  tri_buf_free(resp);
+  resp = NULL;
+#endif
+  /* a foreign content type at 200 */
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/TextOk", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_INTERNAL);
+  ck_assert_str_eq(tri_last_error(), "response content-type 'text/plain' is "
+                                     "not application/proto");
+  /* a body over the receive limit */
+  ck_assert_int_eq(tri_call_opts_set_max_recv_size(opts, 8), TRI_OK);
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/Ok", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_RESOURCE_EXHAUSTED);
+  ck_assert_str_eq(tri_last_error(),
+                   "response body of more than 8 bytes exceeds this call's "
+                   "limit 8 (tri_call_opts_set_max_recv_size)");
+  ck_assert_ptr_null(resp);
+}
+END_TEST
+
 START_TEST(test_streams_stay_grpc) {
   tri_stream *s = NULL;
   tri_buf *m = NULL;
@@ -610,6 +671,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_deadline);
   tcase_add_test(tc, test_gzip_request);
+  tcase_add_test(tc, test_response_checks);
   tcase_add_test(tc, test_streams_stay_grpc);
 #ifdef HAVE_JANSSON
   tcase_add_test(tc, test_json_codec);
