@@ -40,12 +40,22 @@ struct tri__triple *tri__triple_new(int json) {
   return t;
 }
 
+/* The body buffer is counted as partial bytes (lib/budget.h), as a
+ * deframer's partial message is; this gives it back. */
+static void body_release(struct tri__triple *t) {
+  if (t->cap > 0)
+    tri__budget_add(TRI__B_PARTIAL, -(int64_t)t->cap);
+  tri__free(t->body);
+  t->body = NULL;
+  t->len = t->cap = 0;
+}
+
 void tri__triple_free(struct tri__triple *t) {
   if (t == NULL)
     return;
+  body_release(t);
   tri__free(t->ctype);
   tri__free(t->enc_name);
-  tri__free(t->body);
   tri__free(t);
 }
 
@@ -134,6 +144,7 @@ void tri__triple_header(tri_stream *s, const nghttp2_frame *f,
 static void triple_fail(tri__conn *c, tri_stream *s, int code,
                         const char *msg) {
   s->triple->failed = 1;
+  body_release(s->triple);
   tri__client_publish_headers(s);
   tri__io_end(s, code, msg, 1, TRI__END_RESET);
   nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
@@ -170,6 +181,7 @@ int tri__triple_data(tri__conn *c, tri_stream *s, const uint8_t *data,
                   "out of memory receiving the response");
       return 0;
     }
+    tri__budget_add(TRI__B_PARTIAL, (int64_t)cap - (int64_t)t->cap);
     t->body = nb;
     t->cap = cap;
   }
@@ -293,9 +305,7 @@ static void triple_complete(tri__conn *c, tri_stream *s) {
   } else {
     error_status(s, &code, &msg);
   }
-  tri__free(t->body);
-  t->body = NULL;
-  t->len = t->cap = 0;
+  body_release(t);
   tri__mutex_lock(&s->mu);
   if (!s->final) {
     tri_metadata tmp = s->trl; /* empty */
