@@ -15,7 +15,7 @@
 
 #include "budget.h"
 #include "conn.h"
-#include "triple.h"
+#include "triple_io.h"
 
 tri_stream *tri__conn_stream(tri__conn *c, int32_t id) {
   if (c->phase == TRI__CONN_CLOSED)

@@ -18,7 +18,7 @@
 #include "conn.h"
 #include "nv.h"
 #include "status.h"
-#include "triple.h"
+#include "triple_io.h"
 
 static void submit_request(tri__conn *c, tri_stream *s);
 

@@ -18,7 +18,7 @@
 #include "budget.h"
 #include "compress.h"
 #include "status.h"
-#include "triple.h"
+#include "triple_io.h"
 
 struct tri__triple {
   int json;          /* codec: application/json, else application/proto */

@@ -2,31 +2,20 @@
  * The Triple HTTP unary form, client side (doc/PROTOCOL.md "Triple unary
  * (client)"): request headers, the bare response body, the error body.
  * Used only by streams a unary call opened with TRI_PROTOCOL_TRIPLE
- * (s->triple != NULL); gRPC streams never reach this code.
+ * (s->triple != NULL); gRPC streams never reach this code.  The I/O
+ * thread's part is declared in triple_io.h (only I/O files include
+ * nghttp2).
  */
 #ifndef TRI_TRIPLE_H
 #define TRI_TRIPLE_H
 
 #include "tri_int.h"
 
-#include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
-
-#include "conn.h"
-#include "nv.h"
 
 /* Caller threads. */
 struct tri__triple *tri__triple_new(int json);
 void tri__triple_free(struct tri__triple *t); /* NULL allowed */
-
-/* I/O thread. */
-void tri__triple_request_headers(tri__conn *c, tri_stream *s, tri__nv *b);
-void tri__triple_header(tri_stream *s, const nghttp2_frame *f,
-                        const uint8_t *name, size_t nlen, const uint8_t *val,
-                        size_t vlen);
-void tri__triple_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
-int tri__triple_data(tri__conn *c, tri_stream *s, const uint8_t *data,
-                     size_t len);
 
 /* stream.c (caller thread): |len| bytes as the whole request body, no
  * length prefix, then half-close. */
