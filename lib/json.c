@@ -241,6 +241,20 @@ static size_t elem_size(ProtobufCType t) {
 static int msg_from_json(jctx *c, const ProtobufCMessageDescriptor *d,
                          json_t *v, ProtobufCMessage **out);
 
+/* strtod() for a number inside a JSON string: JSON's number syntax only,
+ * so hexadecimal ("0x10") and C's "inf"/"nan" spellings stop at once. */
+static double json_strtod(const char *s, char **end) {
+  const char *p;
+
+  for (p = s; *p != '\0'; p++)
+    if (!((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' ||
+          *p == 'e' || *p == 'E')) {
+      *end = (char *)s;
+      return 0;
+    }
+  return strtod(s, end);
+}
+
 /* Integral value of a JSON number or numeric string within [lo, hi]. */
 static int get_i64(jctx *c, const char *fname, json_t *v, int64_t lo,
                    int64_t hi, int64_t *out) {
@@ -273,7 +287,7 @@ static int get_i64(jctx *c, const char *fname, json_t *v, int64_t lo,
         *out = (int64_t)x;
         return TRI_OK;
       }
-      dv = strtod(s, &end);
+      dv = json_strtod(s, &end);
       if (*end != '\0' || !isfinite(dv))
         return BAD(c, "field \"%s\": \"%s\" is not an integer", fname, s);
     } else {
@@ -326,7 +340,7 @@ static int get_u64(jctx *c, const char *fname, json_t *v, uint64_t hi,
         return TRI_OK;
       }
     as_double:
-      dv = strtod(s, &end);
+      dv = json_strtod(s, &end);
       if (*end != '\0' || !isfinite(dv))
         return BAD(c, "field \"%s\": \"%s\" is not an integer", fname, s);
     } else {
@@ -368,7 +382,7 @@ static int get_double(jctx *c, const char *fname, json_t *v, int is_float,
         (s[0] >= '\t' && s[0] <= '\r') || s[0] == ' ')
       return BAD(c, "field \"%s\": \"%s\" is not a number", fname, s);
     errno = 0;
-    dv = strtod(s, &end);
+    dv = json_strtod(s, &end);
     if (*end != '\0' || !isfinite(dv))
       return BAD(c, "field \"%s\": \"%s\" is not a number", fname, s);
   } else {

@@ -372,6 +372,9 @@ START_TEST(test_malformed) {
   bad(ALL, "{\"fFloat\":1e39}", "out of range for a float");
   bad(ALL, "{\"fDouble\":\"nan\"}", "not a number");
   bad(ALL, "{\"fDouble\":\"1x\"}", "not a number");
+  bad(ALL, "{\"fDouble\":\"0x10\"}", "not a number");
+  bad(ALL, "{\"fInt32\":\"0x10\"}", "not an integer");
+  bad(ALL, "{\"fUint64\":\"0x10\"}", "not an integer");
   bad(ALL, "{\"fBool\":\"true\"}", "expected true or false");
   bad(ALL, "{\"fBool\":1}", "expected true or false");
   bad(ALL, "{\"fString\":5}", "expected a string");
