@@ -428,6 +428,11 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
   return stream_open(ch, method, opts, 0, out);
 }
 
+int tri__stream_open_unary(tri_channel *ch, const char *method,
+                           const tri_call_opts *opts, tri_stream **out) {
+  return stream_open(ch, method, opts, 1, out);
+}
+
 /* Send the request of a unary call: the Triple form's bare body
  * (compressed whole, content-encoding), or one gRPC message. */
 static int unary_send(tri_stream *s, const void *req, size_t req_len) {
@@ -516,7 +521,7 @@ int tri__unary_call(tri_channel *ch, const char *method,
     req = jreq;
     req_len = jlen;
   }
-  rv = stream_open(ch, method, opts, 1, &s); /* sets tri_last_error() */
+  rv = tri__stream_open_unary(ch, method, opts, &s); /* tri_last_error() */
   if (rv != TRI_OK) {
     tri__free(jreq);
     return rv;

@@ -21,6 +21,12 @@ void tri__triple_free(struct tri__triple *t); /* NULL allowed */
  * length prefix, then half-close. */
 int tri__stream_send_bare_last(tri_stream *s, const void *data, size_t len);
 
+/* channel.c: open a stream as a unary call does (the Triple form or the
+ * JSON codec when |opts| ask for them); tri_unary_call()'s first step,
+ * also used by test/fuzz/fuzz_client_conn.c. */
+int tri__stream_open_unary(tri_channel *ch, const char *method,
+                           const tri_call_opts *opts, tri_stream **out);
+
 /* channel.c: tri_unary_call() with the request's and the response's
  * descriptors (NULL for raw bytes), which the JSON codec needs. */
 int tri__unary_call(tri_channel *ch, const char *method,
