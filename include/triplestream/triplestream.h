@@ -604,7 +604,10 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
  * Blocking: until the call ends; bounded by the deadline in |opts|.
  * Returns: TRI_OK, or the call's failing status (TRI_UNAVAILABLE,
  *   TRI_DEADLINE_EXCEEDED, a status from the server, ...); a response
- *   count other than one with status OK gives TRI_UNIMPLEMENTED (5.4).
+ *   count other than one with status OK gives TRI_UNIMPLEMENTED (5.4);
+ *   TRI_EINVAL when |opts| chose the "json" codec, which needs
+ *   descriptors (tri_unary_call_msg()).  The wire form follows
+ *   tri_call_opts_set_protocol().
  * Since: 0.1
  */
 TRI_API int tri_unary_call(tri_channel *ch, const char *method,
