@@ -16,6 +16,8 @@
 
 static char err[256];
 
+#ifdef HAVE_JANSSON
+
 /* JSON -> binary; asserts TRI_OK. */
 static uint8_t *to_pb(const ProtobufCMessageDescriptor *d, const char *json,
                       size_t *n) {
@@ -69,8 +71,6 @@ static Tri__Jsontest__All *unpack_all(const char *json) {
   ck_assert_ptr_nonnull(m);
   return m;
 }
-
-#ifdef HAVE_JANSSON
 
 /* The interop messages the issue names. */
 START_TEST(test_interop_messages) {
