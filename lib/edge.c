@@ -23,10 +23,6 @@
 #include "nv.h"
 #include "status.h"
 
-/* lib/json.c (proto3 JSON) may be missing from a build: then JSON
- * requests are answered 415 "JSON is not available". */
-#pragma weak tri__json_to_pb
-#pragma weak tri__pb_to_json
 
 /* Headers a browser may read on a gRPC-Web or Triple response (CORS). */
 #define EXPOSE_HEADERS                                                     \
@@ -488,11 +484,9 @@ static void unary_render(tri__conn *c, tri_stream *s) {
     if (e->json && code == TRI_OK) {
       char err[256] = "";
       size_t jl = 0;
-      int rv = tri__pb_to_json == NULL
-                   ? TRI_UNIMPLEMENTED
-                   : tri__pb_to_json(e->resp_desc,
-                                     body ? body : (const uint8_t *)"", blen,
-                                     &js, &jl, err, sizeof(err));
+      int rv = tri__pb_to_json(e->resp_desc,
+                               body ? body : (const uint8_t *)"", blen, &js,
+                               &jl, err, sizeof(err));
       if (rv != TRI_OK) {
         code = TRI_INTERNAL;
         tri__free(msg);
@@ -623,9 +617,8 @@ static int put_msg(struct tri__edge *e, const uint8_t *p, size_t n,
   size_t jl = 0;
   if (e->json && !(flags & TRI__FRAME_FLAG_COMPRESSED)) {
     char err[200];
-    if (tri__pb_to_json == NULL ||
-        tri__pb_to_json(e->resp_desc, p, n, &js, &jl, err, sizeof(err)) !=
-            TRI_OK)
+    if (tri__pb_to_json(e->resp_desc, p, n, &js, &jl, err, sizeof(err)) !=
+        TRI_OK)
       return -1;
     p = (const uint8_t *)js;
     n = jl;
@@ -893,21 +886,19 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
   return 1;
 }
 
-/* lib/json.c linked and built with jansson?  Asked once. */
+/* lib/json.c built with jansson?  Asked once (without it the codec
+ * answers TRI_UNIMPLEMENTED, and JSON requests get 415). */
 static int json_available(const ProtobufCMessageDescriptor *d) {
   static int known = -1; /* atomic */
   int k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
   if (k >= 0)
     return k;
-  k = 0;
-  if (tri__json_to_pb != NULL && tri__pb_to_json != NULL) {
-    uint8_t *pb = NULL;
-    size_t n = 0;
-    char err[64];
-    k = tri__json_to_pb(d, "{}", 2, &pb, &n, err, sizeof(err)) !=
-        TRI_UNIMPLEMENTED;
-    free(pb);
-  }
+  uint8_t *pb = NULL;
+  size_t n = 0;
+  char err[64];
+  k = tri__json_to_pb(d, "{}", 2, &pb, &n, err, sizeof(err)) !=
+      TRI_UNIMPLEMENTED;
+  free(pb);
   __atomic_store_n(&known, k, __ATOMIC_RELEASE);
   return k;
 }
