@@ -974,6 +974,35 @@ TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
                                     const tri_tls_opts *tls);
 
 /**
+ * Register the server's services in Apache Dubbo's ZooKeeper registry
+ * (doc/PROTOCOL.md 15): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
+ * with optional parameters "?application=NAME" (default
+ * "libtriplestream"), "session=MS" (ZooKeeper session timeout, 1000..
+ * 600000, default 30000: how long a crashed server stays listed) and
+ * "root=NAME" (default "dubbo").  At tri_server_start() the server writes,
+ * for each interface it serves (from the registered paths
+ * "/INTERFACE/Method", group and version from
+ * tri_server_register_versioned()), an ephemeral node
+ * /dubbo/INTERFACE/providers/URL-ENCODED-URL with the provider URL
+ * "tri://IP:PORT/INTERFACE?...&methods=M1,M2&side=provider..." as Dubbo
+ * providers do.  IP is the bound address, or for 0.0.0.0 / [::] the
+ * host's first non-loopback address.  Registration runs in the
+ * background (start does not wait for ZooKeeper; it retries with back-off
+ * and registers again after a session expiry).  tri_server_shutdown()
+ * (and the signals of tri_server_shutdown_on_signals()) delete the nodes
+ * first, then drain.  NULL |uri| removes the registry.
+ *
+ * Ownership: |uri| is parsed and copied.
+ * Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (malformed: tri_last_error() says what);
+ *   TRI_UNIMPLEMENTED when the library was built without the ZooKeeper C
+ *   client (libzookeeper-mt-dev).
+ * Since: 0.3
+ */
+TRI_API int tri_server_opts_set_registry(tri_server_opts *o,
+                                         const char *uri);
+
+/**
  * Create a server.  Register handlers, bind, then start.
  *
  * Ownership: |opts| (NULL = defaults) is copied; caller owns *|out|
