@@ -41,6 +41,10 @@ struct tri_server_opts {
   size_t max_header_list, conn_recv_queue;
   int max_per_conn;        /* 0 = max_workers / 8, at least 16 */
   int max_resets_per_s;
+  int64_t min_ping_ms;     /* A8 enforcement */
+  int permit_ping_idle;
+  int64_t max_age_ms, max_age_grace_ms; /* A9 */
+  int64_t ka_time_ms, ka_timeout_ms;    /* server keepalive PINGs */
   tri_tls_opts *tls;       /* owned; NULL = clear text */
   int has_registry;        /* tri_server_opts_set_registry() */
   tri__zk_uri registry;    /* (by value: the struct is copied) */
@@ -117,6 +121,12 @@ static void server_opts_defaults(tri_server_opts *o) {
   o->conn_recv_queue = TRI__DEF_CONN_RQ;
   o->max_per_conn = 0;
   o->max_resets_per_s = 500;
+  o->min_ping_ms = 300000;
+  o->permit_ping_idle = 0;
+  o->max_age_ms = 0;
+  o->max_age_grace_ms = INT64_MAX;
+  o->ka_time_ms = 0;
+  o->ka_timeout_ms = 20000;
 }
 
 TRI_API tri_server_opts *tri_server_opts_new(void) {
@@ -156,6 +166,49 @@ TRI_API int tri_server_opts_set_registry(tri_server_opts *o,
     return rv;
   o->registry = u;
   o->has_registry = 1;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_keepalive_enforcement(
+    tri_server_opts *o, int64_t min_ping_interval_ms,
+    int permit_without_calls) {
+  if (o == NULL || min_ping_interval_ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_keepalive_enforcement:"
+                     " %s", o == NULL ? "opts is NULL"
+                                      : "min_ping_interval_ms < 0");
+  o->min_ping_ms = min_ping_interval_ms;
+  o->permit_ping_idle = permit_without_calls != 0;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_connection_age_ms(tri_server_opts *o,
+                                                      int64_t ms) {
+  if (o == NULL || ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_max_connection_age_ms:"
+                     " %s", o == NULL ? "opts is NULL" : "ms < 0");
+  o->max_age_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_connection_age_grace_ms(
+    tri_server_opts *o, int64_t ms) {
+  if (o == NULL || ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_max_connection_age_"
+                     "grace_ms: %s", o == NULL ? "opts is NULL" : "ms < 0");
+  o->max_age_grace_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_keepalive(tri_server_opts *o, int64_t time_ms,
+                                          int64_t timeout_ms) {
+  if (o == NULL || time_ms < 0 || timeout_ms <= 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_keepalive: %s",
+                     o == NULL ? "opts is NULL"
+                     : time_ms < 0 ? "time_ms < 0" : "timeout_ms <= 0");
+  /* At least 1 s between PINGs: below that a client enforcing A8 with
+   * gRPC's defaults would call them abuse. */
+  o->ka_time_ms = time_ms == 0 ? 0 : time_ms < 1000 ? 1000 : time_ms;
+  o->ka_timeout_ms = timeout_ms;
   return TRI_OK;
 }
 
@@ -827,6 +880,12 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.handshake_ms = srv->opts.handshake_ms;
   cfg.idle_ms = srv->opts.idle_ms;
   cfg.max_resets_per_s = srv->opts.max_resets_per_s;
+  cfg.min_ping_ms = srv->opts.min_ping_ms;
+  cfg.permit_ping_idle = srv->opts.permit_ping_idle;
+  cfg.max_age_ms = srv->opts.max_age_ms;
+  cfg.max_age_grace_ms = srv->opts.max_age_grace_ms;
+  cfg.ka_time_ms = srv->opts.ka_time_ms;
+  cfg.ka_timeout_ms = srv->opts.ka_timeout_ms;
   cfg.tls = srv->tls_ctx != NULL;
   if (srv->opts.has_registry) {
     /* Providers appear in the registry now; clients that find them
