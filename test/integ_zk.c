@@ -84,41 +84,53 @@ static int h_hold(tri_stream *s, void *ud) {
   return rv == TRI_EOF ? TRI_OK : rv;
 }
 
-/* Fork a provider; returns its pid and port. */
+/* The provider process (this program run with --provider ZKPORT FD):
+ * writes its port to FD, serves until SIGTERM. */
+static int provider_main(int wfd) {
+  char uri[200];
+  tri_server *srv;
+  tri_server_opts *o = tri_server_opts_new();
+  int p = -1;
+  snprintf(uri, sizeof uri, "zookeeper://127.0.0.1:%d?session=%d"
+           "&application=integ_zk", g_zk_port, SESSION_MS);
+  if (tri_server_opts_set_registry(o, uri) != TRI_OK ||
+      tri_server_new(&srv, o) != TRI_OK ||
+      tri_server_register(srv, "/" IFACE "/Unary", h_unary, NULL) != 0 ||
+      tri_server_register(srv, "/" IFACE "/Hold", h_hold, NULL) != 0 ||
+      tri_server_bind(srv, "127.0.0.1:0") != TRI_OK ||
+      tri_server_shutdown_on_signals(srv, 3000) != TRI_OK ||
+      tri_server_start(srv) != TRI_OK) {
+    fprintf(stderr, "provider: %s\n", tri_last_error());
+    if (write(wfd, &p, sizeof p) < 0)
+      return 3;
+    return 2;
+  }
+  tri_server_opts_free(o);
+  p = tri_server_port(srv);
+  if (write(wfd, &p, sizeof p) != sizeof p)
+    return 3;
+  close(wfd);
+  tri_server_wait(srv);
+  tri_server_free(srv);
+  return 0;
+}
+
+/* Start a provider process (fork and exec: the test process has threads,
+ * and a forked copy of a threaded process may only exec); returns its pid
+ * and port. */
 static pid_t provider_start(int *port) {
   int pfd[2];
   ck_assert_int_eq(pipe(pfd), 0);
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
-    char uri[200];
-    tri_server *srv;
-    tri_server_opts *o = tri_server_opts_new();
-    int p = -1;
+    char zp[16], fd[16];
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(pfd[0]);
-    snprintf(uri, sizeof uri, "zookeeper://127.0.0.1:%d?session=%d"
-             "&application=integ_zk", g_zk_port, SESSION_MS);
-    if (tri_server_opts_set_registry(o, uri) != TRI_OK ||
-        tri_server_new(&srv, o) != TRI_OK ||
-        tri_server_register(srv, "/" IFACE "/Unary", h_unary, NULL) != 0 ||
-        tri_server_register(srv, "/" IFACE "/Hold", h_hold, NULL) != 0 ||
-        tri_server_bind(srv, "127.0.0.1:0") != TRI_OK ||
-        tri_server_shutdown_on_signals(srv, 3000) != TRI_OK ||
-        tri_server_start(srv) != TRI_OK) {
-      fprintf(stderr, "provider: %s\n", tri_last_error());
-      if (write(pfd[1], &p, sizeof p) < 0)
-        _exit(3);
-      _exit(2);
-    }
-    tri_server_opts_free(o);
-    p = tri_server_port(srv);
-    if (write(pfd[1], &p, sizeof p) != sizeof p)
-      _exit(3);
-    close(pfd[1]);
-    tri_server_wait(srv);
-    tri_server_free(srv);
-    _exit(0);
+    snprintf(zp, sizeof zp, "%d", g_zk_port);
+    snprintf(fd, sizeof fd, "%d", pfd[1]);
+    execl("/proc/self/exe", "integ_zk", "--provider", zp, fd, (char *)NULL);
+    _exit(4);
   }
   close(pfd[1]);
   ck_assert_int_eq(read(pfd[0], port, sizeof *port), (ssize_t)sizeof *port);
@@ -427,7 +439,11 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "--provider") == 0) {
+    g_zk_port = atoi(argv[2]);
+    return provider_main(atoi(argv[3]));
+  }
   const char *tmp = getenv("TMPDIR");
   const char *skip = getenv("TRI_ALLOW_SKIP");
   int can_skip = skip != NULL && strcmp(skip, "1") == 0;
