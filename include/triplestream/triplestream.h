@@ -953,7 +953,7 @@ TRI_API int tri_server_opts_set_max_handlers_per_conn(tri_server_opts *o,
 TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n);
 
 /**
- * Keepalive enforcement (gRPC A8, doc/PROTOCOL.md 8.7): a client PING
+ * Keepalive enforcement (gRPC A8, doc/PROTOCOL.md 8.8): a client PING
  * that comes less than |min_ping_interval_ms| after the previous one
  * (default 300000, 5 minutes; 0 = any rate), or, when
  * |permit_without_calls| is 0 (the default), less than 2 hours after it
@@ -971,7 +971,7 @@ TRI_API int tri_server_opts_set_keepalive_enforcement(
     tri_server_opts *o, int64_t min_ping_interval_ms,
     int permit_without_calls);
 /**
- * Max connection age (gRPC A9, doc/PROTOCOL.md 8.8): |ms| (+-10 % jitter
+ * Max connection age (gRPC A9, doc/PROTOCOL.md 8.13): |ms| (+-10 % jitter
  * per connection) after it was accepted, a connection gets a graceful
  * GOAWAY: first GOAWAY(NO_ERROR) with last-stream-id 2^31-1 and a PING,
  * on the PING's ACK the GOAWAY with the last stream processed and debug
