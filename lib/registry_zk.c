@@ -309,6 +309,7 @@ int tri__zk_reg_registered(tri__zk_reg *r) {
 #else /* HAVE_ZOOKEEPER */
 
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 #define THREADED 1 /* the synchronous API of the multi-threaded client */
 #include <zookeeper/zookeeper.h>
@@ -758,7 +759,15 @@ static void *reg_main(void *arg) {
   if (r->zh != NULL) {
     /* Deregister first, explicitly: closing the session would remove
      * the ephemeral nodes too, but only if the close reaches the server;
-     * a delete is confirmed. */
+     * a delete is confirmed.  A session that is reconnecting (ZooKeeper
+     * restarting, a server of the ensemble gone) gets up to 2 s to come
+     * back; otherwise the nodes go when the session expires. */
+    for (int i = 0; i < 100 && (zoo_state(r->zh) == ZOO_CONNECTING_STATE ||
+                                zoo_state(r->zh) == ZOO_ASSOCIATING_STATE);
+         i++) {
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
     if (zoo_state(r->zh) == ZOO_CONNECTED_STATE)
       for (size_t i = 0; i < r->n; i++)
         zoo_delete(r->zh, r->nodes[i], -1);
