@@ -104,6 +104,7 @@ struct tri__conn {
   int64_t grace_deadline_ns; /* age grace: close then, or 0 */
   const char *goaway_debug; /* debug data of the GOAWAY after the drain
                                PING's ACK (static string) or NULL */
+  int64_t drain_ping_ns;   /* when the heads-up GOAWAY + PING went out */
   /* lists */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */

@@ -24,6 +24,8 @@
 /* How long accepting pauses when the process is out of descriptors (or
  * memory); a closing connection resumes it sooner. */
 #define ACCEPT_BACKOFF_MS 100
+/* How long the real GOAWAY waits for the ACK of the drain PING. */
+#define DRAIN_PING_TIMEOUT_MS 10000
 
 /* ---- accepting --------------------------------------------------------- */
 
@@ -133,8 +135,20 @@ static void goaway_graceful(tri__conn *c, const char *debug) {
   nghttp2_submit_shutdown_notice(c->sess);
   nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
   c->drain_ping = 1;
+  c->drain_ping_ns = tri__now_ns();
   c->goaway = 1;
   c->goaway_debug = debug;
+}
+
+/* The real GOAWAY after the heads-up: last processed stream id and the
+ * debug data of the cause. */
+static void goaway_final(tri__conn *c) {
+  const char *d = c->goaway_debug;
+  c->drain_ping = 0;
+  nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(c->sess),
+                        NGHTTP2_NO_ERROR, (const uint8_t *)d,
+                        d ? strlen(d) : 0);
 }
 
 void tri__server_drain(tri__loop *l) {
@@ -156,6 +170,7 @@ void tri__server_drain(tri__loop *l) {
     nghttp2_submit_shutdown_notice(c->sess);
     nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
     c->drain_ping = 1;
+    c->drain_ping_ns = tri__now_ns();
   }
 }
 
@@ -212,6 +227,16 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
     } else if (!c->goaway) {
       *next = tri__deadline_min(*next, c->age_deadline_ns);
     }
+  }
+  if (c->drain_ping && c->phase == TRI__CONN_READY) {
+    /* A client that never answers the drain PING still gets the real
+     * GOAWAY (and so the connection closes once idle), as gRPC's
+     * servers do after a while. */
+    int64_t dl = c->drain_ping_ns + tri__ms_to_ns(DRAIN_PING_TIMEOUT_MS);
+    if (now >= dl)
+      goaway_final(c);
+    else
+      *next = tri__deadline_min(*next, dl);
   }
   if (c->grace_deadline_ns != 0) {
     if (now >= c->grace_deadline_ns) {
@@ -596,12 +621,7 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
       ping_received(c);
     } else if (c->drain_ping) {
       /* 8.3: the client has seen the heads-up; now the real GOAWAY. */
-      const char *d = c->goaway_debug;
-      c->drain_ping = 0;
-      nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
-                            nghttp2_session_get_last_proc_stream_id(c->sess),
-                            NGHTTP2_NO_ERROR, (const uint8_t *)d,
-                            d ? strlen(d) : 0);
+      goaway_final(c);
     }
     return;
   default:

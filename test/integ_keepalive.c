@@ -197,6 +197,32 @@ START_TEST(test_max_age_idle) {
 }
 END_TEST
 
+/* Max idle, with a client that never answers the drain PING: the real
+ * GOAWAY still comes (10 s later) and the connection closes. */
+START_TEST(test_idle_unanswered_ping) {
+  int port;
+  h2reader r;
+  tri_server_opts *so = tri_server_opts_new();
+  ck_assert_int_eq(tri_server_opts_set_idle_timeout_ms(so, 300), TRI_OK);
+  tri_server *srv = start(so, &port);
+  int fd = raw_open(port, &r);
+  int64_t t0 = tu_now_ms();
+  ck_assert_int_eq(h2reader_wait_goaway_or_close(&r, 3000), 0);
+  ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 0x7fffffffu);
+  ck_assert_int_eq(h2reader_wait_closed(&r, 15000), 0);
+  int64_t el = tu_now_ms() - t0;
+  ck_assert_int_eq(atomic_load(&r.goaways), 2);
+  ck_assert_str_eq(r.goaway_debug, "max_idle");
+  ck_assert_msg(el >= 9500 && el <= tu_bound_ms(10300, TU_HEADROOM_MS),
+                "closed after %lld ms", (long long)el);
+  h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 START_TEST(test_max_age_in_flight) {
   int port;
   tri_buf *resp;
@@ -274,6 +300,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_well_behaved_pinger);
   tcase_add_test(tc, test_max_age_idle);
   tcase_add_test(tc, test_max_age_in_flight);
+  tcase_add_test(tc, test_idle_unanswered_ping);
   tcase_add_test(tc, test_server_keepalive);
   suite_add_tcase(s, tc);
   return s;

@@ -37,7 +37,7 @@ gopeer="$cache/dubbogo_zk-$hash/dubbogo-zk-peer"
 if [ ! -x "$gopeer" ]; then
   mkdir -p "$cache/dubbogo_zk-$hash" || exit 1
   echo "building the dubbo-go peer into $gopeer"
-  (cd "$src" && GOFLAGS=-mod=readonly timeout 900 "$GO" build -o "$gopeer.tmp" .) ||
+  (cd "$src" && GOFLAGS="-mod=readonly -buildvcs=false" timeout 900 "$GO" build -o "$gopeer.tmp" .) ||
     skip_or_fail "FAIL: cannot build the dubbo-go peer (Go module proxy?)"
   mv "$gopeer.tmp" "$gopeer"
 fi
