@@ -52,6 +52,84 @@ static tri__peer *accepted_peer(int fd, const struct sockaddr_storage *ss,
   return tri__peer_new(ss, sl, "?");
 }
 
+/* Serve the accepted socket |fd| on |l|, whose nconns counts it already;
+ * on failure the socket is closed and the count given back. */
+static void conn_start(tri__loop *l, int fd, const struct sockaddr_storage *ss,
+                       socklen_t sl) {
+  if (l->draining || l->tearing_down) {
+    close(fd);
+    __atomic_sub_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  tri__conn *c = tri__conn_new(l, fd, 1);
+  if (c == NULL) {
+    close(fd);
+    __atomic_sub_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  __atomic_add_fetch(&l->served, 1, __ATOMIC_RELAXED);
+  /* From here tri__conn_close() gives the count back. */
+  /* The TLS handshake (if any), the client preface and SETTINGS must
+   * all arrive within the handshake timeout (slowloris). */
+  c->phase = TRI__CONN_HANDSHAKE;
+  c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
+  c->idle_since_ns = tri__now_ns();
+  if (l->cfg.max_age_ms > 0 && l->cfg.max_age_ms != INT64_MAX) {
+    /* A9: +-10 % jitter, so connections made together do not all go
+     * away together. */
+    int64_t age = tri__ms_to_ns(l->cfg.max_age_ms);
+    int64_t j = age / 10;
+    if (j > 0)
+      age += (int64_t)(((uint64_t)random() << 31 ^ (uint64_t)random()) %
+                       (uint64_t)(2 * j + 1)) - j;
+    c->age_deadline_ns = c->idle_since_ns + age;
+  }
+  c->peer = accepted_peer(fd, ss, sl);
+  if (c->peer == NULL) {
+    tri__conn_close(c, "failed");
+    return;
+  }
+  if (l->cfg.tls) {
+    /* The context current now: a reload affects later accepts only. */
+    tri__tls_ctx *ctx = tri__server_tls_get(l->srv);
+    int rv = ctx != NULL ? tri__tls_start(c, ctx, NULL) : -1;
+    tri__tls_ctx_unref(ctx);
+    if (rv != 0) {
+      tri__conn_close(c, "failed");
+      return;
+    }
+  }
+  tri__conn_watch(c, EPOLLIN);
+}
+
+/* The loop a new connection goes to: the one with the fewest connections,
+ * searching from the one after the last pick, so ties take turns.  Its
+ * count is raised at once, so a burst of accepts spreads too. */
+static tri__loop *pick_loop(tri__loop *l) {
+  tri__loop *best = l;
+  if (l->npeers > 1) {
+    int best_n = -1;
+    for (int i = 0; i < l->npeers; i++) {
+      tri__loop *p = l->peers[(l->rr + (unsigned)i) % (unsigned)l->npeers];
+      int n = __atomic_load_n(&p->nconns, __ATOMIC_RELAXED);
+      if (best_n < 0 || n < best_n) {
+        best = p;
+        best_n = n;
+      }
+    }
+    l->rr++;
+  }
+  __atomic_add_fetch(&best->nconns, 1, __ATOMIC_RELAXED);
+  return best;
+}
+
+void tri__server_adopted(tri__loop *l, struct tri__adopt *a) {
+  conn_start(l, a->fd, &a->ss, a->sl);
+  tri__free(a);
+}
+
 void tri__server_accept(tri__loop *l) {
   for (int i = 0; i < 64 && l->listen_fd >= 0; i++) {
     struct sockaddr_storage ss;
@@ -74,44 +152,22 @@ void tri__server_accept(tri__loop *l) {
       close(fd);
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    tri__conn *c = tri__conn_new(l, fd, 1);
-    if (c == NULL) {
-      close(fd);
-      continue;
-    }
-    /* The TLS handshake (if any), the client preface and SETTINGS must
-     * all arrive within the handshake timeout (slowloris). */
-    c->phase = TRI__CONN_HANDSHAKE;
-    c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
-    c->idle_since_ns = tri__now_ns();
-    if (l->cfg.max_age_ms > 0 && l->cfg.max_age_ms != INT64_MAX) {
-      /* A9: +-10 % jitter, so connections made together do not all
-       * go away together. */
-      int64_t age = tri__ms_to_ns(l->cfg.max_age_ms);
-      int64_t j = age / 10;
-      if (j > 0)
-        age += (int64_t)(((uint64_t)random() << 31 ^ (uint64_t)random()) %
-                         (uint64_t)(2 * j + 1)) - j;
-      c->age_deadline_ns = c->idle_since_ns + age;
-    }
-    c->peer = accepted_peer(fd, &ss, sl);
-    if (c->peer == NULL) {
-      tri__conn_close(c, "failed");
-      continue;
-    }
-    if (l->cfg.tls) {
-      /* The context current now: a reload affects later accepts only. */
-      tri__tls_ctx *ctx = tri__server_tls_get(l->srv);
-      int rv = ctx != NULL ? tri__tls_start(c, ctx, NULL) : -1;
-      tri__tls_ctx_unref(ctx);
-      if (rv != 0) {
-        tri__conn_close(c, "failed");
-        continue;
+    tri__loop *to = pick_loop(l);
+    if (to != l) {
+      struct tri__adopt *a = tri__malloc(sizeof(*a));
+      if (a != NULL) {
+        a->fd = fd;
+        a->ss = ss;
+        a->sl = sl;
+        if (tri__loop_adopt(to, a) == 0)
+          continue;
+        tri__free(a);
       }
+      /* Out of memory, or that loop is stopping: serve it here. */
+      __atomic_sub_fetch(&to->nconns, 1, __ATOMIC_RELAXED);
+      __atomic_add_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
     }
-    tri__conn_watch(c, EPOLLIN);
+    conn_start(l, fd, &ss, sl);
   }
 }
 
@@ -196,6 +252,11 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
     }
     *next = tri__deadline_min(*next, c->phase_deadline);
   }
+  /* Flush first: the last stream often closes while its frames go out,
+   * and the idle deadline must be known before the loop sleeps. */
+  if (tri__sock_flush_or_close(c))
+    return;
+  int sent = 0;
   if (l->cfg.idle_ms > 0 && l->cfg.idle_ms != INT64_MAX) {
     if (!tri__list_empty(&c->streams)) {
       c->idle_since_ns = 0;
@@ -210,6 +271,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
         /* 8.4, A9 max_idle: the same graceful GOAWAY as max_age, so a
          * request the client sends meanwhile is still served. */
         goaway_graceful(c, "max_idle");
+        sent = 1;
       } else if (!c->goaway) {
         *next = tri__deadline_min(*next, dl);
       }
@@ -219,6 +281,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
     /* A9 max_connection_age, then max_connection_age_grace. */
     if (!c->goaway && now >= c->age_deadline_ns) {
       goaway_graceful(c, "max_age");
+      sent = 1;
       int64_t g = l->cfg.max_age_grace_ms;
       if (g != INT64_MAX) {
         g = tri__ms_to_ns(g);
@@ -233,10 +296,12 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
      * GOAWAY (and so the connection closes once idle), as gRPC's
      * servers do after a while. */
     int64_t dl = c->drain_ping_ns + tri__ms_to_ns(DRAIN_PING_TIMEOUT_MS);
-    if (now >= dl)
+    if (now >= dl) {
       goaway_final(c);
-    else
+      sent = 1;
+    } else {
       *next = tri__deadline_min(*next, dl);
+    }
   }
   if (c->grace_deadline_ns != 0) {
     if (now >= c->grace_deadline_ns) {
@@ -265,6 +330,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
       if (now >= due) {
         nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
         c->ping_sent_ns = now;
+        sent = 1;
         *next = tri__deadline_min(
             *next, kto > INT64_MAX - now ? INT64_MAX : now + kto);
       } else {
@@ -272,7 +338,8 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
       }
     }
   }
-  tri__sock_flush_or_close(c);
+  if (sent)
+    tri__sock_flush_or_close(c); /* what was submitted here */
 }
 
 /* ---- requests ---------------------------------------------------------- */
