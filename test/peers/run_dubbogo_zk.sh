@@ -29,6 +29,12 @@ grep -q '^#define HAVE_ZOOKEEPER 1' "$top_builddir/config.h" ||
 GO=$(command -v go || true)
 [ -z "$GO" ] && [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go
 [ -n "$GO" ] || skip_or_fail "FAIL: no Go toolchain (go) to build the dubbo-go peer"
+# dubbo-go v3.3.1 needs Go 1.24 or later (its go.mod).
+gov=$("$GO" env GOVERSION 2>/dev/null | sed 's/^go//')
+case $gov in
+  1.2[4-9]*|1.[3-9][0-9]*|[2-9].*) ;;
+  *) skip_or_fail "FAIL: $GO is Go ${gov:-?}; dubbo-go v3.3.1 needs Go >= 1.24 (go.dev/dl into /usr/local/go)" ;;
+esac
 
 # Build the Go peer once per source hash.
 hash=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)
