@@ -39,6 +39,7 @@
 
 static char g_dir[512];
 static int g_zk_port;
+static char g_self[1024]; /* this program's path (valgrind: the client's) */
 
 static int zk_script(const char *what) {
   char cmd[2200];
@@ -107,7 +108,7 @@ static pid_t provider_start(int *port) {
     close(pfd[0]);
     snprintf(zp, sizeof zp, "%d", g_zk_port);
     snprintf(fd, sizeof fd, "%d", pfd[1]);
-    execl("/proc/self/exe", "integ_zk_channel", "--provider", zp, fd,
+    execl(g_self, "integ_zk_channel", "--provider", zp, fd,
           (char *)NULL);
     _exit(4);
   }
@@ -260,6 +261,12 @@ static Suite *suite(void) {
 }
 
 int main(int argc, char **argv) {
+  ssize_t sl = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
+  if (sl <= 0) {
+    perror("readlink /proc/self/exe");
+    return EXIT_FAILURE;
+  }
+  g_self[sl] = '\0';
   if (argc == 4 && strcmp(argv[1], "--provider") == 0) {
     g_zk_port = atoi(argv[2]);
     return provider_main(atoi(argv[3]));
