@@ -1,5 +1,5 @@
 /*
- * The server's protocol edges (edge.h, doc/PROTOCOL.md 14): Triple's HTTP
+ * The server's protocol edges (edge.h, doc/PROTOCOL.md 16): Triple's HTTP
  * unary protocol (Triple spec §3.1), gRPC with JSON messages
  * (application/grpc+json) and gRPC-Web (PROTOCOL-WEB: binary and base64
  * "-text", proto and JSON), on the same port and in front of the same

@@ -1,5 +1,5 @@
 /*
- * The server's protocol edges (doc/PROTOCOL.md 14): Triple's HTTP unary
+ * The server's protocol edges (doc/PROTOCOL.md 16): Triple's HTTP unary
  * protocol, gRPC-Web (binary and text) and JSON payloads, over HTTP/2
  * (h2server.c) and HTTP/1.1 (http1.c), in front of unchanged handlers.
  * A handler always sees protobuf bytes: the edge translates requests

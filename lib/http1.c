@@ -1,5 +1,5 @@
 /*
- * HTTP/1.1 on the server's port (doc/PROTOCOL.md 14.8): a connection whose
+ * HTTP/1.1 on the server's port (doc/PROTOCOL.md 16.9): a connection whose
  * first bytes are not the HTTP/2 preface is parsed with http-parser
  * (Debian libhttp-parser-dev) and served Triple's unary protocol and
  * gRPC-Web, through the same streams, handlers and edge (edge.c) as

@@ -568,7 +568,7 @@ int main(int argc, char **argv) {
                NULL) {
       client_ca = v;
     } else if ((v = flag_value(argc, argv, &i, "--cors_origins")) != NULL) {
-      cors = v; /* gRPC-Web from browsers (doc/PROTOCOL.md 14.7) */
+      cors = v; /* gRPC-Web from browsers (doc/PROTOCOL.md 16.8) */
     } else {
       usage();
       return 2;
@@ -642,7 +642,7 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     /* Typed, so JSON (Triple unary, grpc+json, grpc-web+json) works too
-     * (doc/PROTOCOL.md 14). */
+     * (doc/PROTOCOL.md 16). */
     rc = tri_server_register_typed(srv, methods[i].method, NULL, NULL,
                                    methods[i].req, methods[i].resp,
                                    methods[i].fn, NULL, NULL);

@@ -60,7 +60,7 @@ TRI_API int tri_unary_call_msg(tri_channel *ch, const char *method,
  * Register |fn| like tri_server_register_full() and tell the server the
  * method's request and response message types, so that the same handler
  * also serves JSON: Triple's unary protocol with application/json,
- * application/grpc+json and gRPC-Web with +json (doc/PROTOCOL.md 14).  The
+ * application/grpc+json and gRPC-Web with +json (doc/PROTOCOL.md 16).  The
  * handler is unchanged: it always receives and sends protobuf bytes; the
  * server translates at the edge with the proto3 JSON mapping.  Generated
  * stubs (protoc-gen-triplestream) register through this function.  A
