@@ -176,9 +176,7 @@ static int h_unary(Tri__Peer__V1__PeerService__Unary_Server *call, void *ud) {
   if (q->hold)
     return hold_until_end(call->stream, q->tag);
   if (q->sleep_ms > 0) {
-    int64_t left = tri_stream_remaining_ms(call->stream);
     int code = tri_stream_wait_status(call->stream, q->sleep_ms, NULL);
-    (void)left;
     if (code != TRI_ETIMEDOUT) {
       note(q->tag, code);
       return code;
