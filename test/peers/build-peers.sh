@@ -59,7 +59,7 @@ build_dubbogo() {
   # -mod=readonly: go.mod/go.sum are the pin; nothing may change them
   # (and the source tree may be read-only).  -trimpath: no build paths.
   (cd "$here/dubbogo" && GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -mod=readonly" \
-     CGO_ENABLED=0 "$GO" build -trimpath -o "$out/dubbogo-peer.tmp" .)
+     CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -o "$out/dubbogo-peer.tmp" .)
   mv -f "$out/dubbogo-peer.tmp" "$out/dubbogo-peer"
   echo "$h" > "$out/.stamp"
   echo "build-peers: built $out/dubbogo-peer"

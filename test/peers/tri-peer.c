@@ -29,7 +29,9 @@
  *               wakes blocked calls at once, p99 < 20 ms in integ_cancel,
  *               plus headroom) of tri_stream_cancel(); both bounds are
  *               multiplied by CK_TIMEOUT_MULTIPLIER;
- *   deadline    a 200 ms deadline ends DEADLINE_EXCEEDED in [200, 500) ms.
+ *   deadline    a 200 ms deadline ends DEADLINE_EXCEEDED in [200, 500) ms
+ *               (500 = 200 + 300 x CK_TIMEOUT_MULTIPLIER), and the server's
+ *               handler knew the deadline (at most 200 ms left at its start).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -84,6 +86,7 @@ static struct {
   char tag[128];
   int code;
   int64_t nanos;
+  int64_t deadline_ms;
 } recs[NREC];
 static int nrec;
 static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -93,7 +96,7 @@ static const char *srv_name = "tri-peer";
 static const char *srv_group = "";
 static const char *srv_version = "";
 
-static void note(const char *tag, int code) {
+static void note(const char *tag, int code, int64_t deadline_ms) {
   int64_t now = wall_ns();
   if (tag == NULL || *tag == '\0')
     return;
@@ -102,12 +105,13 @@ static void note(const char *tag, int code) {
   snprintf(recs[i].tag, sizeof recs[i].tag, "%s", tag);
   recs[i].code = code;
   recs[i].nanos = now;
+  recs[i].deadline_ms = deadline_ms;
   pthread_cond_broadcast(&rec_cv);
   pthread_mutex_unlock(&rec_mu);
 }
 
 static int find_record(const char *tag, int wait_ms, int *code,
-                       int64_t *nanos) {
+                       int64_t *nanos, int64_t *deadline_ms) {
   struct timespec until;
   int found = 0;
   clock_gettime(CLOCK_MONOTONIC, &until);
@@ -123,6 +127,7 @@ static int find_record(const char *tag, int wait_ms, int *code,
       if (strcmp(recs[i].tag, tag) == 0) {
         *code = recs[i].code;
         *nanos = recs[i].nanos;
+        *deadline_ms = recs[i].deadline_ms;
         found = 1;
       }
     if (found || pthread_cond_timedwait(&rec_cv, &rec_mu, &until) == ETIMEDOUT)
@@ -132,6 +137,7 @@ static int find_record(const char *tag, int wait_ms, int *code,
     if (strcmp(recs[i].tag, tag) == 0) {
       *code = recs[i].code;
       *nanos = recs[i].nanos;
+      *deadline_ms = recs[i].deadline_ms;
       found = 1;
     }
   pthread_mutex_unlock(&rec_mu);
@@ -149,8 +155,9 @@ static void fill(Tri__Peer__V1__PeerResponse *r, const char *payload,
 
 /* Waits until the call ends (client cancel, deadline), records how. */
 static int hold_until_end(tri_stream *s, const char *tag) {
+  int64_t dl = tri_stream_remaining_ms(s);
   int code = tri_stream_wait_status(s, 60000, NULL);
-  note(tag, code);
+  note(tag, code, dl);
   return code == TRI_ETIMEDOUT ? TRI_DEADLINE_EXCEEDED : code;
 }
 
@@ -162,23 +169,25 @@ static int h_unary(Tri__Peer__V1__PeerService__Unary_Server *call, void *ud) {
   (void)ud;
   if (strncmp(q->payload, "report:", 7) == 0) {
     int code;
-    int64_t ns;
+    int64_t ns, dl;
     if (!find_record(q->payload + 7, q->sleep_ms > 0 ? q->sleep_ms : 2000,
-                     &code, &ns)) {
+                     &code, &ns, &dl)) {
       tri_stream_finish(call->stream, TRI_NOT_FOUND, "no record of that tag");
       return TRI_NOT_FOUND;
     }
     snprintf(report_buf, sizeof report_buf, "%s", tri_code_name(code));
     fill(&call->resp, report_buf, code);
     call->resp.unix_nanos = ns;
+    call->resp.deadline_ms = dl;
     return TRI_OK;
   }
   if (q->hold)
     return hold_until_end(call->stream, q->tag);
   if (q->sleep_ms > 0) {
+    int64_t dl = tri_stream_remaining_ms(call->stream);
     int code = tri_stream_wait_status(call->stream, q->sleep_ms, NULL);
     if (code != TRI_ETIMEDOUT) {
-      note(q->tag, code);
+      note(q->tag, code, dl);
       return code;
     }
   }
@@ -253,6 +262,7 @@ static int h_bidi(Tri__Peer__V1__PeerService__Bidi_Server *call, void *ud) {
       /* Never close: block in recv until the call ends; the client does
        * not send again, so only a cancel or the deadline wakes it. */
       char tag[128];
+      int64_t dl = tri_stream_remaining_ms(call->stream);
       Tri__Peer__V1__PeerRequest *more = NULL;
       snprintf(tag, sizeof tag, "%s", m->tag);
       tri__peer__v1__peer_request__free_unpacked(m, NULL);
@@ -264,7 +274,7 @@ static int h_bidi(Tri__Peer__V1__PeerService__Bidi_Server *call, void *ud) {
       } while (rv == TRI_OK);
       if (rv == TRI_EOF) /* half-closed but not cancelled: keep holding */
         rv = tri_stream_wait_status(call->stream, 60000, NULL);
-      note(tag, rv);
+      note(tag, rv, dl);
       return rv;
     }
     tri__peer__v1__peer_request__free_unpacked(m, NULL);
@@ -508,8 +518,8 @@ static void mktag(char *tag, size_t n, const char *name) {
 }
 
 /* Asks the server how the call tagged |tag| ended. */
-static int server_report(const char *tag, int *code, int64_t *ns, char *why,
-                         size_t whylen) {
+static int server_report(const char *tag, int *code, int64_t *ns,
+                         int64_t *deadline_ms, char *why, size_t whylen) {
   Tri__Peer__V1__PeerRequest q = TRI__PEER__V1__PEER_REQUEST__INIT;
   Tri__Peer__V1__PeerResponse *r;
   char p[200];
@@ -521,6 +531,7 @@ static int server_report(const char *tag, int *code, int64_t *ns, char *why,
     return rv;
   *code = r->index;
   *ns = r->unix_nanos;
+  *deadline_ms = r->deadline_ms;
   tri__peer__v1__peer_response__free_unpacked(r, NULL);
   return TRI_OK;
 }
@@ -742,7 +753,7 @@ static void case_deadline(const char *name) {
   Tri__Peer__V1__PeerResponse *r;
   char why[600], tag[160], rwhy[600];
   int code;
-  int64_t ns;
+  int64_t ns, dl;
   mktag(tag, sizeof tag, name);
   q.hold = 1;
   q.tag = tag;
@@ -756,24 +767,31 @@ static void case_deadline(const char *name) {
          rv == TRI_OK ? "OK" : why, el);
     return;
   }
-  if (el < 200 || el >= 500) {
-    fail(name, "DEADLINE_EXCEEDED after %.1f ms, outside [200, 500)", el);
+  if (el < 200 || el >= 200 + 300 * mult()) {
+    fail(name, "DEADLINE_EXCEEDED after %.1f ms, outside [200, %d)", el,
+         200 + 300 * mult());
     return;
   }
-  if (server_report(tag, &code, &ns, rwhy, sizeof rwhy) != TRI_OK) {
+  if (server_report(tag, &code, &ns, &dl, rwhy, sizeof rwhy) != TRI_OK) {
     fail(name, "client DEADLINE_EXCEEDED after %.1f ms; server report: %s", el,
          rwhy);
     return;
   }
   double sel = (double)(ns - w0) / 1e6;
-  if (code != TRI_DEADLINE_EXCEEDED && code != TRI_CANCELLED)
+  if (dl < 0 || dl > 200)
+    fail(name, "client DEADLINE_EXCEEDED after %.1f ms, but the server's "
+         "handler saw %s deadline (tri_stream_remaining_ms %lld at its "
+         "start): the timeout did not reach it", el,
+         dl < 0 ? "no" : "a later", (long long)dl);
+  else if (code != TRI_DEADLINE_EXCEEDED && code != TRI_CANCELLED)
     fail(name, "server's handler saw %s", tri_code_name(code));
-  else if (sel < 195 || sel >= 500)
+  else if (sel < 195 || sel >= 200 + 300 * mult())
     fail(name, "server's handler saw %s %.1f ms after the call started, "
-         "outside [195, 500)", tri_code_name(code), sel);
+         "outside [195, %d)", tri_code_name(code), sel, 200 + 300 * mult());
   else
-    pass(name, "client DEADLINE_EXCEEDED after %.1f ms; server's handler saw %s "
-         "after %.1f ms", el, tri_code_name(code), sel);
+    pass(name, "client DEADLINE_EXCEEDED after %.1f ms; server's handler had "
+         "%lld ms left at its start and saw %s after %.1f ms", el,
+         (long long)dl, tri_code_name(code), sel);
 }
 
 /* The server holds a bidi stream; we cancel; its handler must see
@@ -784,7 +802,7 @@ static void case_cancel(const char *name, int bound_ms) {
   Tri__Peer__V1__PeerResponse *r;
   char tag[160], why[600];
   int code, rv;
-  int64_t ns;
+  int64_t ns, dl;
   tri_call_opts *o = mkopts(10000, cli_group);
   if (o == NULL) {
     fail(name, "%s", last_why);
@@ -810,7 +828,7 @@ static void case_cancel(const char *name, int bound_ms) {
   int64_t tc = wall_ns();
   tri__peer__v1__peer_service__bidi__cancel(&c);
   tri__peer__v1__peer_service__bidi__free(&c);
-  if (server_report(tag, &code, &ns, why, sizeof why) != TRI_OK) {
+  if (server_report(tag, &code, &ns, &dl, why, sizeof why) != TRI_OK) {
     fail(name, "server report: %s", why);
     return;
   }

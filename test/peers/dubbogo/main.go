@@ -72,8 +72,9 @@ func codeName(c int) string {
 
 // What the server saw of a held call, for "report:TAG".
 type record struct {
-	code  int
-	nanos int64
+	code       int
+	nanos      int64
+	deadlineMs int64
 }
 
 type PeerServer struct {
@@ -89,7 +90,15 @@ func NewPeerServer(group, version string) *PeerServer {
 	return s
 }
 
-func (s *PeerServer) note(tag string, err error) {
+// deadlineMs: the time left to ctx's deadline, -1 without one.
+func deadlineMs(ctx context.Context) int64 {
+	if d, ok := ctx.Deadline(); ok {
+		return int64(time.Until(d) / time.Millisecond)
+	}
+	return -1
+}
+
+func (s *PeerServer) note(tag string, err error, dl int64) {
 	code := int(tri.CodeUnknown)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -97,16 +106,16 @@ func (s *PeerServer) note(tag string, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = int(tri.CodeDeadlineExceeded)
 	}
-	s.noteCode(tag, code)
+	s.noteCode(tag, code, dl)
 }
 
-func (s *PeerServer) noteCode(tag string, code int) {
+func (s *PeerServer) noteCode(tag string, code int, dl int64) {
 	if tag == "" {
 		return
 	}
 	now := time.Now().UnixNano()
 	s.mu.Lock()
-	s.records[tag] = record{code, now}
+	s.records[tag] = record{code, now, dl}
 	s.cond.Broadcast()
 	s.mu.Unlock()
 }
@@ -136,8 +145,9 @@ func (s *PeerServer) resp(payload string, index int32) *pb.PeerResponse {
 
 // hold blocks until the call ends and records how.
 func (s *PeerServer) hold(ctx context.Context, tag string) error {
+	dl := deadlineMs(ctx)
 	<-ctx.Done()
-	s.note(tag, ctx.Err())
+	s.note(tag, ctx.Err(), dl)
 	return ctxError(ctx)
 }
 
@@ -162,16 +172,18 @@ func (s *PeerServer) Unary(ctx context.Context, req *pb.PeerRequest) (*pb.PeerRe
 		}
 		out := s.resp(codeName(r.code), int32(r.code))
 		out.UnixNanos = r.nanos
+		out.DeadlineMs = r.deadlineMs
 		return out, nil
 	}
 	if req.Hold {
 		return nil, s.hold(ctx, req.Tag)
 	}
 	if req.SleepMs > 0 {
+		dl := deadlineMs(ctx)
 		select {
 		case <-time.After(time.Duration(req.SleepMs) * time.Millisecond):
 		case <-ctx.Done():
-			s.note(req.Tag, ctx.Err())
+			s.note(req.Tag, ctx.Err(), dl)
 			return nil, ctxError(ctx)
 		}
 	}
@@ -224,6 +236,7 @@ func (s *PeerServer) Bidi(ctx context.Context, stream pb.PeerService_BidiServer)
 		if req.Hold {
 			// Never close; the client sends nothing more, so Recv ends
 			// only when the call does (reset, deadline).
+			dl := deadlineMs(ctx)
 			done := make(chan error, 1)
 			go func() {
 				for {
@@ -237,13 +250,13 @@ func (s *PeerServer) Bidi(ctx context.Context, stream pb.PeerService_BidiServer)
 			}()
 			select {
 			case <-ctx.Done():
-				s.note(req.Tag, ctx.Err())
+				s.note(req.Tag, ctx.Err(), dl)
 				return ctxError(ctx)
 			case err := <-done:
 				if ctx.Err() != nil { // the same end, seen first by Recv
-					s.note(req.Tag, ctx.Err())
+					s.note(req.Tag, ctx.Err(), dl)
 				} else {
-					s.noteCode(req.Tag, codeOf(err))
+					s.noteCode(req.Tag, codeOf(err), dl)
 				}
 				return err
 			}
@@ -415,14 +428,14 @@ func (c *peerClient) tag(name string) string {
 }
 
 // serverReport asks the server how the call tagged tag ended.
-func (c *peerClient) serverReport(tag string) (int, int64, error) {
+func (c *peerClient) serverReport(tag string) (int, int64, int64, error) {
 	ctx, cancel := ctxMs(5000)
 	defer cancel()
 	r, err := c.callUnary(ctx, &pb.PeerRequest{Payload: "report:" + tag, SleepMs: 2000})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return int(r.Index), r.UnixNanos, nil
+	return int(r.Index), r.UnixNanos, r.DeadlineMs, nil
 }
 
 func (c *peerClient) caseUnary(name string) {
@@ -595,20 +608,22 @@ func (c *peerClient) caseDeadline(name string) {
 		c.fail(name, "DEADLINE_EXCEEDED after %v, outside [200, 500) ms", el)
 		return
 	}
-	code, at, rerr := c.serverReport(tag)
+	code, at, dl, rerr := c.serverReport(tag)
 	if rerr != nil {
 		c.fail(name, "client DEADLINE_EXCEEDED after %v; server report: %v", el, rerr)
 		return
 	}
 	sel := time.Duration(at - t0.UnixNano())
 	switch {
+	case dl < 0 || dl > 200:
+		c.fail(name, "client DEADLINE_EXCEEDED after %v, but the server's handler saw deadline %d ms (-1: none) at its start: the timeout did not reach it", el, dl)
 	case code != int(tri.CodeDeadlineExceeded) && code != int(tri.CodeCanceled):
 		c.fail(name, "server's handler saw %s", codeName(code))
 	case sel < 195*time.Millisecond || sel >= 500*time.Millisecond:
 		c.fail(name, "server's handler saw %s %v after the call started, outside [195, 500) ms", codeName(code), sel)
 	default:
-		c.pass(name, fmt.Sprintf("client DEADLINE_EXCEEDED after %v; server's handler saw %s after %v",
-			el.Round(100*time.Microsecond), codeName(code), sel.Round(100*time.Microsecond)))
+		c.pass(name, fmt.Sprintf("client DEADLINE_EXCEEDED after %v; server's handler had %d ms left at its start and saw %s after %v",
+			el.Round(100*time.Microsecond), dl, codeName(code), sel.Round(100*time.Microsecond)))
 	}
 }
 
@@ -666,7 +681,7 @@ func (c *peerClient) caseCancelBidi(name string, bound time.Duration) {
 }
 
 func (c *peerClient) checkCancel(name, tag string, tc int64, bound time.Duration) {
-	code, at, rerr := c.serverReport(tag)
+	code, at, _, rerr := c.serverReport(tag)
 	if rerr != nil {
 		c.fail(name, "server report: %v", rerr)
 		return
