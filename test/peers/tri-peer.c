@@ -780,9 +780,9 @@ static void case_deadline(const char *name) {
   double sel = (double)(ns - w0) / 1e6;
   if (dl < 0 || dl > 200)
     fail(name, "client DEADLINE_EXCEEDED after %.1f ms, but the server's "
-         "handler saw %s deadline (tri_stream_remaining_ms %lld at its "
-         "start): the timeout did not reach it", el,
-         dl < 0 ? "no" : "a later", (long long)dl);
+         "handler saw %s deadline at its start (%lld ms left; -1: none): "
+         "the timeout did not reach it", el, dl < 0 ? "no" : "a later",
+         (long long)dl);
   else if (code != TRI_DEADLINE_EXCEEDED && code != TRI_CANCELLED)
     fail(name, "server's handler saw %s", tri_code_name(code));
   else if (sel < 195 || sel >= 200 + 300 * mult())
