@@ -701,6 +701,10 @@ ssize_t tri__edge_pull(tri_stream *s, uint8_t *buf, size_t cap, int *eof) {
   return (ssize_t)got;
 }
 
+int tri__edge_keep_open(const tri_stream *s) {
+  return !s->edge->too_big;
+}
+
 int64_t tri__edge_body_len(const tri_stream *s) {
   const struct tri__edge *e = s->edge;
   return e->kind == TRI__EDGE_UNARY && e->tail ? (int64_t)(e->olen - e->ooff)
@@ -879,7 +883,13 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
     return answer(c, s, 415, TRI_UNIMPLEMENTED, "unsupported content-type",
                   1);
   } else {
-    return 0; /* HTTP/2: the bare 415 of doc/PROTOCOL.md 4.8 */
+    /* HTTP/2: the bare 415 of doc/PROTOCOL.md 4.8 (no body), through
+     * the edge so the client may finish sending (tri__edge_keep_open). */
+    if ((e = edge_new(c, s)) == NULL)
+      return 0;
+    e->kind = TRI__EDGE_UNARY;
+    return answer(c, s, 415, TRI_UNIMPLEMENTED, "unsupported content-type",
+                  1);
   }
   if (!s->req_post)
     return answer(c, s, 405, TRI_UNIMPLEMENTED, "only POST is supported", 0);

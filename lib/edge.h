@@ -59,6 +59,10 @@ ssize_t tri__edge_pull(tri_stream *s, uint8_t *buf, size_t cap, int *eof);
 /* The response's body length if known before it starts (Triple unary),
  * else -1 (streamed). */
 int64_t tri__edge_body_len(const tri_stream *s);
+/* After the edge response went out before the request ended: 1 to let
+ * the client finish its body instead of RST_STREAM(NO_ERROR) (not for a
+ * body over the limit). */
+int tri__edge_keep_open(const tri_stream *s);
 void tri__edge_free(struct tri__edge *e);
 /* "Not Found" for 404 ... (HTTP/1.1 status lines). */
 const char *tri__edge_reason(int status);

@@ -768,7 +768,10 @@ void tri__server_frame_sent(tri__conn *c, tri_stream *s,
   tri__stream_ev_locked(s, TRI__EV_END, s->finish_code, s->finish_msg, 0,
                         TRI__END_NONE); /* copies the message */
   tri__mutex_unlock(&s->mu);
-  if (!eos)
+  /* An edge response (Triple, gRPC-Web) lets the client finish sending
+   * its body (read and dropped): HTTP clients such as curl fail a request
+   * whose stream is reset while they still send (16.2). */
+  if (!eos && (s->edge == NULL || !tri__edge_keep_open(s)))
     nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,
                               NGHTTP2_NO_ERROR);
 }
