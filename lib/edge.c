@@ -749,7 +749,10 @@ static int parse_ms(const char *v, int64_t *ns) {
   }
   if (digits == 0)
     return -1;
-  *ns = tri__ms_to_ns(ms);
+  /* Senders truncate the time left to whole ms (dubbo-go does): one more
+   * ms keeps the server's deadline from coming before the client's, as
+   * grpc-timeout's rounding up does for gRPC (2.7). */
+  *ns = tri__ms_to_ns(ms) + TRI__NS_PER_MS;
   return 0;
 }
 
@@ -865,12 +868,20 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
                            strlen(tri__enc_accept_list())))
         s->accept_enc_mask |= 1 << enc;
     }
+    /* The spec's tri-service-timeout, or dubbo-go's Triple-Timeout-Ms
+     * (its triple protocol, after Connect's Connect-Timeout-Ms). */
     const char *to = md_str(s, "tri-service-timeout");
+    const char *toname = "tri-service-timeout";
+    if (to == NULL) {
+      to = md_str(s, "triple-timeout-ms");
+      toname = "triple-timeout-ms";
+    }
     if (to != NULL && s->timeout_ns < 0) {
       int64_t ns;
+      char why[96];
+      snprintf(why, sizeof(why), "malformed %s (milliseconds)", toname);
       if (parse_ms(to, &ns) != 0)
-        return answer(c, s, 400, TRI_INVALID_ARGUMENT,
-                      "malformed tri-service-timeout (milliseconds)", 0);
+        return answer(c, s, 400, TRI_INVALID_ARGUMENT, why, 0);
       s->timeout_ns = ns;
     }
   } else if (h1) {

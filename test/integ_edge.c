@@ -1036,6 +1036,13 @@ START_TEST(test_service_timeout) {
   while (atomic_load(&last_rc) == -100 && tu_now_ms() < end)
     tu_sleep_ms(5);
   ck_assert_int_eq(atomic_load(&last_rc), TRI_DEADLINE_EXCEEDED);
+  /* dubbo-go's header does the same */
+  atomic_store(&last_rc, -100);
+  const char *const dg[] = {"triple-timeout-ms", "200", NULL};
+  t0 = tu_now_us();
+  h2_call("POST", M_SLEEP, "application/proto", dg, pb, n, &h);
+  TU_ASSERT_EXPIRED("triple-timeout-ms 200", 200, t0, tu_now_us());
+  ck_assert_int_eq(h.status, 408);
   /* malformed: 400 */
   const char *const bad[] = {"tri-service-timeout", "soon", NULL};
   h2_call("POST", M_SLEEP, "application/proto", bad, pb, n, &h);
