@@ -311,13 +311,15 @@ static int method_valid(const char *m) {
   return 1;
 }
 
-TRI_API int tri_stream_open(tri_channel *ch, const char *method,
-                            const tri_call_opts *opts, tri_stream **out) {
+/* tri_stream_open(); with |unary|, |req| is queued as the only message
+ * and the send side closed before the I/O thread sees the stream, so the
+ * whole request is one op and one wake-up of the I/O thread. */
+static int open_common(tri_channel *ch, const char *method,
+                       const tri_call_opts *opts, int unary, const void *req,
+                       size_t req_len, tri_stream **out) {
   tri_stream *s;
   int rv;
 
-  if (out == NULL)
-    return tri__fail(TRI_EINVAL, "tri_stream_open: out is NULL");
   *out = NULL;
   if (ch == NULL)
     return tri__fail(TRI_EINVAL, "tri_stream_open: channel is NULL");
@@ -357,6 +359,15 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
    * Armed before the I/O thread sees the stream: if it detached the
    * stream before the timer was armed, nothing would ever stop it and
    * the timer's reference would outlive the call. */
+  if (unary) {
+    rv = tri__stream_prefill_last(s, req, req_len);
+    if (rv != TRI_OK) {
+      tri__fail(rv, "tri_unary_call: %s", rv == TRI_EINVAL
+                    ? "request is NULL or too large"
+                    : "cannot queue the request");
+      goto fail_unarmed;
+    }
+  }
   tri__stream_arm_deadline(s);
   rv = tri__loop_open(ch->loop, s);
   if (rv != TRI_OK) {
@@ -372,8 +383,16 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
 fail:
   if (tri__timer_stop(&s->deadline_timer))
     tri__stream_unref(s); /* the timer's reference */
+fail_unarmed:
   tri__stream_unref(s);
   return rv;
+}
+
+TRI_API int tri_stream_open(tri_channel *ch, const char *method,
+                            const tri_call_opts *opts, tri_stream **out) {
+  if (out == NULL)
+    return tri__fail(TRI_EINVAL, "tri_stream_open: out is NULL");
+  return open_common(ch, method, opts, 0, NULL, 0, out);
 }
 
 TRI_API int tri_unary_call(tri_channel *ch, const char *method,
@@ -389,13 +408,12 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
   if (resp == NULL)
     return tri__fail(TRI_EINVAL, "tri_unary_call: resp is NULL");
   *resp = NULL;
-  rv = tri_stream_open(ch, method, opts, &s); /* sets tri_last_error() */
+  /* The request goes to the I/O thread whole: one op, one wake-up. */
+  rv = open_common(ch, method, opts, 1, req, req_len, &s); /* sets
+                                                            tri_last_error() */
   if (rv != TRI_OK)
     return rv;
-  rv = tri_stream_send_ex(s, req, req_len, TRI_SEND_LAST, -1);
-  if (rv == TRI_EOF)
-    rv = TRI_OK; /* the server already finished: read its status below */
-  if (rv == TRI_OK) {
+  {
     rv = tri_stream_recv(s, &first);
     if (rv == TRI_OK) {
       rv = tri_stream_recv(s, &extra);

@@ -323,6 +323,11 @@ void tri__stream_arm_deadline(tri_stream *s);
 /* I/O thread: drop |n| bytes from the ring's head after they were written
  * (s->mu held); wakes a sender waiting for that space. */
 void tri__stream_ring_consumed_locked(tri_stream *s, size_t n);
+/* Client, before tri__loop_open(): queue |data| as the stream's only
+ * message and close its send side, so OP_OPEN submits the request's
+ * HEADERS, DATA and END_STREAM at once (one op, one wake-up).  TRI_OK,
+ * TRI_EINVAL, TRI_ENOMEM or a compression error. */
+int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len);
 /* Server: finish with |code| (any thread); see tri_stream_finish(). */
 int tri__stream_finish(tri_stream *s, int code, const char *message);
 /* Give back every byte the stream still counts against its connection's

@@ -588,6 +588,37 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
   return rv;
 }
 
+int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len) {
+  uint8_t hdr[TRI__FRAME_HDR_LEN];
+  uint8_t *comp = NULL;
+  const uint8_t *payload = data;
+  size_t plen = len;
+  int compressed = 0, rv;
+
+  TRI__ASSERT(s->side == TRI__CLIENT && s->loop == NULL);
+  if ((data == NULL && len > 0) || len > UINT32_MAX - TRI__FRAME_HDR_LEN)
+    return TRI_EINVAL;
+  if (s->enc_out != 0) {
+    rv = tri__compress(s->enc_out, data, len, &comp, &plen);
+    if (rv != TRI_OK)
+      return rv;
+    if (plen > UINT32_MAX) {
+      tri__free(comp);
+      return TRI_EINVAL;
+    }
+    payload = comp;
+    compressed = 1;
+  }
+  tri__frame_put_header(hdr, compressed, (uint32_t)plen);
+  tri__mutex_lock(&s->mu);
+  rv = write_locked(s, hdr, payload, plen, TRI__NO_DEADLINE); /* empty */
+  if (rv == TRI_OK)
+    close_send_locked(s);
+  tri__stream_unlock_post(s); /* not attached: nothing is posted */
+  tri__free(comp);
+  return rv;
+}
+
 TRI_API int tri_stream_send(tri_stream *s, const void *data, size_t len) {
   return tri_stream_send_ex(s, data, len, 0, -1);
 }
