@@ -145,6 +145,9 @@ struct tri__loop {
   int64_t accept_paused_until; /* ... until then, or a conn closes */
   tri__list lingering;     /* closed by us: draining the peer's input */
   int nlingering;
+  /* wake-ups held until the end of the iteration (I/O thread) */
+  tri__list wakes;         /* streams with wake_bits (a reference each) */
+  unsigned pool_kicks;     /* server: workers to signal */
   /* server with several loops (tri_server_opts_set_io_threads) */
   struct tri__adopt *adopt; /* (cmd_mu) sockets the listening loop
                                accepted for this one, newest first */

@@ -228,6 +228,9 @@ struct tri_stream {
   tri__peer *peer;
 
   /* ---- I/O thread only ---- */
+  unsigned wake_bits;       /* TRI__WAKE_*: broadcasts held until the end
+                               of the loop iteration (tri__stream_wake) */
+  tri__list wake_link;      /* in the loop's list of held wake-ups */
   tri__conn *conn;
   int32_t id;               /* HTTP/2 stream id, 0 before submit */
   int io_state;             /* attachment: enum in conn.h */
@@ -293,6 +296,14 @@ socklen_t tri__target_sockaddr_un(const tri__target *t,
                                   struct sockaddr_un *un);
 
 /* ---- stream.c ---- */
+/* Which condition of a stream a wake-up is for. */
+enum { TRI__WAKE_RCV = 1u << 0, TRI__WAKE_SND = 1u << 1 };
+/* Wake the waiters of |which| conditions of |s| (s->mu held or not).  On
+ * an I/O thread the broadcast is held until the end of the loop
+ * iteration, so a response whose headers, message and trailers arrive
+ * together wakes its caller once, after the I/O thread let go of the
+ * stream; on any other thread it happens now. */
+void tri__stream_wake(tri_stream *s, unsigned which);
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
                             size_t sb_limit);
 void tri__stream_ref(tri_stream *s);
@@ -367,6 +378,13 @@ void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n);
 /* Connections a server loop has taken so far, and has now (any thread). */
 void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns);
 int tri__loop_start(tri__loop *l);
+/* On |l|'s own I/O thread: hold the wake-up of |s| (TRI__WAKE_* bits)
+ * until the end of the iteration; returns 0 elsewhere (then the caller
+ * broadcasts itself). */
+int tri__loop_defer_wake(tri_stream *s, unsigned which);
+/* On a server's I/O thread: one more idle worker to signal at the end of
+ * the iteration (tri__server_kick); 0 elsewhere. */
+int tri__loop_defer_kick(struct tri_server *srv);
 /* Post loop-level work (any thread). */
 void tri__loop_stop(tri__loop *l);       /* cancel all, close, exit */
 void tri__loop_drain(tri__loop *l);      /* server: GOAWAY, stop accepting */
@@ -392,6 +410,9 @@ void tri__flow_dequeued_locked(tri_stream *s, size_t len);
 int tri__server_dispatch(struct tri_server *srv, tri_stream *s,
                          const char **msg);
 int tri__server_draining(const struct tri_server *srv);
+/* Wake up to |n| idle workers for streams still queued (any thread, no
+ * lock held). */
+void tri__server_kick(struct tri_server *srv, unsigned n);
 /* Test hook (any thread, while the server runs): connections the server's
  * I/O loop |i| has taken so far and has now.  0, or -1 without loop |i|. */
 int tri__server_loop_served(const struct tri_server *srv, int i,

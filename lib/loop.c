@@ -22,6 +22,53 @@
 
 #define MAX_EVENTS 64
 
+/* The loop whose I/O thread this is (NULL on other threads). */
+static __thread tri__loop *io_loop;
+
+/* ---- wake-ups held until the end of an iteration ---------------------- */
+
+int tri__loop_defer_wake(tri_stream *s, unsigned which) {
+  tri__loop *l = io_loop;
+  if (l == NULL || s->loop != l)
+    return 0;
+  if (s->wake_bits == 0) {
+    tri__stream_ref(s);
+    tri__list_insert_tail(&l->wakes, &s->wake_link);
+  }
+  s->wake_bits |= which;
+  return 1;
+}
+
+int tri__loop_defer_kick(struct tri_server *srv) {
+  tri__loop *l = io_loop;
+  if (l == NULL || l->srv != srv)
+    return 0;
+  l->pool_kicks++;
+  return 1;
+}
+
+/* Before the loop sleeps (or exits): one broadcast per stream and
+ * condition, no lock held, and the workers for what was dispatched. */
+static void flush_wakes(tri__loop *l) {
+  for (int guard = 0; !tri__list_empty(&l->wakes) && guard < 1000000;
+       guard++) {
+    tri_stream *s = tri__container_of(l->wakes.next, tri_stream, wake_link);
+    unsigned bits = s->wake_bits;
+    tri__list_remove(&s->wake_link);
+    s->wake_bits = 0;
+    if (bits & TRI__WAKE_RCV)
+      tri__cond_broadcast(&s->rcv_cv);
+    if (bits & TRI__WAKE_SND)
+      tri__cond_broadcast(&s->snd_cv);
+    tri__stream_unref(s);
+  }
+  if (l->pool_kicks > 0) {
+    unsigned n = l->pool_kicks;
+    l->pool_kicks = 0;
+    tri__server_kick(l->srv, n);
+  }
+}
+
 /* ---- posting from caller threads -------------------------------------- */
 
 void tri__stream_unlock_post(tri_stream *s) {
@@ -254,10 +301,12 @@ static void *loop_main(void *arg) {
   struct epoll_event evs[MAX_EVENTS];
 
   tri__thread_set_name("tri-io");
+  io_loop = l;
   for (;;) {
     unsigned lops = drain_ops(l);
     if (lops & TRI__LOOP_STOP) {
       teardown(l);
+      flush_wakes(l);
       break;
     }
     if ((lops & TRI__LOOP_DRAIN) && !l->draining)
@@ -280,6 +329,7 @@ static void *loop_main(void *arg) {
     }
     if (!l->is_server)
       next = tri__resolve_next(l, next);
+    flush_wakes(l);
     int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
     for (int i = 0; i < nev; i++) {
       tri__src *src = evs[i].data.ptr;
@@ -302,6 +352,7 @@ static void *loop_main(void *arg) {
       }
     }
   }
+  io_loop = NULL;
   return NULL;
 }
 
@@ -321,6 +372,7 @@ static tri__loop *loop_alloc(int is_server) {
   tri__list_init(&l->ops);
   tri__list_init(&l->conns);
   tri__list_init(&l->lingering);
+  tri__list_init(&l->wakes);
   tri__mutex_init(&l->cmd_mu);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->rbuf = tri__malloc(TRI__READ_CHUNK);

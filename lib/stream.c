@@ -68,11 +68,21 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   tri__list_init(&s->op_link);
   tri__list_init(&s->io_link);
   tri__list_init(&s->wq_link);
+  tri__list_init(&s->wake_link);
   tri__timer_init(&s->deadline_timer, deadline_fired);
   tri__deframer_init(&s->df, max_recv);
   s->grpc_status = -1;
   s->timeout_ns = -1;
   return s;
+}
+
+void tri__stream_wake(tri_stream *s, unsigned which) {
+  if (tri__loop_defer_wake(s, which))
+    return;
+  if (which & TRI__WAKE_RCV)
+    tri__cond_broadcast(&s->rcv_cv);
+  if (which & TRI__WAKE_SND)
+    tri__cond_broadcast(&s->snd_cv);
 }
 
 void tri__stream_ref(tri_stream *s) {
@@ -220,21 +230,21 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
       s->finish_code = code;
       set_str(&s->finish_msg, msg);
     }
-    tri__cond_broadcast(&s->snd_cv); /* blocked senders: side closed */
+    tri__stream_wake(s, TRI__WAKE_SND); /* blocked senders: side closed */
     changed = 1;
     break;
   case TRI__EV_SEND_DONE:
     if (s->send_state == TRI__SEND_DONE)
       break;
     s->send_state = TRI__SEND_DONE;
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_SND);
     changed = 1;
     break;
   case TRI__EV_PEER_EOS:
     if (s->recv_state != TRI__RECV_OPEN)
       break;
     s->recv_state = TRI__RECV_EOS;
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV);
     changed = 1;
     break;
   case TRI__EV_HDRS_REQ:
@@ -248,7 +258,7 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     if (s->hdrs_state == TRI__HDRS_DONE)
       break;
     s->hdrs_state = TRI__HDRS_DONE;
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV);
     changed = 1;
     break;
   case TRI__EV_END:
@@ -284,8 +294,7 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     }
     if (s->side == TRI__CLIENT && drop)
       ring_discard_locked(s);
-    tri__cond_broadcast(&s->rcv_cv);
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV | TRI__WAKE_SND);
     changed = 1;
     break;
   default:
@@ -452,7 +461,7 @@ void tri__stream_ring_consumed_locked(tri_stream *s, size_t n) {
       ring_free_locked(s); /* an oversized message went out */
   }
   if (sender_wakeable(s))
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_SND);
 }
 
 /* Make the ring's allocation hold |want| bytes (s->mu held).  The ring
