@@ -32,6 +32,9 @@
 
 #define TRI__READ_CHUNK (256 * 1024)
 #define TRI__WRITE_COALESCE (64 * 1024)
+/* DATA frames up to this size are copied into wbuf and written with the
+ * frames around them; larger ones go from the send ring (writev). */
+#define TRI__COPY_DATA_MAX (16 * 1024)
 #define TRI__MAX_ADDRS 16
 
 /* Attachment of a stream to the I/O side (s->io_state, I/O thread only). */

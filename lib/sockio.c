@@ -338,6 +338,20 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
     tri__mutex_unlock(&s->mu);
     return NGHTTP2_ERR_CALLBACK_FAILURE; /* cannot happen: in flight */
   }
+  if (length <= TRI__COPY_DATA_MAX) {
+    /* A small frame is copied behind what waits in wbuf: the frames
+     * nghttp2 serialises next (a server's trailers, a client's next
+     * request) then go out in the same single write at the end of the
+     * flush, instead of one system call per frame. */
+    size_t first = TRI__MIN(length, s->sb_cap - s->sb_head);
+    if (wbuf_append(c, framehd, 9) != 0 ||
+        (first > 0 && wbuf_append(c, s->sb + s->sb_head, first) != 0) ||
+        (length > first && wbuf_append(c, s->sb, length - first) != 0))
+      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+    tri__stream_ring_consumed_locked(s, length);
+    tri__mutex_unlock(&s->mu);
+    return rv;
+  }
   if (pend > 0)
     iov[n++] = (struct iovec){c->wbuf + c->woff, pend};
   iov[n++] = (struct iovec){(void *)(uintptr_t)framehd, 9};
