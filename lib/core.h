@@ -161,6 +161,10 @@ struct tri_stream {
   /* client request (immutable after open) */
   tri_metadata req_md;
   char *group, *version;
+  /* Unary calls only (lib/triple.c): the Triple HTTP unary form, NULL for
+   * gRPC; |json|: gRPC form with application/grpc+json. */
+  struct tri__triple *triple;
+  int json;
 
   /* ---- state machine (mu) ---- */
   int send_state;           /* enum tri__send_state */
