@@ -308,6 +308,9 @@ enum { TRI__WAKE_RCV = 1u << 0, TRI__WAKE_SND = 1u << 1 };
  * together wakes its caller once, after the I/O thread let go of the
  * stream; on any other thread it happens now. */
 void tri__stream_wake(tri_stream *s, unsigned which);
+/* Broadcasts a caller thread held for |s| while ending it under s->mu
+ * (tri__stream_abort); called with s->mu released. */
+void tri__stream_flush_held_wakes(tri_stream *s);
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
                             size_t sb_limit);
 void tri__stream_ref(tri_stream *s);

@@ -79,6 +79,7 @@ void tri__stream_unlock_post(tri_stream *s) {
   s->post_bits = 0;
   if (ops == 0 || l == NULL) {
     tri__mutex_unlock(&s->mu);
+    tri__stream_flush_held_wakes(s);
     return;
   }
   tri__mutex_lock(&l->cmd_mu);
@@ -89,6 +90,9 @@ void tri__stream_unlock_post(tri_stream *s) {
   else
     wake = 0;
   tri__mutex_unlock(&s->mu);
+  /* A cancel's waiters first: they are what the caller waits for; the
+   * I/O thread's part (RST_STREAM) can follow. */
+  tri__stream_flush_held_wakes(s);
   if (wake)
     tri__wakeup_signal(&l->wake);
   tri__mutex_unlock(&l->cmd_mu);

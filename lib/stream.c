@@ -77,7 +77,31 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   return s;
 }
 
+/* A caller thread ending a stream (cancel, deadline, free) holds its own
+ * broadcasts until it has let go of s->mu (tri__stream_unlock_post), so
+ * the woken waiters do not wake into a held lock. */
+static __thread struct {
+  tri_stream *s;
+  unsigned bits;
+} held_wakes;
+
+void tri__stream_flush_held_wakes(tri_stream *s) {
+  unsigned bits = held_wakes.bits;
+  if (held_wakes.s != s)
+    return;
+  held_wakes.s = NULL;
+  held_wakes.bits = 0;
+  if (bits & TRI__WAKE_RCV)
+    tri__cond_broadcast(&s->rcv_cv);
+  if (bits & TRI__WAKE_SND)
+    tri__cond_broadcast(&s->snd_cv);
+}
+
 void tri__stream_wake(tri_stream *s, unsigned which) {
+  if (held_wakes.s == s) {
+    held_wakes.bits |= which;
+    return;
+  }
   if (tri__loop_defer_wake(s, which))
     return;
   if (which & TRI__WAKE_RCV)
@@ -312,10 +336,13 @@ int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop,
   int set;
 
   tri__mutex_lock(&s->mu);
+  if (held_wakes.s == NULL)
+    held_wakes.s = s; /* broadcast once s->mu is free */
   set = tri__stream_ev_locked(s, TRI__EV_END, code, msg, drop, action);
   if (set)
     tri__stream_post_locked(s, TRI__OP_END);
-  tri__stream_unlock_post(s);
+  tri__stream_unlock_post(s); /* broadcasts, then wakes the I/O thread */
+  tri__stream_flush_held_wakes(s); /* when nothing was posted */
   if (set && tri__timer_stop(&s->deadline_timer))
     tri__stream_unref(s); /* the timer's reference; ours keeps s alive */
   return set;
