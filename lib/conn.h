@@ -182,6 +182,8 @@ void tri__loop_ep_del(tri__loop *l, int fd);
  * nconns already counts it).  0, or -1 when |to| is stopping (then the
  * caller still owns |a|). */
 int tri__loop_adopt(tri__loop *to, struct tri__adopt *a);
+/* Do the wake-ups held since the last flush (tri__loop_defer_wake). */
+void tri__loop_flush_wakes(tri__loop *l);
 
 /* ---- conn.c ---- */
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);

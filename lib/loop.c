@@ -29,7 +29,9 @@ static __thread tri__loop *io_loop;
 
 int tri__loop_defer_wake(tri_stream *s, unsigned which) {
   tri__loop *l = io_loop;
-  if (l == NULL || s->loop != l)
+  /* Only receivers: a sender waiting for ring space is woken at once, so
+   * it refills the ring while this thread is still writing. */
+  if (l == NULL || s->loop != l || (which & TRI__WAKE_SND))
     return 0;
   if (s->wake_bits == 0) {
     tri__stream_ref(s);
@@ -47,9 +49,10 @@ int tri__loop_defer_kick(struct tri_server *srv) {
   return 1;
 }
 
-/* Before the loop sleeps (or exits): one broadcast per stream and
- * condition, no lock held, and the workers for what was dispatched. */
-static void flush_wakes(tri__loop *l) {
+/* After each chunk read and before the loop sleeps (or exits): one
+ * broadcast per stream, no lock held, and the workers for what was
+ * dispatched. */
+void tri__loop_flush_wakes(tri__loop *l) {
   for (int guard = 0; !tri__list_empty(&l->wakes) && guard < 1000000;
        guard++) {
     tri_stream *s = tri__container_of(l->wakes.next, tri_stream, wake_link);
@@ -310,7 +313,7 @@ static void *loop_main(void *arg) {
     unsigned lops = drain_ops(l);
     if (lops & TRI__LOOP_STOP) {
       teardown(l);
-      flush_wakes(l);
+      tri__loop_flush_wakes(l);
       break;
     }
     if ((lops & TRI__LOOP_DRAIN) && !l->draining)
@@ -333,7 +336,7 @@ static void *loop_main(void *arg) {
     }
     if (!l->is_server)
       next = tri__resolve_next(l, next);
-    flush_wakes(l);
+    tri__loop_flush_wakes(l);
     int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
     for (int i = 0; i < nev; i++) {
       tri__src *src = evs[i].data.ptr;

@@ -202,6 +202,10 @@ int tri__sock_read(tri__conn *c) {
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
     ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
+    /* Wake whom this chunk concerns: once per stream (a whole unary
+     * response is one chunk), yet early enough that a streaming reader
+     * works while the next chunk is parsed. */
+    tri__loop_flush_wakes(c->loop);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
       c->fatal = (int)r;

@@ -102,8 +102,8 @@ void tri__stream_wake(tri_stream *s, unsigned which) {
     held_wakes.bits |= which;
     return;
   }
-  if (tri__loop_defer_wake(s, which))
-    return;
+  if ((which & TRI__WAKE_RCV) && tri__loop_defer_wake(s, TRI__WAKE_RCV))
+    which &= ~(unsigned)TRI__WAKE_RCV; /* at the end of the I/O chunk */
   if (which & TRI__WAKE_RCV)
     tri__cond_broadcast(&s->rcv_cv);
   if (which & TRI__WAKE_SND)
@@ -544,7 +544,7 @@ static int send_closed_rv(const tri_stream *s) {
  * finish) fails the send, so no message is queued after END_STREAM. */
 static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
                         const uint8_t *payload, size_t plen,
-                        int64_t deadline) {
+                        int64_t deadline, tri__fill_fn fill, void *ctx) {
   size_t total = hlen + plen;
   int rv;
 
@@ -568,8 +568,14 @@ static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
     return rv;
   if (hlen)
     ring_put(s, hdr, hlen);
-  if (plen)
+  if (plen && fill != NULL) {
+    size_t before = s->sb_len;
+    fill(ctx, s); /* tri__stream_ring_put_locked(), plen bytes */
+    TRI__ASSERT(s->sb_len - before == plen);
+    (void)before;
+  } else if (plen) {
     ring_put(s, payload, plen);
+  }
   request_headers_locked(s);
   if (s->io_deferred) {
     s->io_deferred = 0;
@@ -618,7 +624,8 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
                                     : tri__deadline_after_ms(timeout_ms);
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen, deadline);
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen, deadline,
+                    NULL, NULL);
   if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT)
     close_send_locked(s);
   tri__stream_unlock_post(s);
@@ -651,7 +658,7 @@ int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len) {
   tri__frame_put_header(hdr, compressed, (uint32_t)plen);
   tri__mutex_lock(&s->mu);
   rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen,
-                    TRI__NO_DEADLINE); /* the ring is empty */
+                    TRI__NO_DEADLINE, NULL, NULL); /* the ring is empty */
   if (rv == TRI_OK)
     close_send_locked(s);
   tri__stream_unlock_post(s); /* not attached: nothing is posted */
@@ -666,9 +673,32 @@ int tri__stream_send_bare_last(tri_stream *s, const void *data, size_t len) {
 
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  rv = write_locked(s, NULL, 0, data, len, TRI__NO_DEADLINE);
+  rv = write_locked(s, NULL, 0, data, len, TRI__NO_DEADLINE, NULL, NULL);
   if (rv == TRI_OK)
     close_send_locked(s);
+  tri__stream_unlock_post(s);
+  tri__stream_unref(s);
+  return rv;
+}
+
+void tri__stream_ring_put_locked(tri_stream *s, const uint8_t *p, size_t n) {
+  ring_put(s, p, n);
+}
+
+int tri__stream_send_fill(tri_stream *s, size_t plen, tri__fill_fn fill,
+                          void *ctx) {
+  uint8_t hdr[TRI__FRAME_HDR_LEN];
+  int rv;
+
+  if (plen > UINT32_MAX - TRI__FRAME_HDR_LEN)
+    return TRI_EINVAL;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
+  tri__frame_put_header(hdr, 0, (uint32_t)plen);
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, NULL, plen, TRI__NO_DEADLINE,
+                    fill, ctx);
   tri__stream_unlock_post(s);
   tri__stream_unref(s);
   return rv;
