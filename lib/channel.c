@@ -379,8 +379,7 @@ static int stream_open_req(tri_channel *ch, const char *method,
   s->max_recv_setter = opts && opts->max_recv
                            ? "tri_call_opts_set_max_recv_size"
                            : "tri_channel_opts_set_max_recv_size";
-  s->method = tri__strdup(method);
-  if (s->method == NULL) {
+  if (tri__stream_set_method(s, method, strlen(method)) != TRI_OK) {
     rv = TRI_ENOMEM;
     goto fail;
   }

@@ -147,7 +147,8 @@ struct tri_stream {
   tri__cond snd_cv;         /* send ring space, send side closed, final */
 
   /* immutable after creation */
-  char *method;
+  char *method;             /* method_buf, or allocated when longer */
+  char method_buf[64];
   int64_t deadline_ns;      /* TRI__NO_DEADLINE if none */
   size_t max_recv;
   const char *max_recv_hint;   /* "this channel's limit"... (static) */
@@ -314,6 +315,9 @@ void tri__stream_flush_held_wakes(tri_stream *s);
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
                             size_t sb_limit);
 void tri__stream_ref(tri_stream *s);
+/* Set s->method to |n| bytes at |p| (a short one in the stream itself,
+ * no malloc).  TRI_OK or TRI_ENOMEM (then s->method is NULL). */
+int tri__stream_set_method(tri_stream *s, const char *p, size_t n);
 void tri__stream_unref(tri_stream *s);
 /* The one transition function of the stream state machine (s->mu held).
  * |code|, |msg|, |drop| and |action| are used by TRI__EV_FINISH (code,

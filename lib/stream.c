@@ -110,6 +110,19 @@ void tri__stream_wake(tri_stream *s, unsigned which) {
     tri__cond_broadcast(&s->snd_cv);
 }
 
+int tri__stream_set_method(tri_stream *s, const char *p, size_t n) {
+  if (s->method != s->method_buf)
+    tri__free(s->method);
+  if (n < sizeof(s->method_buf)) {
+    memcpy(s->method_buf, p, n);
+    s->method_buf[n] = '\0';
+    s->method = s->method_buf;
+    return TRI_OK;
+  }
+  s->method = tri__strndup(p, n);
+  return s->method != NULL ? TRI_OK : TRI_ENOMEM;
+}
+
 void tri__stream_ref(tri_stream *s) {
   __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
 }
@@ -146,7 +159,8 @@ static void stream_destroy(tri_stream *s) {
   tri__md_cleanup(&s->io_trl);
   tri__md_cleanup(&s->out_hdrs);
   tri__md_cleanup(&s->out_trl);
-  tri__free(s->method);
+  if (s->method != s->method_buf)
+    tri__free(s->method);
   tri__free(s->final_msg);
   tri__triple_free(s->triple);
   tri__free(s->finish_msg);
@@ -196,9 +210,10 @@ static void ring_discard_locked(tri_stream *s) {
     ring_free_locked(s);
 }
 
+/* NULL stands for "" (readers say so): an OK status costs no malloc. */
 static void set_str(char **dst, const char *msg) {
   tri__free(*dst);
-  *dst = tri__strdup(msg ? msg : "");
+  *dst = msg != NULL && *msg ? tri__strdup(msg) : NULL;
 }
 
 #ifdef TRI_DEBUG
