@@ -1632,7 +1632,7 @@ int tri__json_error_body(const char *body, size_t len, int *code,
     } else if (json_is_integer(jc)) {
       json_int_t v = json_integer_value(jc);
 
-      *code = v >= 0 && v <= 16 ? (int)v : TRI_UNKNOWN;
+      *code = v >= 0 && v <= 16 ? (int)v : -1; /* the caller decides */
       found = 1;
     }
     jm = json_object_get(root, "message");

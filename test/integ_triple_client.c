@@ -10,6 +10,7 @@
  *   /t.S/Echo      200, the request body as the response
  *   /t.S/NotFound  404 {"code":"not_found","message":"no such thing"}
  *   /t.S/Numeric   500 {"status":7,"message":"denied"}
+ *   /t.S/Dubbo408  408 {"status":31,"message":"server side timeout"}
  *   /t.S/Bare503   503 without a body
  *   /t.S/Html400   400 with a text/html body
  *   /t.S/Slow      never answers (deadline)
@@ -221,6 +222,12 @@ static void answer(nghttp2_session *s, sv_stream *st) {
   } else if (strcmp(st->path, "/t.S/Numeric") == 0) {
     static const char e[] = "{\"status\":7,\"message\":\"denied\"}";
     respond(s, st, "500", "application/json", e, strlen(e), 0);
+  } else if (strcmp(st->path, "/t.S/Dubbo408") == 0) {
+    /* Triple spec 3.1.2's error body: a Dubbo status number (31: server
+     * side timeout), not a gRPC code */
+    static const char e[] = "{\"status\":31,\"message\":\"server side "
+                            "timeout\"}";
+    respond(s, st, "408", "application/json", e, strlen(e), 0);
   } else if (strcmp(st->path, "/t.S/Bare503") == 0) {
     respond(s, st, "503", NULL, "", 0, 0);
   } else if (strcmp(st->path, "/t.S/Html400") == 0) {
@@ -510,7 +517,16 @@ START_TEST(test_errors) {
                                   &resp, NULL),
                    TRI_PERMISSION_DENIED);
   ck_assert_str_eq(tri_last_error(), "denied");
+  /* A number that is no gRPC code: the HTTP status decides (Triple spec
+   * 3.1.3), the message stays. */
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/Dubbo408", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_DEADLINE_EXCEEDED);
+  ck_assert_str_eq(tri_last_error(), "server side timeout");
 #else
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/Dubbo408", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_DEADLINE_EXCEEDED);
   /* Without jansson the JSON error body is not read: the HTTP status
    * decides (doc/PROTOCOL.md 14.5). */
   ck_assert_int_eq(tri_unary_call(ch, "/t.S/NotFound", opts, REQ, sizeof REQ,
@@ -531,9 +547,11 @@ START_TEST(test_errors) {
                    TRI_UNAVAILABLE);
   ck_assert_str_eq(tri_last_error(),
                    "HTTP status 503 without a Triple error body");
+  /* Triple spec 3.1.3 maps HTTP statuses as Connect does: 400 is
+   * invalid_argument (gRPC's own table says INTERNAL). */
   ck_assert_int_eq(tri_unary_call(ch, "/t.S/Html400", opts, REQ, sizeof REQ,
                                   &resp, NULL),
-                   TRI_INTERNAL);
+                   TRI_INVALID_ARGUMENT);
   ck_assert_str_eq(tri_last_error(),
                    "HTTP status 400 without a Triple error body (16 bytes of "
                    "text/html)");
