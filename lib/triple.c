@@ -254,11 +254,23 @@ static int triple_status_from_http(int http_status) {
 static void error_status(tri_stream *s, int *code, char **msg) {
   struct tri__triple *t = s->triple;
   char buf[300];
-  int jcode;
+  int jcode, found = 0;
   char *jmsg = NULL;
+  tri_buf *plain = NULL;
 
-  if (t->len > 0 && tri__json_error_body((const char *)t->body, t->len,
-                                         &jcode, &jmsg)) {
+  /* Spec 3.1.2: with content-encoding the error body is compressed too. */
+  if (t->len > 0 && t->enc > TRI__ENC_IDENTITY &&
+      tri__decompress(t->enc, t->body, t->len, s->max_recv, &plain) !=
+          TRI_OK)
+    plain = NULL;
+  if (plain != NULL)
+    found = tri__json_error_body((const char *)plain->data, plain->len,
+                                 &jcode, &jmsg);
+  else if (t->len > 0 && t->enc <= TRI__ENC_IDENTITY)
+    found = tri__json_error_body((const char *)t->body, t->len, &jcode,
+                                 &jmsg);
+  tri_buf_free(plain);
+  if (found) {
     /* 0, or a number that is no gRPC code (a Dubbo status such as 31,
      * spec 3.1.2): the HTTP status says which error it is. */
     if (jcode == TRI_OK || jcode < 0 || jcode > 16)

@@ -17,6 +17,7 @@
  *   /t.S/Grpc      a gRPC answer (streaming calls, application/grpc+json)
  *   /t.S/GzipResp  200, the Ok body gzip-compressed (content-encoding)
  *   /t.S/TextOk    200 with content-type text/plain
+ *   /t.S/GzipErr   404, a gzip-compressed {"code":"not_found",...} body
  * Every wait is bounded; every test ends with the budgets at zero.
  */
 #ifdef HAVE_CONFIG_H
@@ -241,14 +242,25 @@ static void answer(nghttp2_session *s, sv_stream *st) {
     st->grpc = 1;
     respond(s, st, "200", st->ctype, m, n, 0);
   }
-  else if (strcmp(st->path, "/t.S/GzipResp") == 0) {
+  else if (strcmp(st->path, "/t.S/GzipResp") == 0 ||
+           strcmp(st->path, "/t.S/GzipErr") == 0) {
+    /* GzipErr: Triple spec 3.1.2, an error body is compressed too */
+    static const char e[] = "{\"code\":\"not_found\",\"message\":\"gz\"}";
+    int err = strcmp(st->path, "/t.S/GzipErr") == 0;
     uint8_t *z = NULL;
     size_t zl = 0;
     nghttp2_nv nv[3] = {NV(":status", "200"),
                         NV("content-type", "application/proto"),
                         NV("content-encoding", "gzip")};
     nghttp2_data_provider prd;
-    if (tri__compress(TRI__ENC_GZIP, OK_PB, sizeof OK_PB, &z, &zl) !=
+    if (err) {
+      nghttp2_nv e0 = NV(":status", "404"),
+                 e1 = NV("content-type", "application/json");
+      nv[0] = e0;
+      nv[1] = e1;
+    }
+    if (tri__compress(TRI__ENC_GZIP, err ? (const uint8_t *)e : OK_PB,
+                      err ? strlen(e) : sizeof OK_PB, &z, &zl) !=
             TRI_OK ||
         zl > sizeof st->out) {
       free(z);
@@ -523,6 +535,11 @@ START_TEST(test_errors) {
                                   &resp, NULL),
                    TRI_DEADLINE_EXCEEDED);
   ck_assert_str_eq(tri_last_error(), "server side timeout");
+  /* A compressed error body is read after decompressing it. */
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/GzipErr", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_NOT_FOUND);
+  ck_assert_str_eq(tri_last_error(), "gz");
 #else
   ck_assert_int_eq(tri_unary_call(ch, "/t.S/Dubbo408", opts, REQ, sizeof REQ,
                                   &resp, NULL),
