@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -395,7 +396,7 @@ START_TEST(test_start_fails_keeps_listener)
   low = old;
   low.rlim_cur = 1024;
   ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-  while (nfill < 1100 && (fd = dup(0)) >= 0)
+  while (nfill < 1100 && (fd = open("/dev/null", O_RDONLY)) >= 0)
     fill[nfill++] = fd;
   ck_assert_int_eq(errno, EMFILE);
   rv = tri_server_start(srv);
