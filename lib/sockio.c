@@ -221,13 +221,19 @@ int tri__sock_read(tri__conn *c) {
       tri__h1_detect(c, rbuf, (size_t)n); /* not the HTTP/2 preface:
                                              HTTP/1.1 (http1.c) */
     if (c->h1 != NULL) {
-      if (tri__h1_read(c, rbuf, (size_t)n) != 0)
+      int hr = tri__h1_read(c, rbuf, (size_t)n);
+      tri__loop_flush_wakes(c->loop); /* as after an HTTP/2 chunk */
+      if (hr != 0)
         return -1;
       if ((size_t)n < TRI__READ_CHUNK && c->tls == NULL)
         return 0;
       continue;
     }
     ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
+    /* Wake whom this chunk concerns: once per stream (a whole unary
+     * response is one chunk), yet early enough that a streaming reader
+     * works while the next chunk is parsed. */
+    tri__loop_flush_wakes(c->loop);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
       c->fatal = (int)r;
@@ -363,6 +369,20 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
   if (length > s->sb_len) {
     tri__mutex_unlock(&s->mu);
     return NGHTTP2_ERR_CALLBACK_FAILURE; /* cannot happen: in flight */
+  }
+  if (length <= TRI__COPY_DATA_MAX) {
+    /* A small frame is copied behind what waits in wbuf: the frames
+     * nghttp2 serialises next (a server's trailers, a client's next
+     * request) then go out in the same single write at the end of the
+     * flush, instead of one system call per frame. */
+    size_t first = TRI__MIN(length, s->sb_cap - s->sb_head);
+    if (wbuf_append(c, framehd, 9) != 0 ||
+        (first > 0 && wbuf_append(c, s->sb + s->sb_head, first) != 0) ||
+        (length > first && wbuf_append(c, s->sb, length - first) != 0))
+      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+    tri__stream_ring_consumed_locked(s, length);
+    tri__mutex_unlock(&s->mu);
+    return rv;
   }
   if (pend > 0)
     iov[n++] = (struct iovec){c->wbuf + c->woff, pend};
