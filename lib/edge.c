@@ -23,6 +23,10 @@
 #include "nv.h"
 #include "status.h"
 
+#ifdef HAVE_JANSSON
+#include <jansson.h>
+#endif
+
 
 /* Headers a browser may read on a gRPC-Web or Triple response (CORS). */
 #define EXPOSE_HEADERS                                                     \
@@ -198,7 +202,10 @@ static int emit(struct tri__edge *e, const uint8_t *p, size_t n, int flush) {
   return 0;
 }
 
-/* JSON string body with the characters RFC 8259 §7 requires escaped. */
+#ifndef HAVE_JANSSON
+/* Without jansson: a JSON string body with the characters RFC 8259 §7
+ * requires escaped; a byte outside ASCII becomes U+FFFD, so the body is
+ * valid JSON whatever the message holds. */
 static void json_str(char *dst, size_t cap, const char *s) {
   size_t o = 0;
   for (; s && *s && o + 8 < cap; s++) {
@@ -206,14 +213,16 @@ static void json_str(char *dst, size_t cap, const char *s) {
     if (ch == '"' || ch == '\\') {
       dst[o++] = '\\';
       dst[o++] = (char)ch;
-    } else if (ch < 0x20) {
-      o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", ch);
+    } else if (ch < 0x20 || ch >= 0x80) {
+      o += (size_t)snprintf(dst + o, cap - o, "\\u%04x",
+                            ch < 0x20 ? ch : 0xfffdu);
     } else {
       dst[o++] = (char)ch;
     }
   }
   dst[o] = '\0';
 }
+#endif
 
 /* The base media type: lower case, without parameters or spaces. */
 static void media_type(const char *ct, char *out, size_t cap) {
@@ -418,15 +427,65 @@ static int unary_take_locked(tri_stream *s, int *code, const char **msg) {
   return 0;
 }
 
-/* Build the JSON error body for |code| into e->out. */
+/* Build the JSON error body for |code| into e->out:
+ * {"code":"not_found","message":"...","status":5}. */
 static void error_body(struct tri__edge *e, int code, const char *msg) {
+  e->olen = e->ooff = 0;
+#ifdef HAVE_JANSSON
+  /* jansson escapes and prints; it takes UTF-8 only (RFC 8259 §8.1), so
+   * a byte it rejects (jansson checks each candidate sequence) becomes
+   * U+FFFD. */
+  const char *m = msg ? msg : "";
+  size_t len = strlen(m);
+  json_t *js = json_stringn(m, len);
+  if (js == NULL) {
+    char *u = tri__malloc(3 * len + 1);
+    size_t o = 0;
+    for (size_t i = 0; u != NULL && i < len;) {
+      size_t k = 1;
+      unsigned char ch = (unsigned char)m[i];
+      if (ch >= 0xc0)
+        k = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+      json_t *t = k <= len - i ? json_stringn(m + i, k) : NULL;
+      if (t != NULL) {
+        json_decref(t);
+        memcpy(u + o, m + i, k);
+        o += k;
+        i += k;
+      } else {
+        memcpy(u + o, "\xef\xbf\xbd", 3);
+        o += 3;
+        i++;
+      }
+    }
+    js = u != NULL ? json_stringn(u, o) : NULL;
+    tri__free(u);
+  }
+  json_t *o = js != NULL ? json_pack("{s:s,s:o,s:i}", "code", code_str(code),
+                                     "message", js, "status", code)
+                         : NULL;
+  char *d = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                      : NULL;
+  json_decref(o);
+  if (d != NULL) {
+    out_put(e, d, strlen(d));
+    free(d);
+    return;
+  }
+  /* out of memory: the body without its message */
+  char buf[96];
+  int n = snprintf(buf, sizeof(buf),
+                   "{\"code\":\"%s\",\"message\":\"\",\"status\":%d}",
+                   code_str(code), code);
+  out_put(e, buf, (size_t)n);
+#else
   char esc[1024], buf[1200];
   json_str(esc, sizeof(esc), msg ? msg : "");
   int n = snprintf(buf, sizeof(buf),
                    "{\"code\":\"%s\",\"message\":\"%s\",\"status\":%d}",
                    code_str(code), esc, code);
-  e->olen = e->ooff = 0;
   out_put(e, buf, (size_t)n);
+#endif
 }
 
 /* The call is over (finish, error, deadline): answer in one go. */

@@ -150,8 +150,12 @@ static int h_echo(tri_stream *s, void *ud) {
   tri_stream_add_header(s, "x-hdr", "v", 1);
   tri_stream_add_trailer(s, "x-trl", "t", 1);
   if (code != NULL) {
-    char msg[32];
+    char msg[64];
     snprintf(msg, sizeof(msg), "boom %d", atoi(code));
+    if (tri_metadata_find(md, "x-weird", &n) != NULL)
+      /* quotes, a backslash, control bytes, a lone 0xff, valid UTF-8
+       * and a truncated sequence at the end */
+      snprintf(msg, sizeof(msg), "q\"b\\c\n\x01\x1f x\xff y\xc3\xa9 z\xc3");
     tri_buf_free(m);
     return tri_stream_finish(s, atoi(code), msg) == TRI_OK ? TRI_OK
                                                            : TRI_INTERNAL;
@@ -683,6 +687,34 @@ START_TEST(test_every_code) {
 }
 END_TEST
 
+#ifdef HAVE_JANSSON
+/* The JSON error body is printed by jansson: quotes and control bytes
+ * escaped, bytes that are not UTF-8 replaced by U+FFFD, so the body is
+ * valid JSON (RFC 8259 §8.1) over HTTP/1.1 and HTTP/2 alike. */
+START_TEST(test_error_body_escaped) {
+  static const char want[] =
+      "{\"code\":\"not_found\",\"message\":\"q\\\"b\\\\c\\n\\u0001"
+      "\\u001F x\xef\xbf\xbd y\xc3\xa9 z\xef\xbf\xbd\",\"status\":5}";
+  uint8_t pb[16];
+  size_t n = pack_msg("x", 1, pb);
+  h1resp r;
+  h2resp h;
+  start_server(0);
+  h1_call(M_ECHO, "application/proto", "X-Code: 5\r\nX-Weird: 1\r\n", pb,
+          n, &r);
+  ck_assert_int_eq(r.status, 404);
+  r.body[r.blen] = '\0';
+  ck_assert_str_eq((char *)r.body, want);
+  const char *const ex[] = {"x-code", "5", "x-weird", "1", NULL};
+  h2_call("POST", M_ECHO, "application/proto", ex, pb, n, &h);
+  ck_assert_int_eq(h.status, 404);
+  ck_assert_uint_eq(h.blen, strlen(want));
+  ck_assert_mem_eq(h.body, want, h.blen);
+  stop_server();
+}
+END_TEST
+#endif
+
 START_TEST(test_415_and_405) {
   h1resp r;
   h2resp h;
@@ -1088,6 +1120,9 @@ int main(void) {
   tcase_add_test(tc, test_gzip_both_ways);
 #endif
   tcase_add_test(tc, test_every_code);
+#ifdef HAVE_JANSSON
+  tcase_add_test(tc, test_error_body_escaped);
+#endif
   tcase_add_test(tc, test_415_and_405);
   tcase_add_test(tc, test_oversized_body);
   tcase_add_test(tc, test_truncated_body_peer_vanishes);
