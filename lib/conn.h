@@ -80,6 +80,8 @@ struct tri__conn {
   tri__tls *tls;           /* TLS state, or NULL for clear text */
   struct tri__h1 *h1;      /* server: HTTP/1.1 connection (http1.c), or
                               NULL for HTTP/2 */
+  size_t magic_seen;       /* server: bytes read so far, all a prefix of
+                              the HTTP/2 preface (HTTP/1.1 undecided) */
   tri__peer *peer;         /* address and TLS identity (ref), or NULL
                               before connected */
   /* client: addresses to try */

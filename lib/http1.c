@@ -19,6 +19,7 @@
 #ifdef HAVE_HTTP_PARSER
 
 #include <ctype.h>
+#include <strings.h>
 #include <sys/epoll.h>
 
 #include <http_parser.h>
@@ -47,6 +48,7 @@ struct tri__h1 {
   char *hn, *hv;           /* header being collected */
   size_t hnlen, hvlen, hncap, hvcap;
   int in_value;
+  int expect_continue;     /* "Expect: 100-continue" */
   size_t hdr_bytes;
   int head_bad;            /* over a limit: 431/414 */
   int head_done;
@@ -115,6 +117,7 @@ static int on_message_begin(http_parser *p) {
   struct tri__h1 *h = p->data;
   h->urllen = h->hnlen = h->hvlen = 0;
   h->in_value = 0;
+  h->expect_continue = 0;
   h->hdr_bytes = 0;
   h->head_bad = h->head_done = h->msg_done = 0;
   h->body_bytes = 0;
@@ -177,6 +180,9 @@ static void commit_header(struct tri__h1 *h) {
     b++;
   while (e > b && (h->hv[e - 1] == ' ' || h->hv[e - 1] == '\t'))
     e--;
+  if (h->hnlen == 6 && memcmp(h->hn, "expect", 6) == 0 && e - b == 12 &&
+      strncasecmp(h->hv + b, "100-continue", 12) == 0)
+    h->expect_continue = 1;
   if (h->cur != NULL && !is_conn_header(h->hn, h->hnlen))
     feed(h, h->cur, h->hn, h->hnlen, h->hv + b, e - b);
   h->hnlen = h->hvlen = 0;
@@ -250,6 +256,14 @@ static int on_headers_complete(http_parser *p) {
     h->closing = h->kill = 1;
     return -1;
   }
+  /* RFC 9110 §10.1.1: a client waiting for 100 Continue (curl, for
+   * large bodies) gets it now, unless the request is answered already;
+   * otherwise it would wait its timeout before sending the body. */
+  if (h->expect_continue && !h->http10 && !h->resp_started &&
+      ((p->content_length > 0 && p->content_length != ULLONG_MAX) ||
+       (p->flags & F_CHUNKED)) &&
+      !__atomic_load_n(&s->final, __ATOMIC_ACQUIRE))
+    wappend(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   return 0;
 }
 

@@ -70,7 +70,8 @@ static int writable(const tri__conn *c) {
   return c->src.fd >= 0 && c->phase >= TRI__CONN_HANDSHAKE &&
          c->phase != TRI__CONN_CLOSED &&
          !(c->is_server && c->phase == TRI__CONN_HANDSHAKE &&
-           c->last_read_ns == 0 && c->h1 == NULL);
+           (c->last_read_ns == 0 ||
+            c->magic_seen < NGHTTP2_CLIENT_MAGIC_LEN) && c->h1 == NULL);
 }
 
 /* Serialize pending frames and write them; coalesces up to
@@ -216,12 +217,32 @@ int tri__sock_read(tri__conn *c) {
     int first = c->last_read_ns == 0;
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
-    if (first && c->is_server && c->h1 == NULL &&
-        c->phase == TRI__CONN_HANDSHAKE)
-      tri__h1_detect(c, rbuf, (size_t)n); /* not the HTTP/2 preface:
-                                             HTTP/1.1 (http1.c) */
+    size_t replay = 0; /* preface bytes already read, now HTTP/1.1 */
+    if ((first || (c->magic_seen > 0 &&
+                   c->magic_seen < NGHTTP2_CLIENT_MAGIC_LEN)) &&
+        c->is_server && c->h1 == NULL && c->phase == TRI__CONN_HANDSHAKE) {
+      /* Not the HTTP/2 preface: HTTP/1.1 (http1.c).  Bytes that are all
+       * a prefix of the preface ("P" of "POST") decide nothing yet. */
+      const uint8_t *magic = (const uint8_t *)NGHTTP2_CLIENT_MAGIC;
+      size_t seen = c->magic_seen;
+      size_t k = TRI__MIN((size_t)n, NGHTTP2_CLIENT_MAGIC_LEN - seen);
+      if (memcmp(rbuf, magic + seen, k) == 0) {
+        c->magic_seen = seen + k;
+      } else {
+        uint8_t head[NGHTTP2_CLIENT_MAGIC_LEN];
+        memcpy(head, magic, seen);
+        memcpy(head + seen, rbuf, k);
+        c->magic_seen = NGHTTP2_CLIENT_MAGIC_LEN; /* decided */
+        if (tri__h1_detect(c, head, seen + k))
+          replay = seen;
+      }
+    }
     if (c->h1 != NULL) {
-      int hr = tri__h1_read(c, rbuf, (size_t)n);
+      int hr = replay > 0 ? tri__h1_read(c, (const uint8_t *)
+                                            NGHTTP2_CLIENT_MAGIC, replay)
+                          : 0;
+      if (hr == 0)
+        hr = tri__h1_read(c, rbuf, (size_t)n);
       tri__loop_flush_wakes(c->loop); /* as after an HTTP/2 chunk */
       if (hr != 0)
         return -1;

@@ -715,6 +715,73 @@ START_TEST(test_error_body_escaped) {
 END_TEST
 #endif
 
+/* RFC 9110 §10.1.1: a client that sends "Expect: 100-continue" (curl
+ * does for large bodies) waits for 100 Continue before its body; the
+ * server sends it at once rather than letting the client time out. */
+START_TEST(test_expect_100_continue) {
+  uint8_t pb[16];
+  size_t n = pack_msg("x", 1, pb);
+  char head[256];
+  static rbuf rb;
+  h1resp r;
+  start_server(0);
+  int fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  int k = snprintf(head, sizeof(head),
+                   "POST " M_ECHO " HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/proto\r\n"
+                   "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n",
+                   n);
+  send_all(fd, head, (size_t)k);
+  rb.n = 0;
+  /* 100 Continue within 500 ms (curl waits 1 s) */
+  int64_t end = tu_now_ms() + 500;
+  while (memmem(rb.b, rb.n, "\r\n\r\n", 4) == NULL && tu_now_ms() < end)
+    if (fill(fd, &rb, 50) == 0)
+      break;
+  ck_assert_msg(rb.n >= 12 && memcmp(rb.b, "HTTP/1.1 100", 12) == 0,
+                "no 100 Continue before the body (%zu bytes read)", rb.n);
+  uint8_t *e = memmem(rb.b, rb.n, "\r\n\r\n", 4);
+  consume(&rb, (size_t)(e - rb.b) + 4);
+  send_all(fd, pb, n);
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_uint_eq(r.blen, n);
+  ck_assert_mem_eq(r.body, pb, n);
+  close(fd);
+  stop_server();
+}
+END_TEST
+
+/* An HTTP/1.1 request whose first read is a lone "P" (a prefix of the
+ * HTTP/2 preface too) is still served as HTTP/1.1. */
+START_TEST(test_h1_first_byte_alone) {
+  uint8_t pb[16];
+  size_t n = pack_msg("x", 1, pb);
+  char head[256];
+  static rbuf rb;
+  h1resp r;
+  start_server(0);
+  int fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  send_all(fd, "P", 1);
+  tu_sleep_ms(100); /* the server reads the byte alone */
+  int k = snprintf(head, sizeof(head),
+                   "OST " M_ECHO " HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/proto\r\n"
+                   "Content-Length: %zu\r\n\r\n",
+                   n);
+  send_all(fd, head, (size_t)k);
+  send_all(fd, pb, n);
+  rb.n = 0;
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_mem_eq(r.body, pb, n);
+  close(fd);
+  stop_server();
+}
+END_TEST
+
 START_TEST(test_415_and_405) {
   h1resp r;
   h2resp h;
@@ -1124,6 +1191,8 @@ int main(void) {
   tcase_add_test(tc, test_error_body_escaped);
 #endif
   tcase_add_test(tc, test_415_and_405);
+  tcase_add_test(tc, test_expect_100_continue);
+  tcase_add_test(tc, test_h1_first_byte_alone);
   tcase_add_test(tc, test_oversized_body);
   tcase_add_test(tc, test_truncated_body_peer_vanishes);
   tcase_add_test(tc, test_pipelined_and_keepalive);
