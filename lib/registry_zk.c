@@ -128,6 +128,8 @@ int tri__zk_provider_match(const char *url, const char *interface,
   he = path != NULL && (q == NULL || path < q) ? path : q;
   if (he == NULL)
     he = hs + strlen(hs);
+  if (path != NULL && q != NULL && path > q)
+    path = NULL; /* a '/' inside the query: no path */
   if (he == hs || (size_t)(he - hs) >= hplen)
     return 0;
   /* host:port, host must not be empty and port must be numeric */
@@ -153,7 +155,7 @@ int tri__zk_provider_match(const char *url, const char *interface,
       return 0;
   } else {
     size_t il = strlen(interface);
-    if (path == NULL || (q[0] && path > q) ||
+    if (path == NULL ||
         strncmp(path + 1, interface, il) != 0 ||
         (path[1 + il] != '\0' && path[1 + il] != '?'))
       return 0;

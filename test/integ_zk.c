@@ -277,6 +277,9 @@ START_TEST(test_url_helpers) {
                                           hp, sizeof hp), 0);
   ck_assert_int_eq(tri__zk_provider_match("tri://h:1/a.Sx", "a.S", NULL,
                                           NULL, hp, sizeof hp), 0);
+  /* a '/' inside the query is no path: no interface there */
+  ck_assert_int_eq(tri__zk_provider_match("tri://h:1?/a.S", "a.S", NULL,
+                                          NULL, hp, sizeof hp), 0);
   /* registry URIs */
   tri_server_opts *o = tri_server_opts_new();
   ck_assert_int_eq(tri_server_opts_set_registry(o, "nacos://h:1"),
