@@ -373,12 +373,21 @@ fail_ch:
  * the channel's loop. */
 static void zk_providers(void *ud, const char *const *host_ports, size_t n) {
   tri_channel *ch = ud;
-  char msg[600];
-  snprintf(msg, sizeof(msg), "target '%s': ZooKeeper lists no provider "
-           "speaking tri with this group and version", ch->target);
-  tri__lb_post_addrs(ch->loop, host_ports, n, msg);
+  tri__channel_update_addrs(ch, host_ports, n);
 }
 #endif
+
+void tri__channel_update_addrs(tri_channel *ch, const char *const *host_ports,
+                               size_t n) {
+  char msg[600];
+  snprintf(msg, sizeof(msg), "target '%s': the address list is empty%s",
+           ch->target,
+           strncmp(ch->target, "zookeeper:", 10) == 0
+               ? " (ZooKeeper lists no provider speaking tri with this "
+                 "group and version)"
+               : "");
+  tri__lb_post_addrs(ch->loop, host_ports, n, msg);
+}
 
 TRI_API int tri_channel_state(tri_channel *ch, int try_to_connect) {
   if (ch == NULL || !tri__loop_usable(ch->loop))

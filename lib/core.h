@@ -393,6 +393,14 @@ int tri__loop_usable(const tri__loop *l);
 /* Post loop-level TRI__LOOP_* work (any thread). */
 void tri__loop_post(tri__loop *l, unsigned op);
 
+/* ---- channel.c ---- */
+/* The channel's generic "address list changed" entry (any thread, no
+ * library lock held): the ZooKeeper watch calls it; |host_ports| are
+ * "ip:port" / "[v6]:port" strings.  Connections to removed addresses
+ * drain; new ones join. */
+void tri__channel_update_addrs(struct tri_channel *ch,
+                               const char *const *host_ports, size_t n);
+
 /* ---- lb.c: the channel's connectivity state (caller threads) ---- */
 /* TRI_CHANNEL_* now; |try_to_connect| leaves IDLE (posts to the loop). */
 int tri__lb_state(tri__loop *l, int try_to_connect);
