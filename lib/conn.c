@@ -373,8 +373,8 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t err,
     return 0;
   if (c->is_server)
     tri__server_closed(c, s, err);
-  else
-    tri__client_closed(c, s, err);
+  else if (tri__client_closed(c, s, err))
+    return 0; /* requeued: sent again elsewhere */
   tri__conn_detach(c->loop, s);
   return 0;
 }
@@ -403,6 +403,8 @@ static int on_frame_not_send(nghttp2_session *sess, const nghttp2_frame *f,
   if (s == NULL || s->io_state != TRI__IO_OPEN)
     return 0;
   /* Never went out (cancelled while queued, GOAWAY): safe to retry. */
+  if (tri__client_retry(c, s))
+    return 0;
   tri__io_end(s, TRI_UNAVAILABLE, nghttp2_strerror(lib_error), 0,
               TRI__END_NONE);
   tri__conn_detach(c->loop, s);

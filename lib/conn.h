@@ -220,7 +220,10 @@ void tri__client_header(tri_stream *s, const nghttp2_frame *f,
                         const uint8_t *name, size_t nlen,
                         const uint8_t *val, size_t vlen);
 void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
-void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err);
+/* The stream closed; 1 if it was requeued for a transparent retry (not
+ * to be detached). */
+int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err);
+int tri__client_retry(tri__conn *c, tri_stream *s);
 void tri__client_end(tri__conn *c, tri_stream *s);
 
 /* ---- h2server.c ---- */

@@ -134,8 +134,15 @@ enum tri__stream_ev {
   TRI__EV_PEER_EOS,   /* I/O: the peer's END_STREAM arrived */
   TRI__EV_HDRS_REQ,   /* server: response headers wanted */
   TRI__EV_HDRS_DONE,  /* server: headers submitted; client: published */
-  TRI__EV_END         /* the final status (first cause wins) */
+  TRI__EV_END,        /* the final status (first cause wins) */
+  TRI__EV_RETRY       /* client, I/O: the server refused the stream before
+                         answering (REFUSED_STREAM, or above a GOAWAY's
+                         last-stream-id): send it again, once, from the
+                         kept request bytes (doc/PROTOCOL.md 14.6) */
 };
+/* Request bytes a client stream keeps for a transparent retry; a request
+ * longer than this is not retried. */
+#define TRI__REPLAY_MAX (64u * 1024)
 
 struct tri_stream {
   int refs;                 /* atomic */
@@ -208,6 +215,11 @@ struct tri_stream {
   size_t sb_inflight;       /* bytes at the ring's head that nghttp2 has
                                framed and will write (never discarded) */
   size_t snd_need;          /* free bytes the blocked sender waits for */
+  /* client: bytes already written, kept until the response begins so a
+   * refused stream can be sent again (TRI__EV_RETRY) */
+  uint8_t *replay;
+  size_t replay_len, replay_cap;
+  int replay_off;           /* not retryable (any more) */
   int snd_waiters;
   int io_deferred;          /* the data provider returned DEFERRED */
 

@@ -513,9 +513,42 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
     client_complete(c, s);
 }
 
-void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
+/* Transparent retry (doc/PROTOCOL.md 14.6): a stream the server refused
+ * before answering goes back to the channel and out again, once, on
+ * whatever connection the channel picks.  1 if it was requeued. */
+int tri__client_retry(tri__conn *c, tri_stream *s) {
+  int ok;
+  if (s->hdr_block > 0 || s->http_status != 0 || s->rx_total > 0 ||
+      c->loop->tearing_down)
+    return 0; /* response bytes arrived: the application may know */
+  tri__mutex_lock(&s->mu);
+  ok = tri__stream_ev_locked(s, TRI__EV_RETRY, 0, NULL, 0, 0);
+  tri__mutex_unlock(&s->mu);
+  if (!ok)
+    return 0;
+  if (s->id > 0 && c->phase != TRI__CONN_CLOSED)
+    nghttp2_session_set_stream_user_data(c->sess, s->id, NULL);
+  if (tri__list_linked(&s->io_link)) {
+    tri__list_remove(&s->io_link);
+    if (s->id > 0)
+      c->nsubmitted--;
+  }
+  s->id = 0;
+  tri__deframer_cleanup(&s->df);
+  tri__md_cleanup(&s->io_hdrs);
+  tri__md_cleanup(&s->io_trl);
+  tri__md_init(&s->io_hdrs);
+  tri__md_init(&s->io_trl);
+  s->skip_block = 0;
+  s->grpc_status = -1;
+  tri__lb_requeue(c->loop, s); /* placed by the next loop iteration */
+  return 1;
+}
+
+int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
   char buf[120];
-  (void)c;
+  if (err == NGHTTP2_REFUSED_STREAM && tri__client_retry(c, s))
+    return 1;
   publish_headers(s);
   if (err != NGHTTP2_NO_ERROR) {
     int code = tri__status_from_rst(err); /* 6.1 */
@@ -536,4 +569,5 @@ void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
     tri__io_end(s, TRI_INTERNAL, "stream closed without a status", 0,
                 TRI__END_NONE);
   }
+  return 0;
 }

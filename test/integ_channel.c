@@ -723,6 +723,434 @@ START_TEST(test_address_update_drains)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- */
+/* A raw HTTP/2 server: refuses, GOAWAYs, counts pings               */
+/* ---------------------------------------------------------------- */
+
+enum { RAW_PINGS, RAW_REFUSE, RAW_GOAWAY, RAW_CALM };
+
+typedef struct {
+  int fd, port, mode;
+  pthread_t t;
+  atomic_int stop;
+  atomic_int pings, headers, conns;
+  atomic_llong ping_us[16];
+} rawsrv;
+
+static void
+raw_frame(int fd, int type, int flags, uint32_t id, const void *p,
+          size_t len)
+{
+  uint8_t h[9];
+  h[0] = (uint8_t)(len >> 16);
+  h[1] = (uint8_t)(len >> 8);
+  h[2] = (uint8_t)len;
+  h[3] = (uint8_t)type;
+  h[4] = (uint8_t)flags;
+  h[5] = (uint8_t)(id >> 24);
+  h[6] = (uint8_t)(id >> 16);
+  h[7] = (uint8_t)(id >> 8);
+  h[8] = (uint8_t)id;
+  if (send(fd, h, 9, MSG_NOSIGNAL) != 9 ||
+      (len > 0 && send(fd, p, len, MSG_NOSIGNAL) != (ssize_t)len))
+    return; /* the client went away: the test sees it */
+}
+
+static void
+raw_goaway(int fd, uint32_t last, uint32_t code, const char *debug)
+{
+  uint8_t p[64];
+  size_t dl = debug ? strlen(debug) : 0;
+  p[0] = (uint8_t)(last >> 24);
+  p[1] = (uint8_t)(last >> 16);
+  p[2] = (uint8_t)(last >> 8);
+  p[3] = (uint8_t)last;
+  p[4] = (uint8_t)(code >> 24);
+  p[5] = (uint8_t)(code >> 16);
+  p[6] = (uint8_t)(code >> 8);
+  p[7] = (uint8_t)code;
+  memcpy(p + 8, debug ? debug : "", dl);
+  raw_frame(fd, 7, 0, 0, p, 8 + dl);
+}
+
+typedef struct {
+  int fd;
+  uint8_t buf[65536 + 64];
+  size_t have;
+  int preface;
+} rawconn;
+
+/* Handle what a connection sent; 0 keep, -1 close. */
+static int
+raw_input(rawsrv *r, rawconn *c)
+{
+  ssize_t n = recv(c->fd, c->buf + c->have, sizeof(c->buf) - c->have, 0);
+  if (n <= 0)
+    return -1;
+  c->have += (size_t)n;
+  size_t off = 0;
+  if (!c->preface) {
+    if (c->have < 24)
+      return 0;
+    off = 24;
+    c->preface = 1;
+  }
+  while (c->have - off >= 9) {
+    uint8_t *h = c->buf + off;
+    size_t len = ((size_t)h[0] << 16) | ((size_t)h[1] << 8) | h[2];
+    uint32_t id = ((uint32_t)(h[5] & 0x7f) << 24) | ((uint32_t)h[6] << 16) |
+                  ((uint32_t)h[7] << 8) | h[8];
+    if (len > 65536)
+      return -1;
+    if (c->have - off < 9 + len)
+      break;
+    int type = h[3], flags = h[4];
+    if (type == 4 && !(flags & 1)) {
+      raw_frame(c->fd, 4, 1, 0, NULL, 0); /* SETTINGS ACK */
+    } else if (type == 6 && !(flags & 1)) {
+      int k = atomic_fetch_add(&r->pings, 1);
+      if (k < 16)
+        atomic_store(&r->ping_us[k], tu_now_us());
+      if (r->mode == RAW_CALM) {
+        raw_goaway(c->fd, 0, 0xb, "too_many_pings");
+        return -1;
+      }
+      raw_frame(c->fd, 6, 1, 0, h + 9, 8); /* PING ACK */
+    } else if (type == 1) {
+      atomic_fetch_add(&r->headers, 1);
+      if (r->mode == RAW_REFUSE) {
+        uint8_t code[4] = {0, 0, 0, 7}; /* REFUSED_STREAM */
+        raw_frame(c->fd, 3, 0, id, code, 4);
+      } else if (r->mode == RAW_GOAWAY) {
+        raw_goaway(c->fd, 0, 0, NULL); /* last-stream-id 0 */
+      }
+    }
+    off += 9 + len;
+  }
+  memmove(c->buf, c->buf + off, c->have - off);
+  c->have -= off;
+  return 0;
+}
+
+static void *
+raw_main(void *p)
+{
+  rawsrv *r = p;
+  rawconn *cs[8] = {0};
+  while (!atomic_load(&r->stop)) {
+    struct pollfd pfd[9];
+    int n = 0;
+    pfd[n++] = (struct pollfd){r->fd, POLLIN, 0};
+    for (int i = 0; i < 8; i++)
+      if (cs[i])
+        pfd[n++] = (struct pollfd){cs[i]->fd, POLLIN, 0};
+    if (poll(pfd, (nfds_t)n, 10) <= 0)
+      continue;
+    if (pfd[0].revents & POLLIN) {
+      int fd = accept(r->fd, NULL, NULL);
+      int slot = -1;
+      for (int i = 0; i < 8 && fd >= 0; i++)
+        if (cs[i] == NULL) {
+          slot = i;
+          break;
+        }
+      if (slot < 0) {
+        if (fd >= 0)
+          close(fd);
+      } else {
+        cs[slot] = calloc(1, sizeof(rawconn));
+        cs[slot]->fd = fd;
+        atomic_fetch_add(&r->conns, 1);
+        raw_frame(fd, 4, 0, 0, NULL, 0); /* our SETTINGS */
+      }
+    }
+    for (int i = 0; i < 8; i++) {
+      if (cs[i] == NULL)
+        continue;
+      struct pollfd q = {cs[i]->fd, POLLIN, 0};
+      if (poll(&q, 1, 0) == 1 && raw_input(r, cs[i]) != 0) {
+        close(cs[i]->fd);
+        free(cs[i]);
+        cs[i] = NULL;
+      }
+    }
+  }
+  for (int i = 0; i < 8; i++)
+    if (cs[i]) {
+      close(cs[i]->fd);
+      free(cs[i]);
+    }
+  return NULL;
+}
+
+static void
+raw_start(rawsrv *r, int mode, const char *ip)
+{
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof(sa);
+  memset(r, 0, sizeof(*r));
+  r->mode = mode;
+  r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &sa.sin_addr);
+  ck_assert_int_eq(bind(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  ck_assert_int_eq(listen(r->fd, 16), 0);
+  getsockname(r->fd, (struct sockaddr *)&sa, &sl);
+  r->port = ntohs(sa.sin_port);
+  ck_assert_int_eq(tu_thread_start(&r->t, raw_main, r), 0);
+}
+
+static void
+raw_stop(rawsrv *r)
+{
+  atomic_store(&r->stop, 1);
+  tu_thread_join(r->t, TU_WAIT_MS, NULL);
+  close(r->fd);
+}
+
+/* REFUSED_STREAM and GOAWAY(last-stream-id 0): the calls sent there
+ * never reached an application and are retried, once. */
+static void
+retry_case(int mode)
+{
+  rawsrv r;
+  csrv a;
+  char target[128];
+  memset(&a, 0, sizeof(a));
+  raw_start(&r, mode, "127.0.0.1");
+  csrv_start(&a, "127.0.0.2", 0);
+  snprintf(target, sizeof(target), "ipv4:127.0.0.1:%d,127.0.0.2:%d", r.port,
+           a.port);
+  tri_channel *ch = chan(target, "round_robin", 0);
+  /* both READY first, so that picks alternate */
+  tri_channel_state(ch, 1);
+  int64_t end = tu_now_ms() + TU_WAIT_MS;
+  while (atomic_load(&r.conns) == 0 && tu_now_ms() < end)
+    tu_sleep_ms(5);
+  ck_assert_int_eq(wait_state(ch, TRI_CHANNEL_READY, TU_WAIT_MS),
+                   TRI_CHANNEL_READY);
+  tu_sleep_ms(50);
+  for (int i = 0; i < 20; i++) {
+    /* a streaming call too: its sent message is still held */
+    if (i % 2) {
+      ck_assert_msg(call_hit(ch, 0, 5000) == TRI_OK, "call %d: %s", i,
+                    tri_last_error());
+    } else {
+      tri_stream *s = NULL;
+      tri_buf *m = NULL;
+      ck_assert_int_eq(tri_stream_open(ch, M_ECHO, NULL, &s), TRI_OK);
+      ck_assert_int_eq(tri_stream_send(s, "abc", 3), TRI_OK);
+      ck_assert_msg(tri_stream_recv(s, &m) == TRI_OK, "stream %d: %s", i,
+                    tri_last_error());
+      tri_buf_free(m);
+      tri_stream_close_send(s);
+      ck_assert_int_eq(tri_stream_recv(s, &m), TRI_EOF);
+      tri_stream_free(s);
+    }
+  }
+  fprintf(stderr, "integ_channel: %s: %d of 20 calls sent to the raw "
+          "server first, all 20 succeeded\n",
+          mode == RAW_REFUSE ? "REFUSED_STREAM" : "GOAWAY(0)",
+          atomic_load(&r.headers));
+  ck_assert_int_ge(atomic_load(&r.headers), 1);
+  ck_assert_int_eq(atomic_load(&a.hits), 10);
+  tri_channel_free(ch);
+  raw_stop(&r);
+  csrv_stop(&a);
+
+  /* Only once: a server that refuses everything fails the call after one
+   * retry, with today's precise status. */
+  raw_start(&r, mode, "127.0.0.1");
+  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
+  ch = chan(target, NULL, 0);
+  int rv = call_hit(ch, 0, 5000);
+  ck_assert_int_eq(rv, TRI_UNAVAILABLE);
+  fprintf(stderr, "integ_channel: always-refusing server: %s after %d "
+          "requests\n", tri_last_error(), atomic_load(&r.headers));
+  ck_assert_int_eq(atomic_load(&r.headers), 2);
+  tri_channel_free(ch);
+  raw_stop(&r);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
+START_TEST(test_retry_refused_stream)
+{
+  retry_case(RAW_REFUSE);
+}
+END_TEST
+
+START_TEST(test_retry_goaway_last_stream_id)
+{
+  retry_case(RAW_GOAWAY);
+}
+END_TEST
+
+/* A8: no pings while no call is open (default); with
+ * permit_without_calls they go out; GOAWAY too_many_pings doubles the
+ * interval. */
+START_TEST(test_keepalive_without_calls)
+{
+  rawsrv ra, rb, rc;
+  char t[64];
+  tri_channel *ch[3];
+  raw_start(&ra, RAW_PINGS, "127.0.0.1");
+  raw_start(&rb, RAW_PINGS, "127.0.0.1");
+  raw_start(&rc, RAW_CALM, "127.0.0.1");
+  rawsrv *rs[3] = {&ra, &rb, &rc};
+  for (int i = 0; i < 3; i++) {
+    tri_channel_opts *o = tri_channel_opts_new();
+    ck_assert_int_eq(tri_channel_opts_set_keepalive(o, 10000, 5000), TRI_OK);
+    if (i > 0)
+      ck_assert_int_eq(
+          tri_channel_opts_set_keepalive_permit_without_calls(o, 1), TRI_OK);
+    snprintf(t, sizeof(t), "127.0.0.1:%d", rs[i]->port);
+    ck_assert_int_eq(tri_channel_new(&ch[i], t, o), TRI_OK);
+    tri_channel_opts_free(o);
+    tri_channel_state(ch[i], 1);
+    ck_assert_int_eq(wait_state(ch[i], TRI_CHANNEL_READY, TU_WAIT_MS),
+                     TRI_CHANNEL_READY);
+  }
+  int64_t t0 = tu_now_us();
+  tu_sleep_ms(11500); /* one keepalive interval (10 s) + headroom */
+  fprintf(stderr, "integ_channel: pings in 11.5 s idle: default %d, "
+          "permit_without_calls %d, too_many_pings server %d\n",
+          atomic_load(&ra.pings), atomic_load(&rb.pings),
+          atomic_load(&rc.pings));
+  ck_assert_int_eq(atomic_load(&ra.pings), 0);
+  ck_assert_int_ge(atomic_load(&rb.pings), 1);
+  ck_assert_int_eq(atomic_load(&rc.pings), 1);
+  /* the first ping came one interval after connecting */
+  ck_assert_int_ge(atomic_load(&rb.ping_us[0]) - t0, 9000 * 1000);
+  /* rc answered GOAWAY too_many_pings: the next connection pings every
+   * 20 s, so none within the next 12 s, while rb keeps its 10 s */
+  ck_assert_int_eq(wait_state(ch[2], TRI_CHANNEL_IDLE, TU_WAIT_MS),
+                   TRI_CHANNEL_IDLE);
+  tri_channel_state(ch[2], 1);
+  ck_assert_int_eq(wait_state(ch[2], TRI_CHANNEL_READY, TU_WAIT_MS),
+                   TRI_CHANNEL_READY);
+  int before_b = atomic_load(&rb.pings);
+  tu_sleep_ms(12000);
+  fprintf(stderr, "integ_channel: next 12 s: permit %d more, after "
+          "too_many_pings %d more\n", atomic_load(&rb.pings) - before_b,
+          atomic_load(&rc.pings) - 1);
+  ck_assert_int_eq(atomic_load(&rc.pings), 1);
+  ck_assert_int_ge(atomic_load(&rb.pings), before_b + 1);
+  ck_assert_int_eq(atomic_load(&ra.pings), 0);
+  for (int i = 0; i < 3; i++) {
+    tri_channel_free(ch[i]);
+    raw_stop(rs[i]);
+  }
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+/* DNS: several A records                                            */
+/* ---------------------------------------------------------------- */
+
+typedef struct {
+  int fd, port;
+  pthread_t t;
+  atomic_int stop, queries;
+} dns_srv;
+
+/* Answers every A query with 127.0.0.1, 127.0.0.2 and 127.0.0.3, every
+ * other query with no records. */
+static void *
+dns_main(void *p)
+{
+  dns_srv *d = p;
+  uint8_t q[1500], a[1600];
+  while (!atomic_load(&d->stop)) {
+    struct pollfd pfd = {d->fd, POLLIN, 0};
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    size_t off, alen;
+    ssize_t n;
+    if (poll(&pfd, 1, 20) != 1)
+      continue;
+    n = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+    if (n < 12)
+      continue;
+    atomic_fetch_add(&d->queries, 1);
+    for (off = 12; off < (size_t)n && q[off] != 0; off += (size_t)q[off] + 1)
+      if ((q[off] & 0xc0) != 0)
+        break;
+    if (off >= (size_t)n || q[off] != 0 || off + 5 > (size_t)n)
+      continue;
+    uint16_t qtype = (uint16_t)((q[off + 1] << 8) | q[off + 2]);
+    off += 5;
+    memcpy(a, q, off);
+    a[2] = (uint8_t)(0x80 | (q[2] & 0x79));
+    a[3] = 0x80;
+    a[4] = 0;
+    a[5] = 1;
+    a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
+    alen = off;
+    if (qtype == 1) {
+      for (uint8_t k = 1; k <= 3; k++) {
+        const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60,
+                              0,    4,    127, 0, 0, k};
+        memcpy(a + alen, rr, sizeof(rr));
+        alen += sizeof(rr);
+      }
+      a[7] = 3;
+    }
+    sendto(d->fd, a, alen, 0, (struct sockaddr *)&from, fl);
+  }
+  return NULL;
+}
+
+START_TEST(test_dns_several_addresses_round_robin)
+{
+#ifndef HAVE_CARES
+  ck_abort_msg("this build has no c-ares: configure --with-cares");
+#else
+  dns_srv d;
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof(sa);
+  char env[64], target[128];
+  memset(&d, 0, sizeof(d));
+  d.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(d.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  getsockname(d.fd, (struct sockaddr *)&sa, &sl);
+  snprintf(env, sizeof(env), "127.0.0.1:%d", ntohs(sa.sin_port));
+  ck_assert_int_eq(setenv("TRI_DNS_SERVERS", env, 1), 0);
+  ck_assert_int_eq(tu_thread_start(&d.t, dns_main, &d), 0);
+
+  csrv a, b, c;
+  csrv *all[3] = {&a, &b, &c};
+  memset(&a, 0, sizeof(a));
+  memset(&b, 0, sizeof(b));
+  memset(&c, 0, sizeof(c));
+  csrv_start(&a, "127.0.0.1", 0);
+  csrv_start(&b, "127.0.0.2", a.port); /* one port, three addresses */
+  csrv_start(&c, "127.0.0.3", a.port);
+  snprintf(target, sizeof(target), "dns:///svc.channel.test:%d", a.port);
+  tri_channel *ch = chan(target, "round_robin", 0);
+  warm_up(ch, all, 3);
+  reset_hits(all, 3);
+  for (int i = 0; i < 300; i++)
+    ck_assert_msg(call_hit(ch, 0, 5000) == TRI_OK, "call %d: %s", i,
+                  tri_last_error());
+  assert_even("dns:/// with 3 A records, 300 calls", all, 3, 300);
+  ck_assert_int_ge(atomic_load(&d.queries), 1);
+  tri_channel_free(ch);
+  csrv_stop(&a);
+  csrv_stop(&b);
+  csrv_stop(&c);
+  atomic_store(&d.stop, 1);
+  tu_thread_join(d.t, TU_WAIT_MS, NULL);
+  close(d.fd);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+#endif
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -740,6 +1168,10 @@ suite(void)
   tcase_add_test(tc, test_wait_for_ready_and_fail_fast);
   tcase_add_test(tc, test_wait_for_ready_deadline);
   tcase_add_test(tc, test_address_update_drains);
+  tcase_add_test(tc, test_retry_refused_stream);
+  tcase_add_test(tc, test_retry_goaway_last_stream_id);
+  tcase_add_test(tc, test_dns_several_addresses_round_robin);
+  tcase_add_test(tc, test_keepalive_without_calls);
   suite_add_tcase(s, tc);
   return s;
 }
