@@ -71,13 +71,15 @@ typedef struct tri__lb {
   socklen_t *posted_lens;
   int nposted, posted_set;
   char posted_err[512];
+  /* the state as the I/O thread last computed it (I/O thread only) */
+  int cur;
+  char cur_err[512];
   /* published state (st_mu, a leaf) */
   tri__mutex st_mu;
   tri__cond st_cv;
   int st;                          /* TRI_CHANNEL_* */
   int waiters;
   int closing;
-  char st_err[512];
   /* keepalive interval for new connections: doubled after GOAWAY
    * ENHANCE_YOUR_CALM "too_many_pings" (A8) */
   int64_t ka_ms;
@@ -391,13 +393,13 @@ static void serve_pending(tri__lb *lb) {
     tri__list_remove(&s->io_link);
     tri__client_attach(c, s);
   }
-  if (lb->st == TRI_CHANNEL_TRANSIENT_FAILURE) {
+  if (lb->cur == TRI_CHANNEL_TRANSIENT_FAILURE) {
     tri__list *it, *nx;
     for (it = lb->pending.next; it != &lb->pending; it = nx) {
       tri_stream *s = tri__container_of(it, tri_stream, io_link);
       nx = it->next;
       if (!s->wait_for_ready)
-        fail_stream(l, s, lb->st_err);
+        fail_stream(l, s, lb->cur_err);
     }
   }
 }
@@ -436,8 +438,8 @@ void tri__lb_open(tri__loop *l, tri_stream *s) {
     tri__client_attach(c, s);
     return;
   }
-  if (lb->st == TRI_CHANNEL_TRANSIENT_FAILURE && !s->wait_for_ready) {
-    fail_stream(l, s, lb->st_err); /* fail fast (wait-for-ready off) */
+  if (lb->cur == TRI_CHANNEL_TRANSIENT_FAILURE && !s->wait_for_ready) {
+    fail_stream(l, s, lb->cur_err); /* fail fast (wait-for-ready off) */
     return;
   }
   tri__lb_requeue(l, s);
@@ -709,18 +711,19 @@ static int aggregate(tri__lb *lb, const char **err) {
 static void publish(tri__lb *lb) {
   const char *err;
   int st = aggregate(lb, &err);
-  int changed;
 
+  if (st == lb->cur && strcmp(err, lb->cur_err) == 0)
+    return;
+  lb->cur = st;
+  snprintf(lb->cur_err, sizeof(lb->cur_err), "%s", err);
   tri__mutex_lock(&lb->st_mu);
-  changed = !lb->closing && (st != lb->st || strcmp(err, lb->st_err) != 0);
-  if (changed) {
+  if (!lb->closing) {
     if (st != lb->st)
       tri__cond_broadcast(&lb->st_cv);
     lb->st = st;
-    snprintf(lb->st_err, sizeof(lb->st_err), "%s", err);
   }
   tri__mutex_unlock(&lb->st_mu);
-  if (changed && st == TRI_CHANNEL_TRANSIENT_FAILURE)
+  if (st == TRI_CHANNEL_TRANSIENT_FAILURE)
     serve_pending(lb); /* fails the ones that do not wait for ready */
 }
 
@@ -764,7 +767,6 @@ void tri__lb_shutdown(tri__loop *l) {
   tri__mutex_lock(&lb->st_mu);
   lb->closing = 1;
   lb->st = TRI_CHANNEL_SHUTDOWN;
-  snprintf(lb->st_err, sizeof(lb->st_err), "channel closed");
   tri__cond_broadcast(&lb->st_cv);
   for (int guard = 0; lb->waiters > 0 && guard < 1000000; guard++)
     tri__cond_wait(&lb->st_cv, &lb->st_mu);
@@ -795,6 +797,7 @@ int tri__lb_new(tri__loop *l) {
   tri__mutex_init(&lb->st_mu);
   tri__cond_init(&lb->st_cv);
   lb->st = TRI_CHANNEL_IDLE;
+  lb->cur = TRI_CHANNEL_IDLE;
   lb->ka_ms = l->ccfg.keepalive_ms;
   l->lb = lb;
   const tri__target *t = &l->ccfg.target;
