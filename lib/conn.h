@@ -150,19 +150,42 @@ struct tri__loop {
   int64_t accept_paused_until; /* ... until then, or a conn closes */
   tri__list lingering;     /* closed by us: draining the peer's input */
   int nlingering;
+  /* server with several loops (tri_server_opts_set_io_threads) */
+  struct tri__adopt *adopt; /* (cmd_mu) sockets the listening loop
+                               accepted for this one, newest first */
+  int nconns;              /* atomic: connections on this loop, counted
+                              from the moment the listener picks it */
+  uint64_t served;         /* atomic: connections this loop has taken */
+  tri__loop **peers;       /* listening loop: every loop of the server
+                              (itself included); they outlive it */
+  int npeers;
+  unsigned rr;             /* listening loop: where the next search starts */
 };
 
 enum {
   TRI__LOOP_STOP = 1u << 0,
   TRI__LOOP_DRAIN = 1u << 1,
-  TRI__LOOP_CONNECT = 1u << 2, /* client: tri_channel_state(ch, 1) */
-  TRI__LOOP_ADDRS = 1u << 3    /* client: an address list was posted */
+  TRI__LOOP_ADOPT = 1u << 2,
+  TRI__LOOP_CONNECT = 1u << 3, /* client: tri_channel_state(ch, 1) */
+  TRI__LOOP_ADDRS = 1u << 4    /* client: an address list was posted */
+};
+
+/* An accepted socket handed from the listening loop to another one. */
+struct tri__adopt {
+  struct tri__adopt *next;
+  int fd;
+  socklen_t sl;
+  struct sockaddr_storage ss;
 };
 
 /* ---- loop.c ---- */
 void tri__loop_ep_set(tri__loop *l, tri__src *src, uint32_t events,
                       uint32_t *registered);
 void tri__loop_ep_del(tri__loop *l, int fd);
+/* Listening loop: hand the accepted socket |a| to the loop |to| (whose
+ * nconns already counts it).  0, or -1 when |to| is stopping (then the
+ * caller still owns |a|). */
+int tri__loop_adopt(tri__loop *to, struct tri__adopt *a);
 
 /* ---- conn.c ---- */
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);
@@ -191,8 +214,8 @@ void tri__conn_set_error(tri__conn *c, const char *fmt, ...)
 /* ---- sockio.c ---- */
 int tri__sock_flush(tri__conn *c);            /* -1: connection failed */
 /* Flush; close the connection when writing failed or the session has
- * nothing left to read or write (may free |c|). */
-void tri__sock_flush_or_close(tri__conn *c);
+ * nothing left to read or write: then |c| is freed and 1 returned. */
+int tri__sock_flush_or_close(tri__conn *c);
 int tri__sock_read(tri__conn *c);             /* 0, -1 closed, -2 fatal */
 void tri__sock_raw_goaway(tri__conn *c);
 void tri__sock_event(tri__conn *c, uint32_t ev);
@@ -228,6 +251,8 @@ void tri__client_end(tri__conn *c, tri_stream *s);
 
 /* ---- h2server.c ---- */
 void tri__server_accept(tri__loop *l);
+/* Start serving a socket the listening loop handed over (frees |a|). */
+void tri__server_adopted(tri__loop *l, struct tri__adopt *a);
 void tri__server_tick(tri__loop *l, int64_t now, int64_t *next);
 void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next);
 void tri__server_drain(tri__loop *l);

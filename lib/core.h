@@ -389,6 +389,11 @@ typedef struct {
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg);
+/* Before start: |l| listens for a server of |n| loops |peers| (itself
+ * included), which outlive it, and spreads connections over them. */
+void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n);
+/* Connections a server loop has taken so far, and has now (any thread). */
+void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns);
 int tri__loop_start(tri__loop *l);
 /* Post loop-level work (any thread). */
 void tri__loop_stop(tri__loop *l);       /* cancel all, close, exit */
@@ -439,6 +444,10 @@ void tri__flow_dequeued_locked(tri_stream *s, size_t len);
 int tri__server_dispatch(struct tri_server *srv, tri_stream *s,
                          const char **msg);
 int tri__server_draining(const struct tri_server *srv);
+/* Test hook (any thread, while the server runs): connections the server's
+ * I/O loop |i| has taken so far and has now.  0, or -1 without loop |i|. */
+int tri__server_loop_served(const struct tri_server *srv, int i,
+                            uint64_t *served, int *conns);
 /* The server's current TLS context with a reference for the caller (the
  * I/O thread, at accept), or NULL.  Takes server.tls_mu (a leaf). */
 tri__tls_ctx *tri__server_tls_get(struct tri_server *srv);

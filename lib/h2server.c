@@ -49,6 +49,74 @@ static tri__peer *accepted_peer(int fd, const struct sockaddr_storage *ss,
   return tri__peer_new(ss, sl, "?");
 }
 
+/* Serve the accepted socket |fd| on |l|, whose nconns counts it already;
+ * on failure the socket is closed and the count given back. */
+static void conn_start(tri__loop *l, int fd, const struct sockaddr_storage *ss,
+                       socklen_t sl) {
+  if (l->draining || l->tearing_down) {
+    close(fd);
+    __atomic_sub_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  tri__conn *c = tri__conn_new(l, fd, 1);
+  if (c == NULL) {
+    close(fd);
+    __atomic_sub_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  __atomic_add_fetch(&l->served, 1, __ATOMIC_RELAXED);
+  /* From here tri__conn_close() gives the count back. */
+  /* The TLS handshake (if any), the client preface and SETTINGS must
+   * all arrive within the handshake timeout (slowloris). */
+  c->phase = TRI__CONN_HANDSHAKE;
+  c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
+  c->idle_since_ns = tri__now_ns();
+  c->peer = accepted_peer(fd, ss, sl);
+  if (c->peer == NULL) {
+    tri__conn_close(c, "failed");
+    return;
+  }
+  if (l->cfg.tls) {
+    /* The context current now: a reload affects later accepts only. */
+    tri__tls_ctx *ctx = tri__server_tls_get(l->srv);
+    int rv = ctx != NULL ? tri__tls_start(c, ctx, NULL) : -1;
+    tri__tls_ctx_unref(ctx);
+    if (rv != 0) {
+      tri__conn_close(c, "failed");
+      return;
+    }
+  }
+  tri__conn_watch(c, EPOLLIN);
+}
+
+/* The loop a new connection goes to: the one with the fewest connections,
+ * searching from the one after the last pick, so ties take turns.  Its
+ * count is raised at once, so a burst of accepts spreads too. */
+static tri__loop *pick_loop(tri__loop *l) {
+  tri__loop *best = l;
+  if (l->npeers > 1) {
+    int best_n = -1;
+    for (int i = 0; i < l->npeers; i++) {
+      tri__loop *p = l->peers[(l->rr + (unsigned)i) % (unsigned)l->npeers];
+      int n = __atomic_load_n(&p->nconns, __ATOMIC_RELAXED);
+      if (best_n < 0 || n < best_n) {
+        best = p;
+        best_n = n;
+      }
+    }
+    l->rr++;
+  }
+  __atomic_add_fetch(&best->nconns, 1, __ATOMIC_RELAXED);
+  return best;
+}
+
+void tri__server_adopted(tri__loop *l, struct tri__adopt *a) {
+  conn_start(l, a->fd, &a->ss, a->sl);
+  tri__free(a);
+}
+
 void tri__server_accept(tri__loop *l) {
   for (int i = 0; i < 64 && l->listen_fd >= 0; i++) {
     struct sockaddr_storage ss;
@@ -71,34 +139,22 @@ void tri__server_accept(tri__loop *l) {
       close(fd);
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    tri__conn *c = tri__conn_new(l, fd, 1);
-    if (c == NULL) {
-      close(fd);
-      continue;
-    }
-    /* The TLS handshake (if any), the client preface and SETTINGS must
-     * all arrive within the handshake timeout (slowloris). */
-    c->phase = TRI__CONN_HANDSHAKE;
-    c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
-    c->idle_since_ns = tri__now_ns();
-    c->peer = accepted_peer(fd, &ss, sl);
-    if (c->peer == NULL) {
-      tri__conn_close(c, "failed");
-      continue;
-    }
-    if (l->cfg.tls) {
-      /* The context current now: a reload affects later accepts only. */
-      tri__tls_ctx *ctx = tri__server_tls_get(l->srv);
-      int rv = ctx != NULL ? tri__tls_start(c, ctx, NULL) : -1;
-      tri__tls_ctx_unref(ctx);
-      if (rv != 0) {
-        tri__conn_close(c, "failed");
-        continue;
+    tri__loop *to = pick_loop(l);
+    if (to != l) {
+      struct tri__adopt *a = tri__malloc(sizeof(*a));
+      if (a != NULL) {
+        a->fd = fd;
+        a->ss = ss;
+        a->sl = sl;
+        if (tri__loop_adopt(to, a) == 0)
+          continue;
+        tri__free(a);
       }
+      /* Out of memory, or that loop is stopping: serve it here. */
+      __atomic_sub_fetch(&to->nconns, 1, __ATOMIC_RELAXED);
+      __atomic_add_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
     }
-    tri__conn_watch(c, EPOLLIN);
+    conn_start(l, fd, &ss, sl);
   }
 }
 
@@ -155,6 +211,10 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
     }
     *next = tri__deadline_min(*next, c->phase_deadline);
   }
+  /* Flush first: the last stream often closes while its frames go out,
+   * and the idle deadline must be known before the loop sleeps. */
+  if (tri__sock_flush_or_close(c))
+    return;
   if (l->cfg.idle_ms > 0 && l->cfg.idle_ms != INT64_MAX) {
     if (!tri__list_empty(&c->streams)) {
       c->idle_since_ns = 0;
@@ -172,12 +232,12 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
                               nghttp2_session_get_last_proc_stream_id(c->sess),
                               NGHTTP2_NO_ERROR, (const uint8_t *)"max_idle",
                               8);
+        tri__sock_flush_or_close(c);
       } else if (!c->goaway) {
         *next = tri__deadline_min(*next, dl);
       }
     }
   }
-  tri__sock_flush_or_close(c);
 }
 
 /* ---- requests ---------------------------------------------------------- */

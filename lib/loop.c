@@ -59,6 +59,23 @@ static void post_loop_op(tri__loop *l, unsigned op) {
     tri__wakeup_signal(&l->wake);
 }
 
+int tri__loop_adopt(tri__loop *to, struct tri__adopt *a) {
+  int wake;
+  tri__mutex_lock(&to->cmd_mu);
+  if (to->stopping) {
+    tri__mutex_unlock(&to->cmd_mu);
+    return -1;
+  }
+  wake = tri__list_empty(&to->ops) && to->loop_ops == 0;
+  a->next = to->adopt;
+  to->adopt = a;
+  to->loop_ops |= TRI__LOOP_ADOPT;
+  tri__mutex_unlock(&to->cmd_mu);
+  if (wake)
+    tri__wakeup_signal(&to->wake);
+  return 0;
+}
+
 void tri__loop_stop(tri__loop *l) { post_loop_op(l, TRI__LOOP_STOP); }
 void tri__loop_post(tri__loop *l, unsigned op) { post_loop_op(l, op); }
 void tri__loop_drain(tri__loop *l) { post_loop_op(l, TRI__LOOP_DRAIN); }
@@ -161,12 +178,20 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
 static unsigned drain_ops(tri__loop *l) {
   tri__list local;
   unsigned lops;
+  struct tri__adopt *adopt;
 
   tri__mutex_lock(&l->cmd_mu);
   tri__list_move(&l->ops, &local);
   lops = l->loop_ops;
   l->loop_ops = 0;
+  adopt = l->adopt;
+  l->adopt = NULL;
   tri__mutex_unlock(&l->cmd_mu);
+  while (adopt != NULL) {
+    struct tri__adopt *next = adopt->next;
+    tri__server_adopted(l, adopt); /* closes it when tearing down */
+    adopt = next;
+  }
   for (int guard = 0; !tri__list_empty(&local) && guard < 1000000; guard++) {
     tri_stream *s = tri__container_of(local.next, tri_stream, op_link);
     unsigned ops;
@@ -373,6 +398,16 @@ tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
   l->listen_src.fd = listen_fd;
   tri__loop_ep_set(l, &l->listen_src, EPOLLIN, &reg);
   return l;
+}
+
+void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n) {
+  l->peers = peers;
+  l->npeers = n;
+}
+
+void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns) {
+  *served = __atomic_load_n(&l->served, __ATOMIC_RELAXED);
+  *conns = __atomic_load_n(&l->nconns, __ATOMIC_RELAXED);
 }
 
 int tri__loop_start(tri__loop *l) {

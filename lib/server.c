@@ -36,6 +36,7 @@ struct tri_server_opts {
   size_t max_header_list, conn_recv_queue;
   int max_per_conn;        /* 0 = max_workers / 8, at least 16 */
   int max_resets_per_s;
+  int io_threads;          /* I/O loops (>= 1) */
   tri_tls_opts *tls;       /* owned; NULL = clear text */
 };
 
@@ -72,7 +73,8 @@ struct tri_server {
   tri__mutex mu;           /* shutdown serialisation; protects: */
   tri__cond down_cv;       /*   broadcast when shutdown is complete */
   int down;                /*   shutdown complete */
-  tri__loop *loop;
+  tri__loop **loops;       /* opts.io_threads loops; [0] listens */
+  int nloops;              /* started loops (0 before start, after stop) */
   struct tri__pool pool;
   int timers;
   /* tri_server_shutdown_on_signals() */
@@ -85,9 +87,9 @@ struct tri_server {
   /* TLS: opts.tls is the server's own copy (read again on reload). */
   tri__mutex tls_mu;       /* leaf; protects: */
   tri__tls_ctx *tls_ctx;   /*   the context new connections get */
+  int64_t tls_log_ns;      /*   last stderr report (I/O threads) */
+  uint64_t tls_unlogged;   /*   failures since then */
   uint64_t tls_failures;   /* atomic: failed handshakes */
-  int64_t tls_log_ns;      /* I/O thread: last stderr report */
-  uint64_t tls_unlogged;   /* I/O thread: failures since then */
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -106,6 +108,7 @@ static void server_opts_defaults(tri_server_opts *o) {
   o->conn_recv_queue = TRI__DEF_CONN_RQ;
   o->max_per_conn = 0;
   o->max_resets_per_s = 500;
+  o->io_threads = 1;
 }
 
 TRI_API tri_server_opts *tri_server_opts_new(void) {
@@ -227,6 +230,17 @@ TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n) {
   if (o == NULL || n < 0)
     return TRI_EINVAL;
   o->max_resets_per_s = n;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_io_threads: opts is "
+                     "NULL");
+  if (n < 1 || n > 256)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_io_threads: n must be "
+                     "1..256, not %d", n);
+  o->io_threads = n;
   return TRI_OK;
 }
 
@@ -614,12 +628,15 @@ tri__tls_ctx *tri__server_tls_get(tri_server *srv) {
 void tri__server_tls_failed(tri_server *srv, const char *peer,
                             const char *why) {
   int64_t now = tri__now_ns();
+  uint64_t unlogged;
   __atomic_add_fetch(&srv->tls_failures, 1, __ATOMIC_RELAXED);
-  /* Only this server's I/O thread gets here: no lock for the log state.
-   * One line per 10 s at most, so a flood of bad handshakes cannot flood
-   * the log. */
+  /* Every I/O thread of the server gets here: the log state is under
+   * tls_mu (a leaf), the line is written after it.  One line per 10 s at
+   * most, so a flood of bad handshakes cannot flood the log. */
+  tri__mutex_lock(&srv->tls_mu);
   if (srv->tls_log_ns != 0 && now - srv->tls_log_ns < TLS_LOG_EVERY_NS) {
     srv->tls_unlogged++;
+    tri__mutex_unlock(&srv->tls_mu);
     return;
   }
   /* Never block the I/O thread on a full stderr pipe nobody reads: the
@@ -627,17 +644,20 @@ void tri__server_tls_failed(tri_server *srv, const char *peer,
   struct pollfd pf = {STDERR_FILENO, POLLOUT, 0};
   if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) {
     srv->tls_unlogged++;
+    tri__mutex_unlock(&srv->tls_mu);
     return;
   }
-  if (srv->tls_unlogged > 0)
+  unlogged = srv->tls_unlogged;
+  srv->tls_log_ns = now;
+  srv->tls_unlogged = 0;
+  tri__mutex_unlock(&srv->tls_mu);
+  if (unlogged > 0)
     fprintf(stderr, "libtriplestream: TLS handshake with %s failed: %s (and "
             "%llu more failed handshakes not reported since the last "
-            "line)\n", peer, why, (unsigned long long)srv->tls_unlogged);
+            "line)\n", peer, why, (unsigned long long)unlogged);
   else
     fprintf(stderr, "libtriplestream: TLS handshake with %s failed: %s\n",
             peer, why);
-  srv->tls_log_ns = now;
-  srv->tls_unlogged = 0;
 }
 
 TRI_API uint64_t tri_server_tls_handshake_failures(const tri_server *srv) {
@@ -794,20 +814,44 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.idle_ms = srv->opts.idle_ms;
   cfg.max_resets_per_s = srv->opts.max_resets_per_s;
   cfg.tls = srv->tls_ctx != NULL;
-  srv->loop = tri__loop_new_server(srv, srv->listen_fd, &cfg);
-  if (srv->loop == NULL) {
+  int n = srv->opts.io_threads >= 1 ? srv->opts.io_threads : 1;
+  srv->loops = tri__calloc((size_t)n, sizeof(*srv->loops));
+  for (int i = 0; srv->loops != NULL && i < n; i++) {
+    /* Loop 0 owns (and closes) the listening socket and hands accepted
+     * sockets to the others (h2server.c). */
+    srv->loops[i] = tri__loop_new_server(srv, i == 0 ? srv->listen_fd : -1,
+                                         &cfg);
+    if (srv->loops[i] == NULL) {
+      for (int j = 0; j < i; j++)
+        tri__loop_join_free(srv->loops[j]); /* loop 0 closes the socket */
+      tri__free(srv->loops);
+      srv->loops = NULL;
+      srv->listen_fd = -1;
+      tri__timers_release();
+      rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loop");
+      goto out;
+    }
+    srv->listen_fd = -1;
+  }
+  if (srv->loops == NULL) {
     tri__timers_release();
-    rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loop");
+    rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loops");
     goto out;
   }
-  srv->listen_fd = -1; /* the loop owns (and closes) it now */
-  if (tri__loop_start(srv->loop) != 0) {
-    tri__loop_join_free(srv->loop);
-    srv->loop = NULL;
-    tri__timers_release();
-    rv = tri__fail(TRI_ESYS, "cannot start the server's I/O thread");
-    goto out;
+  tri__loop_set_peers(srv->loops[0], srv->loops, n);
+  /* The others first: the listener may hand them sockets at once. */
+  for (int i = n - 1; i >= 0; i--) {
+    if (tri__loop_start(srv->loops[i]) != 0) {
+      for (int j = 0; j < n; j++) /* started or not, stop and free */
+        tri__loop_join_free(srv->loops[j]);
+      tri__free(srv->loops);
+      srv->loops = NULL;
+      tri__timers_release();
+      rv = tri__fail(TRI_ESYS, "cannot start the server's I/O threads");
+      goto out;
+    }
   }
+  srv->nloops = n;
   srv->timers = 1;
   srv->started = 1;
 out:
@@ -816,6 +860,21 @@ out:
 }
 
 /* ---- shutdown --------------------------------------------------------- */
+
+static int server_nstreams(tri_server *srv) {
+  int n = 0;
+  for (int i = 0; i < srv->nloops; i++)
+    n += tri__loop_nstreams(srv->loops[i]);
+  return n;
+}
+
+int tri__server_loop_served(const tri_server *srv, int i, uint64_t *served,
+                            int *conns) {
+  if (srv == NULL || i < 0 || i >= srv->nloops)
+    return -1;
+  tri__loop_conn_counts(srv->loops[i], served, conns);
+  return 0;
+}
 
 TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   struct tri__pool *p;
@@ -832,11 +891,12 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   srv->shut = 1;
   __atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
   p = &srv->pool;
-  if (srv->loop) {
+  if (srv->nloops > 0) {
     /* GOAWAY and stop accepting; let streams in flight finish. */
-    tri__loop_drain(srv->loop);
+    for (int i = 0; i < srv->nloops; i++)
+      tri__loop_drain(srv->loops[i]);
     int64_t until = tri__deadline_after_ms(drain_ms < 0 ? 0 : drain_ms);
-    for (int i = 0; i < 1000000 && tri__loop_nstreams(srv->loop) > 0 &&
+    for (int i = 0; i < 1000000 && server_nstreams(srv) > 0 &&
                     tri__now_ns() < until;
          i++) {
       struct timespec ts = {0, 2 * 1000 * 1000};
@@ -846,10 +906,15 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   tri__mutex_lock(&p->mu);
   p->stop = 1; /* no new dispatch */
   tri__mutex_unlock(&p->mu);
-  if (srv->loop) {
-    /* Cancels what remains: handlers blocked in recv/send wake. */
-    tri__loop_join_free(srv->loop);
-    srv->loop = NULL;
+  if (srv->nloops > 0) {
+    /* Cancels what remains: handlers blocked in recv/send wake.  The
+     * listening loop first: once it is gone nobody hands sockets to the
+     * others. */
+    for (int i = 0; i < srv->nloops; i++)
+      tri__loop_join_free(srv->loops[i]);
+    tri__free(srv->loops);
+    srv->loops = NULL;
+    srv->nloops = 0;
   }
   tri__mutex_lock(&p->mu);
   tri__cond_broadcast(&p->cv);

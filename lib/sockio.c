@@ -105,12 +105,17 @@ int tri__sock_flush(tri__conn *c) {
   return 0;
 }
 
-void tri__sock_flush_or_close(tri__conn *c) {
-  if (tri__sock_flush(c) != 0)
+int tri__sock_flush_or_close(tri__conn *c) {
+  if (tri__sock_flush(c) != 0) {
     tri__conn_close(c, "write failed");
-  else if (!nghttp2_session_want_read(c->sess) &&
-           !nghttp2_session_want_write(c->sess) && c->wlen == c->woff)
+    return 1;
+  }
+  if (!nghttp2_session_want_read(c->sess) &&
+      !nghttp2_session_want_write(c->sess) && c->wlen == c->woff) {
     tri__conn_close(c, "finished"); /* GOAWAY exchanged, nothing left */
+    return 1;
+  }
+  return 0;
 }
 
 /* nghttp2 stops serialising after a fatal receive error (flood, bad

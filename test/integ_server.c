@@ -3,12 +3,15 @@
  * tri_server_wait() returns once the server is shut down, and
  * tri_server_shutdown_on_signals() turns SIGTERM/SIGINT/SIGHUP into a
  * graceful shutdown, in a process that does not handle signals itself.
+ * tri_server_opts_set_io_threads() (issue 12) spreads connections over
+ * several I/O loops, each one really used.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include <check.h>
+#include <dirent.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -21,6 +24,10 @@
 #include <triplestream/triplestream.h>
 
 #include "testutil.h"
+
+/* Test hook (lib/core.h): connections a server's I/O loop took and has. */
+int tri__server_loop_served(const tri_server *srv, int i, uint64_t *served,
+                            int *conns);
 
 static int h_ok(tri_stream *s, void *ud)
 {
@@ -173,6 +180,195 @@ END_TEST
 START_TEST(test_shutdown_on_sigint) { run_signal_case(SIGINT); }
 END_TEST
 
+
+/* ---- tri_server_opts_set_io_threads ---------------------------------- */
+
+/* Threads of this process named |name| (/proc/self/task/N/comm). */
+static int threads_named(const char *name)
+{
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL) {
+    char path[300], comm[64] = "";
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+      continue;
+    if (fgets(comm, sizeof comm, f) != NULL) {
+      comm[strcspn(comm, "\n")] = '\0';
+      n += strcmp(comm, name) == 0;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+static sem_t io_started;
+static int h_wait_end(tri_stream *s, void *ud)
+{
+  tri_buf *b = NULL;
+  (void)ud;
+  sem_post(&io_started);
+  int rv = tri_stream_recv_ex(s, &b, 10000); /* the client never sends */
+  tri_buf_free(b);
+  return rv == TRI_OK ? TRI_INTERNAL : rv;
+}
+
+static int h_echo(tri_stream *s, void *ud)
+{
+  tri_buf *b = NULL;
+  (void)ud;
+  int rv = tri_stream_recv(s, &b);
+  if (rv != TRI_OK)
+    return rv;
+  rv = tri_stream_send(s, tri_buf_data(b), tri_buf_len(b));
+  tri_buf_free(b);
+  return rv == TRI_OK ? TRI_OK : rv;
+}
+
+#define IO_CHANNELS 4
+
+/* Two I/O loops: the connections are spread over both (each loop really
+ * serves some), calls on all of them work, and shutdown with a handler
+ * blocked on a connection of each loop wakes both and frees everything. */
+START_TEST(test_io_threads_spread)
+{
+  tu_method ms[2] = {{"/s.S/Echo", h_echo, NULL},
+                     {"/s.S/Wait", h_wait_end, NULL}};
+  tri_server_opts *o = tri_server_opts_new();
+  tri_channel *ch[IO_CHANNELS];
+  tri_stream *waits[2] = {NULL, NULL};
+  int port, before, i;
+  uint64_t served[2];
+  int conns[2];
+
+  ck_assert_int_eq(tri_server_opts_set_io_threads(o, 0), TRI_EINVAL);
+  ck_assert_int_eq(tri_server_opts_set_io_threads(NULL, 2), TRI_EINVAL);
+  ck_assert_int_eq(tri_server_opts_set_io_threads(o, 2), TRI_OK);
+  sem_init(&io_started, 0, 0);
+  before = threads_named("tri-io");
+  tri_server *srv = tu_server_start(ms, 2, o, &port);
+  ck_assert_ptr_nonnull(srv);
+  tri_server_opts_free(o);
+  /* Each names itself once running: wait for it (bounded). */
+  int named = 0;
+  for (i = 0; i < TU_WAIT_MS / 5 && (named = threads_named("tri-io")) <
+                                         before + 2; i++)
+    tu_sleep_ms(5);
+  ck_assert_int_eq(named, before + 2);
+  for (i = 0; i < IO_CHANNELS; i++) {
+    tri_buf *r = NULL;
+    ch[i] = tu_channel_new(port, NULL); /* one connection each */
+    ck_assert_ptr_nonnull(ch[i]);
+    ck_assert_int_eq(tri_unary_call(ch[i], "/s.S/Echo", NULL, "ping", 4, &r,
+                                    NULL), TRI_OK);
+    ck_assert_int_eq((int)tri_buf_len(r), 4);
+    tri_buf_free(r);
+  }
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_eq(tri__server_loop_served(srv, i, &served[i], &conns[i]),
+                     0);
+    ck_assert_msg(served[i] == IO_CHANNELS / 2 && conns[i] == IO_CHANNELS / 2,
+                  "loop %d: served %llu, has %d connections", i,
+                  (unsigned long long)served[i], conns[i]);
+  }
+  ck_assert_int_eq(tri__server_loop_served(srv, 2, &served[0], &conns[0]),
+                   -1);
+  /* Every connection again: each still answers on its own loop. */
+  for (int round = 0; round < 3; round++)
+    for (i = 0; i < IO_CHANNELS; i++) {
+      tri_buf *r = NULL;
+      ck_assert_int_eq(tri_unary_call(ch[i], "/s.S/Echo", NULL, "x", 1, &r,
+                                      NULL), TRI_OK);
+      tri_buf_free(r);
+    }
+  /* Channels 0 and 1 connected first: one on each loop. */
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_eq(tri_stream_open(ch[i], "/s.S/Wait", NULL, &waits[i]),
+                     TRI_OK);
+    ck_assert_int_eq(tu_sem_wait(&io_started, TU_WAIT_MS), 0);
+  }
+  int64_t t0 = tu_now_us();
+  tri_server_shutdown(srv, 100);
+  TU_ASSERT_ELAPSED("shutdown with 100 ms drain", 100, 100, TU_HEADROOM_MS,
+                    t0, tu_now_us());
+  for (i = 0; i < 2; i++) {
+    tri_buf *b = NULL;
+    int rv = tri_stream_recv_ex(waits[i], &b, TU_WAIT_MS);
+    ck_assert_msg(rv == TRI_UNAVAILABLE || rv == TRI_CANCELLED,
+                  "call %d ended with %s", i, tri_strerror(rv));
+    tri_stream_free(waits[i]);
+  }
+  ck_assert_int_eq(tri_server_wait(srv), TRI_OK);
+  tri_server_free(srv);
+  for (i = 0; i < IO_CHANNELS; i++)
+    tri_channel_free(ch[i]);
+  ck_assert_int_eq(threads_named("tri-io"), before);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* The idle timeout closes idle connections on every loop (it failed
+ * before the idle deadline was taken after the flush that closes the
+ * last stream: a loop with nothing else to do slept for ever). */
+START_TEST(test_io_threads_idle)
+{
+  tu_method m = {"/s.S/Echo", h_echo, NULL};
+  tri_server_opts *o = tri_server_opts_new();
+  tri_channel *ch[2];
+  int port, i;
+  uint64_t served;
+  int conns;
+
+  ck_assert_int_eq(tri_server_opts_set_io_threads(o, 2), TRI_OK);
+  ck_assert_int_eq(tri_server_opts_set_idle_timeout_ms(o, 100), TRI_OK);
+  tri_server *srv = tu_server_start(&m, 1, o, &port);
+  ck_assert_ptr_nonnull(srv);
+  tri_server_opts_free(o);
+  for (i = 0; i < 2; i++) {
+    tri_buf *r = NULL;
+    ch[i] = tu_channel_new(port, NULL);
+    ck_assert_ptr_nonnull(ch[i]);
+    ck_assert_int_eq(tri_unary_call(ch[i], "/s.S/Echo", NULL, "x", 1, &r,
+                                    NULL), TRI_OK);
+    tri_buf_free(r);
+  }
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_eq(tri__server_loop_served(srv, i, &served, &conns), 0);
+    ck_assert_int_eq((int)served, 1);
+  }
+  /* Bounded wait: 100 ms idle + GOAWAY + the client's close. */
+  int64_t until = tu_now_ms() + tu_bound_ms(100, 2000);
+  int left = 2;
+  while (left > 0 && tu_now_ms() < until) {
+    tu_sleep_ms(10);
+    left = 0;
+    for (i = 0; i < 2; i++) {
+      tri__server_loop_served(srv, i, &served, &conns);
+      left += conns;
+    }
+  }
+  ck_assert_int_eq(left, 0);
+  /* The channels reconnect (spread again) and work. */
+  for (i = 0; i < 2; i++) {
+    tri_buf *r = NULL;
+    ck_assert_int_eq(tri_unary_call(ch[i], "/s.S/Echo", NULL, "x", 1, &r,
+                                    NULL), TRI_OK);
+    tri_buf_free(r);
+  }
+  for (i = 0; i < 2; i++)
+    tri_channel_free(ch[i]);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("integ_server");
@@ -182,6 +378,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_send_after_delivered_finish);
   tcase_add_test(tc, test_shutdown_on_sigterm);
   tcase_add_test(tc, test_shutdown_on_sigint);
+  tcase_add_test(tc, test_io_threads_spread);
+  tcase_add_test(tc, test_io_threads_idle);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1076,6 +1076,23 @@ TRI_API int tri_server_opts_set_max_handlers_per_conn(tri_server_opts *o,
 TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n);
 
 /**
+ * Number of I/O threads ("tri-io") the server runs (n >= 1; default 1).
+ * Each has its own event loop; accepted connections are spread over them,
+ * each to the loop with the fewest connections (ties in turn), and
+ * everything about a connection (its socket, HTTP/2 session, TLS, idle
+ * timeout, budgets) stays on that loop.  More than one helps when one
+ * I/O thread is the bottleneck: many busy connections on a machine with
+ * cores to spare.  Handlers still run on the worker pool.
+ *
+ * Ownership: none.
+ * Thread safety: one thread at a time per options object.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (|o| NULL, n < 1 or n > 256).
+ * Since: 0.3
+ */
+TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n);
+
+/**
  * Serve TLS with |tls| (NULL: clear text, the default): its certificate
  * and key (required), SNI certificates, client_auth mode and CA.  Every
  * connection then needs a TLS handshake with ALPN "h2" first; the

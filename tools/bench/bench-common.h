@@ -78,6 +78,19 @@ typedef struct {
   char tls_ca[512];
   char tls_cert[512];
   char tls_key[512];
+
+  /* tri-bench only (grpc-bench refuses them):
+   * raw: the raw-bytes API on both sides instead of the protobuf-c typed
+   * stubs; cases get ".raw" (W1.raw, W3.t1.raw).
+   * io_threads: the server's I/O loops (tri_server_opts_set_io_threads);
+   * 0 = the library's default; W7's case gets ".ioN". */
+  int raw;
+  int io_threads;
+  /* W7: open this many idle HTTP/2 connections to the server first and
+   * report the server's RSS per connection (0 = off); w7_tag is appended
+   * to W7's case names ("c1000" -> W7.c1000, W7.c1000.rss). */
+  long w7_idle;
+  char w7_tag[32];
 } bench_opts;
 
 /* What the driver needs from an implementation. */
@@ -91,7 +104,13 @@ typedef struct {
   int (*client_run)(const bench_opts *o, int w, const char *target);
   /* One unary echo call, used to check the server before W7.  0 or -1. */
   int (*check_unary)(const bench_opts *o, const char *target);
+  /* Flags this implementation accepts beyond the common ones: bit 0 =
+   * --raw, bit 1 = --io-threads. */
+  unsigned extra_flags;
 } bench_impl;
+
+#define BENCH_FLAG_RAW 1u
+#define BENCH_FLAG_IO_THREADS 2u
 
 /* Parse argv (exits on --help or a bad flag), then run.  Returns the
  * process exit status. */
@@ -134,6 +153,34 @@ int bench_pb_streamreq_decode(const uint8_t *p, size_t n, uint32_t *size,
  * Thread safe. */
 void bench_tls_note(const char *prog, const char *side, const char *version,
                     const char *cipher, const char *detail);
+/* Server-side count of unary calls answered with status OK (W7): shared
+ * between the forked server child and the client (an anonymous shared
+ * mapping made before the fork).  The server's Unary handlers call
+ * bench_unary_ok() once per OK answer; bench_unary_ok_count() returns the
+ * total, or -1 when the server is another process (--client mode). */
+void bench_unary_ok(void);
+long long bench_unary_ok_count(void);
+/* CPU time (user + system) of this process, all threads, in ns
+ * (getrusage RUSAGE_SELF). */
+int64_t bench_cpu_self_ns(void);
+/* CPU time of process |pid| (utime + stime from /proc/PID/stat; clock
+ * tick resolution, 10 ms), in ns, or -1. */
+int64_t bench_cpu_pid_ns(long pid);
+/* A CPU snapshot of both sides: the client (this process) and the server
+ * (bench_server_pid(), when known). */
+typedef struct {
+  int64_t client_ns;
+  int64_t server_ns; /* -1: unknown */
+} bench_cpu;
+void bench_cpu_take(bench_cpu *c);
+/* Print the CPU row of a timed section that did |n| calls (or messages):
+ * case "<cs>[.raw].cpu[.tls]", metric |metric| (cpu_us_per_call / cpu_us_per_msg),
+ * value = (client + server CPU) / n in microseconds; extra keys
+ * client_us, server_us (per call), n, ok.  Without the server's pid the
+ * value is the client's alone and ok=0. */
+void bench_cpu_line(const char *impl, const char *workload, const char *cs,
+                    const char *metric, long long n, const bench_cpu *a,
+                    const bench_cpu *b);
 /* Message of the last failure, for result lines. */
 void bench_die(const char *prog, const char *fmt, ...);
 

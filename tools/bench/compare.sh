@@ -2,11 +2,11 @@
 # compare.sh: libtriplestream (tri-bench) against gRPC C++ sync (grpc-bench)
 # and the raw loopback TCP floor (tri-rawtcp), in the same run, alternating,
 # several rounds; prints per-workload medians, the ratio ours/theirs and
-# PASS/MISS for each target of issue 5.
+# PASS/MISS for each target of issue 12.
 #
 #   tools/bench/compare.sh [BUILD_DIR] [--rounds N] [--quick]
 #                          [--workloads W1,W2,...] [--out FILE]
-#                          [--tls | --tls-dir DIR]
+#                          [--tls | --tls-dir DIR] [--from FILE]
 #                          [-- FLAGS for tri-bench and grpc-bench]
 #
 # BUILD_DIR is the top of a build tree configured with
@@ -21,8 +21,13 @@
 # with certificates made by test/tls/gen-certs.sh in FILE.certs, or taken
 # from DIR (ca.pem, server.pem, server.key; the server certificate must
 # name 127.0.0.1); rows are named W1.tls etc., the raw TCP run is left
-# out.  Exit status: 0 all targets met, 1 a target missed or a run failed,
-# 2 usage error or missing programs.
+# out.  Besides each workload, tri-bench --raw runs W1-W3 (rows *.raw),
+# tri-bench --io-threads=1 and =2 run W7 (W7.io1, W7.io2), W7 runs again
+# on 1000 connections (W7.c1000, W7.c1000.rss) and, in clear
+# text, tri-rawtcp --handoff gives the design's floor (W1.floor,
+# W3.t1.floor).  --from FILE prints the table of an earlier run's result
+# lines without running anything.  Exit status: 0 all targets met, 1 a
+# target missed or a run failed, 2 usage error or missing programs.
 set -u
 
 rounds=
@@ -35,8 +40,9 @@ build=
 extra=
 
 usage() {
-  sed -n '2,26s/^# \{0,1\}//p' "$0"
+  sed -n '2,32s/^# \{0,1\}//p' "$0"
 }
+from=
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -50,6 +56,10 @@ while [ $# -gt 0 ]; do
     --tls) tls=1 ;;
     --tls-dir) [ $# -ge 2 ] || { usage >&2; exit 2; }; tls=1; tlsdir=$2; shift ;;
     --tls-dir=*) tls=1; tlsdir=${1#--tls-dir=} ;;
+    --from) [ $# -ge 2 ] || { usage >&2; exit 2; }; from=$2; shift ;;
+    --from=*) from=${1#--from=} ;;
+    --from) [ $# -ge 2 ] || { usage >&2; exit 2; }; from=$2; shift ;;
+    --from=*) from=${1#--from=} ;;
     -h|--help) usage; exit 0 ;;
     --) shift; extra="$*"; break ;;
     -*) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -66,6 +76,118 @@ case ${rounds:-x} in
   x) if [ -n "$quick" ]; then rounds=1; else rounds=5; fi ;;
   *[!0-9]*|0) echo "compare.sh: --rounds needs a positive number" >&2; exit 2 ;;
 esac
+
+# The table of a result file (median per case and implementation).
+table() { # table FILE
+  awk '
+function median(list,    n, a, i, j, t) {
+  n = split(list, a, " ")
+  for (i = 2; i <= n; i++) {            # insertion sort, n is small
+    t = a[i] + 0
+    for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+    a[j + 1] = t
+  }
+  if (n == 0) return ""
+  if (n % 2) return a[(n + 1) / 2] + 0
+  return (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function fmt(v) {
+  if (v == "") return "-"
+  if (v + 0 >= 100 || v + 0 <= -100) return sprintf("%.0f", v)
+  return sprintf("%.1f", v)
+}
+function row(k, m, t, g, rw, target, res,    ratio) {
+  ratio = (t != "" && g != "" && g + 0 != 0) ? t / g : ""
+  printf "%-20s %-26s %11s %11s %7s %9s  %-38s %s\n", k, m, fmt(t), \
+    fmt(g), (ratio == "" ? "-" : sprintf("%.2f", ratio)), fmt(rw), target, res
+}
+# A floor row: tri and grpc as a percentage of the hand-off floor (raw).
+function floor_row(k, base,    f, t, g, pt, pg, pass, res) {
+  f = median(vals["W1.floor", "raw"])
+  if (f == "" || f + 0 <= 0) return
+  t = median(vals[base, "tri"]); g = median(vals[base, "grpc"])
+  pt = (t != "" && !bad[base, "tri"]) ? 100 * t / f : ""
+  pg = (g != "" && !bad[base, "grpc"]) ? 100 * g / f : ""
+  pass = pt != "" && pt >= 90 && !bad["W1.floor", "raw"]
+  res = pass ? "PASS" : "MISS"
+  if (!pass) misses++
+  row(k, "pct_of_floor", pt, pg, f, ">= 90% of floor", res)
+}
+/^tri-bench / {
+  delete kv
+  for (i = 2; i <= NF; i++) {
+    p = index($i, "=")
+    if (p) kv[substr($i, 1, p - 1)] = substr($i, p + 1)
+  }
+  k = kv["case"]; im = kv["impl"]
+  if (!(k in metric)) { order[++ncases] = k; metric[k] = kv["metric"] }
+  vals[k, im] = vals[k, im] " " kv["value"]
+  cnt[k, im]++
+  if (("ok" in kv) && kv["ok"] != "1") bad[k, im] = 1
+  if (k ~ /^W4\./) {
+    split(k, parts, ".")
+    if (parts[2] + 0 > w4max) w4max = parts[2] + 0
+  }
+}
+END {
+  printf "%-20s %-26s %11s %11s %7s %9s  %-38s %s\n", "case", "metric", \
+    "tri", "grpc", "ratio", "raw", "target", "result"
+  misses = 0
+  for (c = 1; c <= ncases; c++) {
+    k = order[c]
+    b = k
+    tls = sub(/\.tls$/, "", b)          # TLS rows: the clear-text target
+    sfx = tls ? ".tls" : ""
+    t = median(vals[k, "tri"]); g = median(vals[k, "grpc"]); rw = median(vals[k, "raw"])
+    if (cnt[k, "tri"] == 0 && cnt[k, "grpc"] == 0) continue   # raw-only rows
+    gk = k
+    # W7.io1, W7.io2: tri with 1 and 2 I/O loops, beside gRPC as it is.
+    if (g == "" && b ~ /^W7\.io[0-9]+$/) { gk = "W7" sfx; g = median(vals[gk, "grpc"]) }
+    # *.raw rows: the raw TCP floor of their base case.
+    if (rw == "" && b ~ /\.raw$/) { rb = b; sub(/\.raw$/, "", rb); rw = median(vals[rb sfx, "raw"]) }
+    ratio = (t != "" && g != "" && g + 0 != 0) ? t / g : ""
+    target = "-"; res = ""
+    ok_t = (t != "" && !bad[k, "tri"])
+    ok_g = (g != "" && !bad[gk, "grpc"])
+    if (b == "W1") { target = ">= 1.3x grpc"; pass = ok_t && ok_g && ratio >= 1.3 }
+    else if (b == "W2.big") {
+      target = ">= 1.5x grpc and >= 60% of raw"
+      pass = ok_t && ok_g && ratio >= 1.5 && (rw == "" || t >= 0.6 * rw)
+      if (rw != "") target = target sprintf(" (%.0f)", 0.6 * rw)
+    }
+    else if (b == "W2.small") { target = ">= 3x grpc"; pass = ok_t && ok_g && ratio >= 3 }
+    else if (b == "W3.t1") { target = ">= 1.2x grpc"; pass = ok_t && ok_g && ratio >= 1.2 }
+    else if (b == "W3.t8" || b == "W3.t32") { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
+    else if (b ~ /^W3\.t[0-9]+\.cpu$/) { target = "<= 0.7x grpc"; pass = ok_t && ok_g && ratio <= 0.7 }
+    else if (b == "W4." w4max ".total") { target = "<= 17408 B (17 KiB)"; pass = ok_t && t <= 17408 }
+    else if (b == "W5") { target = "p99 <= 60 us"; pass = ok_t && t <= 60 }
+    else if (b == "W6") { target = "p99 <= 500 us"; pass = ok_t && t <= 500 }
+    else if (b == "W7" || b ~ /^W7\.io[0-9]+$/) { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
+    if (target != "-") { res = pass ? "PASS" : "MISS"; if (!pass) misses++ }
+    if (bad[k, "tri"]) res = res " (tri run invalid)"
+    if (bad[gk, "grpc"]) res = res " (grpc run invalid)"
+    row(k, metric[k], t, g, rw, target, res)
+    # the design floor is clear text (tri-rawtcp --handoff)
+    if (b == "W1" && !tls) floor_row("W1.floor", k)
+    if (b == "W3.t1" && !tls) floor_row("W3.t1.floor", k)
+  }
+  print ""
+  printf "targets missed: %d\n", misses
+  exit misses ? 1 : 0
+}' "$1"
+}
+
+if [ -n "$from" ]; then
+  if [ ! -r "$from" ]; then
+    echo "compare.sh: cannot read $from" >&2
+    exit 2
+  fi
+  echo "libtriplestream vs gRPC C++: the table of $from"
+  echo "ratio = tri/grpc (lower is better for W4, W5, W6 and *.cpu); raw = tri-rawtcp floor"
+  echo
+  table "$from"
+  exit $?
+fi
 
 # Find the programs.
 if [ -z "$build" ]; then
@@ -136,27 +258,47 @@ else
   run_bounded() { "$@"; }
 fi
 
+# W7 on many connections (W7.c1000): first 1000 idle HTTP/2 connections
+# for the server's RSS per connection, then h2load -c 1000 -m 1.  The
+# benches raise their own open-files limit to the hard limit; h2load
+# inherits it from them.
+c1000="--w7-c=1000 --w7-m=1 --w7-idle=1000 --w7-tag=c1000"
+
 failed=0
 run() { # run NAME PROGRAM ARGS...
   name=$1
   shift
   echo "== $name: $*" >> "$log"
-  # shellcheck disable=SC2086
   if ! run_bounded "$@" >> "$out" 2>> "$log"; then
     echo "compare.sh: $name failed (see $log)" >&2
     failed=1
   fi
 }
 
-# bench NAME PROGRAM WORKLOAD: one run of tri-bench or grpc-bench.
+# bench NAME PROGRAM WORKLOAD [FLAGS...]: one run of tri-bench or grpc-bench.
 bench() {
+  bn=$1; bp=$2; bw=$3
+  shift 3
   if [ -n "$tls" ]; then
     # shellcheck disable=SC2086
-    run "$1 $3" "$2" --workload="$3" $quick --tls-ca="$tlsdir/ca.pem" \
-      --tls-cert="$tlsdir/server.pem" --tls-key="$tlsdir/server.key" $extra
+    run "$bn $bw${*:+ $*}" "$bp" --workload="$bw" $quick \
+      --tls-ca="$tlsdir/ca.pem" --tls-cert="$tlsdir/server.pem" \
+      --tls-key="$tlsdir/server.key" "$@" $extra
   else
     # shellcheck disable=SC2086
-    run "$1 $3" "$2" --workload="$3" $quick $extra
+    run "$bn $bw${*:+ $*}" "$bp" --workload="$bw" $quick "$@" $extra
+  fi
+}
+
+# both WORKLOAD [FLAGS...]: tri-bench and grpc-bench, one after the other;
+# the order flips every round.
+both() {
+  if [ $((r % 2)) -eq 1 ]; then
+    bench tri "$tri" "$@"
+    bench grpc "$grpc" "$@"
+  else
+    bench grpc "$grpc" "$@"
+    bench tri "$tri" "$@"
   fi
 }
 
@@ -167,104 +309,43 @@ r=1
 while [ "$r" -le "$rounds" ]; do
   for w in $wl; do
     echo "compare.sh: round $r/$rounds $w" >&2
-    if [ $((r % 2)) -eq 1 ]; then
-      bench tri "$tri" "$w"
-      bench grpc "$grpc" "$w"
-    else
-      bench grpc "$grpc" "$w"
-      bench tri "$tri" "$w"
-    fi
+    both "$w"
+    case $w in
+      W1|W2|W3)
+        # the raw-bytes API beside the typed default (rows *.raw)
+        bench tri "$tri" "$w" --raw ;;
+      W7)
+        # tri's server with 1 and 2 I/O loops (W7.io1, W7.io2), beside
+        # gRPC's W7
+        bench tri "$tri" W7 --io-threads=1
+        bench tri "$tri" W7 --io-threads=2
+        # shellcheck disable=SC2086
+        both W7 $c1000 ;;
+    esac
   done
-  # The raw floor is clear-text TCP: not run for TLS (column "-").
-  [ -n "$tls" ] || run "raw" "$raw" --workload=W1,W2 $quick
+  # The raw floors are clear-text TCP: not run for TLS (column "-").
+  if [ -z "$tls" ]; then
+    run "raw" "$raw" --workload=W1,W2 $quick
+    # The design's floor (W1.floor), client and server in two processes
+    # like the benches.
+    run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick
+  fi
   r=$((r + 1))
 done
 
 echo
 echo "libtriplestream vs gRPC C++ $(pkg-config --modversion grpc++ 2>/dev/null || echo sync) (sync API), loopback, $(nproc 2>/dev/null || echo '?') CPUs, medians of $rounds round(s)${quick:+, --quick counts}"
-echo "ratio = tri/grpc (lower is better for W4, W5, W6); raw = tri-rawtcp floor"
+echo "ratio = tri/grpc (lower is better for W4, W5, W6 and *.cpu); raw = tri-rawtcp floor"
 if [ -n "$tls" ]; then
   # What each side said it negotiated (bench_tls_note), once per kind.
   echo "over TLS, certificates in $tlsdir; negotiated (per program and side):"
   sed -n 's/^\([a-z-]*\): tls \(client\|server\): /  \1 \2: /p' "$log" |
     sort | uniq -c | sed 's/^ *\([0-9]*\) \(.*\)/\2  (x\1)/'
-  echo "issue 5's clear-text targets, applied to the TLS rows for reference"
+  echo "issue 12's clear-text targets, applied to the TLS rows for reference"
 fi
 echo
 
-awk -v rounds="$rounds" '
-function median(list,    n, a, i, j, t) {
-  n = split(list, a, " ")
-  for (i = 2; i <= n; i++) {            # insertion sort, n is small
-    t = a[i] + 0
-    for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
-    a[j + 1] = t
-  }
-  if (n == 0) return ""
-  if (n % 2) return a[(n + 1) / 2] + 0
-  return (a[n / 2] + a[n / 2 + 1]) / 2
-}
-function fmt(v) {
-  if (v == "") return "-"
-  if (v + 0 >= 100 || v + 0 <= -100) return sprintf("%.0f", v)
-  return sprintf("%.1f", v)
-}
-/^tri-bench / {
-  delete kv
-  for (i = 2; i <= NF; i++) {
-    p = index($i, "=")
-    if (p) kv[substr($i, 1, p - 1)] = substr($i, p + 1)
-  }
-  k = kv["case"]; im = kv["impl"]
-  if (!(k in metric)) { order[++ncases] = k; metric[k] = kv["metric"] }
-  vals[k, im] = vals[k, im] " " kv["value"]
-  cnt[k, im]++
-  if (("ok" in kv) && kv["ok"] != "1") bad[k, im] = 1
-  if (k ~ /^W4\./) {
-    split(k, parts, ".")
-    if (parts[2] + 0 > w4max) w4max = parts[2] + 0
-  }
-}
-END {
-  printf "%-16s %-26s %11s %11s %7s %9s  %-38s %s\n", "case", "metric", \
-    "tri", "grpc", "ratio", "raw", "target", "result"
-  misses = 0
-  for (c = 1; c <= ncases; c++) {
-    k = order[c]
-    b = k
-    sub(/\.tls$/, "", b)                # TLS rows: the clear-text target
-    t = median(vals[k, "tri"]); g = median(vals[k, "grpc"]); rw = median(vals[k, "raw"])
-    if (cnt[k, "tri"] == 0 && cnt[k, "grpc"] == 0) continue   # raw-only rows
-    ratio = (t != "" && g != "" && g + 0 != 0) ? t / g : ""
-    target = "-"; res = ""
-    ok_t = (t != "" && !bad[k, "tri"])
-    ok_g = (g != "" && !bad[k, "grpc"])
-    if (b == "W1") { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
-    else if (b == "W2.big") {
-      target = ">= 1.2x grpc and >= 40% of raw"
-      pass = ok_t && ok_g && ratio >= 1.2 && (rw == "" || t >= 0.4 * rw)
-      if (rw != "") target = target sprintf(" (%.0f)", 0.4 * rw)
-    }
-    else if (b == "W2.small") { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
-    else if (b == "W3.t1") { target = ">= 1.2x grpc"; pass = ok_t && ok_g && ratio >= 1.2 }
-    else if (b == "W3.t8" || b == "W3.t32") { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
-    else if (b == "W4." w4max ".total") {
-      if (ok_g) { target = "<= 1/4 of grpc"; pass = ok_t && t <= g / 4 }
-      else { target = "<= 16384 B (grpc failed)"; pass = ok_t && t <= 16384 }
-    }
-    else if (b == "W5") { target = "p99 <= 100 us and < grpc"; pass = ok_t && t <= 100 && (!ok_g || t < g) }
-    else if (b == "W6") { target = "p99 <= 1000 us"; pass = ok_t && t <= 1000 }
-    else if (b == "W7") { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
-    if (target != "-") { res = pass ? "PASS" : "MISS"; if (!pass) misses++ }
-    if (bad[k, "tri"]) res = res " (tri run invalid)"
-    if (bad[k, "grpc"]) res = res " (grpc run invalid)"
-    printf "%-16s %-26s %11s %11s %7s %9s  %-38s %s\n", k, metric[k], fmt(t), \
-      fmt(g), (ratio == "" ? "-" : sprintf("%.2f", ratio)), fmt(rw), target, res
-  }
-  print ""
-  printf "targets missed: %d\n", misses
-  exit misses ? 1 : 0
-}' "$out"
+table "$out"
 status=$?
 echo "raw result lines: $out"
 if [ "$failed" -ne 0 ]; then

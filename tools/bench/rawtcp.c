@@ -3,7 +3,8 @@
  * no HTTP/2, no framing, no library.
  *
  *   tri-rawtcp [--workload=W1,W2] [--quick] [--procs] [--cpu=none|same|split]
- *              [--n=100000] [--size=64] [--bytes=1073741824] [--chunk=65536]
+ *              [--handoff] [--n=100000] [--size=64] [--bytes=1073741824]
+ *              [--chunk=65536]
  *
  * W1: ping-pong, |size| bytes each way on one TCP_NODELAY connection,
  *     |n| round trips (after 1000 untimed) -> round trips/s, p50/p99.
@@ -22,6 +23,11 @@
  *   tri-bench impl=raw workload=W2 case=W2.big metric=MB_per_s value=.. \
  *       bytes=.. chunk=.. secs=.. mode=threads cpu=none ok=1
  *
+ * --handoff: the W1 ping-pong through the thread hand-offs of the
+ * library's design (caller -> op queue + eventfd -> I/O thread with epoll
+ * -> condition variable -> caller, on both sides): the floor of the
+ * architecture, case=W1.floor (see run_handoff).
+ *
  * Every socket has 30 s send / receive timeouts, so nothing blocks forever.
  */
 #define _GNU_SOURCE 1
@@ -29,14 +35,19 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench-common.h"
@@ -51,7 +62,7 @@ static const char *cpu_names[] = {"none", "same", "split"};
 
 static void pin(int side) {
   cpu_set_t set;
-  if (cpu_mode == 0)
+  if (cpu_mode == 0 || side < 0) /* < 0: keep the creator's affinity */
     return;
   CPU_ZERO(&set);
   CPU_SET(cpu_mode == 2 ? side : 0, &set);
@@ -120,6 +131,27 @@ static int write_full(int fd, const void *p, size_t n) {
   size_t put = 0;
   while (put < n) {
     ssize_t w = write(fd, (const char *)p + put, n - put);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR)
+        continue;
+      return -1;
+    }
+    put += (size_t)w;
+  }
+  return 0;
+}
+
+/* write_full on a non-blocking socket: poll() while it is full. */
+static int write_full_nb(int fd, const void *p, size_t n) {
+  size_t put = 0;
+  while (put < n) {
+    ssize_t w = write(fd, (const char *)p + put, n - put);
+    if (w < 0 && errno == EAGAIN) {
+      struct pollfd pf = {fd, POLLOUT, 0};
+      if (poll(&pf, 1, 30000) <= 0)
+        return -1;
+      continue;
+    }
     if (w <= 0) {
       if (w < 0 && errno == EINTR)
         continue;
@@ -296,10 +328,293 @@ static int run_bulk(void) {
   return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* --handoff: the floor of the library's architecture                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The W1 ping-pong again, but on each side the socket belongs to an I/O
+ * thread and the message goes through the hand-offs libtriplestream makes
+ * (doc/DESIGN.md, "How a caller talks to the I/O thread"):
+ *
+ *   caller: lock the op mutex, queue the message, write the eventfd if the
+ *           queue was empty, unlock; then wait on the stream's condition
+ *           variable for the answer
+ *   I/O thread: epoll_wait on {eventfd, socket}; eventfd -> read it, take
+ *           the queue under the mutex, write() the socket; socket -> read()
+ *           the message, put it in the receive slot under the stream
+ *           mutex, signal the condition variable
+ *
+ * Client: the main thread is the caller.  Server: a handler thread is the
+ * caller (receive, then send the same bytes back), as a tri_server worker
+ * runs a handler.  No HTTP/2, no framing, no protobuf, no allocation per
+ * message: what is left is the cost of the design's wake-ups (4 thread
+ * hand-offs and 2 socket hops per round trip).  Rows: case=W1.floor.
+ */
+typedef struct {
+  int sock, efd, ep;
+  /* op queue (the loop's cmd_mu and ops list) */
+  pthread_mutex_t cmd_mu;
+  char *out;
+  int out_full;
+  int stop;
+  /* receive slot (the stream's mu, rq and condition) */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *in;
+  size_t in_have; /* I/O thread only */
+  int in_ready, closed;
+  pthread_t io;
+} hside;
+
+static void ho_deadline(struct timespec *ts, int secs) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_sec += secs;
+}
+
+static int ho_init(hside *h, int sock) {
+  pthread_condattr_t ca;
+  struct epoll_event ev;
+  memset(h, 0, sizeof *h);
+  h->sock = sock;
+  h->out = malloc(msg_size);
+  h->in = malloc(msg_size);
+  h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  h->ep = epoll_create1(EPOLL_CLOEXEC);
+  if (!h->out || !h->in || h->efd < 0 || h->ep < 0)
+    return -1;
+  fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+  pthread_mutex_init(&h->cmd_mu, NULL);
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&h->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  ev.events = EPOLLIN;
+  ev.data.fd = h->efd;
+  if (epoll_ctl(h->ep, EPOLL_CTL_ADD, h->efd, &ev) != 0)
+    return -1;
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = sock;
+  return epoll_ctl(h->ep, EPOLL_CTL_ADD, sock, &ev);
+}
+
+static void ho_fini(hside *h) {
+  close(h->ep);
+  close(h->efd);
+  pthread_mutex_destroy(&h->cmd_mu);
+  pthread_mutex_destroy(&h->mu);
+  pthread_cond_destroy(&h->cv);
+  free(h->out);
+  free(h->in);
+}
+
+static void ho_wake(hside *h) {
+  uint64_t one = 1;
+  if (write(h->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+    perror(PROG ": eventfd write");
+}
+
+/* Caller: queue one message for the I/O thread. */
+static void ho_send(hside *h, const char *msg) {
+  int was_empty;
+  pthread_mutex_lock(&h->cmd_mu);
+  memcpy(h->out, msg, msg_size);
+  was_empty = !h->out_full;
+  h->out_full = 1;
+  pthread_mutex_unlock(&h->cmd_mu);
+  if (was_empty)
+    ho_wake(h);
+}
+
+/* Caller: wait for one message (at most 30 s).  0, or -1 at the end. */
+static int ho_recv(hside *h, char *msg) {
+  struct timespec dl;
+  int rc = 0;
+  ho_deadline(&dl, 30);
+  pthread_mutex_lock(&h->mu);
+  while (!h->in_ready && !h->closed)
+    if (pthread_cond_timedwait(&h->cv, &h->mu, &dl) == ETIMEDOUT) {
+      h->closed = 1;
+      fprintf(stderr, PROG ": handoff: no message in 30 s\n");
+    }
+  if (h->in_ready) {
+    memcpy(msg, h->in, msg_size);
+    h->in_ready = 0;
+  } else {
+    rc = -1;
+  }
+  pthread_mutex_unlock(&h->mu);
+  return rc;
+}
+
+static void *ho_io(void *p) {
+  hside *h = p;
+  pin(-1);
+  for (;;) {
+    struct epoll_event evs[2];
+    int n = epoll_wait(h->ep, evs, 2, 30000);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break; /* error or 30 s of silence */
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.fd == h->efd) {
+        uint64_t v;
+        int full, stop;
+        char buf[1 << 16];
+        if (read(h->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+          goto out;
+        pthread_mutex_lock(&h->cmd_mu);
+        full = h->out_full;
+        stop = h->stop;
+        if (full)
+          memcpy(buf, h->out, msg_size < sizeof buf ? msg_size : sizeof buf);
+        h->out_full = 0;
+        pthread_mutex_unlock(&h->cmd_mu);
+        if (stop)
+          goto out;
+        /* loopback, 64 bytes: the socket buffer has room; a full buffer
+         * is waited for with poll() rather than EPOLLOUT bookkeeping */
+        if (full && write_full_nb(h->sock, buf, msg_size) != 0)
+          goto out;
+      } else {
+        for (;;) {
+          ssize_t r = read(h->sock, h->in + h->in_have,
+                           msg_size - h->in_have);
+          if (r < 0 && errno == EINTR)
+            continue;
+          if (r < 0 && errno == EAGAIN)
+            break;
+          if (r <= 0)
+            goto out;
+          h->in_have += (size_t)r;
+          if (h->in_have == msg_size) {
+            h->in_have = 0;
+            pthread_mutex_lock(&h->mu);
+            h->in_ready = 1;
+            pthread_mutex_unlock(&h->mu);
+            /* after the unlock: the woken caller does not block on mu */
+            pthread_cond_signal(&h->cv);
+            break; /* one message per round trip: the peer waits for us */
+          }
+        }
+      }
+    }
+  }
+out:
+  pthread_mutex_lock(&h->mu);
+  h->closed = 1;
+  pthread_cond_broadcast(&h->cv);
+  pthread_mutex_unlock(&h->mu);
+  return NULL;
+}
+
+/* The server side: an I/O thread and a handler thread echoing. */
+static void *ho_peer(void *p) {
+  peer_arg *a = p;
+  hside h;
+  char *buf = malloc(msg_size);
+  int fd;
+  pin(1);
+  fd = accept(a->lfd, NULL, NULL);
+  if (fd < 0 || !buf) {
+    free(buf);
+    return NULL;
+  }
+  sock_opts(fd);
+  if (ho_init(&h, fd) != 0 || pthread_create(&h.io, NULL, ho_io, &h) != 0) {
+    fprintf(stderr, PROG ": handoff server setup failed\n");
+    close(fd);
+    free(buf);
+    return NULL;
+  }
+  while (ho_recv(&h, buf) == 0)
+    ho_send(&h, buf);
+  pthread_mutex_lock(&h.cmd_mu);
+  h.stop = 1;
+  pthread_mutex_unlock(&h.cmd_mu);
+  ho_wake(&h);
+  pthread_join(h.io, NULL);
+  ho_fini(&h);
+  close(fd);
+  free(buf);
+  return NULL;
+}
+
+static int run_handoff(void) {
+  int port, lfd = listen_any(&port), fd, ok = 1;
+  peer_arg a = {lfd, 0};
+  pthread_t th;
+  pid_t pid;
+  hside h;
+  char *buf = malloc(msg_size), extra[256];
+  int64_t *lat = malloc(sizeof *lat * (size_t)n_rt), t0 = 0, t1;
+
+  if (lfd < 0 || !buf || !lat ||
+      (use_procs ? (fflush(NULL), (pid = fork()) < 0)
+                 : (pid = -1, pthread_create(&th, NULL, ho_peer, &a) != 0))) {
+    fprintf(stderr, PROG ": W1 handoff setup failed\n");
+    return -1;
+  }
+  if (use_procs && pid == 0) {
+    ho_peer(&a);
+    _exit(0);
+  }
+  pin(0);
+  fd = connect_to(port);
+  if (fd < 0 || ho_init(&h, fd) != 0 ||
+      pthread_create(&h.io, NULL, ho_io, &h) != 0) {
+    fprintf(stderr, PROG ": W1 handoff client setup failed\n");
+    return -1;
+  }
+  memset(buf, 'x', msg_size);
+  for (long i = 0; i < warm + n_rt; i++) {
+    int64_t s;
+    if (i == warm)
+      t0 = bench_now_ns();
+    s = bench_now_ns();
+    ho_send(&h, buf);
+    if (ho_recv(&h, buf) != 0) {
+      ok = 0;
+      break;
+    }
+    if (i >= warm)
+      lat[i - warm] = bench_now_ns() - s;
+  }
+  t1 = bench_now_ns();
+  pthread_mutex_lock(&h.cmd_mu);
+  h.stop = 1;
+  pthread_mutex_unlock(&h.cmd_mu);
+  ho_wake(&h);
+  pthread_join(h.io, NULL);
+  ho_fini(&h);
+  shutdown(fd, SHUT_RDWR);
+  close(fd);
+  stop_peer(th, pid);
+  close(lfd);
+  if (ok) {
+    double secs = (double)(t1 - t0) / 1e9;
+    bench_lat_extra(extra, sizeof extra, lat, (size_t)n_rt);
+    snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+             " secs=%.3f size=%zu mode=%s cpu=%s design=handoff ok=1", secs,
+             msg_size, use_procs ? "procs" : "threads", cpu_names[cpu_mode]);
+    bench_line("raw", "W1", "W1.floor", "rt_per_s", (double)n_rt / secs,
+               extra);
+  } else {
+    fprintf(stderr, PROG ": W1 handoff failed\n");
+  }
+  free(buf);
+  free(lat);
+  return ok ? 0 : -1;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
 "usage: " PROG " [--workload=W1,W2] [--quick] [--procs] [--cpu=none|same|split]\n"
-"       [--n=100000] [--size=64] [--bytes=1073741824] [--chunk=65536]\n");
+"       [--handoff] [--n=100000] [--size=64] [--bytes=1073741824]\n"
+"       [--chunk=65536]\n"
+"  --handoff: W1 through the library's thread hand-offs (case W1.floor)\n");
 }
 
 static long long num(const char *v, long long lo, long long hi) {
@@ -315,7 +630,7 @@ static long long num(const char *v, long long lo, long long hi) {
 }
 
 int main(int argc, char **argv) {
-  int do_w1 = 0, do_w2 = 0, rc = 0;
+  int do_w1 = 0, do_w2 = 0, handoff = 0, rc = 0;
   signal(SIGPIPE, SIG_IGN);
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--quick") == 0) {
@@ -328,6 +643,8 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--quick") == 0) {
     } else if (strcmp(a, "--procs") == 0) {
       use_procs = 1;
+    } else if (strcmp(a, "--handoff") == 0) {
+      handoff = 1;
     } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
@@ -355,6 +672,12 @@ int main(int argc, char **argv) {
   }
   if (!do_w1 && !do_w2)
     do_w1 = do_w2 = 1;
+  if (handoff) {
+    /* the floor of the design: ping-pong only */
+    if ((do_w1 || !do_w2) && run_handoff() != 0)
+      rc = 1;
+    return rc;
+  }
   if (do_w1 && run_pingpong() != 0)
     rc = 1;
   if (do_w2 && run_bulk() != 0)

@@ -9,8 +9,15 @@
  * exists, so client and server RSS are separate) listening on
  * 127.0.0.1:0 and runs the client workloads in the parent.  grpc-bench
  * (tools/bench/grpc/) takes the same flags and prints the same lines for
- * gRPC C++; the wire messages are the same (tools/bench/grpc/bench.proto,
- * hand-encoded here), so either client can drive either server.
+ * gRPC C++; the wire messages are the same (tools/bench/grpc/bench.proto),
+ * so either client can drive either server.
+ *
+ * Equal work: by default both sides encode and decode every message with
+ * protobuf-c through the typed stubs protoc-gen-triplestream generates
+ * from bench.proto (bench.tri.h, built by Makefile.am), as users do, and
+ * as grpc-bench does with its generated C++ classes.  --raw switches both
+ * sides (server child and client) to the raw-bytes API with hand-encoded
+ * messages; those rows are named W1.raw, W3.t1.raw, ...
  *
  * Output: exactly one line per result on stdout, key=value separated by
  * single spaces, first token "tri-bench":
@@ -32,6 +39,9 @@
  * invalid result (errors are also reported on stderr).  Every call carries
  * a deadline (W3: 30 s, streams: 600 s) as production code would, so a
  * stuck server cannot hang the benchmark.
+ *
+ * --io-threads=N: the server runs N I/O loops
+ * (tri_server_opts_set_io_threads); W7's case becomes W7.ioN.
  *
  * Server settings: defaults, except when W4 is selected: max_workers and
  * max_concurrent_streams are raised to the largest W4 count + 64 and the
@@ -56,6 +66,7 @@
 #include <triplestream/triplestream.h>
 
 #include "bench-common.h"
+#include "bench.tri.h" /* generated from grpc/bench.proto (Makefile.am) */
 
 #define PROG "tri-bench"
 #define IMPL "tri"
@@ -128,7 +139,8 @@ static int h_unary(tri_stream *s, void *ud) {
   tri_buf_free(own);
   if (rc != TRI_OK)
     return dead(rc);
-  tri_stream_finish(s, TRI_OK, NULL);
+  if (tri_stream_finish(s, TRI_OK, NULL) == TRI_OK)
+    bench_unary_ok();
   return TRI_OK;
 }
 
@@ -198,6 +210,80 @@ static int h_silent(tri_stream *s, void *ud) {
   return TRI_CANCELLED;
 }
 
+/* ---- the same handlers through the typed stubs (the default) ---- */
+
+/* Echo: the response's body points at the request's bytes (no copy);
+ * the request outlives the send (bench.tri.c sends call->resp before it
+ * frees call->req). */
+static int t_unary(Tribench__Bench__Unary_Server *call, void *ud) {
+  (void)ud;
+  note_server_tls(call->stream);
+  call->resp.body = call->req->body;
+  /* Counted before the library sends it: the wrapper sends call->resp and
+   * status OK after this returns (W7 also needs h2load's 2xx). */
+  bench_unary_ok();
+  return TRI_OK;
+}
+
+static int t_ping_pong(Tribench__Bench__PingPong_Server *call, void *ud) {
+  (void)ud;
+  note_server_tls(call->stream);
+  for (;;) {
+    Tribench__Payload *m = NULL;
+    int rc = tribench__bench__ping_pong__server_recv(call, &m,
+                                                     STREAM_DEADLINE_MS);
+    if (rc == TRI_EOF)
+      return TRI_OK;
+    if (rc != TRI_OK)
+      return dead(rc);
+    rc = tribench__bench__ping_pong__server_send(call, m);
+    tribench__payload__free_unpacked(m, NULL);
+    if (rc != TRI_OK)
+      return dead(rc);
+  }
+}
+
+static int t_stream(Tribench__Bench__Stream_Server *call, void *ud) {
+  Tribench__Payload p = TRIBENCH__PAYLOAD__INIT;
+  uint32_t size = call->req->size;
+  uint8_t *body;
+  (void)ud;
+  note_server_tls(call->stream);
+  if (size == 0 || size > (8u << 20))
+    return TRI_INVALID_ARGUMENT;
+  body = malloc(size);
+  if (body == NULL)
+    return TRI_RESOURCE_EXHAUSTED;
+  memset(body, 'x', size);
+  p.body.data = body;
+  p.body.len = size;
+  for (uint64_t i = 0; i < call->req->count; i++) {
+    int rc = tribench__bench__stream__server_send(call, &p);
+    if (rc != TRI_OK) {
+      free(body);
+      return dead(rc);
+    }
+  }
+  free(body);
+  return TRI_OK;
+}
+
+/* Never answers: the library wakes it at the deadline or cancel. */
+static int t_silent(Tribench__Bench__Silent_Server *call, void *ud) {
+  (void)ud;
+  (void)tri_stream_wait_status(call->stream, 60000, NULL);
+  return TRI_CANCELLED;
+}
+
+static const Tribench__Bench_Handlers t_handlers = {
+    .unary = t_unary,
+    .ping_pong = t_ping_pong,
+    .stream = t_stream,
+    .silent = t_silent,
+};
+
+static int g_raw; /* --raw: raw-bytes API on both sides */
+
 static int srv_start(const bench_opts *o, const char *hp, int *port) {
   tri_server_opts *so = tri_server_opts_new();
   int rc;
@@ -212,6 +298,15 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
     if (n > 1024)
       tri_server_opts_set_max_concurrent_streams(so, (uint32_t)n);
     tri_server_opts_set_worker_stack(so, 64 * 1024);
+  }
+  if (o->io_threads > 0) {
+    rc = tri_server_opts_set_io_threads(so, o->io_threads);
+    if (rc != TRI_OK) {
+      fprintf(stderr, PROG ": --io-threads=%d: %s\n", o->io_threads,
+              tri_strerror(rc));
+      tri_server_opts_free(so);
+      return -1;
+    }
   }
   if (o->tls) {
     tri_tls_opts *t = tri_tls_opts_new();
@@ -233,12 +328,20 @@ static int srv_start(const bench_opts *o, const char *hp, int *port) {
             tri_last_error());
     return -1;
   }
-  if (tri_server_register(g_srv, BENCH_M_UNARY, h_unary, NULL) != TRI_OK ||
-      tri_server_register(g_srv, BENCH_M_PINGPONG, h_pingpong, NULL) !=
-          TRI_OK ||
-      tri_server_register(g_srv, BENCH_M_STREAM, h_stream, NULL) != TRI_OK ||
-      tri_server_register(g_srv, BENCH_M_SILENT, h_silent, NULL) != TRI_OK)
+  g_raw = o->raw;
+  if (!o->raw) {
+    if (tribench__bench__tri_register(g_srv, &t_handlers, NULL) != TRI_OK)
+      return -1;
+  } else if (tri_server_register(g_srv, BENCH_M_UNARY, h_unary, NULL) !=
+                 TRI_OK ||
+             tri_server_register(g_srv, BENCH_M_PINGPONG, h_pingpong, NULL) !=
+                 TRI_OK ||
+             tri_server_register(g_srv, BENCH_M_STREAM, h_stream, NULL) !=
+                 TRI_OK ||
+             tri_server_register(g_srv, BENCH_M_SILENT, h_silent, NULL) !=
+                 TRI_OK) {
     return -1;
+  }
   rc = tri_server_bind(g_srv, hp);
   if (rc != TRI_OK) {
     fprintf(stderr, PROG ": bind %s: %s\n", hp, tri_strerror(rc));
@@ -281,6 +384,7 @@ static tri_channel_opts *g_chopts;
 static int client_setup(const bench_opts *o) {
   tri_tls_opts *t;
   int rc;
+  g_raw = o->raw;
   if (!o->tls || g_chopts != NULL)
     return 0;
   g_chopts = tri_channel_opts_new();
@@ -385,35 +489,65 @@ static int close_echo(tri_stream *s) {
 /* W1: ping-pong on one bidi stream                                    */
 /* ------------------------------------------------------------------ */
 
+/* One W1 round trip: send |msg| (typed: |pm|), receive the echo.  The
+ * typed path encodes and decodes with protobuf-c like a user's code. */
+static int w1_rt(tri_stream *s, const Tribench__Payload *pm,
+                 const uint8_t *msg, size_t plen, uint8_t *buf) {
+  size_t got = 0;
+  int r;
+  if (g_raw) {
+    r = tri_stream_send(s, msg, plen);
+    if (r == TRI_OK)
+      r = tri_stream_recv_into(s, buf, plen + 16, &got, RECV_TIMEOUT_MS);
+    return r == TRI_OK && got != plen ? TRI_INTERNAL : r;
+  } else {
+    Tribench__Bench__PingPong_Client c = {s};
+    Tribench__Payload *resp = NULL;
+    r = tribench__bench__ping_pong__send(&c, pm);
+    if (r == TRI_OK)
+      r = tribench__bench__ping_pong__recv(&c, &resp, RECV_TIMEOUT_MS);
+    if (r == TRI_OK && resp->body.len != pm->body.len)
+      r = TRI_INTERNAL;
+    if (resp != NULL)
+      tribench__payload__free_unpacked(resp, NULL);
+    return r;
+  }
+}
+
 static int w1(const bench_opts *o, const char *target) {
   size_t plen = bench_pb_payload_len((size_t)o->size);
   uint8_t *msg = malloc(plen), *buf = malloc(plen + 16);
+  uint8_t *body = malloc((size_t)o->size);
   int64_t *lat = malloc(sizeof *lat * (size_t)o->w1_n);
   tri_channel *ch = new_channel(target);
   tri_call_opts *co = call_opts(STREAM_DEADLINE_MS);
+  Tribench__Payload pm = TRIBENCH__PAYLOAD__INIT;
   tri_stream *s = NULL;
   int rc = -1;
   long i;
   int64_t t0 = 0, t1;
+  bench_cpu c0 = {0, -1}, c1;
   char extra[256];
 
-  if (!msg || !buf || !lat || !ch || !co)
+  if (!msg || !buf || !body || !lat || !ch || !co)
     goto out;
   bench_pb_payload(msg, plen, (size_t)o->size);
+  memset(body, 'x', (size_t)o->size);
+  pm.body.data = body;
+  pm.body.len = (size_t)o->size;
   s = open_echo(ch, co, msg, plen);
   if (s == NULL)
     goto out;
   for (i = 0; i < o->warmup + o->w1_n; i++) {
-    size_t got;
     int64_t a;
     int r;
-    if (i == o->warmup)
+    if (i == o->warmup) {
+      bench_cpu_take(&c0);
       t0 = bench_now_ns();
+    }
     a = bench_now_ns();
-    r = tri_stream_send(s, msg, plen);
-    if (r == TRI_OK)
-      r = tri_stream_recv_into(s, buf, plen + 16, &got, RECV_TIMEOUT_MS);
-    if (r != TRI_OK || got != plen) {
+    r = w1_rt(s, &pm, msg, plen, buf);
+    if (r != TRI_OK) {
       fail("W1 round trip", r);
       goto out;
     }
@@ -421,12 +555,14 @@ static int w1(const bench_opts *o, const char *target) {
       lat[i - o->warmup] = bench_now_ns() - a;
   }
   t1 = bench_now_ns();
+  bench_cpu_take(&c1);
   {
     double secs = (double)(t1 - t0) / 1e9;
     bench_lat_extra(extra, sizeof extra, lat, (size_t)o->w1_n);
     snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
              " secs=%.3f size=%d ok=1", secs, o->size);
     bench_line(IMPL, "W1", "W1", "rt_per_s", (double)o->w1_n / secs, extra);
+    bench_cpu_line(IMPL, "W1", "W1", "cpu_us_per_call", o->w1_n, &c0, &c1);
   }
   rc = close_echo(s) == TRI_OK ? 0 : -1;
   s = NULL;
@@ -436,6 +572,7 @@ out:
   tri_channel_free(ch);
   free(msg);
   free(buf);
+  free(body);
   free(lat);
   return rc;
 }
@@ -448,32 +585,55 @@ static int w2_one(tri_channel *ch, int size, uint64_t count, const char *cs) {
   uint8_t req[32];
   size_t rlen = bench_pb_streamreq(req, sizeof req, (uint32_t)size, count);
   size_t cap = bench_pb_payload_len((size_t)size) + 16;
-  uint8_t *buf = malloc(cap);
+  /* raw: the whole encoded Payload; typed: its body */
+  uint64_t want = g_raw ? bench_pb_payload_len((size_t)size) : (uint64_t)size;
+  uint8_t *buf = g_raw ? malloc(cap) : NULL;
   tri_call_opts *co = call_opts(STREAM_DEADLINE_MS);
+  Tribench__StreamReq treq = TRIBENCH__STREAM_REQ__INIT;
+  Tribench__Bench__Stream_Client call = {NULL};
   tri_stream *s = NULL;
   uint64_t got = 0, bytes = 0;
   int64_t t0, t1;
+  bench_cpu c0, c1;
   int rc;
   char extra[256];
 
-  if (!buf || !co) {
+  if ((g_raw && !buf) || !co) {
     free(buf);
     tri_call_opts_free(co);
     return -1;
   }
+  bench_cpu_take(&c0);
   t0 = bench_now_ns();
-  rc = tri_stream_open(ch, BENCH_M_STREAM, co, &s);
-  if (rc == TRI_OK)
-    rc = tri_stream_send_ex(s, req, rlen, TRI_SEND_LAST, RECV_TIMEOUT_MS);
-  while (rc == TRI_OK) {
-    size_t len;
-    rc = tri_stream_recv_into(s, buf, cap, &len, RECV_TIMEOUT_MS);
-    if (rc == TRI_OK) {
-      got++;
-      bytes += len;
+  if (g_raw) {
+    rc = tri_stream_open(ch, BENCH_M_STREAM, co, &s);
+    if (rc == TRI_OK)
+      rc = tri_stream_send_ex(s, req, rlen, TRI_SEND_LAST, RECV_TIMEOUT_MS);
+    while (rc == TRI_OK) {
+      size_t len;
+      rc = tri_stream_recv_into(s, buf, cap, &len, RECV_TIMEOUT_MS);
+      if (rc == TRI_OK) {
+        got++;
+        bytes += len;
+      }
+    }
+  } else {
+    treq.size = (uint32_t)size;
+    treq.count = count;
+    rc = tribench__bench__stream__open(ch, co, &treq, &call);
+    s = call.stream;
+    while (rc == TRI_OK) {
+      Tribench__Payload *m = NULL;
+      rc = tribench__bench__stream__recv(&call, &m, RECV_TIMEOUT_MS);
+      if (rc == TRI_OK) {
+        got++;
+        bytes += m->body.len;
+        tribench__payload__free_unpacked(m, NULL);
+      }
     }
   }
   t1 = bench_now_ns();
+  bench_cpu_take(&c1);
   if (rc == TRI_EOF)
     rc = tri_stream_wait_status(s, RECV_TIMEOUT_MS, NULL);
   tri_stream_free(s);
@@ -483,7 +643,7 @@ static int w2_one(tri_channel *ch, int size, uint64_t count, const char *cs) {
     fail("W2 stream", rc);
     return -1;
   }
-  if (bytes != got * (uint64_t)bench_pb_payload_len((size_t)size)) {
+  if (bytes != got * want) {
     fprintf(stderr, PROG ": W2: wrong message sizes\n");
     return -1;
   }
@@ -498,6 +658,7 @@ static int w2_one(tri_channel *ch, int size, uint64_t count, const char *cs) {
              big ? mps : mbps, (unsigned long long)(got * (uint64_t)size));
     bench_line(IMPL, "W2", cs, big ? "MB_per_s" : "msgs_per_s",
                big ? mbps : mps, extra);
+    bench_cpu_line(IMPL, "W2", cs, "cpu_us_per_msg", (long long)got, &c0, &c1);
   }
   return 0;
 }
@@ -529,6 +690,7 @@ typedef struct {
   tri_channel *ch;
   const tri_call_opts *co;
   const uint8_t *msg;
+  const Tribench__Payload *pm; /* typed: the request */
   size_t len;
   long calls;
   int64_t *lat;
@@ -536,40 +698,61 @@ typedef struct {
   int errors;
 } w3_arg;
 
+/* One unary echo: raw bytes, or typed (protobuf-c encode + decode). */
+static int w3_call(tri_channel *ch, const tri_call_opts *co,
+                   const uint8_t *msg, size_t len,
+                   const Tribench__Payload *pm) {
+  int rc;
+  if (g_raw) {
+    tri_buf *resp = NULL;
+    rc = tri_unary_call(ch, BENCH_M_UNARY, co, msg, len, &resp, NULL);
+    if (rc == TRI_OK && tri_buf_len(resp) != len)
+      rc = TRI_INTERNAL;
+    tri_buf_free(resp);
+  } else {
+    Tribench__Payload *resp = NULL;
+    rc = tribench__bench__unary__call(ch, co, pm, &resp, NULL);
+    if (rc == TRI_OK && resp->body.len != pm->body.len)
+      rc = TRI_INTERNAL;
+    if (resp != NULL)
+      tribench__payload__free_unpacked(resp, NULL);
+  }
+  return rc;
+}
+
 static void *w3_thread(void *p) {
   w3_arg *a = p;
   pthread_barrier_wait(a->bar);
   for (long i = 0; i < a->calls; i++) {
-    tri_buf *resp = NULL;
     int64_t t = bench_now_ns();
-    int rc = tri_unary_call(a->ch, BENCH_M_UNARY, a->co, a->msg, a->len,
-                            &resp, NULL);
+    int rc = w3_call(a->ch, a->co, a->msg, a->len, a->pm);
     a->lat[i] = bench_now_ns() - t;
-    if (rc != TRI_OK || tri_buf_len(resp) != a->len) {
+    if (rc != TRI_OK) {
       if (a->errors++ == 0)
         fail("W3 unary", rc);
     }
-    tri_buf_free(resp);
   }
   return NULL;
 }
 
 static int w3(const bench_opts *o, const char *target) {
   size_t plen = bench_pb_payload_len((size_t)o->size);
-  uint8_t *msg = malloc(plen);
+  uint8_t *msg = malloc(plen), *body = malloc((size_t)o->size);
   tri_channel *ch = new_channel(target);
   tri_call_opts *co = call_opts(UNARY_DEADLINE_MS);
+  Tribench__Payload pm = TRIBENCH__PAYLOAD__INIT;
   int rc = 0;
 
-  if (!msg || !ch || !co) {
+  if (!msg || !body || !ch || !co) {
     rc = -1;
     goto out;
   }
   bench_pb_payload(msg, plen, (size_t)o->size);
+  memset(body, 'x', (size_t)o->size);
+  pm.body.data = body;
+  pm.body.len = (size_t)o->size;
   for (long i = 0; i < o->warmup; i++) {
-    tri_buf *resp = NULL;
-    int r = tri_unary_call(ch, BENCH_M_UNARY, co, msg, plen, &resp, NULL);
-    tri_buf_free(resp);
+    int r = w3_call(ch, co, msg, plen, &pm);
     if (r != TRI_OK) {
       fail("W3 warm-up", r);
       rc = -1;
@@ -585,6 +768,7 @@ static int w3(const bench_opts *o, const char *target) {
     pthread_barrier_t bar;
     int errors = 0, started = 0;
     int64_t t0, t1;
+    bench_cpu c0, c1;
     char cs[32], extra[256];
 
     if (!args || !th || !lat) {
@@ -596,12 +780,13 @@ static int w3(const bench_opts *o, const char *target) {
     }
     pthread_barrier_init(&bar, NULL, (unsigned)nt + 1);
     for (int t = 0; t < nt; t++) {
-      args[t] = (w3_arg){ch, co, msg, plen, per, lat + (size_t)t * per, &bar,
-                         0};
+      args[t] = (w3_arg){ch,  co, msg, &pm, plen, per, lat + (size_t)t * per,
+                         &bar, 0};
       if (pthread_create(&th[t], NULL, w3_thread, &args[t]) != 0)
         bench_die(PROG, "pthread_create failed");
       started++;
     }
+    bench_cpu_take(&c0);
     pthread_barrier_wait(&bar);
     t0 = bench_now_ns();
     for (int t = 0; t < started; t++) {
@@ -609,6 +794,7 @@ static int w3(const bench_opts *o, const char *target) {
       errors += args[t].errors;
     }
     t1 = bench_now_ns();
+    bench_cpu_take(&c1);
     pthread_barrier_destroy(&bar);
     {
       size_t n = (size_t)per * (size_t)nt;
@@ -620,6 +806,8 @@ static int w3(const bench_opts *o, const char *target) {
       snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                " secs=%.3f errors=%d ok=%d", secs, errors, errors == 0);
       bench_line(IMPL, "W3", cs, "calls_per_s", (double)n / secs, extra);
+      bench_cpu_line(IMPL, "W3", cs, "cpu_us_per_call", (long long)n, &c0,
+                     &c1);
     }
     if (errors)
       rc = -1;
@@ -631,6 +819,7 @@ out:
   tri_call_opts_free(co);
   tri_channel_free(ch);
   free(msg);
+  free(body);
   return rc;
 }
 
@@ -840,13 +1029,32 @@ static int w6(const bench_opts *o, const char *target) {
       rc = -1;
       goto out;
     }
+    /* one untimed Silent call: first-use costs on both sides */
+    resp = NULL;
+    r = tri_unary_call(ch, BENCH_M_SILENT, co, msg, plen, &resp, NULL);
+    tri_buf_free(resp);
+    if (r != TRI_DEADLINE_EXCEEDED) {
+      fail("W6 warm-up: expected DEADLINE_EXCEEDED", r);
+      rc = -1;
+      goto out;
+    }
   }
   for (long r = 0; r < o->w6_reps; r++) {
     tri_buf *resp = NULL;
-    int64_t t0 = bench_now_ns();
-    int c = tri_unary_call(ch, BENCH_M_SILENT, co, msg, plen, &resp, NULL);
-    int64_t t1 = bench_now_ns();
+    Tribench__Payload *tresp = NULL;
+    Tribench__Payload pm = TRIBENCH__PAYLOAD__INIT;
+    int64_t t0 = bench_now_ns(), t1;
+    int c;
+    pm.body.data = msg + (plen - (size_t)o->size); /* the 'x' bytes */
+    pm.body.len = (size_t)o->size;
+    if (g_raw)
+      c = tri_unary_call(ch, BENCH_M_SILENT, co, msg, plen, &resp, NULL);
+    else
+      c = tribench__bench__silent__call(ch, co, &pm, &tresp, NULL);
+    t1 = bench_now_ns();
     tri_buf_free(resp);
+    if (tresp != NULL)
+      tribench__payload__free_unpacked(tresp, NULL);
     if (c != TRI_DEADLINE_EXCEEDED) {
       if (errors++ == 0)
         fail("W6: expected DEADLINE_EXCEEDED", c);
@@ -915,7 +1123,8 @@ static int check_unary(const bench_opts *o, const char *target) {
 }
 
 int main(int argc, char **argv) {
-  static const bench_impl impl = {IMPL, PROG, srv_start, srv_stop,
-                                  client_run, check_unary};
+  static const bench_impl impl = {IMPL,       PROG,        srv_start,
+                                  srv_stop,   client_run,  check_unary,
+                                  BENCH_FLAG_RAW | BENCH_FLAG_IO_THREADS};
   return bench_main(argc, argv, &impl);
 }
