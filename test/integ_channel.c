@@ -652,6 +652,21 @@ START_TEST(test_wait_for_ready_deadline)
   ck_assert_int_eq(rv, TRI_DEADLINE_EXCEEDED);
   TU_ASSERT_EXPIRED("wait-for-ready call with a 300 ms deadline", 300, t0,
                     t1);
+  /* ... and ended by cancel while it waits */
+  {
+    tri_call_opts *o = tri_call_opts_new();
+    tri_stream *s = NULL;
+    tri_buf *m = NULL;
+    tri_call_opts_set_wait_for_ready(o, 1);
+    ck_assert_int_eq(tri_stream_open(ch, M_HIT, o, &s), TRI_OK);
+    tri_call_opts_free(o);
+    tu_sleep_ms(100); /* waiting in the channel's pending list */
+    t0 = tu_now_us();
+    tri_stream_cancel(s);
+    ck_assert_int_eq(tri_stream_recv(s, &m), TRI_CANCELLED);
+    TU_ASSERT_PROMPT("wait-for-ready stream cancelled", t0, tu_now_us());
+    tri_stream_free(s);
+  }
   wfr_call w;
   pthread_t t;
   w.ch = ch;
