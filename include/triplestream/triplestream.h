@@ -380,7 +380,7 @@ TRI_API int tri_tls_opts_set_cert_key(tri_tls_opts *o, const char *cert_file,
  * (wildcards only as a whole left-most label, RFC 6125).  Ignored by
  * servers.
  *
- * Ownership: |name| is copied.  Thread safety: one thread at a time.
+ * Ownership: |name| is not kept.  Thread safety: one thread at a time.
  * Returns: TRI_OK; TRI_EINVAL (empty or with characters a host name cannot
  *   have); TRI_ENOMEM.
  * Since: 0.2
@@ -526,7 +526,7 @@ TRI_API int tri_channel_wait_state_change(tri_channel *ch, int last,
  * or "round_robin" (one connection per address; calls go to the READY
  * ones in turn; a failing address is skipped until it reconnects).
  *
- * Ownership: |name| is copied.  Thread safety: one thread at a time.
+ * Ownership: |name| is not kept.  Thread safety: one thread at a time.
  * Blocking: no.
  * Returns: TRI_OK; TRI_EINVAL (NULL, or an unknown name:
  *   tri_last_error() lists the known ones).
