@@ -11,6 +11,8 @@
 
 #include "compress.h"
 #include "core.h"
+#include "json.h"
+#include "triple.h"
 #include "registry_zk.h"
 
 struct tri_channel_opts {
@@ -32,6 +34,8 @@ struct tri_call_opts {
   size_t max_recv;          /* 0 = channel default */
   int enc;
   char *group, *version;
+  int protocol;             /* TRI_PROTOCOL_* (unary calls) */
+  int json;                 /* codec "json" (unary calls with descriptors) */
   int wait_for_ready;
 };
 
@@ -240,6 +244,36 @@ TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
   return o ? set_str(&o->version, version) : TRI_EINVAL;
 }
 
+TRI_API int tri_call_opts_set_protocol(tri_call_opts *o, int protocol) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_call_opts_set_protocol: opts is NULL");
+  if (protocol != TRI_PROTOCOL_GRPC && protocol != TRI_PROTOCOL_TRIPLE)
+    return tri__fail(TRI_EINVAL, "tri_call_opts_set_protocol: unknown "
+                     "protocol %d (TRI_PROTOCOL_GRPC or TRI_PROTOCOL_TRIPLE)",
+                     protocol);
+  o->protocol = protocol;
+  return TRI_OK;
+}
+
+TRI_API int tri_call_opts_set_codec(tri_call_opts *o, const char *codec) {
+  if (o == NULL || codec == NULL)
+    return tri__fail(TRI_EINVAL, "tri_call_opts_set_codec: NULL argument");
+  if (strcmp(codec, "proto") == 0) {
+    o->json = 0;
+    return TRI_OK;
+  }
+  if (strcmp(codec, "json") != 0)
+    return tri__fail(TRI_EINVAL, "tri_call_opts_set_codec: unknown codec "
+                     "'%s' (\"proto\" or \"json\")", codec);
+#ifndef HAVE_JANSSON
+  return tri__fail(TRI_UNIMPLEMENTED, "the JSON codec is not built in "
+                   "(configure --with-jansson, libjansson-dev)");
+#else
+  o->json = 1;
+  return TRI_OK;
+#endif
+}
+
 TRI_API int tri_call_opts_set_wait_for_ready(tri_call_opts *o, int on) {
   if (o == NULL)
     return TRI_EINVAL;
@@ -439,8 +473,12 @@ static int method_valid(const char *m) {
   return 1;
 }
 
-TRI_API int tri_stream_open(tri_channel *ch, const char *method,
-                            const tri_call_opts *opts, tri_stream **out) {
+/* |unary|: opened by a unary call, which may use the Triple form or the
+ * JSON codec (tri_call_opts_set_protocol, tri_call_opts_set_codec);
+ * streaming calls are always gRPC with protobuf. */
+static int stream_open(tri_channel *ch, const char *method,
+                       const tri_call_opts *opts, int unary,
+                       tri_stream **out) {
   tri_stream *s;
   int rv;
 
@@ -481,6 +519,15 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
     s->wait_for_ready = opts->wait_for_ready;
     if (opts->timeout_ms > 0)
       s->deadline_ns = tri__deadline_after_ms(opts->timeout_ms);
+    if (unary && opts->protocol == TRI_PROTOCOL_TRIPLE) {
+      s->triple = tri__triple_new(opts->json);
+      if (s->triple == NULL) {
+        rv = TRI_ENOMEM;
+        goto fail;
+      }
+    } else if (unary) {
+      s->json = opts->json;
+    }
   }
   /* The deadline also bounds connecting and waiting for a slot (1.3).
    * Armed before the I/O thread sees the stream: if it detached the
@@ -505,12 +552,81 @@ fail:
   return rv;
 }
 
+TRI_API int tri_stream_open(tri_channel *ch, const char *method,
+                            const tri_call_opts *opts, tri_stream **out) {
+  return stream_open(ch, method, opts, 0, out);
+}
+
+int tri__stream_open_unary(tri_channel *ch, const char *method,
+                           const tri_call_opts *opts, tri_stream **out) {
+  return stream_open(ch, method, opts, 1, out);
+}
+
+/* Send the request of a unary call: the Triple form's bare body
+ * (compressed whole, content-encoding), or one gRPC message. */
+static int unary_send(tri_stream *s, const void *req, size_t req_len) {
+  uint8_t *comp = NULL;
+  size_t clen = 0;
+  int rv;
+
+  if (s->triple == NULL)
+    return tri_stream_send_ex(s, req, req_len, TRI_SEND_LAST, -1);
+  if (s->enc_out != TRI__ENC_IDENTITY) {
+    rv = tri__compress(s->enc_out, req, req_len, &comp, &clen);
+    if (rv != TRI_OK)
+      return rv;
+    req = comp;
+    req_len = clen;
+  }
+  rv = tri__stream_send_bare_last(s, req, req_len);
+  tri__free(comp);
+  return rv;
+}
+
+/* The JSON codec: the response's JSON -> protobuf binary in *|m|. */
+static int unary_json_response(const ProtobufCMessageDescriptor *d,
+                               tri_buf **m) {
+  char err[200];
+  uint8_t *pb = NULL;
+  size_t n = 0;
+  int rv = tri__json_to_pb(d, (const char *)tri_buf_data(*m),
+                           tri_buf_len(*m), &pb, &n, err, sizeof err);
+  tri_buf *b;
+
+  if (rv != TRI_OK)
+    return tri__fail(rv == TRI_ENOMEM ? rv : TRI_INTERNAL,
+                     "cannot parse the JSON response of %zu bytes as %s: %s",
+                     tri_buf_len(*m), d->name, err);
+  b = tri__buf_new(n);
+  if (b == NULL) {
+    tri__free(pb);
+    return tri__fail(TRI_ENOMEM, "out of memory converting the response");
+  }
+  if (n > 0)
+    memcpy(b->data, pb, n);
+  b->flags = (*m)->flags; /* TRI_BUF_COMPRESSED */
+  tri__free(pb);
+  tri_buf_free(*m);
+  *m = b;
+  return TRI_OK;
+}
+
 TRI_API int tri_unary_call(tri_channel *ch, const char *method,
                            const tri_call_opts *opts, const void *req,
                            size_t req_len, tri_buf **resp,
                            tri_stream **stream_out) {
+  return tri__unary_call(ch, method, opts, req, req_len, NULL, NULL, resp,
+                         stream_out);
+}
+
+int tri__unary_call(tri_channel *ch, const char *method,
+                    const tri_call_opts *opts, const void *req,
+                    size_t req_len, const ProtobufCMessageDescriptor *req_desc,
+                    const ProtobufCMessageDescriptor *resp_desc,
+                    tri_buf **resp, tri_stream **stream_out) {
   tri_stream *s = NULL;
   tri_buf *first = NULL, *extra = NULL;
+  char *jreq = NULL;
   int rv;
 
   if (stream_out)
@@ -518,10 +634,29 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
   if (resp == NULL)
     return tri__fail(TRI_EINVAL, "tri_unary_call: resp is NULL");
   *resp = NULL;
-  rv = tri_stream_open(ch, method, opts, &s); /* sets tri_last_error() */
-  if (rv != TRI_OK)
+  if (opts != NULL && opts->json) {
+    char err[200];
+    size_t jlen = 0;
+
+    if (req_desc == NULL || resp_desc == NULL)
+      return tri__fail(TRI_EINVAL,
+                       "the JSON codec needs the messages' descriptors: use "
+                       "tri_unary_call_msg() or a generated stub, not "
+                       "tri_unary_call()");
+    rv = tri__pb_to_json(req_desc, req, req_len, &jreq, &jlen, err,
+                         sizeof err);
+    if (rv != TRI_OK)
+      return tri__fail(rv, "cannot encode the request as JSON: %s", err);
+    req = jreq;
+    req_len = jlen;
+  }
+  rv = tri__stream_open_unary(ch, method, opts, &s); /* tri_last_error() */
+  if (rv != TRI_OK) {
+    tri__free(jreq);
     return rv;
-  rv = tri_stream_send_ex(s, req, req_len, TRI_SEND_LAST, -1);
+  }
+  rv = unary_send(s, req, req_len);
+  tri__free(jreq);
   if (rv == TRI_EOF)
     rv = TRI_OK; /* the server already finished: read its status below */
   if (rv == TRI_OK) {
@@ -549,6 +684,18 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
     int st = tri_stream_wait_status(s, 0, NULL);
     if (st != TRI_ETIMEDOUT && st != TRI_OK)
       rv = st;
+  }
+  if (rv == TRI_OK && opts != NULL && opts->json) {
+    rv = unary_json_response(resp_desc, &first);
+    if (rv != TRI_OK) {
+      tri_buf_free(first);
+      first = NULL;
+      if (stream_out)
+        *stream_out = s;
+      else
+        tri_stream_free(s);
+      return rv; /* tri_last_error() says why */
+    }
   }
   if (rv == TRI_OK) {
     *resp = first;

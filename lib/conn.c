@@ -15,6 +15,7 @@
 
 #include "budget.h"
 #include "conn.h"
+#include "triple_io.h"
 
 tri_stream *tri__conn_stream(tri__conn *c, int32_t id) {
   if (c->phase == TRI__CONN_CLOSED)
@@ -363,6 +364,8 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id,
     nghttp2_session_consume(sess, id, len);
     return 0;
   }
+  if (s->triple != NULL) /* Triple unary form: a bare body */
+    return tri__triple_data(c, s, data, len);
   return tri__flow_data_chunk(c, s, data, len);
 }
 

@@ -248,6 +248,7 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
 int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err);
 int tri__client_retry(tri__conn *c, tri_stream *s);
 void tri__client_end(tri__conn *c, tri_stream *s);
+void tri__client_publish_headers(tri_stream *s);
 
 /* ---- h2server.c ---- */
 void tri__server_accept(tri__loop *l);

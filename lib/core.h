@@ -138,7 +138,7 @@ enum tri__stream_ev {
   TRI__EV_RETRY       /* client, I/O: the server refused the stream before
                          answering (REFUSED_STREAM, or above a GOAWAY's
                          last-stream-id): send it again, once, from the
-                         kept request bytes (doc/PROTOCOL.md 14.6) */
+                         kept request bytes (doc/PROTOCOL.md 16.6) */
 };
 /* Request bytes a client stream keeps for a transparent retry; a request
  * longer than this is not retried. */
@@ -168,6 +168,10 @@ struct tri_stream {
   /* client request (immutable after open) */
   tri_metadata req_md;
   char *group, *version;
+  /* Unary calls only (lib/triple.c): the Triple HTTP unary form, NULL for
+   * gRPC; |json|: gRPC form with application/grpc+json. */
+  struct tri__triple *triple;
+  int json;
   int wait_for_ready;       /* wait for READY instead of failing fast */
 
   /* ---- state machine (mu) ---- */

@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "nv.h"
 #include "status.h"
+#include "triple_io.h"
 
 static void submit_request(tri__conn *c, tri_stream *s);
 
@@ -283,6 +284,10 @@ static void submit_request(tri__conn *c, tri_stream *s) {
     tri__timeout_encode(left, tmo);
   }
   tri__nv_init(&b);
+  if (s->triple != NULL) {
+    tri__triple_request_headers(c, s, &b); /* Triple unary form */
+    goto built;
+  }
   /* 2: pseudo-headers, then grpc-timeout, call definition, metadata. */
   tri__nv_adds(&b, ":method", "POST");
   tri__nv_adds(&b, ":scheme", c->tls ? "https" : "http");
@@ -294,7 +299,8 @@ static void submit_request(tri__conn *c, tri_stream *s) {
     tri__nv_add(&b, "grpc-timeout", tmo, strlen(tmo),
                 NGHTTP2_NV_FLAG_NO_INDEX);
   /* 2.6: the +proto subtype, as Dubbo Java and dubbo-go clients send. */
-  tri__nv_adds(&b, "content-type", "application/grpc+proto");
+  tri__nv_adds(&b, "content-type", s->json ? "application/grpc+json"
+                                            : "application/grpc+proto");
   tri__nv_adds(&b, "te", "trailers");
   tri__nv_adds(&b, "user-agent", "grpc-c-triplestream/" PACKAGE_VERSION);
   if (s->enc_out != TRI__ENC_IDENTITY)
@@ -305,6 +311,7 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   if (s->version)
     tri__nv_adds(&b, "tri-service-version", s->version);
   tri__nv_add_md(&b, &s->req_md);
+built:
   if (b.failed) {
     tri__nv_free(&b);
     tri__io_end(s, TRI_RESOURCE_EXHAUSTED,
@@ -362,6 +369,10 @@ void tri__client_header(tri_stream *s, const nghttp2_frame *f,
   }
   if (s->skip_block)
     return;
+  if (s->triple != NULL) { /* Triple unary form: lib/triple.c */
+    tri__triple_header(s, f, name, nlen, val, vlen);
+    return;
+  }
   if (hdr_is(name, nlen, "content-type")) {
     if (vlen >= 16 && memcmp(val, "application/grpc", 16) == 0 &&
         (vlen == 16 || val[16] == '+' || val[16] == ';')) {
@@ -399,7 +410,7 @@ void tri__client_header(tri_stream *s, const nghttp2_frame *f,
 }
 
 /* Publish the response headers collected so far (once). */
-static void publish_headers(tri_stream *s) {
+void tri__client_publish_headers(tri_stream *s) {
   tri__mutex_lock(&s->mu);
   if (s->hdrs_state != TRI__HDRS_DONE) {
     tri_metadata tmp = s->hdrs; /* empty */
@@ -443,7 +454,7 @@ static void client_complete(tri__conn *c, tri_stream *s) {
     code = TRI_INTERNAL;
     msg = "stream ended inside a message";
   }
-  publish_headers(s);
+  tri__client_publish_headers(s);
   tri__mutex_lock(&s->mu);
   if (!s->final) {
     tri_metadata tmp = s->trl; /* empty */
@@ -481,10 +492,14 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
     tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
     tri__mutex_unlock(&s->mu);
   }
+  if (s->triple != NULL) { /* Triple unary form: lib/triple.c */
+    tri__triple_frame(c, s, f);
+    return;
+  }
   if (f->hd.type == NGHTTP2_DATA) {
     if (end) {
       /* 5.3: END_STREAM on DATA, no trailers. */
-      publish_headers(s);
+      tri__client_publish_headers(s);
       tri__io_end(s, TRI_INTERNAL, "server ended the stream without trailers",
                   0, TRI__END_NONE);
       tri__client_end(c, s);
@@ -507,13 +522,13 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
       return;
     }
     if (!end)
-      publish_headers(s);
+      tri__client_publish_headers(s);
   }
   if (end)
     client_complete(c, s);
 }
 
-/* Transparent retry (doc/PROTOCOL.md 14.6): a stream the server refused
+/* Transparent retry (doc/PROTOCOL.md 16.6): a stream the server refused
  * before answering goes back to the channel and out again, once, on
  * whatever connection the channel picks.  1 if it was requeued. */
 int tri__client_retry(tri__conn *c, tri_stream *s) {
@@ -549,7 +564,7 @@ int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
   char buf[120];
   if (err == NGHTTP2_REFUSED_STREAM && tri__client_retry(c, s))
     return 1;
-  publish_headers(s);
+  tri__client_publish_headers(s);
   if (err != NGHTTP2_NO_ERROR) {
     int code = tri__status_from_rst(err); /* 6.1 */
     if (err == NGHTTP2_REFUSED_STREAM)

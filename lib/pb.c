@@ -8,6 +8,7 @@
 #include <triplestream/protobuf.h>
 
 #include "core.h"
+#include "triple.h"
 
 /* doc/PROTOCOL.md 5.5: a message that does not parse ends the call with
  * INTERNAL and says so.  A server answers it in trailers (the client sees
@@ -94,7 +95,8 @@ TRI_API int tri_unary_call_msg(tri_channel *ch, const char *method,
       return TRI_ENOMEM;
   }
   protobuf_c_message_pack(req, buf);
-  rv = tri_unary_call(ch, method, opts, buf, n, &rb, stream_out);
+  rv = tri__unary_call(ch, method, opts, buf, n, req->descriptor, resp_desc,
+                       &rb, stream_out);
   if (buf != small)
     tri__free(buf);
   if (rv != TRI_OK)

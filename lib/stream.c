@@ -25,6 +25,7 @@
 #include "compress.h"
 #include "core.h"
 #include "status.h"
+#include "triple.h"
 
 static const tri_metadata empty_md;
 
@@ -178,6 +179,7 @@ static void stream_destroy(tri_stream *s) {
   tri__md_cleanup(&s->out_trl);
   tri__free(s->method);
   tri__free(s->final_msg);
+  tri__triple_free(s->triple);
   tri__free(s->finish_msg);
   tri__free(s->group);
   tri__free(s->version);
@@ -593,10 +595,10 @@ static int send_closed_rv(const tri_stream *s) {
  * caller already holds).  Every wake-up re-checks the send state: a send
  * side closed by another thread while this one waited (close_send,
  * finish) fails the send, so no message is queued after END_STREAM. */
-static int write_locked(tri_stream *s, const uint8_t *hdr,
+static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
                         const uint8_t *payload, size_t plen,
                         int64_t deadline) {
-  size_t total = TRI__FRAME_HDR_LEN + plen;
+  size_t total = hlen + plen;
   int rv;
 
   for (;;) {
@@ -617,7 +619,8 @@ static int write_locked(tri_stream *s, const uint8_t *hdr,
   rv = ring_reserve(s, s->sb_len + total);
   if (rv != TRI_OK)
     return rv;
-  ring_put(s, hdr, TRI__FRAME_HDR_LEN);
+  if (hlen)
+    ring_put(s, hdr, hlen);
   if (plen)
     ring_put(s, payload, plen);
   request_headers_locked(s);
@@ -668,12 +671,27 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
                                     : tri__deadline_after_ms(timeout_ms);
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  rv = write_locked(s, hdr, payload, plen, deadline);
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen, deadline);
   if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT)
     close_send_locked(s);
   tri__stream_unlock_post(s);
   tri__stream_unref(s);
   tri__free(comp);
+  return rv;
+}
+
+/* Triple unary form (lib/triple.c): |len| bytes as the whole request body,
+ * no length prefix, then half-close. */
+int tri__stream_send_bare_last(tri_stream *s, const void *data, size_t len) {
+  int rv;
+
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  rv = write_locked(s, NULL, 0, data, len, TRI__NO_DEADLINE);
+  if (rv == TRI_OK)
+    close_send_locked(s);
+  tri__stream_unlock_post(s);
+  tri__stream_unref(s);
   return rv;
 }
 

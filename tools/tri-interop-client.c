@@ -6,6 +6,7 @@
  *                      [--use_tls[=true|false]] [--tls_ca_file=F]
  *                      [--server_host_override=X]
  *                      [--tls_cert_file=F --tls_key_file=F]
+ *                      [--protocol=grpc|triple] [--codec=proto|json]
  *   tri-interop-client --target=URI [--lb_policy=pick_first|round_robin]
  *                      --test_case=NAME ...
  *
@@ -29,6 +30,13 @@
  * TLS).  Without TLS --server_host_override is ignored (gRPC uses it for
  * the TLS name check and :authority only).  --use_test_ca is accepted
  * and ignored.
+ *
+ * --protocol=triple sends the unary calls (empty_unary, large_unary,
+ * custom_metadata's UnaryCall, status_code_and_message's UnaryCall, the
+ * compressed unary cases, unimplemented_*) in Triple's HTTP unary form
+ * (tri_call_opts_set_protocol); --codec=json carries their messages as
+ * proto3 JSON (tri_call_opts_set_codec).  Streaming calls stay gRPC with
+ * protobuf whatever the flags say: the library does that for any stream.
  *
  * Calls go through the stubs protoc-gen-triplestream generates from
  * proto/grpc/testing/test.proto (grpc/testing/test.tri.h): the typed unary
@@ -64,6 +72,11 @@ static const char SPECIAL_MESSAGE[] =
 /* Request payload bodies point into this (largest request: 271828). */
 static uint8_t zeros[271828];
 
+/* --protocol and --codec, applied to every call's options (streams
+ * ignore them: the library keeps them gRPC). */
+static int g_protocol = TRI_PROTOCOL_GRPC;
+static const char *g_codec = "proto";
+
 /* Reason of the current case's failure. */
 static char why[1024];
 
@@ -87,6 +100,8 @@ static tri_call_opts *call_opts(int64_t timeout_ms, const char *encoding) {
   if (o == NULL)
     return NULL;
   if (tri_call_opts_set_timeout_ms(o, timeout_ms) != TRI_OK ||
+      tri_call_opts_set_protocol(o, g_protocol) != TRI_OK ||
+      tri_call_opts_set_codec(o, g_codec) != TRI_OK ||
       (encoding != NULL &&
        tri_call_opts_set_compression(o, encoding) != TRI_OK)) {
     tri_call_opts_free(o);
@@ -971,6 +986,7 @@ static int usage(void) {
           "       [--use_tls[=true|false]] [--tls_ca_file=F] "
           "[--server_host_override=X]\n"
           "       [--tls_cert_file=F --tls_key_file=F]\n"
+          "       [--protocol=grpc|triple] [--codec=proto|json]\n"
           "   or: tri-interop-client --target=URI "
           "[--lb_policy=pick_first|round_robin] --test_case=NAME|all ...\n"
           "cases:");
@@ -1023,6 +1039,13 @@ int main(int argc, char **argv) {
       cert = v;
     else if (KEY("tls_key_file"))
       key = v;
+    else if (KEY("protocol") && strcmp(v, "grpc") == 0)
+      g_protocol = TRI_PROTOCOL_GRPC;
+    else if (KEY("protocol") && strcmp(v, "triple") == 0)
+      g_protocol = TRI_PROTOCOL_TRIPLE;
+    else if (KEY("codec") &&
+             (strcmp(v, "proto") == 0 || strcmp(v, "json") == 0))
+      g_codec = v;
     else if (KEY("target"))
       target_uri = v;
     else if (KEY("lb_policy"))
@@ -1045,6 +1068,16 @@ int main(int argc, char **argv) {
     return usage();
   if ((cert == NULL) != (key == NULL))
     return usage();
+  {
+    tri_call_opts *probe = tri_call_opts_new();
+    int crc = probe ? tri_call_opts_set_codec(probe, g_codec) : TRI_ENOMEM;
+    tri_call_opts_free(probe);
+    if (crc != TRI_OK) {
+      fprintf(stderr, "FAIL %s: --codec=%s: %s\n", test_case, g_codec,
+              tri_last_error());
+      return 1;
+    }
+  }
 
   size_t first = 0, last = NCASES;
   if (strcmp(test_case, "all") != 0) {

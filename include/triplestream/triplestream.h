@@ -433,7 +433,7 @@ TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
 
 /**
  * Create a channel to |target| (README "Targets and load balancing",
- * doc/PROTOCOL.md 14):
+ * doc/PROTOCOL.md 16):
  *   "HOST:PORT", "[V6ADDR]:PORT", "dns:///HOST:PORT"  every A and AAAA
  *       record of HOST (resolved asynchronously with c-ares on the
  *       channel's I/O thread; again after a connection loss, at most every
@@ -640,6 +640,55 @@ TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
  */
 TRI_API int tri_call_opts_set_wait_for_ready(tri_call_opts *o, int on);
 
+/** Wire protocols of tri_call_opts_set_protocol(). */
+enum {
+  TRI_PROTOCOL_GRPC = 0,  /* gRPC over HTTP/2 (default) */
+  TRI_PROTOCOL_TRIPLE = 1 /* Triple's HTTP unary form for unary calls */
+};
+
+/**
+ * Choose the wire form of unary calls (doc/PROTOCOL.md "Triple unary
+ * (client)").  TRI_PROTOCOL_GRPC (the default): every call is a gRPC call
+ * (length-prefixed messages, grpc-status in trailers).
+ * TRI_PROTOCOL_TRIPLE: tri_unary_call(), tri_unary_call_msg() and the
+ * generated unary stubs send the Triple HTTP unary form over HTTP/2: the
+ * bare message as the request body, content-type application/proto (or
+ * application/json, see tri_call_opts_set_codec()), tri-protocol-version
+ * 1.0.0, the deadline as tri-service-timeout (ms; still enforced locally),
+ * group/version as tri-service-group/-version, metadata as headers and
+ * compression as content-encoding.  The response is HTTP 200 with the bare
+ * message, or an error: a JSON body {"code": "not_found", "message": ...}
+ * (a Connect-style code name, or a numeric code/status) gives that status;
+ * otherwise the HTTP status is mapped to a code (5.1).  Response headers
+ * become the response metadata, "trailer-"-prefixed headers and HTTP/2
+ * trailers the trailing metadata.
+ * Streaming calls (tri_stream_open()) always use the gRPC form, whatever
+ * this says: the Triple specification carries streams only that way.
+ *
+ * Ownership: none.  Thread safety: as the other setters.  Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL, or an unknown protocol).
+ * Since: 0.3
+ */
+TRI_API int tri_call_opts_set_protocol(tri_call_opts *o, int protocol);
+
+/**
+ * Message codec of unary calls: "proto" (binary protobuf, the default) or
+ * "json" (the proto3 JSON mapping, doc/PROTOCOL.md "JSON mapping").  With
+ * "json" a Triple unary call sends application/json and a gRPC unary call
+ * application/grpc+json; the library converts between the protobuf-c
+ * messages and JSON with their descriptors, so it needs
+ * tri_unary_call_msg() or a generated stub: tri_unary_call() with "json"
+ * fails with TRI_EINVAL (it has no descriptors).  Streaming calls always
+ * use "proto".
+ *
+ * Ownership: |codec| is not kept.  Thread safety: as the other setters.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL or unknown name); TRI_UNIMPLEMENTED
+ *   for "json" in a build without jansson (configure --with-jansson).
+ * Since: 0.3
+ */
+TRI_API int tri_call_opts_set_codec(tri_call_opts *o, const char *codec);
+
 /* ------------------------------------------------------------------ */
 /* Streams: client side                                                */
 /* ------------------------------------------------------------------ */
@@ -679,7 +728,10 @@ TRI_API int tri_stream_open(tri_channel *ch, const char *method,
  * Blocking: until the call ends; bounded by the deadline in |opts|.
  * Returns: TRI_OK, or the call's failing status (TRI_UNAVAILABLE,
  *   TRI_DEADLINE_EXCEEDED, a status from the server, ...); a response
- *   count other than one with status OK gives TRI_UNIMPLEMENTED (5.4).
+ *   count other than one with status OK gives TRI_UNIMPLEMENTED (5.4);
+ *   TRI_EINVAL when |opts| chose the "json" codec, which needs
+ *   descriptors (tri_unary_call_msg()).  The wire form follows
+ *   tri_call_opts_set_protocol().
  * Since: 0.1
  */
 TRI_API int tri_unary_call(tri_channel *ch, const char *method,

@@ -8,7 +8,8 @@
  * bit 0) and the input, half-close; the client meanwhile sends its request
  * and reads until the stream ends (bounded by a 200 ms deadline).  Then
  * the stream and channel are freed: the client's I/O thread and the
- * channel teardown run for every input.
+ * channel teardown run for every input.  Byte 0 bit 5 makes the stream a
+ * Triple unary call (doc/PROTOCOL.md 14: bare body, plain HTTP answer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <triplestream/triplestream.h>
 
 #include "fuzz_net.h"
+#include "triple.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,8 +54,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (flags & 8)
     tri_call_opts_add_metadata(o, "x-key-bin", "\x00\xff", 2);
   tri_stream *s = NULL;
-  if (tri_stream_open(ch, "/f.Svc/Bidi", o, &s) != TRI_OK)
+  if (flags & 32) {
+    tri_call_opts_set_protocol(o, TRI_PROTOCOL_TRIPLE);
+    if (tri__stream_open_unary(ch, "/f.Svc/Unary", o, &s) != TRI_OK)
+      abort();
+  } else if (tri_stream_open(ch, "/f.Svc/Bidi", o, &s) != TRI_OK) {
     abort();
+  }
 
   struct pollfd p = {g_lfd, POLLIN, 0};
   int fd = -1;
@@ -68,7 +75,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_write(fd, data, size, 100);
     shutdown(fd, SHUT_WR);
   }
-  tri_stream_send_ex(s, "request", 7, TRI_SEND_LAST, 50);
+  if (flags & 32)
+    tri__stream_send_bare_last(s, "request", 7);
+  else
+    tri_stream_send_ex(s, "request", 7, TRI_SEND_LAST, 50);
   tri_buf *m = NULL;
   for (int i = 0; i < 64; i++) {
     int rc = (flags & 16) ? tri_stream_recv(s, &m)

@@ -1,0 +1,2 @@
+/* Instrumented copy of lib/json.c for the fuzz targets (see Makefile.am). */
+#include "json.c"
