@@ -447,7 +447,8 @@ TRI_API void tri_channel_free(tri_channel *ch) {
     return; /* inherited through fork(): its threads and state belong to
                the parent; the handle is abandoned, nothing is touched */
 #ifdef HAVE_ZOOKEEPER
-  tri__zk_watch_free(ch->zk); /* no more address lists after this */
+  if (ch->zk != NULL)
+    tri__zk_watch_free(ch->zk); /* no more address lists after this */
 #endif
   /* SHUTDOWN: state waiters wake and leave before the loop goes. */
   tri__lb_shutdown(ch->loop);
