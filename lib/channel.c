@@ -301,10 +301,8 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
     return rv;
 #ifndef HAVE_ZOOKEEPER
   if (cc.target.kind == TRI__T_ZK)
-    return tri__fail(TRI_UNIMPLEMENTED, "target '%s': ZooKeeper is not "
-                     "available: libtriplestream was built without "
-                     "libzookeeper (install libzookeeper-mt-dev and "
-                     "configure --with-zookeeper)", target);
+    return tri__fail(TRI_UNIMPLEMENTED, "target '%s': %s", target,
+                     TRI__ZK_UNAVAILABLE);
 #endif
   tri_channel *ch = tri__calloc(1, sizeof(*ch));
   if (ch == NULL) {

@@ -388,6 +388,9 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f,
                          void *ud) {
   tri__conn *c = ud;
   (void)sess;
+  if (c->is_server &&
+      (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
+    tri__server_data_sent(c);
   if (!c->is_server || f->hd.type != NGHTTP2_HEADERS ||
       !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;

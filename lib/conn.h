@@ -101,6 +101,14 @@ struct tri__conn {
   int64_t rst_window_ns;   /* start of the reset-counting second */
   int rst_count;           /* client RST_STREAMs in that second */
   int big_headers;         /* oversized request header lists seen */
+  /* server: keepalive enforcement (A8) and connection age (A9) */
+  int64_t ping_recv_ns;    /* last PING from the client counted, or 0 */
+  int ping_strikes;        /* PINGs too early since we last sent data */
+  int64_t age_deadline_ns; /* max connection age (jittered), or 0 */
+  int64_t grace_deadline_ns; /* age grace: close then, or 0 */
+  const char *goaway_debug; /* debug data of the GOAWAY after the drain
+                               PING's ACK (static string) or NULL */
+  int64_t drain_ping_ns;   /* when the heads-up GOAWAY + PING went out */
   /* lists */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
@@ -266,6 +274,8 @@ void tri__server_rst_received(tri__conn *c, tri_stream *s);
 void tri__server_closed(tri__conn *c, tri_stream *s, uint32_t err);
 void tri__server_frame_sent(tri__conn *c, tri_stream *s,
                             const nghttp2_frame *f);
+/* A HEADERS or DATA frame went out: PING strikes start over (A8). */
+void tri__server_data_sent(tri__conn *c);
 void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops);
 void tri__server_fail(tri__conn *c, tri_stream *s, int code,
                       const char *msg);

@@ -389,6 +389,12 @@ typedef struct {
   int64_t handshake_ms;      /* client preface + SETTINGS */
   int64_t idle_ms;           /* 0 = never close idle connections */
   int max_resets_per_s;      /* client RST_STREAMs before ENHANCE_YOUR_CALM */
+  int64_t min_ping_ms;       /* A8: client PINGs closer are strikes */
+  int permit_ping_idle;      /* A8: PINGs without open streams allowed */
+  int64_t max_age_ms;        /* A9: 0 = unlimited */
+  int64_t max_age_grace_ms;  /* A9: INT64_MAX = unlimited */
+  int64_t ka_time_ms;        /* server keepalive PING: 0 = off */
+  int64_t ka_timeout_ms;
   int tls;                   /* TLS: tri__server_tls_get() at accept */
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,

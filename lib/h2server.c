@@ -8,6 +8,7 @@
  */
 #include "tri_int.h"
 
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -23,6 +24,8 @@
 /* How long accepting pauses when the process is out of descriptors (or
  * memory); a closing connection resumes it sooner. */
 #define ACCEPT_BACKOFF_MS 100
+/* How long the real GOAWAY waits for the ACK of the drain PING. */
+#define DRAIN_PING_TIMEOUT_MS 10000
 
 /* ---- accepting --------------------------------------------------------- */
 
@@ -73,6 +76,16 @@ static void conn_start(tri__loop *l, int fd, const struct sockaddr_storage *ss,
   c->phase = TRI__CONN_HANDSHAKE;
   c->phase_deadline = tri__deadline_after_ms(l->cfg.handshake_ms);
   c->idle_since_ns = tri__now_ns();
+  if (l->cfg.max_age_ms > 0 && l->cfg.max_age_ms != INT64_MAX) {
+    /* A9: +-10 % jitter, so connections made together do not all go
+     * away together. */
+    int64_t age = tri__ms_to_ns(l->cfg.max_age_ms);
+    int64_t j = age / 10;
+    if (j > 0)
+      age += (int64_t)(((uint64_t)random() << 31 ^ (uint64_t)random()) %
+                       (uint64_t)(2 * j + 1)) - j;
+    c->age_deadline_ns = c->idle_since_ns + age;
+  }
   c->peer = accepted_peer(fd, ss, sl);
   if (c->peer == NULL) {
     tri__conn_close(c, "failed");
@@ -169,6 +182,31 @@ void tri__server_tick(tri__loop *l, int64_t now, int64_t *next) {
   }
 }
 
+/* Graceful GOAWAY of one connection (8.3, A9): a heads-up GOAWAY with
+ * last-stream-id 2^31-1 and a PING; on its ACK the real GOAWAY with the
+ * last processed stream id and |debug|.  Streams in flight go on. */
+static void goaway_graceful(tri__conn *c, const char *debug) {
+  if (c->drain_ping || c->goaway)
+    return;
+  nghttp2_submit_shutdown_notice(c->sess);
+  nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
+  c->drain_ping = 1;
+  c->drain_ping_ns = tri__now_ns();
+  c->goaway = 1;
+  c->goaway_debug = debug;
+}
+
+/* The real GOAWAY after the heads-up: last processed stream id and the
+ * debug data of the cause. */
+static void goaway_final(tri__conn *c) {
+  const char *d = c->goaway_debug;
+  c->drain_ping = 0;
+  nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(c->sess),
+                        NGHTTP2_NO_ERROR, (const uint8_t *)d,
+                        d ? strlen(d) : 0);
+}
+
 void tri__server_drain(tri__loop *l) {
   tri__list *n;
   l->draining = 1;
@@ -183,9 +221,12 @@ void tri__server_drain(tri__loop *l) {
     tri__conn *c = tri__container_of(n, tri__conn, link);
     /* 8.3 / 13.6: heads-up GOAWAY, then a PING; its ACK sends the real
      * GOAWAY with the last processed stream id. */
+    if (c->drain_ping || c->goaway_debug != NULL)
+      continue; /* a graceful GOAWAY (max age/idle) is on its way */
     nghttp2_submit_shutdown_notice(c->sess);
     nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
     c->drain_ping = 1;
+    c->drain_ping_ns = tri__now_ns();
   }
 }
 
@@ -215,6 +256,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
    * and the idle deadline must be known before the loop sleeps. */
   if (tri__sock_flush_or_close(c))
     return;
+  int sent = 0;
   if (l->cfg.idle_ms > 0 && l->cfg.idle_ms != INT64_MAX) {
     if (!tri__list_empty(&c->streams)) {
       c->idle_since_ns = 0;
@@ -226,18 +268,78 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
                        ? INT64_MAX
                        : c->idle_since_ns + idle;
       if (now >= dl && !c->goaway) {
-        /* 8.4: max_idle */
-        c->goaway = 1;
-        nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->sess),
-                              NGHTTP2_NO_ERROR, (const uint8_t *)"max_idle",
-                              8);
-        tri__sock_flush_or_close(c);
+        /* 8.4, A9 max_idle: the same graceful GOAWAY as max_age, so a
+         * request the client sends meanwhile is still served. */
+        goaway_graceful(c, "max_idle");
+        sent = 1;
       } else if (!c->goaway) {
         *next = tri__deadline_min(*next, dl);
       }
     }
   }
+  if (c->phase == TRI__CONN_READY && c->age_deadline_ns != 0) {
+    /* A9 max_connection_age, then max_connection_age_grace. */
+    if (!c->goaway && now >= c->age_deadline_ns) {
+      goaway_graceful(c, "max_age");
+      sent = 1;
+      int64_t g = l->cfg.max_age_grace_ms;
+      if (g != INT64_MAX) {
+        g = tri__ms_to_ns(g);
+        c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
+      }
+    } else if (!c->goaway) {
+      *next = tri__deadline_min(*next, c->age_deadline_ns);
+    }
+  }
+  if (c->drain_ping && c->phase == TRI__CONN_READY) {
+    /* A client that never answers the drain PING still gets the real
+     * GOAWAY (and so the connection closes once idle), as gRPC's
+     * servers do after a while. */
+    int64_t dl = c->drain_ping_ns + tri__ms_to_ns(DRAIN_PING_TIMEOUT_MS);
+    if (now >= dl) {
+      goaway_final(c);
+      sent = 1;
+    } else {
+      *next = tri__deadline_min(*next, dl);
+    }
+  }
+  if (c->grace_deadline_ns != 0) {
+    if (now >= c->grace_deadline_ns) {
+      tri__conn_close(c, "closed: max connection age grace over");
+      return;
+    }
+    *next = tri__deadline_min(*next, c->grace_deadline_ns);
+  }
+  if (c->phase == TRI__CONN_READY && l->cfg.ka_time_ms > 0 &&
+      l->cfg.ka_time_ms != INT64_MAX) {
+    /* Server keepalive (A8's server side): PING after ka_time without
+     * reading; nothing read within ka_timeout closes the connection. */
+    int64_t ka = tri__ms_to_ns(l->cfg.ka_time_ms);
+    int64_t kto = tri__ms_to_ns(l->cfg.ka_timeout_ms);
+    int64_t base = c->last_read_ns != 0 ? c->last_read_ns : c->idle_since_ns;
+    if (c->ping_sent_ns != 0) {
+      int64_t dl = kto > INT64_MAX - c->ping_sent_ns ? INT64_MAX
+                                                     : c->ping_sent_ns + kto;
+      if (now >= dl) {
+        tri__conn_close(c, "closed: keepalive timeout");
+        return;
+      }
+      *next = tri__deadline_min(*next, dl);
+    } else {
+      int64_t due = ka > INT64_MAX - base ? INT64_MAX : base + ka;
+      if (now >= due) {
+        nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
+        c->ping_sent_ns = now;
+        sent = 1;
+        *next = tri__deadline_min(
+            *next, kto > INT64_MAX - now ? INT64_MAX : now + kto);
+      } else {
+        *next = tri__deadline_min(*next, due);
+      }
+    }
+  }
+  if (sent)
+    tri__sock_flush_or_close(c); /* what was submitted here */
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -522,6 +624,38 @@ static void headers_done(tri__conn *c, tri_stream *s, int end) {
   tri__stream_arm_deadline(s); /* 7.3 */
 }
 
+/* A8 enforcement: a PING closer than min_ping_ms to the last one (2 h
+ * without open streams unless permitted) is a strike; the third strike
+ * since we last sent HEADERS or DATA ends the connection with
+ * GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") after its streams finish. */
+#define PING_IDLE_MIN_MS (2 * 60 * 60 * 1000)
+#define MAX_PING_STRIKES 2
+
+static void ping_received(tri__conn *c) {
+  tri__loop *l = c->loop;
+  int64_t now = tri__now_ns();
+  int64_t min_ms = l->cfg.min_ping_ms;
+  if (tri__list_empty(&c->streams) && !l->cfg.permit_ping_idle)
+    min_ms = min_ms > PING_IDLE_MIN_MS ? min_ms : PING_IDLE_MIN_MS;
+  if (c->ping_recv_ns != 0 && min_ms > 0 &&
+      now - c->ping_recv_ns < tri__ms_to_ns(min_ms)) {
+    if (++c->ping_strikes > MAX_PING_STRIKES && !c->goaway) {
+      static const char why[] = "too_many_pings";
+      c->goaway = 1;
+      nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
+                            nghttp2_session_get_last_proc_stream_id(c->sess),
+                            NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why,
+                            sizeof(why) - 1);
+    }
+  }
+  c->ping_recv_ns = now;
+}
+
+void tri__server_data_sent(tri__conn *c) {
+  c->ping_strikes = 0;
+  c->ping_recv_ns = 0;
+}
+
 void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
   int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 
@@ -550,12 +684,11 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
     tri__mutex_unlock(&s->mu);
     return;
   case NGHTTP2_PING:
-    if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->drain_ping) {
+    if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+      ping_received(c);
+    } else if (c->drain_ping) {
       /* 8.3: the client has seen the heads-up; now the real GOAWAY. */
-      c->drain_ping = 0;
-      nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
-                            nghttp2_session_get_last_proc_stream_id(c->sess),
-                            NGHTTP2_NO_ERROR, NULL, 0);
+      goaway_final(c);
     }
     return;
   default:

@@ -24,7 +24,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+
 #include "core.h"
+#include "registry_zk.h"
 #include "status.h"
 
 struct tri_server_opts {
@@ -36,8 +41,14 @@ struct tri_server_opts {
   size_t max_header_list, conn_recv_queue;
   int max_per_conn;        /* 0 = max_workers / 8, at least 16 */
   int max_resets_per_s;
+  int64_t min_ping_ms;     /* A8 enforcement */
+  int permit_ping_idle;
+  int64_t max_age_ms, max_age_grace_ms; /* A9 */
+  int64_t ka_time_ms, ka_timeout_ms;    /* server keepalive PINGs */
   int io_threads;          /* I/O loops (>= 1) */
   tri_tls_opts *tls;       /* owned; NULL = clear text */
+  int has_registry;        /* tri_server_opts_set_registry() */
+  tri__zk_uri registry;    /* (by value: the struct is copied) */
 };
 
 struct tri__method {
@@ -90,6 +101,10 @@ struct tri_server {
   int64_t tls_log_ns;      /*   last stderr report (I/O threads) */
   uint64_t tls_unlogged;   /*   failures since then */
   uint64_t tls_failures;   /* atomic: failed handshakes */
+  /* ZooKeeper registration (under mu: start and shutdown) */
+  struct sockaddr_storage bound; /* tri_server_bind()'s address */
+  socklen_t bound_len;           /* 0: not TCP */
+  tri__zk_reg *reg;
 };
 
 /* ---- options ---------------------------------------------------------- */
@@ -108,6 +123,12 @@ static void server_opts_defaults(tri_server_opts *o) {
   o->conn_recv_queue = TRI__DEF_CONN_RQ;
   o->max_per_conn = 0;
   o->max_resets_per_s = 500;
+  o->min_ping_ms = 300000;
+  o->permit_ping_idle = 0;
+  o->max_age_ms = 0;
+  o->max_age_grace_ms = INT64_MAX;
+  o->ka_time_ms = 0;
+  o->ka_timeout_ms = 20000;
   o->io_threads = 1;
 }
 
@@ -130,6 +151,68 @@ TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
   if (o == NULL)
     return tri__fail(TRI_EINVAL, "tri_server_opts_set_tls: opts is NULL");
   return tri__tls_opts_replace(&o->tls, tls, "tri_server_opts_set_tls");
+}
+
+TRI_API int tri_server_opts_set_registry(tri_server_opts *o,
+                                         const char *uri) {
+  tri__zk_uri u;
+  int rv;
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_registry: opts is "
+                     "NULL");
+  if (uri == NULL) {
+    o->has_registry = 0;
+    return TRI_OK;
+  }
+  rv = tri__zk_uri_parse(uri, &u);
+  if (rv != TRI_OK)
+    return rv;
+  o->registry = u;
+  o->has_registry = 1;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_keepalive_enforcement(
+    tri_server_opts *o, int64_t min_ping_interval_ms,
+    int permit_without_calls) {
+  if (o == NULL || min_ping_interval_ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_keepalive_enforcement:"
+                     " %s", o == NULL ? "opts is NULL"
+                                      : "min_ping_interval_ms < 0");
+  o->min_ping_ms = min_ping_interval_ms;
+  o->permit_ping_idle = permit_without_calls != 0;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_connection_age_ms(tri_server_opts *o,
+                                                      int64_t ms) {
+  if (o == NULL || ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_max_connection_age_ms:"
+                     " %s", o == NULL ? "opts is NULL" : "ms < 0");
+  o->max_age_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_max_connection_age_grace_ms(
+    tri_server_opts *o, int64_t ms) {
+  if (o == NULL || ms < 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_max_connection_age_"
+                     "grace_ms: %s", o == NULL ? "opts is NULL" : "ms < 0");
+  o->max_age_grace_ms = ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_keepalive(tri_server_opts *o, int64_t time_ms,
+                                          int64_t timeout_ms) {
+  if (o == NULL || time_ms < 0 || timeout_ms <= 0)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_keepalive: %s",
+                     o == NULL ? "opts is NULL"
+                     : time_ms < 0 ? "time_ms < 0" : "timeout_ms <= 0");
+  /* At least 1 s between PINGs: below that a client enforcing A8 with
+   * gRPC's defaults would call them abuse. */
+  o->ka_time_ms = time_ms == 0 ? 0 : time_ms < 1000 ? 1000 : time_ms;
+  o->ka_timeout_ms = timeout_ms;
+  return TRI_OK;
 }
 
 TRI_API int tri_server_opts_set_max_workers(tri_server_opts *o, int n) {
@@ -770,6 +853,8 @@ TRI_API int tri_server_bind(tri_server *srv, const char *host_port) {
     return tri__fail(TRI_ESYS, "bind %s: getsockname: %s", t.where,
                      strerror(err));
   }
+  memcpy(&srv->bound, &ss, sl);
+  srv->bound_len = sl;
   srv->port = ss.ss_family == AF_INET6
                   ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -780,6 +865,8 @@ TRI_API int tri_server_bind(tri_server *srv, const char *host_port) {
 TRI_API int tri_server_port(const tri_server *srv) {
   return srv ? srv->port : -1;
 }
+
+static int registry_start(tri_server *srv);
 
 TRI_API int tri_server_start(tri_server *srv) {
   int rv = TRI_OK;
@@ -813,7 +900,22 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.handshake_ms = srv->opts.handshake_ms;
   cfg.idle_ms = srv->opts.idle_ms;
   cfg.max_resets_per_s = srv->opts.max_resets_per_s;
+  cfg.min_ping_ms = srv->opts.min_ping_ms;
+  cfg.permit_ping_idle = srv->opts.permit_ping_idle;
+  cfg.max_age_ms = srv->opts.max_age_ms;
+  cfg.max_age_grace_ms = srv->opts.max_age_grace_ms;
+  cfg.ka_time_ms = srv->opts.ka_time_ms;
+  cfg.ka_timeout_ms = srv->opts.ka_timeout_ms;
   cfg.tls = srv->tls_ctx != NULL;
+  if (srv->opts.has_registry) {
+    /* Providers appear in the registry now; clients that find them
+     * connect into the listen backlog until the loops accept. */
+    rv = registry_start(srv);
+    if (rv != TRI_OK) {
+      tri__timers_release();
+      goto out;
+    }
+  }
   int n = srv->opts.io_threads >= 1 ? srv->opts.io_threads : 1;
   srv->loops = tri__calloc((size_t)n, sizeof(*srv->loops));
   for (int i = 0; srv->loops != NULL && i < n; i++) {
@@ -827,6 +929,8 @@ TRI_API int tri_server_start(tri_server *srv) {
       tri__free(srv->loops);
       srv->loops = NULL;
       srv->listen_fd = -1;
+      tri__zk_reg_free(srv->reg);
+      srv->reg = NULL;
       tri__timers_release();
       rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loop");
       goto out;
@@ -834,6 +938,8 @@ TRI_API int tri_server_start(tri_server *srv) {
     srv->listen_fd = -1;
   }
   if (srv->loops == NULL) {
+    tri__zk_reg_free(srv->reg);
+    srv->reg = NULL;
     tri__timers_release();
     rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loops");
     goto out;
@@ -846,6 +952,8 @@ TRI_API int tri_server_start(tri_server *srv) {
         tri__loop_join_free(srv->loops[j]);
       tri__free(srv->loops);
       srv->loops = NULL;
+      tri__zk_reg_free(srv->reg);
+      srv->reg = NULL;
       tri__timers_release();
       rv = tri__fail(TRI_ESYS, "cannot start the server's I/O threads");
       goto out;
@@ -856,6 +964,128 @@ TRI_API int tri_server_start(tri_server *srv) {
   srv->started = 1;
 out:
   tri__mutex_unlock(&srv->mu);
+  return rv;
+}
+
+/* ---- registry (doc/PROTOCOL.md 15.2) ---------------------------------- */
+
+/* The address to publish: the bound one, or for a wildcard bind the first
+ * non-loopback address of the host (loopback when there is none). */
+static void publish_ip(const tri_server *srv, char *ip, size_t len) {
+  const struct sockaddr_storage *ss = &srv->bound;
+  int any = 0;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    any = a->sin_addr.s_addr == htonl(INADDR_ANY);
+    inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)len);
+  } else {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    any = IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
+    inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)len);
+  }
+  if (!any)
+    return;
+  snprintf(ip, len, "%s", ss->ss_family == AF_INET ? "127.0.0.1" : "::1");
+  struct ifaddrs *ifs = NULL, *i;
+  if (getifaddrs(&ifs) != 0)
+    return;
+  for (int pass = 0; pass < 2; pass++) { /* IPv4 first, as Dubbo does */
+    for (i = ifs; i != NULL; i = i->ifa_next) {
+      if (i->ifa_addr == NULL || (i->ifa_flags & IFF_LOOPBACK) ||
+          !(i->ifa_flags & IFF_UP))
+        continue;
+      if (pass == 0 && i->ifa_addr->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+                  ip, (socklen_t)len);
+        freeifaddrs(ifs);
+        return;
+      }
+      if (pass == 1 && ss->ss_family == AF_INET6 &&
+          i->ifa_addr->sa_family == AF_INET6) {
+        struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+        if (IN6_IS_ADDR_LINKLOCAL(a))
+          continue;
+        inet_ntop(AF_INET6, a, ip, (socklen_t)len);
+        freeifaddrs(ifs);
+        return;
+      }
+    }
+  }
+  freeifaddrs(ifs);
+}
+
+/* Start registering every interface the server serves: one provider node
+ * per (interface, group, version), methods from "/INTERFACE/Method". */
+static int registry_start(tri_server *srv) {
+  tri__zk_service *svcs;
+  char **methods;
+  size_t n = 0;
+  char ip[INET6_ADDRSTRLEN + 1];
+  int rv;
+
+  if (srv->bound_len == 0 || (srv->bound.ss_family != AF_INET &&
+                              srv->bound.ss_family != AF_INET6))
+    return tri__fail(TRI_EINVAL, "tri_server_start: a registry needs a TCP "
+                     "address (tri_server_bind(\"IP:PORT\"))");
+  if (srv->nmethods == 0)
+    return tri__fail(TRI_EINVAL, "tri_server_start: a registry needs at "
+                     "least one registered method");
+  svcs = tri__calloc(srv->nmethods, sizeof(*svcs));
+  methods = tri__calloc(srv->nmethods, sizeof(char *));
+  char **ifaces = tri__calloc(srv->nmethods, sizeof(char *));
+  if (svcs == NULL || methods == NULL || ifaces == NULL) {
+    rv = tri__fail(TRI_ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < srv->nmethods; i++) {
+    const struct tri__method *m = &srv->methods[i];
+    const char *slash = strchr(m->path + 1, '/');
+    size_t il = (size_t)(slash - (m->path + 1));
+    size_t k;
+    for (k = 0; k < n; k++)
+      if (strlen(svcs[k].interface) == il &&
+          strncmp(svcs[k].interface, m->path + 1, il) == 0 &&
+          streq_null(svcs[k].group, m->group) &&
+          streq_null(svcs[k].version, m->version))
+        break;
+    if (k == n) {
+      ifaces[n] = tri__strndup(m->path + 1, il);
+      if (ifaces[n] == NULL) {
+        rv = tri__fail(TRI_ENOMEM, "out of memory");
+        goto out;
+      }
+      svcs[n].interface = ifaces[n];
+      svcs[n].group = m->group;
+      svcs[n].version = m->version;
+      n++;
+    }
+    const char *mn = slash + 1;
+    size_t ol = methods[k] ? strlen(methods[k]) : 0;
+    char *nm = tri__realloc(methods[k], ol + strlen(mn) + 2);
+    if (nm == NULL) {
+      rv = tri__fail(TRI_ENOMEM, "out of memory");
+      goto out;
+    }
+    if (ol == 0)
+      strcpy(nm, mn);
+    else
+      sprintf(nm + ol, ",%s", mn);
+    methods[k] = nm;
+    svcs[k].methods = nm;
+  }
+  publish_ip(srv, ip, sizeof(ip));
+  rv = tri__zk_reg_new(&srv->reg, &srv->opts.registry, ip, srv->port, svcs,
+                       n);
+out:
+  for (size_t i = 0; i < srv->nmethods; i++) {
+    if (methods)
+      tri__free(methods[i]);
+    if (ifaces)
+      tri__free(ifaces[i]);
+  }
+  tri__free(methods);
+  tri__free(ifaces);
+  tri__free(svcs);
   return rv;
 }
 
@@ -891,6 +1121,12 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   srv->shut = 1;
   __atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
   p = &srv->pool;
+  if (srv->reg != NULL) {
+    /* 15.2: leave the registry first, so clients stop choosing this
+     * server before it sends GOAWAY and drains. */
+    tri__zk_reg_free(srv->reg);
+    srv->reg = NULL;
+  }
   if (srv->nloops > 0) {
     /* GOAWAY and stop accepting; let streams in flight finish. */
     for (int i = 0; i < srv->nloops; i++)

@@ -169,9 +169,9 @@ START_TEST(test_zookeeper_without_library)
   ck_assert_ptr_null(ch);
   ck_assert_str_eq(tri_last_error(),
                    "target 'zookeeper://127.0.0.1:2181/org.Svc': ZooKeeper "
-                   "is not available: libtriplestream was built without "
-                   "libzookeeper (install libzookeeper-mt-dev and configure "
-                   "--with-zookeeper)");
+                   "is not available: libtriplestream was built without the "
+                   "ZooKeeper C client (install libzookeeper-mt-dev and "
+                   "configure --with-zookeeper)");
 #endif
   tri_channel_opts *o = tri_channel_opts_new();
   ck_assert_int_eq(tri_channel_opts_set_lb_policy(o, "grpclb"), TRI_EINVAL);

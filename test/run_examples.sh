@@ -76,5 +76,33 @@ if grep -q '^#define HAVE_OPENSSL 1' "$top_builddir/config.h"; then
 else
   echo "(not built with OpenSSL: integ_tls checks that TLS is refused)"
 fi
+echo "== ZooKeeper provider (README)"
+if grep -q '^#define HAVE_ZOOKEEPER 1' "$top_builddir/config.h"; then
+  zdir=$(mktemp -d) || exit 1
+  zkport=$(sh "$srcdir/zk/zk-server.sh" start "$zdir/zk" 0) || {
+    echo "FAIL: cannot start ZooKeeper (test/zk/zk-server.sh; apt-get install zookeeper)"
+    rm -rf "$zdir"; exit 1; }
+  "$top_builddir/examples/zk/zk_provider" "127.0.0.1:$zkport" 0 >"$zdir/out" 2>&1 &
+  zpid=$!
+  port=
+  for i in $(seq 1 100); do
+    port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$zdir/out")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  if [ -z "$port" ]; then echo "FAIL: zk_provider did not start"; cat "$zdir/out"
+    kill $zpid; sh "$srcdir/zk/zk-server.sh" stop "$zdir/zk"; exit 1; fi
+  cat "$zdir/out"
+  cout=$(timeout 20 "$raw/raw_client" "127.0.0.1:$port") || {
+    echo "FAIL: raw_client to zk_provider: $cout"; kill $zpid
+    sh "$srcdir/zk/zk-server.sh" stop "$zdir/zk"; exit 1; }
+  kill -TERM $zpid
+  wait $zpid || { echo "FAIL: zk_provider did not exit 0 on SIGTERM"
+    sh "$srcdir/zk/zk-server.sh" stop "$zdir/zk"; exit 1; }
+  sh "$srcdir/zk/zk-server.sh" stop "$zdir/zk"
+  rm -rf "$zdir"
+else
+  echo "(not built with ZooKeeper: integ_zk fails without it)"
+fi
 echo "== echo demo"
 exec sh "$srcdir/../examples/echo/run-demo.sh" "$top_builddir/examples"

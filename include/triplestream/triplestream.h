@@ -1090,8 +1090,9 @@ TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
 TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
                                                      int64_t ms);
 /**
- * Close connections that have had no open stream for |ms| with
- * GOAWAY(NO_ERROR, "max_idle") (doc/PROTOCOL.md 8.4).  0 (default) = never.
+ * Close connections that have had no open stream for |ms| (gRPC A9's
+ * max_connection_idle) with the graceful GOAWAY of max connection age,
+ * debug data "max_idle" (doc/PROTOCOL.md 8.4).  0 (default) = never.
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_idle_timeout_ms(tri_server_opts *o,
@@ -1126,6 +1127,55 @@ TRI_API int tri_server_opts_set_max_handlers_per_conn(tri_server_opts *o,
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n);
+
+/**
+ * Keepalive enforcement (gRPC A8, doc/PROTOCOL.md 8.8): a client PING
+ * that comes less than |min_ping_interval_ms| after the previous one
+ * (default 300000, 5 minutes; 0 = any rate), or, when
+ * |permit_without_calls| is 0 (the default), less than 2 hours after it
+ * while the connection has no open stream, is a strike; strikes start
+ * over whenever the server sends HEADERS or DATA.  The third strike
+ * answers GOAWAY(ENHANCE_YOUR_CALM) with debug data "too_many_pings";
+ * streams in flight finish, then the connection closes.  Clients set up
+ * with tri_channel_opts_set_keepalive() at or above the interval are
+ * never refused.
+ * Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (NULL, negative interval).
+ * Since: 0.3
+ */
+TRI_API int tri_server_opts_set_keepalive_enforcement(
+    tri_server_opts *o, int64_t min_ping_interval_ms,
+    int permit_without_calls);
+/**
+ * Max connection age (gRPC A9, doc/PROTOCOL.md 8.13): |ms| (+-10 % jitter
+ * per connection) after it was accepted, a connection gets a graceful
+ * GOAWAY: first GOAWAY(NO_ERROR) with last-stream-id 2^31-1 and a PING,
+ * on the PING's ACK the GOAWAY with the last stream processed and debug
+ * data "max_age".  Streams in flight go on (for at most the grace, see
+ * below); clients open new connections for new calls.  0 (default) =
+ * unlimited.
+ * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
+ */
+TRI_API int tri_server_opts_set_max_connection_age_ms(tri_server_opts *o,
+                                                      int64_t ms);
+/**
+ * Grace after the max connection age GOAWAY (A9): streams still open
+ * |ms| later are cancelled and the connection is closed.  Default:
+ * unlimited (INT64_MAX).
+ * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
+ */
+TRI_API int tri_server_opts_set_max_connection_age_grace_ms(
+    tri_server_opts *o, int64_t ms);
+/**
+ * Server keepalive: PING a client after |time_ms| without receiving
+ * anything from it (0 = off, the default; at least 1000), and close the
+ * connection if nothing arrives within |timeout_ms| (> 0; default 20000)
+ * after the PING, so dead clients (a host gone without a FIN) do not hold
+ * connections for ever.
+ * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
+ */
+TRI_API int tri_server_opts_set_keepalive(tri_server_opts *o, int64_t time_ms,
+                                          int64_t timeout_ms);
 
 /**
  * Number of I/O threads ("tri-io") the server runs (n >= 1; default 1).
@@ -1165,6 +1215,35 @@ TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n);
  */
 TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
                                     const tri_tls_opts *tls);
+
+/**
+ * Register the server's services in Apache Dubbo's ZooKeeper registry
+ * (doc/PROTOCOL.md 15): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
+ * with optional parameters "?application=NAME" (default
+ * "libtriplestream"), "session=MS" (ZooKeeper session timeout, 1000..
+ * 600000, default 30000: how long a crashed server stays listed) and
+ * "root=NAME" (default "dubbo").  At tri_server_start() the server writes,
+ * for each interface it serves (from the registered paths
+ * "/INTERFACE/Method", group and version from
+ * tri_server_register_versioned()), an ephemeral node
+ * /dubbo/INTERFACE/providers/URL-ENCODED-URL with the provider URL
+ * "tri://IP:PORT/INTERFACE?...&methods=M1,M2&side=provider..." as Dubbo
+ * providers do.  IP is the bound address, or for 0.0.0.0 / [::] the
+ * host's first non-loopback address.  Registration runs in the
+ * background (start does not wait for ZooKeeper; it retries with back-off
+ * and registers again after a session expiry).  tri_server_shutdown()
+ * (and the signals of tri_server_shutdown_on_signals()) delete the nodes
+ * first, then drain.  NULL |uri| removes the registry.
+ *
+ * Ownership: |uri| is parsed and copied.
+ * Thread safety: one thread at a time.
+ * Returns: TRI_OK; TRI_EINVAL (malformed: tri_last_error() says what);
+ *   TRI_UNIMPLEMENTED when the library was built without the ZooKeeper C
+ *   client (libzookeeper-mt-dev).
+ * Since: 0.3
+ */
+TRI_API int tri_server_opts_set_registry(tri_server_opts *o,
+                                         const char *uri);
 
 /**
  * Create a server.  Register handlers, bind, then start.
