@@ -51,6 +51,39 @@ typedef struct {
   int depth;
 } jctx;
 
+/* JSON text nesting (arrays and objects, outside strings) the parser is
+ * allowed to see: two levels per message (an object, and the array of a
+ * repeated field or the Struct/ListValue level around it) plus Triple's
+ * outer array, so nothing the message limit accepts is refused.  Checked
+ * before jansson runs: its own limit (JSON_PARSER_MAX_DEPTH, 2048 in
+ * jansson 2.14) costs about 190 KB of stack in its recursive parser, more
+ * than a handler thread may have. */
+#define TRI__JSON_MAX_TEXT_DEPTH (2 * TRI__JSON_MAX_DEPTH + 2)
+
+static int text_depth_ok(const char *s, size_t len) {
+  int depth = 0, in_str = 0;
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    char ch = s[i];
+
+    if (in_str) {
+      if (ch == '\\')
+        i++; /* the escaped character cannot end the string */
+      else if (ch == '"')
+        in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > TRI__JSON_MAX_TEXT_DEPTH)
+        return 0;
+    } else if (ch == ']' || ch == '}') {
+      depth--;
+    }
+  }
+  return 1;
+}
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
@@ -1019,6 +1052,9 @@ int tri__json_to_pb(const ProtobufCMessageDescriptor *d, const char *json,
       break;
   if (i == len) {
     root = json_object();
+  } else if (!text_depth_ok(json, len)) {
+    return BAD(&c, "invalid JSON: nested deeper than %d arrays/objects",
+               TRI__JSON_MAX_TEXT_DEPTH);
   } else {
     root = json_loadb(json, len,
                       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY |
@@ -1575,6 +1611,8 @@ int tri__json_error_body(const char *body, size_t len, int *code,
   int found = 0;
 
   *msg = NULL;
+  if (!text_depth_ok(body, len))
+    return 0; /* no error body of ours nests like that */
   root = json_loadb(body, len, 0, NULL);
   if (root == NULL)
     return 0;
@@ -1594,7 +1632,7 @@ int tri__json_error_body(const char *body, size_t len, int *code,
     } else if (json_is_integer(jc)) {
       json_int_t v = json_integer_value(jc);
 
-      *code = v >= 0 && v <= 16 ? (int)v : TRI_UNKNOWN;
+      *code = v >= 0 && v <= 16 ? (int)v : -1; /* the caller decides */
       found = 1;
     }
     jm = json_object_get(root, "message");

@@ -928,7 +928,9 @@ TRI_API int tri_server_start(tri_server *srv) {
         tri__loop_join_free(srv->loops[j]); /* loop 0 closes the socket */
       tri__free(srv->loops);
       srv->loops = NULL;
-      srv->listen_fd = -1;
+      /* Loop 0 failing leaves the socket with the server (a later start
+       * may work; tri_server_free closes it); after it, it is already -1
+       * and joining loop 0 closed it. */
       tri__zk_reg_free(srv->reg);
       srv->reg = NULL;
       tri__timers_release();

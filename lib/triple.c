@@ -217,17 +217,64 @@ static void queue_response(tri_stream *s, tri_buf *m) {
     tri__cond_broadcast(&s->rcv_cv);
 }
 
+/* Triple spec 3.1.3: an HTTP status without a usable code in the body is
+ * mapped as Connect maps it (not with gRPC's table of 5.1). */
+static int triple_status_from_http(int http_status) {
+  switch (http_status) {
+  case 400:
+    return TRI_INVALID_ARGUMENT;
+  case 401:
+    return TRI_UNAUTHENTICATED;
+  case 403:
+    return TRI_PERMISSION_DENIED;
+  case 404:
+    return TRI_UNIMPLEMENTED;
+  case 408:
+    return TRI_DEADLINE_EXCEEDED;
+  case 409:
+    return TRI_ABORTED;
+  case 412:
+    return TRI_FAILED_PRECONDITION;
+  case 413:
+  case 431:
+    return TRI_RESOURCE_EXHAUSTED;
+  case 415:
+    return TRI_INTERNAL;
+  case 429:
+  case 502:
+  case 503:
+  case 504:
+    return TRI_UNAVAILABLE;
+  default:
+    return TRI_UNKNOWN;
+  }
+}
+
 /* The final status of a non-200 response. */
 static void error_status(tri_stream *s, int *code, char **msg) {
   struct tri__triple *t = s->triple;
   char buf[300];
-  int jcode;
+  int jcode, found = 0;
   char *jmsg = NULL;
+  tri_buf *plain = NULL;
 
-  if (t->len > 0 && tri__json_error_body((const char *)t->body, t->len,
-                                         &jcode, &jmsg)) {
+  /* Spec 3.1.2: with content-encoding the error body is compressed too. */
+  if (t->len > 0 && t->enc > TRI__ENC_IDENTITY &&
+      tri__decompress(t->enc, t->body, t->len, s->max_recv, &plain) !=
+          TRI_OK)
+    plain = NULL;
+  if (plain != NULL)
+    found = tri__json_error_body((const char *)plain->data, plain->len,
+                                 &jcode, &jmsg);
+  else if (t->len > 0 && t->enc <= TRI__ENC_IDENTITY)
+    found = tri__json_error_body((const char *)t->body, t->len, &jcode,
+                                 &jmsg);
+  tri_buf_free(plain);
+  if (found) {
+    /* 0, or a number that is no gRPC code (a Dubbo status such as 31,
+     * spec 3.1.2): the HTTP status says which error it is. */
     if (jcode == TRI_OK || jcode < 0 || jcode > 16)
-      jcode = TRI_UNKNOWN;
+      jcode = triple_status_from_http(s->http_status);
     *code = jcode;
     if (jmsg != NULL) {
       *msg = jmsg;
@@ -238,7 +285,7 @@ static void error_status(tri_stream *s, int *code, char **msg) {
     return;
   }
   tri__free(jmsg);
-  *code = tri__status_from_http(s->http_status); /* 5.1 */
+  *code = triple_status_from_http(s->http_status);
   if (t->len > 0)
     snprintf(buf, sizeof buf,
              "HTTP status %d without a Triple error body (%zu bytes of %s)",

@@ -38,7 +38,8 @@ int tri__unary_call(tri_channel *ch, const char *method,
 /* Error body of a non-200 Triple response (json.c; needs jansson): a JSON
  * object with "code" (a name such as "not_found", or a number) or a numeric
  * "status", and "message".  Returns 1 with *code and *msg (malloc'd, may be
- * NULL) when a code was found, else 0. */
+ * NULL) when a code was found (a number outside 0..16 gives *code -1), else
+ * 0. */
 int tri__json_error_body(const char *body, size_t len, int *code,
                          char **msg);
 

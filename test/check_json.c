@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "json.h"
@@ -422,6 +423,71 @@ START_TEST(test_depth_limit) {
 }
 END_TEST
 
+/* Deeply nested text from a peer is refused before jansson recurses into
+ * it: jansson's own limit (2048 levels) needs about 190 KB of stack, more
+ * than a handler thread may have (tri_server_opts_set_worker_stack allows
+ * 64 KB), and no message within the 100-level limit nests that deep. */
+struct deep_arg {
+  const char *text;
+  int st;
+};
+
+static void *deep_thread(void *p) {
+  struct deep_arg *a = p;
+  uint8_t *pb = NULL;
+  size_t n = 0;
+  char e[128];
+
+  a->st = tri__json_to_pb(ALL, a->text, strlen(a->text), &pb, &n, e,
+                          sizeof e);
+  free(pb);
+  return NULL;
+}
+
+static int deep_on_small_stack(const char *text) {
+  pthread_attr_t at;
+  pthread_t t;
+  struct deep_arg a = {text, -1};
+
+  ck_assert_int_eq(pthread_attr_init(&at), 0);
+  ck_assert_int_eq(pthread_attr_setstacksize(&at, 65536), 0);
+  ck_assert_int_eq(pthread_create(&t, &at, deep_thread, &a), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  pthread_attr_destroy(&at);
+  return a.st;
+}
+
+START_TEST(test_deep_text_small_stack) {
+  enum { D = 2000 };
+  char *buf = malloc(16 * D + 64);
+  size_t o = 0;
+  int i;
+
+  ck_assert_ptr_nonnull(buf);
+  for (i = 0; i < D; i++)
+    buf[o++] = '[';
+  for (i = 0; i < D; i++)
+    buf[o++] = ']';
+  buf[o] = '\0';
+  ck_assert_int_eq(deep_on_small_stack(buf), TRI_INVALID_ARGUMENT);
+  o = (size_t)sprintf(buf, "{\"tValue\":");
+  for (i = 0; i < D; i++)
+    o += (size_t)sprintf(buf + o, "{\"a\":");
+  buf[o++] = '1';
+  for (i = 0; i <= D; i++)
+    buf[o++] = '}';
+  buf[o] = '\0';
+  ck_assert_int_eq(deep_on_small_stack(buf), TRI_INVALID_ARGUMENT);
+  /* Brackets inside strings do not count. */
+  o = (size_t)sprintf(buf, "{\"fString\":\"");
+  for (i = 0; i < D; i++)
+    buf[o++] = '[';
+  o += (size_t)sprintf(buf + o, "\\\"{\"}");
+  free(to_pb(ALL, buf, &o));
+  free(buf);
+}
+END_TEST
+
 START_TEST(test_pb_errors) {
   static const uint8_t junk[] = {0x0a, 0x05, 0x01}; /* truncated bytes */
   static const uint8_t bad_utf8[] = {0x72, 0x01, 0xff}; /* f_string = 0xff */
@@ -482,6 +548,7 @@ static Suite *json_suite(void) {
   tcase_add_test(tc, test_wkt_struct);
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_depth_limit);
+  tcase_add_test(tc, test_deep_text_small_stack);
   tcase_add_test(tc, test_pb_errors);
 #else
   tcase_add_test(tc, test_unimplemented);

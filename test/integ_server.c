@@ -11,13 +11,19 @@
 #endif
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -369,6 +375,55 @@ START_TEST(test_io_threads_idle)
 }
 END_TEST
 
+/* A start that fails creating the listening I/O loop (here: no descriptor
+ * left for its epoll instance) leaves the listening socket with the
+ * server: a later start works, and tri_server_free() closes it.  (The
+ * io_threads change dropped the socket: it stayed open, bound, forever.) */
+START_TEST(test_start_fails_keeps_listener)
+{
+  tri_server *srv = NULL;
+  struct rlimit old, low;
+  int fill[1100], nfill = 0, port, rv, fd;
+  struct sockaddr_in sa;
+
+  ck_assert_int_eq(tri_server_new(&srv, NULL), TRI_OK);
+  ck_assert_int_eq(tri_server_register(srv, "/s.S/Ok", h_ok, NULL), TRI_OK);
+  ck_assert_int_eq(tri_server_bind(srv, "127.0.0.1:0"), TRI_OK);
+  port = tri_server_port(srv);
+  ck_assert_int_gt(port, 0);
+  /* Use up every descriptor below a low limit, so epoll_create1 fails. */
+  ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  low = old;
+  low.rlim_cur = 1024;
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  while (nfill < 1100 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+    fill[nfill++] = fd;
+  ck_assert_int_eq(errno, EMFILE);
+  rv = tri_server_start(srv);
+  while (nfill > 0)
+    close(fill[--nfill]);
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  ck_assert_int_ne(rv, TRI_OK);
+  /* Descriptors are back: the server is still bound and starts now. */
+  ck_assert_msg(tri_server_start(srv) == TRI_OK, "retry: %s",
+                tri_last_error());
+  tri_server_free(srv);
+  /* And freeing it closed the listening socket. */
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 &&
+                    errno == ECONNREFUSED,
+                "port %d still accepts connections after tri_server_free",
+                port);
+  close(fd);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("integ_server");
@@ -380,6 +435,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_shutdown_on_sigint);
   tcase_add_test(tc, test_io_threads_spread);
   tcase_add_test(tc, test_io_threads_idle);
+  tcase_add_test(tc, test_start_fails_keeps_listener);
   suite_add_tcase(s, tc);
   return s;
 }

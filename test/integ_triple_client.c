@@ -10,12 +10,14 @@
  *   /t.S/Echo      200, the request body as the response
  *   /t.S/NotFound  404 {"code":"not_found","message":"no such thing"}
  *   /t.S/Numeric   500 {"status":7,"message":"denied"}
+ *   /t.S/Dubbo408  408 {"status":31,"message":"server side timeout"}
  *   /t.S/Bare503   503 without a body
  *   /t.S/Html400   400 with a text/html body
  *   /t.S/Slow      never answers (deadline)
  *   /t.S/Grpc      a gRPC answer (streaming calls, application/grpc+json)
  *   /t.S/GzipResp  200, the Ok body gzip-compressed (content-encoding)
  *   /t.S/TextOk    200 with content-type text/plain
+ *   /t.S/GzipErr   404, a gzip-compressed {"code":"not_found",...} body
  * Every wait is bounded; every test ends with the budgets at zero.
  */
 #ifdef HAVE_CONFIG_H
@@ -221,6 +223,12 @@ static void answer(nghttp2_session *s, sv_stream *st) {
   } else if (strcmp(st->path, "/t.S/Numeric") == 0) {
     static const char e[] = "{\"status\":7,\"message\":\"denied\"}";
     respond(s, st, "500", "application/json", e, strlen(e), 0);
+  } else if (strcmp(st->path, "/t.S/Dubbo408") == 0) {
+    /* Triple spec 3.1.2's error body: a Dubbo status number (31: server
+     * side timeout), not a gRPC code */
+    static const char e[] = "{\"status\":31,\"message\":\"server side "
+                            "timeout\"}";
+    respond(s, st, "408", "application/json", e, strlen(e), 0);
   } else if (strcmp(st->path, "/t.S/Bare503") == 0) {
     respond(s, st, "503", NULL, "", 0, 0);
   } else if (strcmp(st->path, "/t.S/Html400") == 0) {
@@ -234,14 +242,25 @@ static void answer(nghttp2_session *s, sv_stream *st) {
     st->grpc = 1;
     respond(s, st, "200", st->ctype, m, n, 0);
   }
-  else if (strcmp(st->path, "/t.S/GzipResp") == 0) {
+  else if (strcmp(st->path, "/t.S/GzipResp") == 0 ||
+           strcmp(st->path, "/t.S/GzipErr") == 0) {
+    /* GzipErr: Triple spec 3.1.2, an error body is compressed too */
+    static const char e[] = "{\"code\":\"not_found\",\"message\":\"gz\"}";
+    int err = strcmp(st->path, "/t.S/GzipErr") == 0;
     uint8_t *z = NULL;
     size_t zl = 0;
     nghttp2_nv nv[3] = {NV(":status", "200"),
                         NV("content-type", "application/proto"),
                         NV("content-encoding", "gzip")};
     nghttp2_data_provider prd;
-    if (tri__compress(TRI__ENC_GZIP, OK_PB, sizeof OK_PB, &z, &zl) !=
+    if (err) {
+      nghttp2_nv e0 = NV(":status", "404"),
+                 e1 = NV("content-type", "application/json");
+      nv[0] = e0;
+      nv[1] = e1;
+    }
+    if (tri__compress(TRI__ENC_GZIP, err ? (const uint8_t *)e : OK_PB,
+                      err ? strlen(e) : sizeof OK_PB, &z, &zl) !=
             TRI_OK ||
         zl > sizeof st->out) {
       free(z);
@@ -510,7 +529,21 @@ START_TEST(test_errors) {
                                   &resp, NULL),
                    TRI_PERMISSION_DENIED);
   ck_assert_str_eq(tri_last_error(), "denied");
+  /* A number that is no gRPC code: the HTTP status decides (Triple spec
+   * 3.1.3), the message stays. */
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/Dubbo408", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_DEADLINE_EXCEEDED);
+  ck_assert_str_eq(tri_last_error(), "server side timeout");
+  /* A compressed error body is read after decompressing it. */
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/GzipErr", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_NOT_FOUND);
+  ck_assert_str_eq(tri_last_error(), "gz");
 #else
+  ck_assert_int_eq(tri_unary_call(ch, "/t.S/Dubbo408", opts, REQ, sizeof REQ,
+                                  &resp, NULL),
+                   TRI_DEADLINE_EXCEEDED);
   /* Without jansson the JSON error body is not read: the HTTP status
    * decides (doc/PROTOCOL.md 14.5). */
   ck_assert_int_eq(tri_unary_call(ch, "/t.S/NotFound", opts, REQ, sizeof REQ,
@@ -531,9 +564,11 @@ START_TEST(test_errors) {
                    TRI_UNAVAILABLE);
   ck_assert_str_eq(tri_last_error(),
                    "HTTP status 503 without a Triple error body");
+  /* Triple spec 3.1.3 maps HTTP statuses as Connect does: 400 is
+   * invalid_argument (gRPC's own table says INTERNAL). */
   ck_assert_int_eq(tri_unary_call(ch, "/t.S/Html400", opts, REQ, sizeof REQ,
                                   &resp, NULL),
-                   TRI_INTERNAL);
+                   TRI_INVALID_ARGUMENT);
   ck_assert_str_eq(tri_last_error(),
                    "HTTP status 400 without a Triple error body (16 bytes of "
                    "text/html)");
