@@ -474,10 +474,14 @@ static int method_valid(const char *m) {
 
 /* |unary|: opened by a unary call, which may use the Triple form or the
  * JSON codec (tri_call_opts_set_protocol, tri_call_opts_set_codec);
- * streaming calls are always gRPC with protobuf. */
-static int stream_open(tri_channel *ch, const char *method,
-                       const tri_call_opts *opts, int unary,
-                       tri_stream **out) {
+ * streaming calls are always gRPC with protobuf.  With |prefill| (a gRPC
+ * unary call), |req| is queued as the only message and the send side
+ * closed before the I/O thread sees the stream, so the whole request
+ * (HEADERS, DATA, END_STREAM) is one op and one wake-up. */
+static int stream_open_req(tri_channel *ch, const char *method,
+                           const tri_call_opts *opts, int unary,
+                           int prefill, const void *req, size_t req_len,
+                           tri_stream **out) {
   tri_stream *s;
   int rv;
 
@@ -502,8 +506,7 @@ static int stream_open(tri_channel *ch, const char *method,
   s->max_recv_setter = opts && opts->max_recv
                            ? "tri_call_opts_set_max_recv_size"
                            : "tri_channel_opts_set_max_recv_size";
-  s->method = tri__strdup(method);
-  if (s->method == NULL) {
+  if (tri__stream_set_method(s, method, strlen(method)) != TRI_OK) {
     rv = TRI_ENOMEM;
     goto fail;
   }
@@ -528,6 +531,15 @@ static int stream_open(tri_channel *ch, const char *method,
       s->json = opts->json;
     }
   }
+  if (prefill && s->triple == NULL) {
+    rv = tri__stream_prefill_last(s, req, req_len);
+    if (rv != TRI_OK) {
+      tri__fail(rv, "tri_unary_call: %s", rv == TRI_EINVAL
+                    ? "request is NULL or too large"
+                    : "cannot queue the request");
+      goto fail;
+    }
+  }
   /* The deadline also bounds connecting and waiting for a slot (1.3).
    * Armed before the I/O thread sees the stream: if it detached the
    * stream before the timer was armed, nothing would ever stop it and
@@ -549,6 +561,12 @@ fail:
     tri__stream_unref(s); /* the timer's reference */
   tri__stream_unref(s);
   return rv;
+}
+
+static int stream_open(tri_channel *ch, const char *method,
+                       const tri_call_opts *opts, int unary,
+                       tri_stream **out) {
+  return stream_open_req(ch, method, opts, unary, 0, NULL, 0, out);
 }
 
 TRI_API int tri_stream_open(tri_channel *ch, const char *method,
@@ -649,12 +667,15 @@ int tri__unary_call(tri_channel *ch, const char *method,
     req = jreq;
     req_len = jlen;
   }
-  rv = tri__stream_open_unary(ch, method, opts, &s); /* tri_last_error() */
-  if (rv != TRI_OK) {
+  /* The gRPC form goes to the I/O thread whole: one op, one wake-up. */
+  int prefill = opts == NULL || opts->protocol != TRI_PROTOCOL_TRIPLE;
+  rv = stream_open_req(ch, method, opts, 1, prefill, req, req_len, &s);
+  if (rv != TRI_OK) { /* tri_last_error() is set */
     tri__free(jreq);
     return rv;
   }
-  rv = unary_send(s, req, req_len);
+  if (!prefill)
+    rv = unary_send(s, req, req_len);
   tri__free(jreq);
   if (rv == TRI_EOF)
     rv = TRI_OK; /* the server already finished: read its status below */

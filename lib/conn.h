@@ -34,6 +34,9 @@
 
 #define TRI__READ_CHUNK (256 * 1024)
 #define TRI__WRITE_COALESCE (64 * 1024)
+/* DATA frames up to this size are copied into wbuf and written with the
+ * frames around them; larger ones go from the send ring (writev). */
+#define TRI__COPY_DATA_MAX (16 * 1024)
 
 /* Attachment of a stream to the I/O side (s->io_state, I/O thread only). */
 enum tri__io_state {
@@ -158,6 +161,9 @@ struct tri__loop {
   int64_t accept_paused_until; /* ... until then, or a conn closes */
   tri__list lingering;     /* closed by us: draining the peer's input */
   int nlingering;
+  /* wake-ups held until the end of the iteration (I/O thread) */
+  tri__list wakes;         /* streams with wake_bits (a reference each) */
+  unsigned pool_kicks;     /* server: workers to signal */
   /* server with several loops (tri_server_opts_set_io_threads) */
   struct tri__adopt *adopt; /* (cmd_mu) sockets the listening loop
                                accepted for this one, newest first */
@@ -194,6 +200,8 @@ void tri__loop_ep_del(tri__loop *l, int fd);
  * nconns already counts it).  0, or -1 when |to| is stopping (then the
  * caller still owns |a|). */
 int tri__loop_adopt(tri__loop *to, struct tri__adopt *a);
+/* Do the wake-ups held since the last flush (tri__loop_defer_wake). */
+void tri__loop_flush_wakes(tri__loop *l);
 
 /* ---- conn.c ---- */
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);

@@ -154,7 +154,8 @@ struct tri_stream {
   tri__cond snd_cv;         /* send ring space, send side closed, final */
 
   /* immutable after creation */
-  char *method;
+  char *method;             /* method_buf, or allocated when longer */
+  char method_buf[64];
   int64_t deadline_ns;      /* TRI__NO_DEADLINE if none */
   size_t max_recv;
   const char *max_recv_hint;   /* "this channel's limit"... (static) */
@@ -245,6 +246,9 @@ struct tri_stream {
   tri__peer *peer;
 
   /* ---- I/O thread only ---- */
+  unsigned wake_bits;       /* TRI__WAKE_*: broadcasts held until the end
+                               of the loop iteration (tri__stream_wake) */
+  tri__list wake_link;      /* in the loop's list of held wake-ups */
   tri__conn *conn;
   int32_t id;               /* HTTP/2 stream id, 0 before submit */
   int io_state;             /* attachment: enum in conn.h */
@@ -327,9 +331,23 @@ socklen_t tri__target_sockaddr_un(const tri__target *t,
                                   struct sockaddr_un *un);
 
 /* ---- stream.c ---- */
+/* Which condition of a stream a wake-up is for. */
+enum { TRI__WAKE_RCV = 1u << 0, TRI__WAKE_SND = 1u << 1 };
+/* Wake the waiters of |which| conditions of |s| (s->mu held or not).  On
+ * an I/O thread the broadcast is held until the end of the loop
+ * iteration, so a response whose headers, message and trailers arrive
+ * together wakes its caller once, after the I/O thread let go of the
+ * stream; on any other thread it happens now. */
+void tri__stream_wake(tri_stream *s, unsigned which);
+/* Broadcasts a caller thread held for |s| while ending it under s->mu
+ * (tri__stream_abort); called with s->mu released. */
+void tri__stream_flush_held_wakes(tri_stream *s);
 tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
                             size_t sb_limit);
 void tri__stream_ref(tri_stream *s);
+/* Set s->method to |n| bytes at |p| (a short one in the stream itself,
+ * no malloc).  TRI_OK or TRI_ENOMEM (then s->method is NULL). */
+int tri__stream_set_method(tri_stream *s, const char *p, size_t n);
 void tri__stream_unref(tri_stream *s);
 /* The one transition function of the stream state machine (s->mu held).
  * |code|, |msg|, |drop| and |action| are used by TRI__EV_FINISH (code,
@@ -357,6 +375,20 @@ void tri__stream_arm_deadline(tri_stream *s);
 /* I/O thread: drop |n| bytes from the ring's head after they were written
  * (s->mu held); wakes a sender waiting for that space. */
 void tri__stream_ring_consumed_locked(tri_stream *s, size_t n);
+/* Client, before tri__loop_open(): queue |data| as the stream's only
+ * message and close its send side, so OP_OPEN submits the request's
+ * HEADERS, DATA and END_STREAM at once (one op, one wake-up).  TRI_OK,
+ * TRI_EINVAL, TRI_ENOMEM or a compression error. */
+int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len);
+/* tri_stream_send() of a |plen|-byte message that |fill| writes straight
+ * into the send ring with tri__stream_ring_put_locked() (exactly plen
+ * bytes, s->mu held; it must not block), once the ring has room: no
+ * intermediate buffer (tri_stream_send_msg packs protobuf this way).
+ * Uncompressed only. */
+typedef void (*tri__fill_fn)(void *ctx, tri_stream *s);
+int tri__stream_send_fill(tri_stream *s, size_t plen, tri__fill_fn fill,
+                          void *ctx);
+void tri__stream_ring_put_locked(tri_stream *s, const uint8_t *p, size_t n);
 /* Server: finish with |code| (any thread); see tri_stream_finish(). */
 int tri__stream_finish(tri_stream *s, int code, const char *message);
 /* Give back every byte the stream still counts against its connection's
@@ -405,6 +437,13 @@ void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n);
 /* Connections a server loop has taken so far, and has now (any thread). */
 void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns);
 int tri__loop_start(tri__loop *l);
+/* On |l|'s own I/O thread: hold the wake-up of |s| (TRI__WAKE_* bits)
+ * until the end of the iteration; returns 0 elsewhere (then the caller
+ * broadcasts itself). */
+int tri__loop_defer_wake(tri_stream *s, unsigned which);
+/* On a server's I/O thread: one more idle worker to signal at the end of
+ * the iteration (tri__server_kick); 0 elsewhere. */
+int tri__loop_defer_kick(struct tri_server *srv);
 /* Post loop-level work (any thread). */
 void tri__loop_stop(tri__loop *l);       /* cancel all, close, exit */
 void tri__loop_drain(tri__loop *l);      /* server: GOAWAY, stop accepting */
@@ -454,6 +493,9 @@ void tri__flow_dequeued_locked(tri_stream *s, size_t len);
 int tri__server_dispatch(struct tri_server *srv, tri_stream *s,
                          const char **msg);
 int tri__server_draining(const struct tri_server *srv);
+/* Wake up to |n| idle workers for streams still queued (any thread, no
+ * lock held). */
+void tri__server_kick(struct tri_server *srv, unsigned n);
 /* Test hook (any thread, while the server runs): connections the server's
  * I/O loop |i| has taken so far and has now.  0, or -1 without loop |i|. */
 int tri__server_loop_served(const struct tri_server *srv, int i,

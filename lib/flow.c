@@ -145,9 +145,10 @@ static int queue_msgs(tri__conn *c, tri_stream *s, tri_buf **msgs, size_t n,
   if (owe)
     s->unacked += chunk;
   tri__mutex_unlock(&s->mu);
-  /* Broadcast after unlocking: status and header waiters share rcv_cv. */
+  /* After unlocking (on the I/O thread: at the end of the iteration, so
+   * the headers, messages and trailers of one read wake once). */
   if (wake)
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV);
   return owe;
 }
 

@@ -403,8 +403,8 @@ int tri__server_header(tri__conn *c, tri_stream *s, const nghttp2_frame *f,
     return 0;
   }
   if (hdr_is(name, nlen, ":path")) {
-    tri__free(s->method);
-    s->method = dupn(val, vlen);
+    (void)tri__stream_set_method(s, (const char *)val, vlen); /* NULL:
+                                                               answered */
   } else if (hdr_is(name, nlen, "content-type")) {
     tri__free(s->req_ctype);
     s->req_ctype = dupn(val, vlen);

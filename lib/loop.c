@@ -22,6 +22,56 @@
 
 #define MAX_EVENTS 64
 
+/* The loop whose I/O thread this is (NULL on other threads). */
+static __thread tri__loop *io_loop;
+
+/* ---- wake-ups held until the end of an iteration ---------------------- */
+
+int tri__loop_defer_wake(tri_stream *s, unsigned which) {
+  tri__loop *l = io_loop;
+  /* Only receivers: a sender waiting for ring space is woken at once, so
+   * it refills the ring while this thread is still writing. */
+  if (l == NULL || s->loop != l || (which & TRI__WAKE_SND))
+    return 0;
+  if (s->wake_bits == 0) {
+    tri__stream_ref(s);
+    tri__list_insert_tail(&l->wakes, &s->wake_link);
+  }
+  s->wake_bits |= which;
+  return 1;
+}
+
+int tri__loop_defer_kick(struct tri_server *srv) {
+  tri__loop *l = io_loop;
+  if (l == NULL || l->srv != srv)
+    return 0;
+  l->pool_kicks++;
+  return 1;
+}
+
+/* After each chunk read and before the loop sleeps (or exits): one
+ * broadcast per stream, no lock held, and the workers for what was
+ * dispatched. */
+void tri__loop_flush_wakes(tri__loop *l) {
+  for (int guard = 0; !tri__list_empty(&l->wakes) && guard < 1000000;
+       guard++) {
+    tri_stream *s = tri__container_of(l->wakes.next, tri_stream, wake_link);
+    unsigned bits = s->wake_bits;
+    tri__list_remove(&s->wake_link);
+    s->wake_bits = 0;
+    if (bits & TRI__WAKE_RCV)
+      tri__cond_broadcast(&s->rcv_cv);
+    if (bits & TRI__WAKE_SND)
+      tri__cond_broadcast(&s->snd_cv);
+    tri__stream_unref(s);
+  }
+  if (l->pool_kicks > 0) {
+    unsigned n = l->pool_kicks;
+    l->pool_kicks = 0;
+    tri__server_kick(l->srv, n);
+  }
+}
+
 /* ---- posting from caller threads -------------------------------------- */
 
 void tri__stream_unlock_post(tri_stream *s) {
@@ -32,6 +82,7 @@ void tri__stream_unlock_post(tri_stream *s) {
   s->post_bits = 0;
   if (ops == 0 || l == NULL) {
     tri__mutex_unlock(&s->mu);
+    tri__stream_flush_held_wakes(s);
     return;
   }
   tri__mutex_lock(&l->cmd_mu);
@@ -42,6 +93,9 @@ void tri__stream_unlock_post(tri_stream *s) {
   else
     wake = 0;
   tri__mutex_unlock(&s->mu);
+  /* A cancel's waiters first: they are what the caller waits for; the
+   * I/O thread's part (RST_STREAM) can follow. */
+  tri__stream_flush_held_wakes(s);
   if (wake)
     tri__wakeup_signal(&l->wake);
   tri__mutex_unlock(&l->cmd_mu);
@@ -256,10 +310,12 @@ static void *loop_main(void *arg) {
   struct epoll_event evs[MAX_EVENTS];
 
   tri__thread_set_name("tri-io");
+  io_loop = l;
   for (;;) {
     unsigned lops = drain_ops(l);
     if (lops & TRI__LOOP_STOP) {
       teardown(l);
+      tri__loop_flush_wakes(l);
       break;
     }
     if ((lops & TRI__LOOP_DRAIN) && !l->draining)
@@ -286,6 +342,7 @@ static void *loop_main(void *arg) {
     }
     if (!l->is_server)
       next = tri__resolve_next(l, next);
+    tri__loop_flush_wakes(l);
     int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
     for (int i = 0; i < nev; i++) {
       tri__src *src = evs[i].data.ptr;
@@ -308,6 +365,7 @@ static void *loop_main(void *arg) {
       }
     }
   }
+  io_loop = NULL;
   return NULL;
 }
 
@@ -327,6 +385,7 @@ static tri__loop *loop_alloc(int is_server) {
   tri__list_init(&l->ops);
   tri__list_init(&l->conns);
   tri__list_init(&l->lingering);
+  tri__list_init(&l->wakes);
   tri__mutex_init(&l->cmd_mu);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->rbuf = tri__malloc(TRI__READ_CHUNK);

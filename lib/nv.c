@@ -86,14 +86,21 @@ void tri__nv_add_md(tri__nv *b, const tri_metadata *md) {
 }
 
 void tri__nv_add_status(tri__nv *b, int code, const char *msg) {
+  static const char *const codes[] = {"0", "1", "2", "3", "4", "5",
+                                      "6", "7", "8", "9", "10", "11",
+                                      "12", "13", "14", "15", "16"};
   char num[16], *dup;
-  snprintf(num, sizeof(num), "%d", code);
-  dup = tri__strdup(num);
-  if (dup == NULL || keep(b, dup) != 0) {
-    b->failed = 1;
-    return;
+  if (code >= 0 && code < (int)TRI__ARRAY_LEN(codes)) {
+    tri__nv_adds(b, "grpc-status", codes[code]); /* static: no malloc */
+  } else {
+    snprintf(num, sizeof(num), "%d", code);
+    dup = tri__strdup(num);
+    if (dup == NULL || keep(b, dup) != 0) {
+      b->failed = 1;
+      return;
+    }
+    tri__nv_adds(b, "grpc-status", dup);
   }
-  tri__nv_adds(b, "grpc-status", dup);
   if (msg != NULL && *msg) {
     char *enc = tri__pct_encode(msg, strlen(msg), NULL);
     if (enc == NULL || keep(b, enc) != 0) {

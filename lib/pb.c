@@ -25,6 +25,26 @@ static int unparsable(tri_stream *s, const ProtobufCMessageDescriptor *desc,
   return tri__fail(TRI_INTERNAL, "%s", msg);
 }
 
+/* protobuf-c output straight into a stream's send ring. */
+typedef struct {
+  ProtobufCBuffer base;
+  tri_stream *s;
+} ring_sink;
+
+static void ring_sink_append(ProtobufCBuffer *b, size_t len,
+                             const uint8_t *data) {
+  tri__stream_ring_put_locked(((ring_sink *)b)->s, data, len);
+}
+
+static void pack_into_ring(void *ctx, tri_stream *s) {
+  ring_sink sink = {{ring_sink_append}, s};
+  protobuf_c_message_pack_to_buffer(ctx, &sink.base);
+}
+
+/* Messages this large are packed into the send ring directly (one copy
+ * of their bytes fields less); smaller ones through a stack buffer. */
+#define PACK_INTO_RING_MIN 4096
+
 TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
   uint8_t small[512];
   uint8_t *buf = small;
@@ -34,6 +54,9 @@ TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
   if (s == NULL || msg == NULL)
     return TRI_EINVAL;
   n = protobuf_c_message_get_packed_size(msg);
+  if (n >= PACK_INTO_RING_MIN && s->enc_out == 0 && s->triple == NULL &&
+      !s->json)
+    return tri__stream_send_fill(s, n, pack_into_ring, (void *)msg);
   if (n > sizeof(small)) {
     buf = tri__malloc(n);
     if (buf == NULL)

@@ -611,6 +611,19 @@ static void queue_timer_fired(tri__timer *t) {
   tri__stream_unref(s); /* the timer's reference */
 }
 
+void tri__server_kick(tri_server *srv, unsigned n) {
+  struct tri__pool *p = &srv->pool;
+  size_t k;
+  tri__mutex_lock(&p->mu);
+  /* A worker that finished a handler meanwhile may have taken the
+   * stream already: no wake-up for that one. */
+  k = TRI__MIN((size_t)n, p->qlen);
+  k = TRI__MIN(k, (size_t)(p->idle > 0 ? p->idle : 0));
+  tri__mutex_unlock(&p->mu);
+  while (k-- > 0)
+    tri__cond_signal(&p->cv);
+}
+
 /* I/O thread.  Returns TRI_OK or a status to answer at once. */
 static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
   struct tri__pool *p = &srv->pool;
@@ -650,7 +663,10 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       p->qlen++;
       if (s->quota)
         s->quota->queued++;
-      if (p->idle > 0)
+      /* On the I/O thread the worker is woken at the end of the
+       * iteration, when the rest of the request (its DATA in the same
+       * read) is queued too and the pool lock is free. */
+      if (p->idle > 0 && !tri__loop_defer_kick(srv))
         tri__cond_signal(&p->cv);
       /* Bounded wait for a worker (none may be free, or its connection
        * may be at its share); the worker that picks it stops the timer. */

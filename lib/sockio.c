@@ -202,6 +202,10 @@ int tri__sock_read(tri__conn *c) {
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
     ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
+    /* Wake whom this chunk concerns: once per stream (a whole unary
+     * response is one chunk), yet early enough that a streaming reader
+     * works while the next chunk is parsed. */
+    tri__loop_flush_wakes(c->loop);
     if (r < 0) {
       TRI_DEBUGF("nghttp2_session_mem_recv: %s\n", nghttp2_strerror((int)r));
       c->fatal = (int)r;
@@ -337,6 +341,20 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
   if (length > s->sb_len) {
     tri__mutex_unlock(&s->mu);
     return NGHTTP2_ERR_CALLBACK_FAILURE; /* cannot happen: in flight */
+  }
+  if (length <= TRI__COPY_DATA_MAX) {
+    /* A small frame is copied behind what waits in wbuf: the frames
+     * nghttp2 serialises next (a server's trailers, a client's next
+     * request) then go out in the same single write at the end of the
+     * flush, instead of one system call per frame. */
+    size_t first = TRI__MIN(length, s->sb_cap - s->sb_head);
+    if (wbuf_append(c, framehd, 9) != 0 ||
+        (first > 0 && wbuf_append(c, s->sb + s->sb_head, first) != 0) ||
+        (length > first && wbuf_append(c, s->sb, length - first) != 0))
+      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+    tri__stream_ring_consumed_locked(s, length);
+    tri__mutex_unlock(&s->mu);
+    return rv;
   }
   if (pend > 0)
     iov[n++] = (struct iovec){c->wbuf + c->woff, pend};

@@ -69,12 +69,59 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   tri__list_init(&s->op_link);
   tri__list_init(&s->io_link);
   tri__list_init(&s->wq_link);
+  tri__list_init(&s->wake_link);
   tri__timer_init(&s->deadline_timer, deadline_fired);
   tri__deframer_init(&s->df, max_recv);
   s->grpc_status = -1;
   s->timeout_ns = -1;
   s->replay_off = side == TRI__SERVER; /* only clients retry */
   return s;
+}
+
+/* A caller thread ending a stream (cancel, deadline, free) holds its own
+ * broadcasts until it has let go of s->mu (tri__stream_unlock_post), so
+ * the woken waiters do not wake into a held lock. */
+static __thread struct {
+  tri_stream *s;
+  unsigned bits;
+} held_wakes;
+
+void tri__stream_flush_held_wakes(tri_stream *s) {
+  unsigned bits = held_wakes.bits;
+  if (held_wakes.s != s)
+    return;
+  held_wakes.s = NULL;
+  held_wakes.bits = 0;
+  if (bits & TRI__WAKE_RCV)
+    tri__cond_broadcast(&s->rcv_cv);
+  if (bits & TRI__WAKE_SND)
+    tri__cond_broadcast(&s->snd_cv);
+}
+
+void tri__stream_wake(tri_stream *s, unsigned which) {
+  if (held_wakes.s == s) {
+    held_wakes.bits |= which;
+    return;
+  }
+  if ((which & TRI__WAKE_RCV) && tri__loop_defer_wake(s, TRI__WAKE_RCV))
+    which &= ~(unsigned)TRI__WAKE_RCV; /* at the end of the I/O chunk */
+  if (which & TRI__WAKE_RCV)
+    tri__cond_broadcast(&s->rcv_cv);
+  if (which & TRI__WAKE_SND)
+    tri__cond_broadcast(&s->snd_cv);
+}
+
+int tri__stream_set_method(tri_stream *s, const char *p, size_t n) {
+  if (s->method != s->method_buf)
+    tri__free(s->method);
+  if (n < sizeof(s->method_buf)) {
+    memcpy(s->method_buf, p, n);
+    s->method_buf[n] = '\0';
+    s->method = s->method_buf;
+    return TRI_OK;
+  }
+  s->method = tri__strndup(p, n);
+  return s->method != NULL ? TRI_OK : TRI_ENOMEM;
 }
 
 void tri__stream_ref(tri_stream *s) {
@@ -177,7 +224,8 @@ static void stream_destroy(tri_stream *s) {
   tri__md_cleanup(&s->io_trl);
   tri__md_cleanup(&s->out_hdrs);
   tri__md_cleanup(&s->out_trl);
-  tri__free(s->method);
+  if (s->method != s->method_buf)
+    tri__free(s->method);
   tri__free(s->final_msg);
   tri__triple_free(s->triple);
   tri__free(s->finish_msg);
@@ -227,9 +275,10 @@ static void ring_discard_locked(tri_stream *s) {
     ring_free_locked(s);
 }
 
+/* NULL stands for "" (readers say so): an OK status costs no malloc. */
 static void set_str(char **dst, const char *msg) {
   tri__free(*dst);
-  *dst = tri__strdup(msg ? msg : "");
+  *dst = msg != NULL && *msg ? tri__strdup(msg) : NULL;
 }
 
 #ifdef TRI_DEBUG
@@ -290,21 +339,21 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
       s->finish_code = code;
       set_str(&s->finish_msg, msg);
     }
-    tri__cond_broadcast(&s->snd_cv); /* blocked senders: side closed */
+    tri__stream_wake(s, TRI__WAKE_SND); /* blocked senders: side closed */
     changed = 1;
     break;
   case TRI__EV_SEND_DONE:
     if (s->send_state == TRI__SEND_DONE)
       break;
     s->send_state = TRI__SEND_DONE;
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_SND);
     changed = 1;
     break;
   case TRI__EV_PEER_EOS:
     if (s->recv_state != TRI__RECV_OPEN)
       break;
     s->recv_state = TRI__RECV_EOS;
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV);
     changed = 1;
     break;
   case TRI__EV_HDRS_REQ:
@@ -320,7 +369,7 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     s->hdrs_state = TRI__HDRS_DONE;
     if (s->side == TRI__CLIENT)
       replay_drop_locked(s); /* the server answered: never retried */
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV);
     changed = 1;
     break;
   case TRI__EV_END:
@@ -358,8 +407,7 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
       ring_discard_locked(s);
     if (s->side == TRI__CLIENT)
       replay_drop_locked(s);
-    tri__cond_broadcast(&s->rcv_cv);
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_RCV | TRI__WAKE_SND);
     changed = 1;
     break;
   case TRI__EV_RETRY:
@@ -374,7 +422,7 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     s->sb_inflight = 0;
     s->io_deferred = 0;
     s->send_state = s->app_closed ? TRI__SEND_CLOSING : TRI__SEND_OPEN;
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_SND);
     changed = 1;
     break;
   default:
@@ -390,10 +438,13 @@ int tri__stream_abort(tri_stream *s, int code, const char *msg, int drop,
   int set;
 
   tri__mutex_lock(&s->mu);
+  if (held_wakes.s == NULL)
+    held_wakes.s = s; /* broadcast once s->mu is free */
   set = tri__stream_ev_locked(s, TRI__EV_END, code, msg, drop, action);
   if (set)
     tri__stream_post_locked(s, TRI__OP_END);
-  tri__stream_unlock_post(s);
+  tri__stream_unlock_post(s); /* broadcasts, then wakes the I/O thread */
+  tri__stream_flush_held_wakes(s); /* when nothing was posted */
   if (set && tri__timer_stop(&s->deadline_timer))
     tri__stream_unref(s); /* the timer's reference; ours keeps s alive */
   return set;
@@ -543,7 +594,7 @@ void tri__stream_ring_consumed_locked(tri_stream *s, size_t n) {
       ring_free_locked(s); /* an oversized message went out */
   }
   if (sender_wakeable(s))
-    tri__cond_broadcast(&s->snd_cv);
+    tri__stream_wake(s, TRI__WAKE_SND);
 }
 
 /* Make the ring's allocation hold |want| bytes (s->mu held).  The ring
@@ -597,7 +648,7 @@ static int send_closed_rv(const tri_stream *s) {
  * finish) fails the send, so no message is queued after END_STREAM. */
 static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
                         const uint8_t *payload, size_t plen,
-                        int64_t deadline) {
+                        int64_t deadline, tri__fill_fn fill, void *ctx) {
   size_t total = hlen + plen;
   int rv;
 
@@ -621,8 +672,14 @@ static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
     return rv;
   if (hlen)
     ring_put(s, hdr, hlen);
-  if (plen)
+  if (plen && fill != NULL) {
+    size_t before = s->sb_len;
+    fill(ctx, s); /* tri__stream_ring_put_locked(), plen bytes */
+    TRI__ASSERT(s->sb_len - before == plen);
+    (void)before;
+  } else if (plen) {
     ring_put(s, payload, plen);
+  }
   request_headers_locked(s);
   if (s->io_deferred) {
     s->io_deferred = 0;
@@ -671,11 +728,44 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
                                     : tri__deadline_after_ms(timeout_ms);
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen, deadline);
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen, deadline,
+                    NULL, NULL);
   if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT)
     close_send_locked(s);
   tri__stream_unlock_post(s);
   tri__stream_unref(s);
+  tri__free(comp);
+  return rv;
+}
+
+int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len) {
+  uint8_t hdr[TRI__FRAME_HDR_LEN];
+  uint8_t *comp = NULL;
+  const uint8_t *payload = data;
+  size_t plen = len;
+  int compressed = 0, rv;
+
+  TRI__ASSERT(s->side == TRI__CLIENT && s->loop == NULL);
+  if ((data == NULL && len > 0) || len > UINT32_MAX - TRI__FRAME_HDR_LEN)
+    return TRI_EINVAL;
+  if (s->enc_out != 0) {
+    rv = tri__compress(s->enc_out, data, len, &comp, &plen);
+    if (rv != TRI_OK)
+      return rv;
+    if (plen > UINT32_MAX) {
+      tri__free(comp);
+      return TRI_EINVAL;
+    }
+    payload = comp;
+    compressed = 1;
+  }
+  tri__frame_put_header(hdr, compressed, (uint32_t)plen);
+  tri__mutex_lock(&s->mu);
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen,
+                    TRI__NO_DEADLINE, NULL, NULL); /* the ring is empty */
+  if (rv == TRI_OK)
+    close_send_locked(s);
+  tri__stream_unlock_post(s); /* not attached: nothing is posted */
   tri__free(comp);
   return rv;
 }
@@ -687,9 +777,32 @@ int tri__stream_send_bare_last(tri_stream *s, const void *data, size_t len) {
 
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  rv = write_locked(s, NULL, 0, data, len, TRI__NO_DEADLINE);
+  rv = write_locked(s, NULL, 0, data, len, TRI__NO_DEADLINE, NULL, NULL);
   if (rv == TRI_OK)
     close_send_locked(s);
+  tri__stream_unlock_post(s);
+  tri__stream_unref(s);
+  return rv;
+}
+
+void tri__stream_ring_put_locked(tri_stream *s, const uint8_t *p, size_t n) {
+  ring_put(s, p, n);
+}
+
+int tri__stream_send_fill(tri_stream *s, size_t plen, tri__fill_fn fill,
+                          void *ctx) {
+  uint8_t hdr[TRI__FRAME_HDR_LEN];
+  int rv;
+
+  if (plen > UINT32_MAX - TRI__FRAME_HDR_LEN)
+    return TRI_EINVAL;
+  if (forked(s))
+    return TRI_UNAVAILABLE;
+  tri__frame_put_header(hdr, 0, (uint32_t)plen);
+  tri__stream_ref(s);
+  tri__mutex_lock(&s->mu);
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, NULL, plen, TRI__NO_DEADLINE,
+                    fill, ctx);
   tri__stream_unlock_post(s);
   tri__stream_unref(s);
   return rv;

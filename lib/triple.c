@@ -84,6 +84,9 @@ void tri__triple_request_headers(tri__conn *c, tri_stream *s, tri__nv *b) {
                  (long long)((left + 999999) / 1000000));
     tri__nv_add(b, "tri-service-timeout", t->tmo, (size_t)n,
                 NGHTTP2_NV_FLAG_NO_INDEX);
+    /* dubbo-go's Triple server reads only this one (doc/PROTOCOL.md 14). */
+    tri__nv_add(b, "triple-timeout-ms", t->tmo, (size_t)n,
+                NGHTTP2_NV_FLAG_NO_INDEX);
   }
   tri__nv_adds(b, "user-agent", "triplestream/" PACKAGE_VERSION);
   if (s->enc_out != TRI__ENC_IDENTITY)

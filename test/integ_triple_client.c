@@ -460,6 +460,7 @@ START_TEST(test_request_form_and_success) {
   ck_assert_str_eq(req_hdr("tri-protocol-version"), "1.0.0");
   ms = atoi(req_hdr("tri-service-timeout"));
   ck_assert_msg(ms > 4000 && ms <= 5000, "tri-service-timeout %d", ms);
+  ck_assert_int_eq(atoi(req_hdr("triple-timeout-ms")), ms);
   ck_assert_str_eq(req_hdr("tri-service-group"), "g1");
   ck_assert_str_eq(req_hdr("tri-service-version"), "1.0");
   ck_assert_str_eq(req_hdr("x-md"), "v");
@@ -502,6 +503,7 @@ START_TEST(test_msg_and_empty_body) {
       ((Grpc__Testing__SimpleResponse *)out)->payload->body.len, 8);
   protobuf_c_message_free_unpacked(out, NULL);
   ck_assert_ptr_null(req_hdr("tri-service-timeout")); /* no deadline */
+  ck_assert_ptr_null(req_hdr("triple-timeout-ms"));
   /* an empty request and an empty response are one message each */
   ck_assert_int_eq(tri_unary_call(ch, "/t.S/Echo", opts, "", 0, &resp, NULL),
                    TRI_OK);
