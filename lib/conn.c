@@ -15,6 +15,7 @@
 
 #include "budget.h"
 #include "conn.h"
+#include "edge.h"
 #include "triple_io.h"
 
 tri_stream *tri__conn_stream(tri__conn *c, int32_t id) {
@@ -210,6 +211,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
       close_lingering(l, c->src.fd);
   }
   tri__flow_conn_closed(c);
+  tri__h1_free(c);
   nghttp2_session_del(c->sess);
   tri__list_remove(&c->link);
   if (!c->is_server)
@@ -391,7 +393,9 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f,
   if (c->is_server &&
       (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
     tri__server_data_sent(c);
-  if (!c->is_server || f->hd.type != NGHTTP2_HEADERS ||
+  /* Trailers, or the END_STREAM DATA of an edge response (edge.c). */
+  if (!c->is_server ||
+      (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
       !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
   tri_stream *s = tri__conn_stream(c, f->hd.stream_id);

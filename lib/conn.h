@@ -79,6 +79,8 @@ struct tri__conn {
   int fatal;               /* nghttp2 error that ended the session */
   int peer_gone;           /* the peer closed (EOF) or reset the socket */
   tri__tls *tls;           /* TLS state, or NULL for clear text */
+  struct tri__h1 *h1;      /* server: HTTP/1.1 connection (http1.c), or
+                              NULL for HTTP/2 */
   tri__peer *peer;         /* address and TLS identity (ref), or NULL
                               before connected */
   /* client: its subchannel (lb.c), or NULL once orphaned (GOAWAY,
@@ -288,6 +290,8 @@ void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops);
 void tri__server_fail(tri__conn *c, tri_stream *s, int code,
                       const char *msg);
 void tri__server_submit_trailers(tri__conn *c, tri_stream *s);
+/* Request headers complete (HTTP/2 or HTTP/1.1): validate, dispatch. */
+void tri__server_headers_done(tri__conn *c, tri_stream *s, int end);
 
 /* ---- flow.c ---- */
 size_t tri__flow_conn_limit(const tri__conn *c);
@@ -296,6 +300,8 @@ int tri__flow_data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
 void tri__flow_return_owed(tri__conn *c);
 void tri__flow_window_op(tri__conn *c, tri_stream *s);
 void tri__flow_conn_closed(tri__conn *c);
+/* Queue one complete request message the edge made (edge.c). */
+void tri__flow_queue_one(tri__conn *c, tri_stream *s, tri_buf *m);
 
 /* ---- tls.c ---- */
 /* Begin TLS on the connected socket of |c| with |ctx| (a reference is

@@ -163,6 +163,9 @@ struct tri_stream {
   size_t rq_limit;          /* unread bytes before the stream window is
                                withheld */
   size_t sb_limit;          /* configured send buffer bound */
+  int hdrs_at_end;          /* server: response headers only at the end
+                               (Triple unary, edge.c); set before
+                               dispatch, then immutable */
   int enc_out;              /* compression for outgoing messages (server:
                                settable until headers are requested) */
 
@@ -271,11 +274,17 @@ struct tri_stream {
   size_t hdr_bytes;
   int hdr_too_big;
   char *req_ctype;
+  int req_post;             /* :method POST */
+  int req_options;          /* :method OPTIONS (CORS preflight) */
   char *req_group, *req_version;
   int64_t timeout_ns;       /* parsed grpc-timeout, -1 none */
   int bad_timeout;
   int enc_req_unknown;
   char *enc_name;           /* unknown grpc-encoding as received */
+
+  /* server: Triple unary, gRPC-Web, JSON (lib/edge.c), or NULL for
+   * plain gRPC.  I/O thread, but for what edge.h says. */
+  struct tri__edge *edge;
 
   /* server only */
   struct tri_server *srv;
@@ -428,6 +437,7 @@ typedef struct {
   int64_t ka_time_ms;        /* server keepalive PING: 0 = off */
   int64_t ka_timeout_ms;
   int tls;                   /* TLS: tri__server_tls_get() at accept */
+  char cors[1024];           /* allowed CORS origins, "" = off (edge.c) */
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg);

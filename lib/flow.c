@@ -28,6 +28,7 @@
 #include "budget.h"
 #include "compress.h"
 #include "conn.h"
+#include "edge.h"
 #include "status.h"
 
 size_t tri__flow_conn_limit(const tri__conn *c) {
@@ -193,8 +194,26 @@ static int inflate_msg(tri_stream *s, tri_buf **m, const char **err) {
   return TRI_OK;
 }
 
+void tri__flow_queue_one(tri__conn *c, tri_stream *s, tri_buf *m) {
+  queue_msgs(c, s, &m, 1, 0, 0);
+}
+
+static int data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
+                      size_t len);
+
 int tri__flow_data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
                          size_t len) {
+  uint8_t *tmp = NULL;
+  int rv = 0;
+  /* Triple unary bodies, gRPC-Web text (edge.c). */
+  if (s->edge == NULL || tri__edge_data_in(c, s, &data, &len, &tmp))
+    rv = data_chunk(c, s, data, len);
+  tri__free(tmp);
+  return rv;
+}
+
+static int data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
+                      size_t len) {
   nghttp2_session *sess = c->sess;
   int32_t id = s->id;
   size_t off = 0, nmsg = 0;
@@ -219,6 +238,8 @@ int tri__flow_data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
     off += used;
     if (rv == TRI_OK && m != NULL) {
       rv = inflate_msg(s, &m, &err);
+      if (rv == TRI_OK && s->edge != NULL)
+        rv = tri__edge_msg_in(s, &m, &err); /* JSON to protobuf */
       if (rv != TRI_OK) {
         tri__free(m);
         m = NULL;

@@ -18,6 +18,7 @@
 
 #include "compress.h"
 #include "conn.h"
+#include "edge.h"
 #include "nv.h"
 #include "status.h"
 
@@ -235,6 +236,11 @@ void tri__server_drain(tri__loop *l) {
 void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
   tri__loop *l = c->loop;
 
+  if (c->h1 != NULL) {
+    tri__h1_tick(c, now, next); /* HTTP/1.1 (http1.c) */
+    return;
+  }
+
   if (c->phase == TRI__CONN_TLS || c->phase == TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
       if (c->phase == TRI__CONN_TLS) {
@@ -402,7 +408,10 @@ int tri__server_header(tri__conn *c, tri_stream *s, const nghttp2_frame *f,
     }
     return 0;
   }
-  if (hdr_is(name, nlen, ":path")) {
+  if (hdr_is(name, nlen, ":method")) {
+    s->req_post = hdr_is(val, vlen, "POST");
+    s->req_options = hdr_is(val, vlen, "OPTIONS");
+  } else if (hdr_is(name, nlen, ":path")) {
     (void)tri__stream_set_method(s, (const char *)val, vlen); /* NULL:
                                                                answered */
   } else if (hdr_is(name, nlen, "content-type")) {
@@ -451,6 +460,8 @@ static const char *resp_ctype(const tri_stream *s) {
  * the status the stream finishes with (s->mu not held). */
 static void respond_status(tri__conn *c, tri_stream *s) {
   tri__nv b;
+  if (s->edge != NULL && tri__edge_respond(c, s))
+    return; /* Triple unary, gRPC-Web: edge.c */
   tri__nv_init(&b);
   tri__nv_adds(&b, ":status", "200");
   tri__nv_adds(&b, "content-type", resp_ctype(s));
@@ -496,7 +507,8 @@ static void submit_response_headers(tri__conn *c, tri_stream *s) {
   tri__stream_ev_locked(s, TRI__EV_HDRS_DONE, 0, NULL, 0, 0);
   tri__mutex_unlock(&s->mu);
   prd.source.ptr = s;
-  prd.read_callback = tri__data_read_cb;
+  /* JSON messages are translated on the way out (edge.c). */
+  prd.read_callback = s->edge ? tri__edge_read_cb : tri__data_read_cb;
   if (b.failed)
     nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id,
                               NGHTTP2_INTERNAL_ERROR);
@@ -533,6 +545,8 @@ void tri__server_submit_trailers(tri__conn *c, tri_stream *s) {
 void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops) {
   int hdrs_state, send_state, action, final, empty, ending;
 
+  if (s->edge != NULL && tri__edge_ops(c, s, ops))
+    return;
   tri__mutex_lock(&s->mu);
   hdrs_state = s->hdrs_state;
   send_state = s->send_state;
@@ -567,24 +581,33 @@ void tri__server_fail(tri__conn *c, tri_stream *s, int code,
   tri__server_ops(c, s, TRI__OP_END);
 }
 
-static void headers_done(tri__conn *c, tri_stream *s, int end) {
+void tri__server_headers_done(tri__conn *c, tri_stream *s, int end) {
   const char *msg = NULL;
   char buf[200];
-  int rv;
+  int rv, edge = 0;
 
-  if (end) {
-    tri__mutex_lock(&s->mu);
-    tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
-    tri__mutex_unlock(&s->mu);
-  }
   if (s->hdr_too_big) {
+    if (end) {
+      tri__mutex_lock(&s->mu);
+      tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
+      tri__mutex_unlock(&s->mu);
+    }
     snprintf(buf, sizeof(buf), "request headers exceed %zu bytes",
              c->loop->cfg.max_header_list);
     reject(c, s, TRI_RESOURCE_EXHAUSTED, buf);
     return;
   }
-  if (s->req_ctype == NULL ||
-      strncmp(s->req_ctype, "application/grpc", 16) != 0) {
+  /* Triple unary, gRPC-Web, JSON, CORS (edge.c, doc/PROTOCOL.md 14). */
+  edge = tri__edge_classify(c, s);
+  if (edge < 0)
+    return; /* answered */
+  if (end && (s->edge == NULL || !edge)) {
+    tri__mutex_lock(&s->mu);
+    tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
+    tri__mutex_unlock(&s->mu);
+  }
+  if (s->edge == NULL && (s->req_ctype == NULL ||
+      strncmp(s->req_ctype, "application/grpc", 16) != 0)) {
     /* 4.8: not gRPC at all: plain HTTP 415. */
     tri__nv b;
     tri__io_end(s, TRI_INTERNAL, "request content-type is not gRPC", 1,
@@ -620,6 +643,13 @@ static void headers_done(tri__conn *c, tri_stream *s, int end) {
   if (rv != TRI_OK) {
     reject(c, s, rv, msg);
     return;
+  }
+  /* An edge request ending with its headers: the (empty) body is
+   * complete now that the method's types are known. */
+  if (end && s->edge != NULL && !tri__edge_eos(c, s)) {
+    tri__mutex_lock(&s->mu);
+    tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
+    tri__mutex_unlock(&s->mu);
   }
   tri__stream_arm_deadline(s); /* 7.3 */
 }
@@ -662,7 +692,9 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
   switch (f->hd.type) {
   case NGHTTP2_HEADERS:
     if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      headers_done(c, s, end);
+      tri__server_headers_done(c, s, end);
+    } else if (end && s->edge != NULL && tri__edge_eos(c, s)) {
+      return;
     } else if (end && tri__deframer_partial(&s->df)) {
       tri__server_fail(c, s, TRI_INTERNAL, "request ended inside a message");
     } else if (end) {
@@ -674,6 +706,8 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
     return;
   case NGHTTP2_DATA:
     if (!end)
+      return;
+    if (s->edge != NULL && tri__edge_eos(c, s))
       return;
     if (tri__deframer_partial(&s->df)) {
       tri__server_fail(c, s, TRI_INTERNAL, "request ended inside a message");
@@ -734,7 +768,10 @@ void tri__server_frame_sent(tri__conn *c, tri_stream *s,
   tri__stream_ev_locked(s, TRI__EV_END, s->finish_code, s->finish_msg, 0,
                         TRI__END_NONE); /* copies the message */
   tri__mutex_unlock(&s->mu);
-  if (!eos)
+  /* An edge response (Triple, gRPC-Web) lets the client finish sending
+   * its body (read and dropped): HTTP clients such as curl fail a request
+   * whose stream is reset while they still send (16.2). */
+  if (!eos && (s->edge == NULL || !tri__edge_keep_open(s)))
     nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,
                               NGHTTP2_NO_ERROR);
 }

@@ -40,6 +40,8 @@ static int keep(tri__nv *b, char *p) {
   return 0;
 }
 
+int tri__nv_own(tri__nv *b, char *p) { return keep(b, p); }
+
 void tri__nv_add(tri__nv *b, const char *name, const char *value,
                  size_t vlen, uint8_t flags) {
   if (b->n == b->cap) {

@@ -26,6 +26,9 @@ void tri__nv_free(tri__nv *b);
 /* Add a field; |name| and |value| must outlive the list (or be owned). */
 void tri__nv_add(tri__nv *b, const char *name, const char *value,
                  size_t vlen, uint8_t flags);
+/* The list frees |p| (tri__malloc'd) with itself; on failure |p| is freed
+ * now and b->failed set.  0 or -1. */
+int tri__nv_own(tri__nv *b, char *p);
 void tri__nv_adds(tri__nv *b, const char *name, const char *value);
 /* Application metadata; -bin values go out base64 without padding
  * (doc/PROTOCOL.md 2.12). */

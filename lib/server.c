@@ -29,8 +29,12 @@
 #include <net/if.h>
 
 #include "core.h"
+#include "edge.h"
 #include "registry_zk.h"
 #include "status.h"
+
+#include <protobuf-c/protobuf-c.h>
+#include <triplestream/protobuf.h>
 
 struct tri_server_opts {
   int max_workers;
@@ -47,6 +51,7 @@ struct tri_server_opts {
   int64_t ka_time_ms, ka_timeout_ms;    /* server keepalive PINGs */
   int io_threads;          /* I/O loops (>= 1) */
   tri_tls_opts *tls;       /* owned; NULL = clear text */
+  char cors[1024];         /* allowed CORS origins ("" = CORS off) */
   int has_registry;        /* tri_server_opts_set_registry() */
   tri__zk_uri registry;    /* (by value: the struct is copied) */
 };
@@ -57,6 +62,9 @@ struct tri__method {
   tri_handler_fn fn;
   void *ud;
   void (*destroy)(void *ud);
+  /* Message types (tri_server_register_typed), or NULL: what the edge
+   * needs to translate JSON (lib/edge.c). */
+  const ProtobufCMessageDescriptor *req_desc, *resp_desc;
 };
 
 struct tri__pool {
@@ -316,6 +324,24 @@ TRI_API int tri_server_opts_set_max_resets_per_s(tri_server_opts *o, int n) {
   return TRI_OK;
 }
 
+TRI_API int tri_server_opts_set_cors_origins(tri_server_opts *o,
+                                             const char *origins) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_cors_origins: opts "
+                     "is NULL");
+  if (origins == NULL)
+    origins = "";
+  if (strlen(origins) >= sizeof(o->cors))
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_cors_origins: the "
+                     "list is longer than %zu bytes", sizeof(o->cors) - 1);
+  for (const char *p = origins; *p; p++)
+    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+      return tri__fail(TRI_EINVAL, "tri_server_opts_set_cors_origins: "
+                       "control or non-ASCII byte in the list");
+  snprintf(o->cors, sizeof(o->cors), "%s", origins);
+  return TRI_OK;
+}
+
 TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n) {
   if (o == NULL)
     return tri__fail(TRI_EINVAL, "tri_server_opts_set_io_threads: opts is "
@@ -407,10 +433,12 @@ static int streq_null(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-TRI_API int tri_server_register_full(tri_server *srv, const char *method,
-                                     const char *group, const char *version,
-                                     tri_handler_fn fn, void *user_data,
-                                     void (*destroy)(void *user_data)) {
+static int register_method(tri_server *srv, const char *method,
+                           const char *group, const char *version,
+                           const ProtobufCMessageDescriptor *req,
+                           const ProtobufCMessageDescriptor *resp,
+                           tri_handler_fn fn, void *user_data,
+                           void (*destroy)(void *user_data)) {
   if (srv == NULL || fn == NULL || !method_path_valid(method))
     return TRI_EINVAL;
   if (srv->started)
@@ -428,6 +456,8 @@ TRI_API int tri_server_register_full(tri_server *srv, const char *method,
       m->fn = fn;
       m->ud = user_data;
       m->destroy = destroy;
+      m->req_desc = req;
+      m->resp_desc = resp;
       return TRI_OK;
     }
   }
@@ -450,8 +480,35 @@ TRI_API int tri_server_register_full(tri_server *srv, const char *method,
   m->fn = fn;
   m->ud = user_data;
   m->destroy = destroy;
+  m->req_desc = req;
+  m->resp_desc = resp;
   srv->nmethods++;
   return TRI_OK;
+}
+
+TRI_API int tri_server_register_full(tri_server *srv, const char *method,
+                                     const char *group, const char *version,
+                                     tri_handler_fn fn, void *user_data,
+                                     void (*destroy)(void *user_data)) {
+  return register_method(srv, method, group, version, NULL, NULL, fn,
+                         user_data, destroy);
+}
+
+static int desc_ok(const ProtobufCMessageDescriptor *d) {
+  return d != NULL && d->magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC;
+}
+
+TRI_API int tri_server_register_typed(tri_server *srv, const char *method,
+                                      const char *group, const char *version,
+                                      const ProtobufCMessageDescriptor *req,
+                                      const ProtobufCMessageDescriptor *resp,
+                                      tri_handler_fn fn, void *user_data,
+                                      void (*destroy)(void *user_data)) {
+  if (!desc_ok(req) || !desc_ok(resp))
+    return tri__fail(TRI_EINVAL, "tri_server_register_typed: request and "
+                     "response descriptors are required");
+  return register_method(srv, method, group, version, req, resp, fn,
+                         user_data, destroy);
 }
 
 TRI_API int tri_server_register_versioned(tri_server *srv, const char *method,
@@ -702,6 +759,12 @@ int tri__server_dispatch(tri_server *srv, tri_stream *s, const char **msg) {
     return TRI_UNIMPLEMENTED; /* 4.9 */
   }
   s->handler = (void *)(uintptr_t)m;
+  if (s->edge != NULL) {
+    /* The edge translates JSON with the method's types (edge.c). */
+    int rv = tri__edge_method(s, m->req_desc, m->resp_desc, msg);
+    if (rv != TRI_OK)
+      return rv;
+  }
   tri__timer_init(&s->queue_timer, queue_timer_fired);
   return pool_submit(srv, s, msg);
 }
@@ -923,6 +986,7 @@ TRI_API int tri_server_start(tri_server *srv) {
   cfg.ka_time_ms = srv->opts.ka_time_ms;
   cfg.ka_timeout_ms = srv->opts.ka_timeout_ms;
   cfg.tls = srv->tls_ctx != NULL;
+  snprintf(cfg.cors, sizeof(cfg.cors), "%s", srv->opts.cors);
   if (srv->opts.has_registry) {
     /* Providers appear in the registry now; clients that find them
      * connect into the listen backlog until the loops accept. */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "edge.h"
 
 /* ---- output buffer ---------------------------------------------------- */
 
@@ -63,8 +64,13 @@ static ssize_t conn_recv(tri__conn *c, uint8_t *buf, size_t len) {
 }
 
 static int writable(const tri__conn *c) {
+  /* A server speaks only after the client's first bytes: they tell
+   * HTTP/2 from HTTP/1.1 (http1.c), and an HTTP/1.1 client must not get
+   * our SETTINGS frame (RFC 9113 §3.4 lets the server preface wait). */
   return c->src.fd >= 0 && c->phase >= TRI__CONN_HANDSHAKE &&
-         c->phase != TRI__CONN_CLOSED;
+         c->phase != TRI__CONN_CLOSED &&
+         !(c->is_server && c->phase == TRI__CONN_HANDSHAKE &&
+           c->last_read_ns == 0 && c->h1 == NULL);
 }
 
 /* Serialize pending frames and write them; coalesces up to
@@ -74,7 +80,9 @@ int tri__sock_flush(tri__conn *c) {
   if (!writable(c))
     return 0;
   for (int rounds = 0; rounds < 1024; rounds++) {
-    while (c->wlen - c->woff < TRI__WRITE_COALESCE) {
+    if (c->h1 != NULL) /* HTTP/1.1 (http1.c): no nghttp2 output */
+      tri__h1_produce(c);
+    while (c->h1 == NULL && c->wlen - c->woff < TRI__WRITE_COALESCE) {
       const uint8_t *p;
       ssize_t n = nghttp2_session_mem_send(c->sess, &p);
       if (n < 0)
@@ -108,6 +116,12 @@ int tri__sock_flush(tri__conn *c) {
 int tri__sock_flush_or_close(tri__conn *c) {
   if (tri__sock_flush(c) != 0) {
     tri__conn_close(c, "write failed");
+    return 1;
+  }
+  if (c->h1 != NULL) {
+    if (!tri__h1_finished(c))
+      return 0;
+    tri__conn_close(c, "finished");
     return 1;
   }
   if (!nghttp2_session_want_read(c->sess) &&
@@ -199,8 +213,22 @@ int tri__sock_read(tri__conn *c) {
                           c->loop->ccfg.target.where);
       return -1;
     }
+    int first = c->last_read_ns == 0;
     c->last_read_ns = tri__now_ns();
     c->ping_sent_ns = 0;
+    if (first && c->is_server && c->h1 == NULL &&
+        c->phase == TRI__CONN_HANDSHAKE)
+      tri__h1_detect(c, rbuf, (size_t)n); /* not the HTTP/2 preface:
+                                             HTTP/1.1 (http1.c) */
+    if (c->h1 != NULL) {
+      int hr = tri__h1_read(c, rbuf, (size_t)n);
+      tri__loop_flush_wakes(c->loop); /* as after an HTTP/2 chunk */
+      if (hr != 0)
+        return -1;
+      if ((size_t)n < TRI__READ_CHUNK && c->tls == NULL)
+        return 0;
+      continue;
+    }
     ssize_t r = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n);
     /* Wake whom this chunk concerns: once per stream (a whole unary
      * response is one chunk), yet early enough that a streaming reader

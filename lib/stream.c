@@ -24,6 +24,7 @@
 #include "budget.h"
 #include "compress.h"
 #include "core.h"
+#include "edge.h"
 #include "status.h"
 #include "triple.h"
 
@@ -237,6 +238,7 @@ static void stream_destroy(tri_stream *s) {
   tri__free(s->req_group);
   tri__free(s->req_version);
   tri__free(s->enc_name);
+  tri__edge_free(s->edge);
   tri__quota_unref(s->quota);
   tri__peer_unref(s->peer);
   tri__cond_destroy(&s->rcv_cv);
@@ -468,7 +470,7 @@ enum { RECV_BUF, RECV_INTO };
 static void request_headers_locked(tri_stream *s) {
   /* 11.9: a server that blocks before sending anything still sends its
    * response HEADERS, so clients that wait for them get out. */
-  if (s->side == TRI__SERVER &&
+  if (s->side == TRI__SERVER && !s->hdrs_at_end &&
       tri__stream_ev_locked(s, TRI__EV_HDRS_REQ, 0, NULL, 0, 0))
     tri__stream_post_locked(s, TRI__OP_HEADERS);
 }

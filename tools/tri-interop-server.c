@@ -508,7 +508,8 @@ static const Grpc__Testing__TestService_Handlers test_service = {
 
 static void usage(void) {
   fprintf(stderr, "usage: tri-interop-server --port=N [--use_tls[=true|false]"
-          " --tls_cert_file=F --tls_key_file=F [--tls_client_ca_file=F]]\n");
+          " --tls_cert_file=F --tls_key_file=F [--tls_client_ca_file=F]]"
+          " [--cors_origins=LIST]\n");
 }
 
 /* "--name=value" or "--name value": the value of flag |name| at argv[*i],
@@ -541,6 +542,7 @@ static int parse_port(const char *v, int *port) {
 int main(int argc, char **argv) {
   int port = -1, use_tls = 0;
   const char *cert = NULL, *key = NULL, *client_ca = NULL, *v;
+  const char *cors = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strncmp(a, "--port=", 7) == 0) {
@@ -565,6 +567,8 @@ int main(int argc, char **argv) {
     } else if ((v = flag_value(argc, argv, &i, "--tls_client_ca_file")) !=
                NULL) {
       client_ca = v;
+    } else if ((v = flag_value(argc, argv, &i, "--cors_origins")) != NULL) {
+      cors = v; /* gRPC-Web from browsers (doc/PROTOCOL.md 16.8) */
     } else {
       usage();
       return 2;
@@ -590,11 +594,17 @@ int main(int argc, char **argv) {
   static const struct {
     const char *method;
     tri_handler_fn fn;
+    const ProtobufCMessageDescriptor *req, *resp; /* for JSON */
   } methods[] = {
-      {GRPC__TESTING__TEST_SERVICE__EMPTY_CALL__PATH, h_empty_call},
-      {GRPC__TESTING__TEST_SERVICE__UNARY_CALL__PATH, h_unary_call},
+      {GRPC__TESTING__TEST_SERVICE__EMPTY_CALL__PATH, h_empty_call,
+       &grpc__testing__empty__descriptor, &grpc__testing__empty__descriptor},
+      {GRPC__TESTING__TEST_SERVICE__UNARY_CALL__PATH, h_unary_call,
+       &grpc__testing__simple_request__descriptor,
+       &grpc__testing__simple_response__descriptor},
       {GRPC__TESTING__TEST_SERVICE__STREAMING_OUTPUT_CALL__PATH,
-       h_streaming_output_call},
+       h_streaming_output_call,
+       &grpc__testing__streaming_output_call_request__descriptor,
+       &grpc__testing__streaming_output_call_response__descriptor},
   };
 
   tri_server_opts *so = tri_server_opts_new();
@@ -612,6 +622,8 @@ int main(int argc, char **argv) {
       rc = tri_server_opts_set_tls(so, tls);
     tri_tls_opts_free(tls);
   }
+  if (rc == TRI_OK && cors != NULL)
+    rc = tri_server_opts_set_cors_origins(so, cors);
   tri_server *srv = NULL;
   if (rc == TRI_OK)
     rc = tri_server_new(&srv, so);
@@ -629,7 +641,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-    rc = tri_server_register(srv, methods[i].method, methods[i].fn, NULL);
+    /* Typed, so JSON (Triple unary, grpc+json, grpc-web+json) works too
+     * (doc/PROTOCOL.md 16). */
+    rc = tri_server_register_typed(srv, methods[i].method, NULL, NULL,
+                                   methods[i].req, methods[i].resp,
+                                   methods[i].fn, NULL, NULL);
     if (rc != TRI_OK) {
       fprintf(stderr, "tri-interop-server: register %s: %s\n",
               methods[i].method, tri_strerror(rc));

@@ -56,6 +56,33 @@ TRI_API int tri_unary_call_msg(tri_channel *ch, const char *method,
                                ProtobufCMessage **resp,
                                tri_stream **stream_out);
 
+/**
+ * Register |fn| like tri_server_register_full() and tell the server the
+ * method's request and response message types, so that the same handler
+ * also serves JSON: Triple's unary protocol with application/json,
+ * application/grpc+json and gRPC-Web with +json (doc/PROTOCOL.md 16).  The
+ * handler is unchanged: it always receives and sends protobuf bytes; the
+ * server translates at the edge with the proto3 JSON mapping.  Generated
+ * stubs (protoc-gen-triplestream) register through this function.  A
+ * method registered without types answers JSON requests with HTTP 415.
+ *
+ * Ownership: |method|, |group|, |version| are copied; |req| and |resp|
+ *   are borrowed and must outlive the server (generated descriptors are
+ *   static); |user_data| as in tri_server_register_full() (|destroy| may
+ *   be NULL).
+ * Thread safety: before tri_server_start(), one thread at a time.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (bad path, NULL handler, missing or invalid
+ *   descriptor); TRI_ENOMEM; TRI_ESTATE after start.
+ * Since: 0.3
+ */
+TRI_API int tri_server_register_typed(tri_server *srv, const char *method,
+                                      const char *group, const char *version,
+                                      const ProtobufCMessageDescriptor *req,
+                                      const ProtobufCMessageDescriptor *resp,
+                                      tri_handler_fn fn, void *user_data,
+                                      void (*destroy)(void *user_data));
+
 #ifdef __cplusplus
 }
 #endif

@@ -1217,6 +1217,26 @@ TRI_API int tri_server_opts_set_tls(tri_server_opts *o,
                                     const tri_tls_opts *tls);
 
 /**
+ * Allow browsers from |origins| to call the server with gRPC-Web or
+ * Triple's unary protocol (CORS, doc/PROTOCOL.md 16.8): a comma-separated
+ * list of origins ("https://app.example.com,http://localhost:8080") or
+ * "*" for any.  Requests from an allowed Origin get
+ * Access-Control-Allow-Origin and Access-Control-Expose-Headers (grpc-status,
+ * grpc-message, tri-*); CORS preflights (OPTIONS with Origin and
+ * Access-Control-Request-Method) from an allowed origin are answered 204
+ * with the allowed methods and headers, others 403.  Default: none (CORS
+ * off: no CORS headers, every preflight 403).  NULL or "" turns it off.
+ *
+ * Ownership: |origins| is copied.
+ * Thread safety: one thread at a time.  Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL opts, control bytes, longer than
+ *   1023 bytes).
+ * Since: 0.3
+ */
+TRI_API int tri_server_opts_set_cors_origins(tri_server_opts *o,
+                                             const char *origins);
+
+/**
  * Register the server's services in Apache Dubbo's ZooKeeper registry
  * (doc/PROTOCOL.md 15): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
  * with optional parameters "?application=NAME" (default

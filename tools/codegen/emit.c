@@ -1181,13 +1181,14 @@ emit_service_source(sbuf *o, const cg_service *s)
               "      return TRI_ENOMEM;\n"
               "    b->impl = impl;\n"
               "    b->user_data = user_data;\n"
-              "    rv = tri_server_register_full(srv, %s__%s__PATH, NULL, NULL,\n"
+              "    rv = tri_server_register_typed(srv, %s__%s__PATH, NULL, NULL,\n"
+              "        &%s__descriptor, &%s__descriptor,\n"
               "        %s__%s__serve, b, free);\n"
               "    if (rv != TRI_OK)\n"
               "      free(b);\n"
               "  }\n",
-              s->m[i].member, s->upper, s->m[i].upper, s->lower,
-              s->m[i].lower);
+              s->m[i].member, s->upper, s->m[i].upper, s->m[i].in.lower,
+              s->m[i].out.lower, s->lower, s->m[i].lower);
   sb_puts(o,
           "  return rv;\n"
           "}\n\n");
