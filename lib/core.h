@@ -138,7 +138,7 @@ enum tri__stream_ev {
   TRI__EV_RETRY       /* client, I/O: the server refused the stream before
                          answering (REFUSED_STREAM, or above a GOAWAY's
                          last-stream-id): send it again, once, from the
-                         kept request bytes (doc/PROTOCOL.md 16.6) */
+                         kept request bytes (doc/PROTOCOL.md 17.6) */
 };
 /* Request bytes a client stream keeps for a transparent retry; a request
  * longer than this is not retried. */

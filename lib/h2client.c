@@ -528,7 +528,7 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
     client_complete(c, s);
 }
 
-/* Transparent retry (doc/PROTOCOL.md 16.6): a stream the server refused
+/* Transparent retry (doc/PROTOCOL.md 17.6): a stream the server refused
  * before answering goes back to the channel and out again, once, on
  * whatever connection the channel picks.  1 if it was requeued. */
 int tri__client_retry(tri__conn *c, tri_stream *s) {

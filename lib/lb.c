@@ -1,6 +1,6 @@
 /*
  * Client load balancing and connectivity (doc/DESIGN.md "Channels and
- * subchannels", doc/PROTOCOL.md 16):
+ * subchannels", doc/PROTOCOL.md 17):
  *
  *   - the channel's address list: resolved (DNS, re-resolved on
  *     connection loss at most every 30 s), static (ipv4:/ipv6:/unix:) or

@@ -1604,7 +1604,7 @@ START_TEST(test_goaway_then_reconnect)
   accepted = g_sv->accepted;
   pthread_mutex_unlock(&g_sv->mu);
   /* 1: the GOAWAY; 2: the refused call's one transparent retry
-   * (doc/PROTOCOL.md 16.6), which gets GOAWAY again and ends UNAVAILABLE;
+   * (doc/PROTOCOL.md 17.6), which gets GOAWAY again and ends UNAVAILABLE;
    * 3: the next call, on a new connection */
   ck_assert_msg(accepted == 3,
                 "the retry and the call after GOAWAY must each use a new "

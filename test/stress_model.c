@@ -818,7 +818,7 @@ static pthread_mutex_t g_dis_mu = PTHREAD_MUTEX_INITIALIZER;
  * connection backoff: attempts that failed while the server was down put
  * the channel in TRANSIENT_FAILURE, where calls fail fast until the next
  * attempt, at most BACKOFF_MAX_MS (+20 % jitter) later (doc/PROTOCOL.md
- * 16.4). */
+ * 17.4). */
 #define BACKOFF_INITIAL_MS 100
 #define BACKOFF_MAX_MS 200
 #define DIS_MARGIN_US (300000 + BACKOFF_MAX_MS * 1200)

@@ -433,7 +433,7 @@ TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
 
 /**
  * Create a channel to |target| (README "Targets and load balancing",
- * doc/PROTOCOL.md 16):
+ * doc/PROTOCOL.md 17):
  *   "HOST:PORT", "[V6ADDR]:PORT", "dns:///HOST:PORT"  every A and AAAA
  *       record of HOST (resolved asynchronously with c-ares on the
  *       channel's I/O thread; again after a connection loss, at most every

@@ -228,7 +228,7 @@ for d in $DIRECTIONS; do
   done
 done
 
-# Channel targets and load-balancing policies (doc/PROTOCOL.md 16):
+# Channel targets and load-balancing policies (doc/PROTOCOL.md 17):
 # tools/tri-interop-client --target/--lb_policy against both servers.
 if [ -z "$label" ]; then
   for srv in tri py; do

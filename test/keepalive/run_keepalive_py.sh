@@ -1,5 +1,5 @@
 #!/bin/sh
-# Client keepalive against Python grpcio (gRPC A8; doc/PROTOCOL.md 16.7).
+# Client keepalive against Python grpcio (gRPC A8; doc/PROTOCOL.md 17.7).
 #
 # 1. Default grpcio server, our channel with keepalive 10 s and the default
 #    permit_without_calls off, idle for 25 s: no ping goes out while no call
