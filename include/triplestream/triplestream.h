@@ -1238,7 +1238,7 @@ TRI_API int tri_server_opts_set_cors_origins(tri_server_opts *o,
 
 /**
  * Register the server's services in Apache Dubbo's ZooKeeper registry
- * (doc/PROTOCOL.md 15): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
+ * (doc/PROTOCOL.md 18): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
  * with optional parameters "?application=NAME" (default
  * "libtriplestream"), "session=MS" (ZooKeeper session timeout, 1000..
  * 600000, default 30000: how long a crashed server stays listed) and
