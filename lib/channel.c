@@ -13,6 +13,7 @@
 #include "core.h"
 #include "json.h"
 #include "triple.h"
+#include "registry_zk.h"
 
 struct tri_channel_opts {
   int64_t connect_ms;
@@ -20,7 +21,10 @@ struct tri_channel_opts {
   size_t send_buf;
   size_t recv_queue;
   int64_t keepalive_ms, keepalive_timeout_ms;
+  int keepalive_permit_without_calls;
   size_t conn_recv_queue;
+  int round_robin;
+  int64_t backoff_initial_ms, backoff_max_ms;
   tri_tls_opts *tls;        /* owned; NULL = clear text */
 };
 
@@ -32,12 +36,14 @@ struct tri_call_opts {
   char *group, *version;
   int protocol;             /* TRI_PROTOCOL_* (unary calls) */
   int json;                 /* codec "json" (unary calls with descriptors) */
+  int wait_for_ready;
 };
 
 struct tri_channel {
   tri_channel_opts opts;
   tri__loop *loop;
   char *target;
+  tri__zk_watch *zk;        /* zookeeper:// targets */
 };
 
 /* ---- channel options -------------------------------------------------- */
@@ -50,6 +56,8 @@ static void channel_opts_defaults(tri_channel_opts *o) {
   o->keepalive_ms = 0;
   o->keepalive_timeout_ms = 20000;
   o->conn_recv_queue = TRI__DEF_CONN_RQ;
+  o->backoff_initial_ms = 1000;  /* connection-backoff.md */
+  o->backoff_max_ms = 120000;
 }
 
 TRI_API tri_channel_opts *tri_channel_opts_new(void) {
@@ -111,6 +119,39 @@ TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
     return TRI_EINVAL;
   o->keepalive_ms = ms == 0 ? 0 : TRI__MAX(ms, 10000); /* 8.6 */
   o->keepalive_timeout_ms = timeout_ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_lb_policy(tri_channel_opts *o,
+                                           const char *name) {
+  if (o == NULL || name == NULL)
+    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_lb_policy: %s is "
+                     "NULL", o ? "name" : "opts");
+  if (strcmp(name, "pick_first") == 0)
+    o->round_robin = 0;
+  else if (strcmp(name, "round_robin") == 0)
+    o->round_robin = 1;
+  else
+    return tri__fail(TRI_EINVAL, "load-balancing policy '%s' is not "
+                     "supported (pick_first or round_robin)", name);
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_backoff(tri_channel_opts *o,
+                                         int64_t initial_ms, int64_t max_ms) {
+  if (o == NULL || initial_ms <= 0 || max_ms < initial_ms)
+    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_backoff: need "
+                     "0 < initial_ms <= max_ms");
+  o->backoff_initial_ms = initial_ms;
+  o->backoff_max_ms = max_ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_keepalive_permit_without_calls(
+    tri_channel_opts *o, int permit) {
+  if (o == NULL)
+    return TRI_EINVAL;
+  o->keepalive_permit_without_calls = permit != 0;
   return TRI_OK;
 }
 
@@ -233,7 +274,18 @@ TRI_API int tri_call_opts_set_codec(tri_call_opts *o, const char *codec) {
 #endif
 }
 
+TRI_API int tri_call_opts_set_wait_for_ready(tri_call_opts *o, int on) {
+  if (o == NULL)
+    return TRI_EINVAL;
+  o->wait_for_ready = on != 0;
+  return TRI_OK;
+}
+
 /* ---- channel ---------------------------------------------------------- */
+
+#ifdef HAVE_ZOOKEEPER
+static void zk_providers(void *ud, const char *const *host_ports, size_t n);
+#endif
 
 TRI_API int tri_channel_new(tri_channel **out, const char *target,
                             const tri_channel_opts *opts) {
@@ -247,9 +299,16 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
   rv = tri__target_parse(target, 0, &cc.target);
   if (rv != TRI_OK)
     return rv;
+#ifndef HAVE_ZOOKEEPER
+  if (cc.target.kind == TRI__T_ZK)
+    return tri__fail(TRI_UNIMPLEMENTED, "target '%s': %s", target,
+                     TRI__ZK_UNAVAILABLE);
+#endif
   tri_channel *ch = tri__calloc(1, sizeof(*ch));
-  if (ch == NULL)
+  if (ch == NULL) {
+    tri__target_free(&cc.target);
     return tri__fail(TRI_ENOMEM, "out of memory creating a channel");
+  }
   if (opts)
     ch->opts = *opts;
   else
@@ -261,6 +320,7 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
     } else {
       rv = tri__tls_ctx_new(opts->tls, 0, &cc.tls); /* reads the files */
       if (rv != TRI_OK) {
+        tri__target_free(&cc.target);
         tri__free(ch);
         return rv;
       }
@@ -271,7 +331,9 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
         snprintf(cc.target.authority, sizeof(cc.target.authority),
                  strchr(name, ':') ? "[%s]" : "%s", name); /* IPv6 */
       } else {
-        name = cc.target.kind == TRI__T_TCP ? cc.target.host : "localhost";
+        name = cc.target.kind == TRI__T_TCP || cc.target.kind == TRI__T_LIST
+                   ? cc.target.host
+                   : "localhost";
       }
       snprintf(cc.tls_name, sizeof(cc.tls_name), "%s", name);
     }
@@ -290,7 +352,11 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
   cc.connect_ms = ch->opts.connect_ms;
   cc.keepalive_ms = ch->opts.keepalive_ms;
   cc.keepalive_timeout_ms = ch->opts.keepalive_timeout_ms;
+  cc.keepalive_permit_without_calls = ch->opts.keepalive_permit_without_calls;
   cc.conn_rq_limit = ch->opts.conn_recv_queue;
+  cc.round_robin = ch->opts.round_robin;
+  cc.backoff_initial_ms = ch->opts.backoff_initial_ms;
+  cc.backoff_max_ms = ch->opts.backoff_max_ms;
   ch->loop = tri__loop_new_client(ch, &cc);
   if (ch->loop == NULL) {
     rv = tri__fail(TRI_ENOMEM, "cannot create the channel's I/O loop");
@@ -302,19 +368,74 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
                    strerror(-rv));
     goto fail_loop;
   }
+#ifdef HAVE_ZOOKEEPER
+  if (cc.target.kind == TRI__T_ZK) {
+    char err[256];
+    const tri__target *t = &cc.target;
+    err[0] = '\0';
+    if (tri__zk_watch_new(&ch->zk, t->host, t->iface,
+                          t->group[0] ? t->group : NULL,
+                          t->version[0] ? t->version : NULL, zk_providers,
+                          ch, err, sizeof(err)) != 0) {
+      rv = tri__fail(TRI_UNAVAILABLE, "target '%s': %s", target,
+                     err[0] ? err : "cannot watch ZooKeeper");
+      goto fail_loop;
+    }
+  }
+#endif
   *out = ch;
   return TRI_OK;
 
 fail_loop:
-  tri__loop_join_free(ch->loop); /* drops the loop's TLS context */
+  tri__loop_join_free(ch->loop); /* drops the loop's TLS context, target */
   cc.tls = NULL;
+  memset(&cc.target, 0, sizeof(cc.target));
 fail_timers:
   tri__timers_release();
 fail_ch:
   tri__tls_ctx_unref(cc.tls); /* NULL, or not yet owned by a loop */
+  tri__target_free(&cc.target); /* not yet owned by a loop */
   tri__free(ch->target);
   tri__free(ch);
   return rv;
+}
+
+#ifdef HAVE_ZOOKEEPER
+/* The ZooKeeper client's thread, no library lock held: hand the list to
+ * the channel's loop. */
+static void zk_providers(void *ud, const char *const *host_ports, size_t n) {
+  tri_channel *ch = ud;
+  tri__channel_update_addrs(ch, host_ports, n);
+}
+#endif
+
+void tri__channel_update_addrs(tri_channel *ch, const char *const *host_ports,
+                               size_t n) {
+  char msg[600];
+  snprintf(msg, sizeof(msg), "target '%s': the address list is empty%s",
+           ch->target,
+           strncmp(ch->target, "zookeeper:", 10) == 0
+               ? " (ZooKeeper lists no provider speaking tri with this "
+                 "group and version)"
+               : "");
+  tri__lb_post_addrs(ch->loop, host_ports, n, msg);
+}
+
+TRI_API int tri_channel_state(tri_channel *ch, int try_to_connect) {
+  if (ch == NULL || !tri__loop_usable(ch->loop))
+    return TRI_CHANNEL_SHUTDOWN;
+  return tri__lb_state(ch->loop, try_to_connect);
+}
+
+TRI_API int tri_channel_wait_state_change(tri_channel *ch, int last,
+                                          int64_t timeout_ms) {
+  if (ch == NULL || last < TRI_CHANNEL_IDLE || last > TRI_CHANNEL_SHUTDOWN)
+    return tri__fail(TRI_EINVAL, "tri_channel_wait_state_change: %s",
+                     ch ? "last is not a TRI_CHANNEL_* value"
+                        : "channel is NULL");
+  if (!tri__loop_usable(ch->loop))
+    return tri__fail(TRI_UNAVAILABLE, "channel was created before fork()");
+  return tri__lb_wait_change(ch->loop, last, timeout_ms);
 }
 
 TRI_API void tri_channel_free(tri_channel *ch) {
@@ -323,6 +444,12 @@ TRI_API void tri_channel_free(tri_channel *ch) {
   if (!tri__loop_usable(ch->loop))
     return; /* inherited through fork(): its threads and state belong to
                the parent; the handle is abandoned, nothing is touched */
+#ifdef HAVE_ZOOKEEPER
+  if (ch->zk != NULL)
+    tri__zk_watch_free(ch->zk); /* no more address lists after this */
+#endif
+  /* SHUTDOWN: state waiters wake and leave before the loop goes. */
+  tri__lb_shutdown(ch->loop);
   /* Cancels every stream (their waiters wake), closes, joins tri-io. */
   tri__loop_join_free(ch->loop);
   tri__timers_release();
@@ -391,6 +518,7 @@ static int stream_open_req(tri_channel *ch, const char *method,
       goto fail;
     }
     s->enc_out = opts->enc;
+    s->wait_for_ready = opts->wait_for_ready;
     if (opts->timeout_ms > 0)
       s->deadline_ns = tri__deadline_after_ms(opts->timeout_ms);
     if (unary && opts->protocol == TRI_PROTOCOL_TRIPLE) {

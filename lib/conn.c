@@ -185,6 +185,13 @@ void tri__conn_close(tri__conn *c, const char *why) {
    * so that nothing below reaches nghttp2 any more. */
   while (!tri__list_empty(&c->waiting)) {
     tri_stream *s = tri__container_of(c->waiting.next, tri_stream, io_link);
+    if (!c->is_server && !l->tearing_down) {
+      /* never sent: back to the channel, which places it elsewhere or
+       * fails it with the channel's state */
+      tri__list_remove(&s->io_link);
+      tri__lb_requeue(l, s);
+      continue;
+    }
     tri__io_end(s, code, msg, 0, TRI__END_NONE);
     tri__conn_detach(l, s);
   }
@@ -195,7 +202,6 @@ void tri__conn_close(tri__conn *c, const char *why) {
   }
   int was = c->phase;
   c->phase = TRI__CONN_CLOSED;
-  tri__resolve_cancel(c);
   tri__tls_close(c); /* close_notify first, while the socket is open */
   if (c->src.fd >= 0) {
     tri__loop_ep_del(l, c->src.fd);
@@ -207,9 +213,11 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__flow_conn_closed(c);
   tri__h1_free(c);
   nghttp2_session_del(c->sess);
-  if (l->cur == c)
-    l->cur = NULL;
   tri__list_remove(&c->link);
+  if (!c->is_server)
+    tri__lb_conn_closed(c, was == TRI__CONN_READY, msg); /* may connect */
+  tri__free(c->addrs);
+  tri__free(c->addr_lens);
   tri__quota_unref(c->quota);
   tri__peer_unref(c->peer);
   tri__free(c->wbuf);
@@ -320,8 +328,9 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
   case NGHTTP2_GOAWAY:
     c->goaway = 1; /* 8.1: no new streams here; nghttp2 closes streams
                       above last-stream-id with REFUSED_STREAM */
-    if (c->loop->cur == c)
-      c->loop->cur = NULL;
+    if (!c->is_server)
+      tri__lb_conn_goaway(c, f->goaway.error_code, f->goaway.opaque_data,
+                          f->goaway.opaque_data_len);
     return 0;
   case NGHTTP2_HEADERS:
   case NGHTTP2_DATA:
@@ -371,8 +380,8 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t err,
     return 0;
   if (c->is_server)
     tri__server_closed(c, s, err);
-  else
-    tri__client_closed(c, s, err);
+  else if (tri__client_closed(c, s, err))
+    return 0; /* requeued: sent again elsewhere */
   tri__conn_detach(c->loop, s);
   return 0;
 }
@@ -406,6 +415,8 @@ static int on_frame_not_send(nghttp2_session *sess, const nghttp2_frame *f,
   if (s == NULL || s->io_state != TRI__IO_OPEN)
     return 0;
   /* Never went out (cancelled while queued, GOAWAY): safe to retry. */
+  if (tri__client_retry(c, s))
+    return 0;
   tri__io_end(s, TRI_UNAVAILABLE, nghttp2_strerror(lib_error), 0,
               TRI__END_NONE);
   tri__conn_detach(c->loop, s);

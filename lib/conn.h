@@ -12,6 +12,8 @@
  *   flow.c      flow-control windows and the unread-bytes budgets
  *   nv.c        building nghttp2 header lists
  *   resolve.c   asynchronous name resolution (c-ares) on the loop
+ *   lb.c        client: address lists, subchannels (pick_first,
+ *               round_robin), connectivity state, backoff, picking
  *   tls.c       TLS on a connection (OpenSSL): handshake, reads, writes
  *
  * Lock order (core.h): stream.mu -> loop.cmd_mu.  The I/O thread takes
@@ -35,7 +37,6 @@
 /* DATA frames up to this size are copied into wbuf and written with the
  * frames around them; larger ones go from the send ring (writev). */
 #define TRI__COPY_DATA_MAX (16 * 1024)
-#define TRI__MAX_ADDRS 16
 
 /* Attachment of a stream to the I/O side (s->io_state, I/O thread only). */
 enum tri__io_state {
@@ -84,11 +85,14 @@ struct tri__conn {
                               the HTTP/2 preface (HTTP/1.1 undecided) */
   tri__peer *peer;         /* address and TLS identity (ref), or NULL
                               before connected */
-  /* client: addresses to try */
-  tri__resolve *resolving; /* pending resolution, or NULL */
-  struct sockaddr_storage addrs[TRI__MAX_ADDRS];
-  socklen_t addr_lens[TRI__MAX_ADDRS];
+  /* client: its subchannel (lb.c), or NULL once orphaned (GOAWAY,
+   * address removed): then no new streams; it closes when the last one
+   * ends.  Addresses to try, in order (a copy of the subchannel's). */
+  struct tri__subch *sub;
+  struct sockaddr_storage *addrs;
+  socklen_t *addr_lens;
   int naddrs, next_addr;
+  int64_t ka_ms;           /* keepalive interval for this connection */
   int last_errno;          /* last connect() failure */
   char *error;             /* why the connection failed, for messages */
   /* keepalive and idleness */
@@ -147,9 +151,10 @@ struct tri__loop {
   /* client */
   struct tri_channel *ch;
   tri__client_cfg ccfg;    /* target and client settings (a copy) */
-  tri__conn *cur;          /* the connection new streams go to */
   int tearing_down;
   void *dns;               /* resolve.c state, created on first use */
+  tri__resolve *resolving; /* the pending resolution, or NULL */
+  struct tri__lb *lb;      /* lb.c: subchannels, pending streams, state */
 
   /* server */
   struct tri_server *srv;
@@ -175,8 +180,13 @@ struct tri__loop {
   unsigned rr;             /* listening loop: where the next search starts */
 };
 
-enum { TRI__LOOP_STOP = 1u << 0, TRI__LOOP_DRAIN = 1u << 1,
-       TRI__LOOP_ADOPT = 1u << 2 };
+enum {
+  TRI__LOOP_STOP = 1u << 0,
+  TRI__LOOP_DRAIN = 1u << 1,
+  TRI__LOOP_ADOPT = 1u << 2,
+  TRI__LOOP_CONNECT = 1u << 3, /* client: tri_channel_state(ch, 1) */
+  TRI__LOOP_ADDRS = 1u << 4    /* client: an address list was posted */
+};
 
 /* An accepted socket handed from the listening loop to another one. */
 struct tri__adopt {
@@ -240,17 +250,23 @@ ssize_t tri__read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
                             uint32_t max_frame, void *ud);
 
 /* ---- h2client.c ---- */
-tri__conn *tri__client_conn(tri__loop *l);     /* current or a new one */
+/* Start a connection to the addresses of |c| (c->addrs); may close |c|
+ * at once (reported to its subchannel). */
+void tri__client_connect(tri__conn *c);
 void tri__client_open(tri__loop *l, tri_stream *s);
+/* Put |s| on the READY connection |c| (submit or wait for a slot). */
+void tri__client_attach(tri__conn *c, tri_stream *s);
 void tri__client_tick(tri__conn *c, int64_t now, int64_t *next);
 void tri__client_connect_event(tri__conn *c, uint32_t ev);
-void tri__client_resolved(tri__conn *c, int ok);
 void tri__client_settled(tri__conn *c);
 void tri__client_header(tri_stream *s, const nghttp2_frame *f,
                         const uint8_t *name, size_t nlen,
                         const uint8_t *val, size_t vlen);
 void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f);
-void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err);
+/* The stream closed; 1 if it was requeued for a transparent retry (not
+ * to be detached). */
+int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err);
+int tri__client_retry(tri__conn *c, tri_stream *s);
 void tri__client_end(tri__conn *c, tri_stream *s);
 void tri__client_publish_headers(tri_stream *s);
 
@@ -310,14 +326,41 @@ int tri__tls_read_wants_out(const tri__conn *c);
 void tri__tls_close(tri__conn *c);
 
 /* ---- resolve.c ---- */
-/* Start resolving l->host:l->port for |c|; tri__client_resolved() is
- * called later from the loop (never from inside this call). */
-void tri__resolve_start(tri__conn *c);
-void tri__resolve_cancel(tri__conn *c);
+/* Start resolving the target's HOST:PORT (all A/AAAA records);
+ * tri__lb_resolved() is called later from the loop (never from inside
+ * this call).  At most one resolution runs per loop. */
+void tri__resolve_start(tri__loop *l);
+void tri__resolve_cancel(tri__loop *l);
 /* Loop integration: timeouts and socket events of the resolver. */
 int64_t tri__resolve_next(tri__loop *l, int64_t next);
 void tri__resolve_event(tri__loop *l, tri__src *src, uint32_t ev);
 void tri__resolve_tick(tri__loop *l);
 void tri__resolve_free(tri__loop *l);
+
+/* ---- lb.c (client loops; I/O thread unless stated) ---- */
+int tri__lb_new(tri__loop *l);       /* 0 or -1 (out of memory) */
+void tri__lb_free(tri__loop *l);     /* after the loop thread ended */
+/* A stream to place: on a READY connection, in the pending list, or
+ * failed (TRANSIENT_FAILURE without wait-for-ready). */
+void tri__lb_open(tri__loop *l, tri_stream *s);
+/* Per-iteration work: resolution schedule, backoff timers, drains. */
+void tri__lb_tick(tri__loop *l, int64_t now, int64_t *next);
+/* Loop ops TRI__LOOP_CONNECT / TRI__LOOP_ADDRS. */
+void tri__lb_loop_ops(tri__loop *l, unsigned ops);
+/* Resolution result: |n| addresses, or |err| (n == 0). */
+void tri__lb_resolved(tri__loop *l, const struct sockaddr_storage *addrs,
+                      const socklen_t *lens, int n, const char *err);
+/* Connection events. */
+void tri__lb_conn_ready(tri__conn *c);
+void tri__lb_conn_goaway(tri__conn *c, uint32_t code, const uint8_t *data,
+                         size_t len);
+void tri__lb_conn_closed(tri__conn *c, int was_ready, const char *why);
+/* Streams of a connection that no longer takes new ones go back to the
+ * pending list (never sent). */
+void tri__lb_requeue(tri__loop *l, tri_stream *s);
+int tri__lb_permit_without_calls(const tri__loop *l);
+const char *tri__lb_sub_name(const struct tri__subch *sub);
+/* Teardown: fail pending streams; close channel state (SHUTDOWN). */
+void tri__lb_teardown(tri__loop *l);
 
 #endif /* TRI_CONN_H */

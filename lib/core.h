@@ -134,8 +134,15 @@ enum tri__stream_ev {
   TRI__EV_PEER_EOS,   /* I/O: the peer's END_STREAM arrived */
   TRI__EV_HDRS_REQ,   /* server: response headers wanted */
   TRI__EV_HDRS_DONE,  /* server: headers submitted; client: published */
-  TRI__EV_END         /* the final status (first cause wins) */
+  TRI__EV_END,        /* the final status (first cause wins) */
+  TRI__EV_RETRY       /* client, I/O: the server refused the stream before
+                         answering (REFUSED_STREAM, or above a GOAWAY's
+                         last-stream-id): send it again, once, from the
+                         kept request bytes (doc/PROTOCOL.md 17.6) */
 };
+/* Request bytes a client stream keeps for a transparent retry; a request
+ * longer than this is not retried. */
+#define TRI__REPLAY_MAX (64u * 1024)
 
 struct tri_stream {
   int refs;                 /* atomic */
@@ -169,6 +176,7 @@ struct tri_stream {
    * gRPC; |json|: gRPC form with application/grpc+json. */
   struct tri__triple *triple;
   int json;
+  int wait_for_ready;       /* wait for READY instead of failing fast */
 
   /* ---- state machine (mu) ---- */
   int send_state;           /* enum tri__send_state */
@@ -215,6 +223,11 @@ struct tri_stream {
   size_t sb_inflight;       /* bytes at the ring's head that nghttp2 has
                                framed and will write (never discarded) */
   size_t snd_need;          /* free bytes the blocked sender waits for */
+  /* client: bytes already written, kept until the response begins so a
+   * refused stream can be sent again (TRI__EV_RETRY) */
+  uint8_t *replay;
+  size_t replay_len, replay_cap;
+  int replay_off;           /* not retryable (any more) */
   int snd_waiters;
   int io_deferred;          /* the data provider returned DEFERRED */
 
@@ -291,19 +304,36 @@ static inline int tri__stream_send_ending(const tri_stream *s) {
 }
 
 /* ---- target.c ---- */
-enum { TRI__T_TCP = 0, TRI__T_UNIX, TRI__T_ABSTRACT };
+#define TRI__MAX_ADDRS 64  /* addresses of one target (resolved or listed) */
+enum {
+  TRI__T_TCP = 0,  /* HOST:PORT or dns:///HOST:PORT: resolved (DNS) */
+  TRI__T_UNIX,
+  TRI__T_ABSTRACT,
+  TRI__T_LIST,     /* ipv4:A:P,... / ipv6:[A]:P,...: static addresses */
+  TRI__T_ZK        /* zookeeper://ZKHOSTS/INTERFACE?group=&version= */
+};
 typedef struct {
   int kind;             /* TRI__T_* */
-  char host[256];       /* TCP */
+  char host[256];       /* TCP: the name; ZK: the ZooKeeper host list */
   char port[8];
   char path[108];       /* Unix socket path or abstract name */
   char authority[300];  /* :authority to send */
   char where[300];      /* for messages: "HOST:PORT" or "unix:PATH" */
+  /* TRI__T_LIST */
+  int naddrs;
+  struct sockaddr_storage *addrs; /* naddrs entries (owned: target_free) */
+  socklen_t *addr_lens;
+  /* TRI__T_ZK */
+  char iface[256], group[128], version[128];
 } tri__target;
 /* Parse a channel target (|bind| 0) or server address (|bind| 1: port 0
- * allowed).  TRI_OK, or TRI_EINVAL with tri_last_error() naming the bad
- * part. */
+ * allowed, no lists, no registries).  TRI_OK, or TRI_EINVAL with
+ * tri_last_error() naming the bad part.  Free with tri__target_free(). */
 int tri__target_parse(const char *t, int bind, tri__target *out);
+void tri__target_free(tri__target *t);
+/* "127.0.0.1:80", "[::1]:80", "unix:PATH" of a socket address. */
+void tri__sockaddr_str(const struct sockaddr_storage *sa, socklen_t len,
+                       char *out, size_t outlen);
 /* The socket address of a Unix or abstract target; returns its length. */
 struct sockaddr_un;
 socklen_t tri__target_sockaddr_un(const tri__target *t,
@@ -385,7 +415,10 @@ typedef struct {
   int64_t connect_ms;
   int64_t keepalive_ms;      /* 0 = off; INT64_MAX = never */
   int64_t keepalive_timeout_ms;
+  int keepalive_permit_without_calls;
   size_t conn_rq_limit;
+  int round_robin;           /* LB policy: 0 pick_first, 1 round_robin */
+  int64_t backoff_initial_ms, backoff_max_ms;
 } tri__client_cfg;
 tri__loop *tri__loop_new_client(struct tri_channel *ch,
                                 const tri__client_cfg *cfg);
@@ -433,6 +466,30 @@ int tri__loop_nstreams(tri__loop *l);
 int tri__loop_open(tri__loop *l, tri_stream *s);
 /* 1 if |l| was created in this process (not inherited through fork()). */
 int tri__loop_usable(const tri__loop *l);
+/* Post loop-level TRI__LOOP_* work (any thread). */
+void tri__loop_post(tri__loop *l, unsigned op);
+
+/* ---- channel.c ---- */
+/* The channel's generic "address list changed" entry (any thread, no
+ * library lock held): the ZooKeeper watch calls it; |host_ports| are
+ * "ip:port" / "[v6]:port" strings.  Connections to removed addresses
+ * drain; new ones join. */
+void tri__channel_update_addrs(struct tri_channel *ch,
+                               const char *const *host_ports, size_t n);
+
+/* ---- lb.c: the channel's connectivity state (caller threads) ---- */
+/* TRI_CHANNEL_* now; |try_to_connect| leaves IDLE (posts to the loop). */
+int tri__lb_state(tri__loop *l, int try_to_connect);
+/* Wait until the state differs from |last|: TRI_OK, TRI_DEADLINE_EXCEEDED
+ * after |timeout_ms| (-1: no limit). */
+int tri__lb_wait_change(tri__loop *l, int last, int64_t timeout_ms);
+/* SHUTDOWN: wake every waiter and wait until they have left (before the
+ * loop is freed). */
+void tri__lb_shutdown(tri__loop *l);
+/* A new address list from another thread (the ZooKeeper watch):
+ * "ip:port" strings; malformed entries are skipped. */
+void tri__lb_post_addrs(tri__loop *l, const char *const *host_ports,
+                        size_t n, const char *empty_msg);
 
 /* ---- flow.c ---- */
 /* A caller took |len| bytes off s->rq (s->mu held): give them back to the

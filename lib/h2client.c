@@ -55,20 +55,25 @@ static int try_connect(tri__conn *c) {
   return -1;
 }
 
+/* The address (or target) a connection tries, for messages. */
+static const char *conn_where(const tri__conn *c) {
+  tri__loop *l = c->loop;
+  if (l->ccfg.round_robin && c->sub != NULL)
+    return tri__lb_sub_name(c->sub);
+  return l->ccfg.target.where;
+}
+
 static void connect_failed(tri__conn *c) {
-  tri__conn_set_error(c, "cannot connect to %s: %s",
-                      c->loop->ccfg.target.where,
+  tri__conn_set_error(c, "cannot connect to %s: %s", conn_where(c),
                       c->last_errno ? strerror(c->last_errno)
                                     : "no usable address");
   tri__conn_close(c, "failed");
 }
 
-void tri__client_resolved(tri__conn *c, int ok) {
-  c->resolving = NULL;
-  if (!ok) {
-    tri__conn_close(c, "failed"); /* c->error says why */
-    return;
-  }
+void tri__client_connect(tri__conn *c) {
+  /* 1.7: the connect timeout bounds connecting, TLS and the settings */
+  c->phase = TRI__CONN_CONNECTING;
+  c->phase_deadline = tri__deadline_after_ms(c->loop->ccfg.connect_ms);
   c->next_addr = 0;
   if (try_connect(c) != 0)
     connect_failed(c);
@@ -149,39 +154,34 @@ static void submit_waiting(tri__conn *c) {
   }
 }
 
-/* The server's first SETTINGS arrived: submit what waited. */
-void tri__client_settled(tri__conn *c) { submit_waiting(c); }
-
-tri__conn *tri__client_conn(tri__loop *l) {
-  if (l->cur != NULL && !l->cur->goaway && l->cur->phase != TRI__CONN_CLOSED)
-    return l->cur;
-  tri__conn *c = tri__conn_new(l, -1, 0);
-  if (c == NULL)
-    return NULL;
-  c->phase = TRI__CONN_RESOLVING;
-  c->phase_deadline =
-      tri__deadline_after_ms(l->ccfg.connect_ms); /* 1.7: bounds it all */
-  l->cur = c;
-  tri__resolve_start(c); /* answers later, from the loop */
-  return c;
+/* The server's first SETTINGS arrived: the subchannel is READY (it
+ * places pending streams here); submit what waited. */
+void tri__client_settled(tri__conn *c) {
+  tri__lb_conn_ready(c);
+  submit_waiting(c);
 }
 
 /* Per-iteration work of a client connection: timeouts and keepalive. */
 void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
   tri__loop *l = c->loop;
 
+  if (c->sub == NULL && c->nsubmitted == 0 &&
+      tri__list_empty(&c->waiting)) {
+    /* Orphaned (GOAWAY, address removed) and drained: close.  A client
+     * may end its side with GOAWAY too (RFC 9113 section 6.8). */
+    if (c->phase == TRI__CONN_READY && !c->fatal)
+      nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
+                            NULL, 0);
+    tri__sock_flush(c);
+    tri__conn_close(c, "drained");
+    return;
+  }
   if (c->phase <= TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
-      if (c->phase == TRI__CONN_RESOLVING)
-        tri__conn_set_error(c, "cannot resolve '%s': timed out after %lld "
-                            "ms (tri_channel_opts_set_connect_timeout_ms)",
-                            l->ccfg.target.host,
-                            (long long)l->ccfg.connect_ms);
-      else if (c->phase == TRI__CONN_CONNECTING)
+      if (c->phase <= TRI__CONN_CONNECTING)
         tri__conn_set_error(c, "cannot connect to %s: timed out after %lld "
                             "ms (tri_channel_opts_set_connect_timeout_ms)",
-                            l->ccfg.target.where,
-                            (long long)l->ccfg.connect_ms);
+                            conn_where(c), (long long)l->ccfg.connect_ms);
       else if (c->phase == TRI__CONN_TLS)
         tri__conn_set_error(c, "TLS handshake with %s failed: not complete "
                             "within %lld ms "
@@ -203,12 +203,15 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
   }
   if (c->phase == TRI__CONN_READY)
     submit_waiting(c); /* slots freed since the last tick */
-  if (c->phase == TRI__CONN_READY && l->ccfg.keepalive_ms > 0 &&
-      l->ccfg.keepalive_ms != INT64_MAX) {
-    /* 8.6: PING after keepalive_ms without reading; no bytes at all
-     * within the timeout closes the transport (calls UNAVAILABLE).  The
+  if (c->phase == TRI__CONN_READY && c->ka_ms > 0 &&
+      c->ka_ms != INT64_MAX &&
+      (c->nsubmitted > 0 || c->ping_sent_ns != 0 ||
+       tri__lb_permit_without_calls(l))) {
+    /* 8.6, A8: PING after keepalive_ms without reading, while a call is
+     * open (or always with permit_without_calls); no bytes at all within
+     * the timeout closes the transport (calls UNAVAILABLE).  The
      * intervals saturate: INT64_MAX ms means never. */
-    int64_t ka = tri__ms_to_ns(l->ccfg.keepalive_ms);
+    int64_t ka = tri__ms_to_ns(c->ka_ms);
     int64_t kto = tri__ms_to_ns(l->ccfg.keepalive_timeout_ms);
     if (c->ping_sent_ns != 0) {
       int64_t dl = kto > INT64_MAX - c->ping_sent_ns ? INT64_MAX
@@ -237,8 +240,6 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
 /* ---- requests ---------------------------------------------------------- */
 
 void tri__client_open(tri__loop *l, tri_stream *s) {
-  tri__conn *c;
-
   if (l->tearing_down)
     tri__io_end(s, TRI_CANCELLED, "channel closed", 1, TRI__END_NONE);
   else if (l->ccfg.tls_unavailable)
@@ -249,13 +250,10 @@ void tri__client_open(tri__loop *l, tri_stream *s) {
     tri__conn_detach(l, s);
     return;
   }
-  c = tri__client_conn(l);
-  if (c == NULL) {
-    tri__io_end(s, TRI_UNAVAILABLE, "out of memory creating connection", 0,
-                TRI__END_NONE);
-    tri__conn_detach(l, s);
-    return;
-  }
+  tri__lb_open(l, s); /* a READY connection, pending, or failed fast */
+}
+
+void tri__client_attach(tri__conn *c, tri_stream *s) {
   s->conn = c;
   if (c->phase != TRI__CONN_READY || !has_slot(c) ||
       !tri__list_empty(&c->waiting)) {
@@ -530,9 +528,42 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
     client_complete(c, s);
 }
 
-void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
+/* Transparent retry (doc/PROTOCOL.md 17.6): a stream the server refused
+ * before answering goes back to the channel and out again, once, on
+ * whatever connection the channel picks.  1 if it was requeued. */
+int tri__client_retry(tri__conn *c, tri_stream *s) {
+  int ok;
+  if (s->hdr_block > 0 || s->http_status != 0 || s->rx_total > 0 ||
+      c->loop->tearing_down)
+    return 0; /* response bytes arrived: the application may know */
+  tri__mutex_lock(&s->mu);
+  ok = tri__stream_ev_locked(s, TRI__EV_RETRY, 0, NULL, 0, 0);
+  tri__mutex_unlock(&s->mu);
+  if (!ok)
+    return 0;
+  if (s->id > 0 && c->phase != TRI__CONN_CLOSED)
+    nghttp2_session_set_stream_user_data(c->sess, s->id, NULL);
+  if (tri__list_linked(&s->io_link)) {
+    tri__list_remove(&s->io_link);
+    if (s->id > 0)
+      c->nsubmitted--;
+  }
+  s->id = 0;
+  tri__deframer_cleanup(&s->df);
+  tri__md_cleanup(&s->io_hdrs);
+  tri__md_cleanup(&s->io_trl);
+  tri__md_init(&s->io_hdrs);
+  tri__md_init(&s->io_trl);
+  s->skip_block = 0;
+  s->grpc_status = -1;
+  tri__lb_requeue(c->loop, s); /* placed by the next loop iteration */
+  return 1;
+}
+
+int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
   char buf[120];
-  (void)c;
+  if (err == NGHTTP2_REFUSED_STREAM && tri__client_retry(c, s))
+    return 1;
   tri__client_publish_headers(s);
   if (err != NGHTTP2_NO_ERROR) {
     int code = tri__status_from_rst(err); /* 6.1 */
@@ -553,4 +584,5 @@ void tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
     tri__io_end(s, TRI_INTERNAL, "stream closed without a status", 0,
                 TRI__END_NONE);
   }
+  return 0;
 }

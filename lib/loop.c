@@ -131,6 +131,7 @@ int tri__loop_adopt(tri__loop *to, struct tri__adopt *a) {
 }
 
 void tri__loop_stop(tri__loop *l) { post_loop_op(l, TRI__LOOP_STOP); }
+void tri__loop_post(tri__loop *l, unsigned op) { post_loop_op(l, op); }
 void tri__loop_drain(tri__loop *l) { post_loop_op(l, TRI__LOOP_DRAIN); }
 
 int tri__loop_nstreams(tri__loop *l) {
@@ -268,6 +269,7 @@ static void teardown(tri__loop *l) {
   /* Streams that were opened but never reached a connection. */
   l->tearing_down = 1;
   drain_ops(l);
+  tri__lb_teardown(l); /* streams waiting for a READY connection */
   while (!tri__list_empty(&l->conns)) {
     tri__conn *c = tri__container_of(l->conns.next, tri__conn, link);
     if (c->is_server && c->phase != TRI__CONN_CLOSED) {
@@ -318,13 +320,17 @@ static void *loop_main(void *arg) {
     }
     if ((lops & TRI__LOOP_DRAIN) && !l->draining)
       tri__server_drain(l);
+    if (lops & (TRI__LOOP_CONNECT | TRI__LOOP_ADDRS))
+      tri__lb_loop_ops(l, lops);
 
     int64_t next = TRI__NO_DEADLINE, now = tri__now_ns();
     tri__list *n, *nx;
     if (l->is_server)
       tri__server_tick(l, now, &next);
-    else
+    else {
       tri__resolve_tick(l);
+      tri__lb_tick(l, now, &next);
+    }
     tri__linger_tick(l, now, &next);
     for (n = l->conns.next; n != &l->conns; n = nx) {
       tri__conn *c = tri__container_of(n, tri__conn, link);
@@ -428,6 +434,13 @@ tri__loop *tri__loop_new_client(struct tri_channel *ch,
     return NULL;
   l->ch = ch;
   l->ccfg = *cfg;
+  if (tri__lb_new(l) != 0) {
+    l->ccfg.tls = NULL; /* still the caller's, as is the target */
+    l->ccfg.target.addrs = NULL;
+    l->ccfg.target.addr_lens = NULL;
+    tri__loop_join_free(l);
+    return NULL;
+  }
   return l;
 }
 
@@ -476,8 +489,10 @@ void tri__loop_join_free(tri__loop *l) {
     teardown(l);
   }
   tri__resolve_free(l);
+  tri__lb_free(l);
   tri__linger_close_all(l);
   tri__tls_ctx_unref(l->ccfg.tls); /* the client's; connections are gone */
+  tri__target_free(&l->ccfg.target);
   if (l->listen_fd >= 0)
     close(l->listen_fd);
   nghttp2_option_del(l->opt);

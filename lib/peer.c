@@ -52,6 +52,11 @@ static void format_addr(char *out, size_t cap, const void *sa, size_t len,
   }
 }
 
+void tri__sockaddr_str(const struct sockaddr_storage *sa, socklen_t len,
+                       char *out, size_t outlen) {
+  format_addr(out, outlen, sa, len, "?");
+}
+
 tri__peer *tri__peer_new(const void *sa, size_t len, const char *fallback) {
   tri__peer *p = tri__calloc(1, sizeof(*p));
   if (p == NULL)

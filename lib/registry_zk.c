@@ -1,5 +1,5 @@
 /*
- * Dubbo's ZooKeeper registry (doc/PROTOCOL.md 15) through the ZooKeeper C
+ * Dubbo's ZooKeeper registry (doc/PROTOCOL.md 18) through the ZooKeeper C
  * client (libzookeeper-mt): provider watches for zookeeper:// channels and
  * provider registration for servers.  The URL helpers at the top do not
  * need ZooKeeper.
@@ -792,7 +792,7 @@ static void reg_destroy(tri__zk_reg *r) {
   tri__free(r);
 }
 
-/* The provider URL of Dubbo's registry layout (PROTOCOL.md 15.2). */
+/* The provider URL of Dubbo's registry layout (PROTOCOL.md 18.2). */
 static int provider_url(char *buf, size_t len, const tri__zk_uri *uri,
                         const char *ip, int port, const tri__zk_service *s,
                         int64_t ts_ms) {

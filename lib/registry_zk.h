@@ -1,5 +1,5 @@
 /*
- * Apache Dubbo's ZooKeeper registry (doc/PROTOCOL.md 15), through the
+ * Apache Dubbo's ZooKeeper registry (doc/PROTOCOL.md 18), through the
  * ZooKeeper C client (libzookeeper-mt).  Interface-level layout:
  *
  *   /dubbo/INTERFACE/providers/URL-ENCODED-PROVIDER-URL   (ephemeral)

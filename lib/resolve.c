@@ -6,8 +6,9 @@
  * delays only the connection that waits for it; the connect timeout and
  * every call's deadline still apply, and tri_channel_free() returns at
  * once.  Results (and failures, reported as "cannot resolve 'HOST': why")
- * are delivered to h2client.c from the loop, never from inside
- * tri__resolve_start().
+ * are delivered to lb.c (the channel's address list) from the loop, never
+ * from inside tri__resolve_start().  A resolution asks for every A and
+ * AAAA record; all of them become the channel's addresses.
  *
  * TRI_DNS_SERVERS (environment): "host:port[,host:port...]" replaces the
  * name servers of /etc/resolv.conf for the process's channels (tests and
@@ -35,12 +36,13 @@
 #include <ares.h>
 #endif
 
-/* One query.  The connection may close before the answer: then c is
- * NULL and the answer only frees the query. */
+/* One query of the loop (l->resolving).  The loop may cancel it before
+ * the answer: then l is NULL and the answer only frees the query. */
 struct tri__resolve {
-  tri__conn *c;
+  tri__loop *l;
   void *dns;               /* the loop's dns_state (c-ares queries) */
   int done;
+  int64_t deadline;        /* the connect timeout bounds it */
   char err[400];           /* empty on success */
   struct sockaddr_storage addrs[TRI__MAX_ADDRS];
   socklen_t lens[TRI__MAX_ADDRS];
@@ -111,13 +113,13 @@ static void on_answer(void *arg, int status, int timeouts,
   tri__resolve *r = arg;
   (void)timeouts;
   ((dns_state *)r->dns)->queries--; /* answered, orphaned or not */
-  if (r->c == NULL) { /* the connection went away */
+  if (r->l == NULL) { /* cancelled */
     if (res)
       ares_freeaddrinfo(res);
     tri__free(r);
     return;
   }
-  tri__loop *l = r->c->loop;
+  tri__loop *l = r->l;
   if (status == ARES_SUCCESS && res != NULL) {
     for (struct ares_addrinfo_node *n = res->nodes; n != NULL; n = n->ai_next)
       add_addr(r, n->ai_addr, (socklen_t)n->ai_addrlen);
@@ -193,18 +195,20 @@ static int resolve_literal(tri__loop *l, tri__resolve *r) {
   return r->naddrs > 0 ? 0 : -1;
 }
 
-void tri__resolve_start(tri__conn *c) {
-  tri__loop *l = c->loop;
-  tri__resolve *r = tri__calloc(1, sizeof(*r));
+void tri__resolve_start(tri__loop *l) {
+  tri__resolve *r;
   char err[96];
 
+  if (l->resolving != NULL)
+    return; /* one at a time */
+  r = tri__calloc(1, sizeof(*r));
   if (r == NULL) {
-    tri__conn_set_error(c, "cannot resolve '%s': out of memory", l->ccfg.target.host);
-    c->phase_deadline = 0; /* closes on the next tick */
+    tri__lb_resolved(l, NULL, NULL, 0, "cannot resolve: out of memory");
     return;
   }
-  r->c = c;
-  c->resolving = r;
+  r->l = l;
+  r->deadline = tri__deadline_after_ms(l->ccfg.connect_ms);
+  l->resolving = r;
   if (l->dns == NULL) {
 #ifdef HAVE_CARES
     if (dns_init(l, err, sizeof(err)) != 0) {
@@ -250,23 +254,23 @@ void tri__resolve_start(tri__conn *c) {
 #endif
 }
 
-void tri__resolve_cancel(tri__conn *c) {
-  tri__resolve *r = c->resolving;
+void tri__resolve_cancel(tri__loop *l) {
+  tri__resolve *r = l->resolving;
   if (r == NULL)
     return;
-  c->resolving = NULL;
-  if (r->done) {
+  l->resolving = NULL;
+  if (r->done || r->dns == NULL) {
     tri__free(r); /* answered, not yet taken */
     return;
   }
-  r->c = NULL; /* on_answer frees it; its query is still driven by
+  r->l = NULL; /* on_answer frees it; its query is still driven by
                   tri__resolve_tick() until c-ares answers or times out */
 }
 
-/* Hand finished queries to their connections. */
+/* Hand a finished query to the channel (lb.c). */
 void tri__resolve_tick(tri__loop *l) {
   dns_state *d = l->dns;
-  tri__list *n, *nx;
+  tri__resolve *r = l->resolving;
 
 #ifdef HAVE_CARES
   if (d != NULL && d->queries > 0)
@@ -274,35 +278,35 @@ void tri__resolve_tick(tri__loop *l) {
 #endif
   if (d != NULL)
     d->ready = 0;
-  for (n = l->conns.next; n != &l->conns; n = nx) {
-    tri__conn *c = tri__container_of(n, tri__conn, link);
-    tri__resolve *r = c->resolving;
-    nx = n->next;
-    if (r == NULL || !r->done)
-      continue;
-    c->resolving = NULL;
-    if (r->err[0]) {
-      tri__conn_set_error(c, "%s", r->err);
-      tri__free(r);
-      tri__client_resolved(c, 0);
-      continue;
-    }
-    memcpy(c->addrs, r->addrs, sizeof(c->addrs));
-    memcpy(c->addr_lens, r->lens, sizeof(c->addr_lens));
-    c->naddrs = r->naddrs;
-    tri__free(r);
-    tri__client_resolved(c, 1);
+  if (r == NULL)
+    return;
+  if (!r->done && tri__now_ns() >= r->deadline) {
+    /* 1.7: the connect timeout bounds the resolution too */
+    char msg[400];
+    snprintf(msg, sizeof(msg), "cannot resolve '%s': timed out after %lld "
+             "ms (tri_channel_opts_set_connect_timeout_ms)",
+             l->ccfg.target.host, (long long)l->ccfg.connect_ms);
+    tri__resolve_cancel(l);
+    tri__lb_resolved(l, NULL, NULL, 0, msg);
+    return;
   }
+  if (!r->done)
+    return;
+  l->resolving = NULL;
+  if (r->err[0])
+    tri__lb_resolved(l, NULL, NULL, 0, r->err);
+  else
+    tri__lb_resolved(l, r->addrs, r->lens, r->naddrs, NULL);
+  tri__free(r);
 }
 
 int64_t tri__resolve_next(tri__loop *l, int64_t next) {
   dns_state *d = l->dns;
-  tri__list *n;
 
-  for (n = l->conns.next; n != &l->conns; n = n->next) {
-    tri__conn *c = tri__container_of(n, tri__conn, link);
-    if (c->resolving != NULL && c->resolving->done)
+  if (l->resolving != NULL) {
+    if (l->resolving->done)
       return tri__now_ns(); /* answered synchronously: no sleep */
+    next = tri__deadline_min(next, l->resolving->deadline);
   }
   if (d == NULL)
     return next;
@@ -339,6 +343,7 @@ void tri__resolve_event(tri__loop *l, tri__src *src, uint32_t ev) {
 
 void tri__resolve_free(tri__loop *l) {
   dns_state *d = l->dns;
+  tri__resolve_cancel(l);
   if (d == NULL)
     return;
 #ifdef HAVE_CARES

@@ -1049,7 +1049,7 @@ out:
   return rv;
 }
 
-/* ---- registry (doc/PROTOCOL.md 15.2) ---------------------------------- */
+/* ---- registry (doc/PROTOCOL.md 18.2) ---------------------------------- */
 
 /* The address to publish: the bound one, or for a wildcard bind the first
  * non-loopback address of the host (loopback when there is none). */
@@ -1204,7 +1204,7 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   __atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
   p = &srv->pool;
   if (srv->reg != NULL) {
-    /* 15.2: leave the registry first, so clients stop choosing this
+    /* 18.2: leave the registry first, so clients stop choosing this
      * server before it sends GOAWAY and drains. */
     tri__zk_reg_free(srv->reg);
     srv->reg = NULL;

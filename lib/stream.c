@@ -75,6 +75,7 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   tri__deframer_init(&s->df, max_recv);
   s->grpc_status = -1;
   s->timeout_ns = -1;
+  s->replay_off = side == TRI__SERVER; /* only clients retry */
   return s;
 }
 
@@ -148,10 +149,74 @@ static void ring_free_locked(tri_stream *s) {
   s->sb_head = s->sb_len = s->sb_inflight = 0;
 }
 
+/* The stream can no longer be retried: free the kept request bytes. */
+static void replay_drop_locked(tri_stream *s) {
+  s->replay_off = 1;
+  if (s->replay != NULL) {
+    tri__budget_add(TRI__B_RING, -(int64_t)s->replay_cap);
+    tri__free(s->replay);
+    s->replay = NULL;
+  }
+  s->replay_len = s->replay_cap = 0;
+}
+
+/* Keep the |n| bytes at the ring's head that were just written. */
+static void replay_keep_locked(tri_stream *s, size_t n) {
+  if (s->replay_len + n > TRI__REPLAY_MAX) {
+    replay_drop_locked(s);
+    return;
+  }
+  if (s->replay_len + n > s->replay_cap) {
+    size_t cap = s->replay_cap ? s->replay_cap : 256;
+    while (cap < s->replay_len + n)
+      cap *= 2;
+    uint8_t *nb = tri__realloc(s->replay, cap);
+    if (nb == NULL) {
+      replay_drop_locked(s);
+      return;
+    }
+    tri__budget_add(TRI__B_RING, (int64_t)(cap - s->replay_cap));
+    s->replay = nb;
+    s->replay_cap = cap;
+  }
+  size_t first = TRI__MIN(n, s->sb_cap - s->sb_head);
+  memcpy(s->replay + s->replay_len, s->sb + s->sb_head, first);
+  if (n > first)
+    memcpy(s->replay + s->replay_len + first, s->sb, n - first);
+  s->replay_len += n;
+}
+
+/* TRI__EV_RETRY: the ring becomes the kept bytes followed by what was
+ * not written yet.  0, or -1 when out of memory. */
+static int replay_restore_locked(tri_stream *s) {
+  size_t total = s->replay_len + s->sb_len;
+  if (s->replay_len == 0)
+    return 0; /* nothing went out: the ring is the whole request */
+  size_t cap = TRI__MAX(total, s->sb_limit);
+  uint8_t *nb = tri__malloc(cap);
+  if (nb == NULL)
+    return -1;
+  memcpy(nb, s->replay, s->replay_len);
+  if (s->sb_len > 0) {
+    size_t first = TRI__MIN(s->sb_len, s->sb_cap - s->sb_head);
+    memcpy(nb + s->replay_len, s->sb + s->sb_head, first);
+    if (s->sb_len > first)
+      memcpy(nb + s->replay_len + first, s->sb, s->sb_len - first);
+  }
+  ring_free_locked(s);
+  tri__budget_add(TRI__B_RING, (int64_t)cap);
+  s->sb = nb;
+  s->sb_cap = cap;
+  s->sb_head = 0;
+  s->sb_len = total;
+  return 0;
+}
+
 static void stream_destroy(tri_stream *s) {
   TRI__ASSERT(s->rq_conn == NULL && s->conn_bytes == 0);
   drop_queue_locked(s);
   ring_free_locked(s);
+  replay_drop_locked(s);
   tri__deframer_cleanup(&s->df);
   tri__md_cleanup(&s->req_md);
   tri__md_cleanup(&s->hdrs);
@@ -249,6 +314,9 @@ static void check_invariants_locked(const tri_stream *s) {
  *   HDRS_REQ    hdrs NONE                   REQUESTED     server
  *   HDRS_DONE   hdrs NONE or REQUESTED      DONE          both
  *   END         final 0                     1             both
+ *   RETRY       send DONE/CLOSING/OPEN      CLOSING (app  client
+ *               (final 0, hdrs NONE,        closed) or
+ *               recv OPEN, bytes kept)      OPEN
  *
  * Anything else is a no-op returning 0.  END moves no other state; on a
  * server whose response is still incomplete it replaces the status the
@@ -301,6 +369,8 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     if (s->hdrs_state == TRI__HDRS_DONE)
       break;
     s->hdrs_state = TRI__HDRS_DONE;
+    if (s->side == TRI__CLIENT)
+      replay_drop_locked(s); /* the server answered: never retried */
     tri__stream_wake(s, TRI__WAKE_RCV);
     changed = 1;
     break;
@@ -337,7 +407,24 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
     }
     if (s->side == TRI__CLIENT && drop)
       ring_discard_locked(s);
+    if (s->side == TRI__CLIENT)
+      replay_drop_locked(s);
     tri__stream_wake(s, TRI__WAKE_RCV | TRI__WAKE_SND);
+    changed = 1;
+    break;
+  case TRI__EV_RETRY:
+    /* Only a client stream the server never answered, once, with every
+     * byte it sent still kept. */
+    if (s->side != TRI__CLIENT || s->final || s->replay_off ||
+        s->hdrs_state != TRI__HDRS_NONE || s->recv_state != TRI__RECV_OPEN)
+      break;
+    if (replay_restore_locked(s) != 0)
+      break;
+    replay_drop_locked(s); /* once */
+    s->sb_inflight = 0;
+    s->io_deferred = 0;
+    s->send_state = s->app_closed ? TRI__SEND_CLOSING : TRI__SEND_OPEN;
+    tri__stream_wake(s, TRI__WAKE_SND);
     changed = 1;
     break;
   default:
@@ -498,6 +585,8 @@ static int sender_wakeable(const tri_stream *s) {
 void tri__stream_ring_consumed_locked(tri_stream *s, size_t n) {
   TRI__ASSERT(n <= s->sb_len);
   n = TRI__MIN(n, s->sb_len);
+  if (!s->replay_off && n > 0)
+    replay_keep_locked(s, n); /* client: until the response begins */
   s->sb_head = (s->sb_head + n) % (s->sb_cap ? s->sb_cap : 1);
   s->sb_len -= n;
   s->sb_inflight = n >= s->sb_inflight ? 0 : s->sb_inflight - n;

@@ -23,6 +23,10 @@
 #include "testutil.h"
 
 #define EXP                                                                  \
+  "(expected HOST:PORT, [V6]:PORT, dns:///HOST:PORT, ipv4:ADDR:PORT[,...], " \
+  "ipv6:[ADDR]:PORT[,...], unix:PATH, unix-abstract:NAME or "              \
+  "zookeeper://HOST:PORT[,...]/INTERFACE)"
+#define EXP_BIND                                                             \
   "(expected HOST:PORT, [V6]:PORT, dns:///HOST:PORT, unix:PATH or "        \
   "unix-abstract:NAME)"
 
@@ -57,6 +61,41 @@ static const struct {
      "target 'dns:example.com:443': expected dns:///HOST:PORT"},
     {"zk://h:1/x", "target 'zk://h:1/x': scheme 'zk' is not supported " EXP},
     {"unix:", "target 'unix:': missing socket path"},
+    /* issue 14: lists and registries */
+    {"ipv4:", "target 'ipv4:': no address after 'ipv4:' (expected "
+              "ipv4:ADDR:PORT[,...])"},
+    {"ipv4:127.0.0.1", "target 'ipv4:127.0.0.1': '127.0.0.1' is not an "
+                       "IPv4 address with a port (expected ADDR:PORT)"},
+    {"ipv4:127.0.0.1:1,,127.0.0.2:1",
+     "target 'ipv4:127.0.0.1:1,,127.0.0.2:1': empty element in the address "
+     "list"},
+    {"ipv4:127.0.0.1:1,", "target 'ipv4:127.0.0.1:1,': empty element in "
+                          "the address list"},
+    {"ipv4:example.com:80", "target 'ipv4:example.com:80': 'example.com' "
+                            "is not a numeric IPv4 address"},
+    {"ipv4:127.0.0.1:70000", "target 'ipv4:127.0.0.1:70000': "
+                             "'127.0.0.1:70000' is not an IPv4 address "
+                             "with a port (expected ADDR:PORT)"},
+    {"ipv6:::1:80", "target 'ipv6:::1:80': '::1:80' is not an IPv6 address "
+                    "with a port (expected [ADDR]:PORT)"},
+    {"ipv6:[127.0.0.1]:80", "target 'ipv6:[127.0.0.1]:80': '127.0.0.1' is "
+                            "not a numeric IPv6 address"},
+    {"zookeeper://", "target 'zookeeper://': missing ZooKeeper HOST:PORT "
+                     "before '/INTERFACE'"},
+    {"zookeeper://zk:2181", "target 'zookeeper://zk:2181': missing "
+                            "INTERFACE after the ZooKeeper servers "
+                            "(zookeeper://HOST:PORT/INTERFACE)"},
+    {"zookeeper://zk/org.Svc", "target 'zookeeper://zk/org.Svc': ZooKeeper "
+                               "server 'zk' is not HOST:PORT"},
+    {"zookeeper://zk:1,zk2/org.Svc", "target 'zookeeper://zk:1,zk2/org.Svc'"
+                                     ": ZooKeeper server 'zk2' is not "
+                                     "HOST:PORT"},
+    {"zookeeper://zk:2181/org.Svc?grp=a",
+     "target 'zookeeper://zk:2181/org.Svc?grp=a': query parameter 'grp=a' "
+     "is not supported (group=G, version=V)"},
+    {"zookeeper:zk:2181/org.Svc",
+     "target 'zookeeper:zk:2181/org.Svc': expected "
+     "zookeeper://HOST:PORT[,HOST:PORT...]/INTERFACE[?group=G&version=V]"},
 };
 
 START_TEST(test_bad_targets)
@@ -79,7 +118,9 @@ START_TEST(test_good_targets)
   static const char *good[] = {"127.0.0.1:1",      "[::1]:1",
                                "localhost:1",      "dns:///localhost:1",
                                "unix:/tmp/x.sock", "unix:///tmp/x.sock",
-                               "unix-abstract:x"};
+                               "unix-abstract:x",  "ipv4:127.0.0.1:1",
+                               "ipv4:127.0.0.1:1,127.0.0.2:2",
+                               "ipv6:[::1]:1,[::1]:2"};
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     tri_channel *ch = NULL;
     ck_assert_msg(tri_channel_new(&ch, good[i], NULL) == TRI_OK, "%s: %s",
@@ -102,7 +143,8 @@ START_TEST(test_bind_errors)
   snprintf(want, sizeof want, "bind %s: Address already in use", addr);
   ck_assert_str_eq(tri_last_error(), want);
   ck_assert_int_eq(tri_server_bind(b, "localhost"), TRI_EINVAL);
-  ck_assert_str_eq(tri_last_error(), "target 'localhost': missing port " EXP);
+  ck_assert_str_eq(tri_last_error(),
+                   "target 'localhost': missing port " EXP_BIND);
   ck_assert_int_eq(tri_server_bind(a, "127.0.0.1:0"), TRI_ESTATE);
   ck_assert_str_eq(tri_last_error(),
                    "tri_server_bind: the server is already bound");

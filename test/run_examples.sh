@@ -34,6 +34,23 @@ case $cout in *"got 5 bytes: hello"*"status TRI_OK"*) ;; *)
 kill -TERM $rpid
 wait $rpid || { echo "FAIL: raw_server did not exit 0 on SIGTERM"; exit 1; }
 rm -f "$out"
+echo "== targets and load balancing (README)"
+ch="$top_builddir/examples/channel"
+cout=$(timeout 30 "$ch/lb_demo" round_robin) || {
+  echo "FAIL: lb_demo: $cout"; exit 1; }
+echo "$cout"
+case $cout in *"127.0.0.1 answered 10 calls"*"127.0.0.2 answered 10 calls"*"127.0.0.3 answered 10 calls"*) ;; *)
+  echo "FAIL: lb_demo round_robin: not 10 calls each"; exit 1 ;; esac
+cout=$(timeout 30 "$ch/lb_demo" pick_first) || {
+  echo "FAIL: lb_demo pick_first: $cout"; exit 1; }
+case $cout in *"127.0.0.1 answered 30 calls"*) ;; *)
+  echo "FAIL: lb_demo pick_first: $cout"; exit 1 ;; esac
+echo "== keepalive and connection management (README)"
+cout=$(timeout 30 "$ch/reconnect_demo") || {
+  echo "FAIL: reconnect_demo: $cout"; exit 1; }
+echo "$cout"
+case $cout in *"call while down: TRI_UNAVAILABLE (cannot connect to"*"wait-for-ready call: TRI_OK"*"call after the restart: TRI_OK"*) ;; *)
+  echo "FAIL: reconnect_demo output"; exit 1 ;; esac
 echo "== mutual-TLS client and server (README)"
 if grep -q '^#define HAVE_OPENSSL 1' "$top_builddir/config.h"; then
   tdir=$(mktemp -d) || exit 1

@@ -814,7 +814,14 @@ static struct {
 } g_dis[MAX_DISRUPT];
 static int g_ndis;
 static pthread_mutex_t g_dis_mu = PTHREAD_MUTEX_INITIALIZER;
-#define DIS_MARGIN_US 300000 /* connection teardown after a restart */
+/* Connection teardown after a restart (300 ms), plus the channel's
+ * connection backoff: attempts that failed while the server was down put
+ * the channel in TRANSIENT_FAILURE, where calls fail fast until the next
+ * attempt, at most BACKOFF_MAX_MS (+20 % jitter) later (doc/PROTOCOL.md
+ * 17.4). */
+#define BACKOFF_INITIAL_MS 100
+#define BACKOFF_MAX_MS 200
+#define DIS_MARGIN_US (300000 + BACKOFF_MAX_MS * 1200)
 
 static int disrupted(int64_t from, int64_t to) {
   int hit = 0;
@@ -2379,6 +2386,7 @@ static void run_round(int idx, int64_t dur_ms) {
     return;
   }
   tri_channel_opts *chopts = tri_channel_opts_new();
+  tri_channel_opts_set_backoff(chopts, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS);
   if (rd->ch_send_buf)
     tri_channel_opts_set_send_buffer(chopts, rd->ch_send_buf);
   if (rd->ch_recv_queue)

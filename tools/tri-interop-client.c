@@ -7,6 +7,12 @@
  *                      [--server_host_override=X]
  *                      [--tls_cert_file=F --tls_key_file=F]
  *                      [--protocol=grpc|triple] [--codec=proto|json]
+ *   tri-interop-client --target=URI [--lb_policy=pick_first|round_robin]
+ *                      --test_case=NAME ...
+ *
+ * --target takes any channel target (README "Targets and load
+ * balancing": HOST:PORT, dns:///, ipv4:, ipv6:, unix:, unix-abstract:,
+ * zookeeper://) instead of --server_host/--server_port.
  *
  * NAME is one of the cases in the table at the end of this file, or "all".
  * Options also take "--name value".  Exit status 0 only when the case (or
@@ -981,6 +987,8 @@ static int usage(void) {
           "[--server_host_override=X]\n"
           "       [--tls_cert_file=F --tls_key_file=F]\n"
           "       [--protocol=grpc|triple] [--codec=proto|json]\n"
+          "   or: tri-interop-client --target=URI "
+          "[--lb_policy=pick_first|round_robin] --test_case=NAME|all ...\n"
           "cases:");
   for (size_t i = 0; i < NCASES; i++)
     fprintf(stderr, " %s", cases[i].name);
@@ -992,6 +1000,7 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *port = NULL, *test_case = NULL;
   const char *use_tls = "false", *ca = NULL, *override = NULL;
   const char *cert = NULL, *key = NULL;
+  const char *target_uri = NULL, *lb_policy = NULL;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -1037,13 +1046,18 @@ int main(int argc, char **argv) {
     else if (KEY("codec") &&
              (strcmp(v, "proto") == 0 || strcmp(v, "json") == 0))
       g_codec = v;
+    else if (KEY("target"))
+      target_uri = v;
+    else if (KEY("lb_policy"))
+      lb_policy = v;
     else if (KEY("use_test_ca"))
       ; /* accepted, ignored (see the file comment) */
     else
       return usage();
 #undef KEY
   }
-  if (port == NULL || test_case == NULL || *host == '\0')
+  if ((port == NULL && target_uri == NULL) || test_case == NULL ||
+      *host == '\0')
     return usage();
   int tls_on;
   if (strcmp(use_tls, "false") == 0 || strcmp(use_tls, "0") == 0)
@@ -1078,12 +1092,21 @@ int main(int argc, char **argv) {
   }
 
   char target[300];
-  snprintf(target, sizeof target, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
-           host, port);
+  if (target_uri != NULL)
+    snprintf(target, sizeof target, "%s", target_uri);
+  else
+    snprintf(target, sizeof target, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
+             host, port);
   tri_channel_opts *co = tri_channel_opts_new();
   int rc = co != NULL ? TRI_OK : TRI_ENOMEM;
   if (rc == TRI_OK)
     tri_channel_opts_set_connect_timeout_ms(co, 10000);
+  if (rc == TRI_OK && lb_policy != NULL &&
+      (rc = tri_channel_opts_set_lb_policy(co, lb_policy)) != TRI_OK) {
+    fprintf(stderr, "FAIL %s: %s\n", test_case, tri_last_error());
+    tri_channel_opts_free(co);
+    return 2;
+  }
   if (rc == TRI_OK && tls_on) {
     tri_tls_opts *tls = tri_tls_opts_new();
     rc = tls != NULL ? TRI_OK : TRI_ENOMEM;

@@ -262,7 +262,9 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
  * Send HTTP/2 PINGs after |ms| without reading anything and close the
  * connection (calls fail UNAVAILABLE) if nothing arrives within
  * |timeout_ms|.  0 disables (the default).  Values below 10000 are raised
- * to 10000 (doc/PROTOCOL.md 8.6).  Since: 0.1
+ * to 10000 (doc/PROTOCOL.md 8.6).  Pings go out only while a call is open
+ * unless tri_channel_opts_set_keepalive_permit_without_calls() (gRPC A8).
+ * Since: 0.1
  */
 TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,
                                            int64_t timeout_ms);
@@ -378,7 +380,7 @@ TRI_API int tri_tls_opts_set_cert_key(tri_tls_opts *o, const char *cert_file,
  * (wildcards only as a whole left-most label, RFC 6125).  Ignored by
  * servers.
  *
- * Ownership: |name| is copied.  Thread safety: one thread at a time.
+ * Ownership: |name| is not kept.  Thread safety: one thread at a time.
  * Returns: TRI_OK; TRI_EINVAL (empty or with characters a host name cannot
  *   have); TRI_ENOMEM.
  * Since: 0.2
@@ -430,14 +432,25 @@ TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
                                      const tri_tls_opts *tls);
 
 /**
- * Create a channel to |target|: "HOST:PORT", "[V6ADDR]:PORT",
- * "dns:///HOST:PORT", "unix:PATH" (or "unix:///PATH") or
- * "unix-abstract:NAME".  An IPv6 address needs brackets.  Cleartext HTTP/2
- * with prior knowledge (doc/PROTOCOL.md 1.1), or HTTP/2 over TLS when the
- * options ask for it (tri_channel_opts_set_tls()).  The connection is made
- * lazily by the first stream and remade after it fails; host names resolve
- * asynchronously on the channel's I/O thread (c-ares).  One channel serves
- * any number of threads and streams over one HTTP/2 connection.
+ * Create a channel to |target| (README "Targets and load balancing",
+ * doc/PROTOCOL.md 17):
+ *   "HOST:PORT", "[V6ADDR]:PORT", "dns:///HOST:PORT"  every A and AAAA
+ *       record of HOST (resolved asynchronously with c-ares on the
+ *       channel's I/O thread; again after a connection loss, at most every
+ *       30 s);
+ *   "ipv4:A:P[,A:P...]", "ipv6:[A]:P[,[A]:P...]"  fixed addresses;
+ *   "unix:PATH" (or "unix:///PATH"), "unix-abstract:NAME";
+ *   "zookeeper://ZKHOST:PORT[,...]/INTERFACE[?group=G&version=V]"  the
+ *       Dubbo providers of INTERFACE speaking tri (needs a build with
+ *       libzookeeper, else TRI_UNIMPLEMENTED).
+ * An IPv6 address needs brackets.  Cleartext HTTP/2 with prior knowledge
+ * (doc/PROTOCOL.md 1.1), or HTTP/2 over TLS when the options ask for it
+ * (tri_channel_opts_set_tls()).  The channel starts IDLE and connects on
+ * the first stream (or tri_channel_state(ch, 1)); the load-balancing
+ * policy (tri_channel_opts_set_lb_policy()) decides over how many of the
+ * addresses; lost connections are remade on demand, failed attempts are
+ * retried with backoff (tri_channel_opts_set_backoff()).  All of a
+ * channel's connections share its one I/O thread.
  *
  * Ownership: |target| and |opts| (NULL = defaults) are copied.  The caller
  *   owns *|out|; free with tri_channel_free().
@@ -451,6 +464,106 @@ TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
  */
 TRI_API int tri_channel_new(tri_channel **out, const char *target,
                             const tri_channel_opts *opts);
+
+/**
+ * Connectivity state of a channel (gRPC connectivity-semantics-and-api.md;
+ * doc/DESIGN.md "Channels and subchannels").
+ *   IDLE                no connection and none wanted (new channel, or the
+ *                       connection was lost or drained; the next call
+ *                       connects);
+ *   CONNECTING          an attempt is in progress;
+ *   READY               a connection is up (pick_first) or at least one
+ *                       (round_robin);
+ *   TRANSIENT_FAILURE   the last attempts failed; reattempts follow the
+ *                       backoff.  Calls fail at once with UNAVAILABLE and
+ *                       the reason unless they wait for ready
+ *                       (tri_call_opts_set_wait_for_ready());
+ *   SHUTDOWN            tri_channel_free() has begun.
+ * Since: 0.3
+ */
+typedef enum tri_channel_state {
+  TRI_CHANNEL_IDLE = 0,
+  TRI_CHANNEL_CONNECTING = 1,
+  TRI_CHANNEL_READY = 2,
+  TRI_CHANNEL_TRANSIENT_FAILURE = 3,
+  TRI_CHANNEL_SHUTDOWN = 4
+} tri_channel_state_t;
+
+/**
+ * The channel's connectivity state now; with |try_to_connect| non-zero an
+ * IDLE channel starts connecting (the state returned is still IDLE).
+ *
+ * Ownership: none.
+ * Thread safety: any thread.
+ * Blocking: no.
+ * Returns: a TRI_CHANNEL_* value (TRI_CHANNEL_SHUTDOWN for NULL).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_state(tri_channel *ch, int try_to_connect);
+
+/**
+ * Wait until the channel's state differs from |last| (a value from
+ * tri_channel_state()), at most |timeout_ms| (-1: no limit).
+ * tri_channel_free() from another thread wakes the waiter (the state is
+ * then TRI_CHANNEL_SHUTDOWN) and waits for it to return before freeing;
+ * calling this after tri_channel_free() has returned is a use after free.
+ *
+ * Ownership: none.
+ * Thread safety: any thread, any number of waiters.
+ * Blocking: until the state changes, the timeout, or tri_channel_free().
+ * Returns: TRI_OK (the state changed: read it with tri_channel_state());
+ *   TRI_DEADLINE_EXCEEDED (timeout, state unchanged); TRI_UNAVAILABLE when
+ *   |last| is TRI_CHANNEL_SHUTDOWN and the channel is shut down (it never
+ *   changes again); TRI_EINVAL (NULL, bad |last|).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_wait_state_change(tri_channel *ch, int last,
+                                          int64_t timeout_ms);
+
+/**
+ * Load-balancing policy (gRPC load-balancing.md): "pick_first" (the
+ * default: one connection, to the first address that answers, in order)
+ * or "round_robin" (one connection per address; calls go to the READY
+ * ones in turn; a failing address is skipped until it reconnects).
+ *
+ * Ownership: |name| is not kept.  Thread safety: one thread at a time.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL, or an unknown name:
+ *   tri_last_error() lists the known ones).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_opts_set_lb_policy(tri_channel_opts *o,
+                                           const char *name);
+
+/**
+ * Connection backoff (gRPC connection-backoff.md): the first reattempt
+ * comes |initial_ms| after the start of the failed attempt, each next one
+ * 1.6 times later (jitter +-20 %), at most |max_ms|.  Defaults 1000 and
+ * 120000.  A connection that was READY and is lost is remade at once (on
+ * demand); the backoff applies only between failed attempts.
+ *
+ * Ownership: none.  Thread safety: one thread at a time.  Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL, initial_ms <= 0, max_ms <
+ *   initial_ms).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_opts_set_backoff(tri_channel_opts *o,
+                                         int64_t initial_ms, int64_t max_ms);
+
+/**
+ * Keepalive PINGs also while no call is open (gRPC A8
+ * GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS).  Off by default: most servers
+ * (grpc-go, dubbo-go, gRPC C++) answer pings on an idle connection with
+ * GOAWAY ENHANCE_YOUR_CALM "too_many_pings".  Needs
+ * tri_channel_opts_set_keepalive().  After such a GOAWAY the channel
+ * doubles its keepalive interval for new connections.
+ *
+ * Ownership: none.  Thread safety: one thread at a time.  Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_opts_set_keepalive_permit_without_calls(
+    tri_channel_opts *o, int permit);
 
 /**
  * Free a channel: cancels every stream still open on it (their blocked
@@ -515,6 +628,17 @@ TRI_API int tri_call_opts_set_service_group(tri_call_opts *o,
 /** See tri_call_opts_set_service_group().  Since: 0.1 */
 TRI_API int tri_call_opts_set_service_version(tri_call_opts *o,
                                               const char *version);
+/**
+ * Wait for ready (gRPC): while the channel is in TRANSIENT_FAILURE (or
+ * connecting), the call waits for a READY connection instead of failing
+ * at once with UNAVAILABLE.  The wait is bounded by the call's deadline
+ * and ends with cancel or tri_channel_free().  Off by default.
+ *
+ * Ownership: none.  Thread safety: one thread at a time.  Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (NULL).
+ * Since: 0.3
+ */
+TRI_API int tri_call_opts_set_wait_for_ready(tri_call_opts *o, int on);
 
 /** Wire protocols of tri_call_opts_set_protocol(). */
 enum {
@@ -1114,7 +1238,7 @@ TRI_API int tri_server_opts_set_cors_origins(tri_server_opts *o,
 
 /**
  * Register the server's services in Apache Dubbo's ZooKeeper registry
- * (doc/PROTOCOL.md 15): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
+ * (doc/PROTOCOL.md 18): |uri| is "zookeeper://HOST:PORT[,HOST:PORT...]"
  * with optional parameters "?application=NAME" (default
  * "libtriplestream"), "session=MS" (ZooKeeper session timeout, 1000..
  * 600000, default 30000: how long a crashed server stays listed) and

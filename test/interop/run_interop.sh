@@ -228,6 +228,31 @@ for d in $DIRECTIONS; do
   done
 done
 
+# Channel targets and load-balancing policies (doc/PROTOCOL.md 17):
+# tools/tri-interop-client --target/--lb_policy against both servers.
+if [ -z "$label" ]; then
+  for srv in tri py; do
+    eval "sport=\$${srv}_port"
+    [ -n "$sport" ] || continue
+    for spec in "ipv4:127.0.0.1:$sport,127.0.0.1:$sport round_robin" \
+                "dns:///localhost:$sport round_robin" \
+                "127.0.0.1:$sport pick_first"; do
+      set -- $spec
+      for tc in large_unary ping_pong; do
+        if timeout -k 5 "$CASE_TIMEOUT" "$TRI_CLIENT" --target="$1" \
+            --lb_policy="$2" --test_case="$tc" >"$work/case.out" \
+            2>"$work/case.err"; then
+          echo "PASS target tri->$srv $1 $2 $tc"
+          passed=$((passed + 1))
+        else
+          echo "FAIL target tri->$srv $1 $2 $tc: $(tail -n 1 "$work/case.err")"
+          failed=$((failed + 1))
+        fi
+      done
+    done
+  done
+fi
+
 # A server must survive the matrix and stop cleanly on SIGTERM (graceful
 # tri_server_shutdown); sanitizer reports land in its stderr.
 check_server_exit() { # name pid
