@@ -393,6 +393,11 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f,
   if (c->is_server &&
       (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
     tri__server_data_sent(c);
+  if (c->is_server && f->hd.type == NGHTTP2_HEADERS) {
+    tri_stream *hs = tri__conn_stream(c, f->hd.stream_id);
+    if (hs != NULL)
+      hs->resp_hdrs_sent = 1;
+  }
   /* Trailers, or the END_STREAM DATA of an edge response (edge.c). */
   if (!c->is_server ||
       (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||

@@ -271,6 +271,8 @@ struct tri_stream {
   int grpc_status;          /* parsed grpc-status, -1 none, -2 bad */
   char *grpc_message;
   /* server request parsing */
+  int resp_hdrs_sent;       /* our response HEADERS reached the socket
+                               (rapid-reset accounting, h2server.c) */
   size_t hdr_bytes;
   int hdr_too_big;
   char *req_ctype;

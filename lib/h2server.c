@@ -731,21 +731,17 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
 }
 
 void tri__server_rst_received(tri__conn *c, tri_stream *s) {
-  int answered = 0;
   if (c->loop->cfg.max_resets_per_s <= 0)
     return;
-  if (s != NULL) {
-    tri__mutex_lock(&s->mu);
-    answered = s->hdrs_state == TRI__HDRS_DONE;
-    tri__mutex_unlock(&s->mu);
-  }
-  if (answered)
+  if (s != NULL && s->resp_hdrs_sent)
     return;
   /* Rapid reset (CVE-2023-44487): more client resets in one second than
    * the limit ends the connection with ENHANCE_YOUR_CALM, before nghttp2's
    * own limiter (which answers INTERNAL_ERROR).  Only streams reset before
-   * we answered count: cancelling a call that is already streaming is
-   * ordinary client behaviour. */
+   * our response headers reached the socket count: cancelling a call
+   * that is already streaming is ordinary client behaviour, but a reset
+   * of a stream whose answer (a quick rejection, say) is still queued
+   * behind the attacker's own frames is part of the attack. */
   int64_t now = tri__now_ns();
   if (now - c->rst_window_ns > 1000 * TRI__NS_PER_MS) {
     c->rst_window_ns = now;
