@@ -5,13 +5,16 @@
  *
  *   tri-interop-server --port=N   (also "--port N"; 0 = ephemeral)
  *       [--use_tls[=true|false] --tls_cert_file=F --tls_key_file=F
- *        [--tls_client_ca_file=F]]
+ *        [--tls_client_ca_file=F]] [--registry=zookeeper://HOST:PORT]
  *
  * Listens on 127.0.0.1 only, prints "listening on 127.0.0.1:PORT" once
  * ready and runs until SIGINT or SIGTERM.  With --use_tls (gRPC's interop
  * flag; "--use_tls=true" too) it serves TLS with the given certificate
  * and key; --tls_client_ca_file requires client certificates issued by
- * that CA (mutual TLS).  Flags take "--name=value" or "--name value".
+ * that CA (mutual TLS).  --registry registers the server in Dubbo's
+ * ZooKeeper registry (tri_server_opts_set_registry(); the URI may carry
+ * its ?application=/session=/root= parameters), so zookeeper:// channels
+ * find it.  Flags take "--name=value" or "--name value".
  *
  * Features: EmptyCall, UnaryCall, StreamingInputCall, StreamingOutputCall,
  * FullDuplexCall, HalfDuplexCall; Echo Status (response_status), Echo
@@ -509,7 +512,7 @@ static const Grpc__Testing__TestService_Handlers test_service = {
 static void usage(void) {
   fprintf(stderr, "usage: tri-interop-server --port=N [--use_tls[=true|false]"
           " --tls_cert_file=F --tls_key_file=F [--tls_client_ca_file=F]]"
-          " [--cors_origins=LIST]\n");
+          " [--cors_origins=LIST] [--registry=zookeeper://HOST:PORT]\n");
 }
 
 /* "--name=value" or "--name value": the value of flag |name| at argv[*i],
@@ -542,7 +545,7 @@ static int parse_port(const char *v, int *port) {
 int main(int argc, char **argv) {
   int port = -1, use_tls = 0;
   const char *cert = NULL, *key = NULL, *client_ca = NULL, *v;
-  const char *cors = NULL;
+  const char *cors = NULL, *registry = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strncmp(a, "--port=", 7) == 0) {
@@ -569,6 +572,8 @@ int main(int argc, char **argv) {
       client_ca = v;
     } else if ((v = flag_value(argc, argv, &i, "--cors_origins")) != NULL) {
       cors = v; /* gRPC-Web from browsers (doc/PROTOCOL.md 16.8) */
+    } else if ((v = flag_value(argc, argv, &i, "--registry")) != NULL) {
+      registry = v; /* Dubbo ZooKeeper registry (doc/PROTOCOL.md 18) */
     } else {
       usage();
       return 2;
@@ -624,6 +629,8 @@ int main(int argc, char **argv) {
   }
   if (rc == TRI_OK && cors != NULL)
     rc = tri_server_opts_set_cors_origins(so, cors);
+  if (rc == TRI_OK && registry != NULL)
+    rc = tri_server_opts_set_registry(so, registry);
   tri_server *srv = NULL;
   if (rc == TRI_OK)
     rc = tri_server_new(&srv, so);

@@ -3,12 +3,15 @@
 # once: the dubbo-go peer (Go, from the Go module proxy with the versions
 # dubbogo/go.mod and go.sum pin) and the dubbo-js peer (npm ci from
 # dubbojs/package-lock.json, its code generated with protoc and the
-# plugins the lock file pins).
+# plugins the lock file pins) and the grpc-js server of
+# test/keepalive/run_keepalive_js.sh (npm ci from
+# test/keepalive/js/package-lock.json).
 #
-#   test/peers/build-peers.sh [--only=dubbogo|dubbojs] [DIR]
+#   test/peers/build-peers.sh [--only=dubbogo|dubbojs|grpcjs] [DIR]
 #
 # DIR: default $TRI_PEER_DIR, else $HOME/.cache/libtriplestream-peers.
-# Writes DIR/dubbogo/dubbogo-peer and DIR/dubbojs/{peer.mjs,gen,node_modules}.
+# Writes DIR/dubbogo/dubbogo-peer, DIR/dubbojs/{peer.mjs,gen,node_modules}
+# and DIR/grpcjs/{js_ka_server.js,node_modules}.
 # Nothing is written into the source tree (make distcheck's is read-only).
 # Each peer is skipped when DIR/<peer>/.stamp holds the hash of its
 # sources, peer.proto and the toolchain version; concurrent runs (make -j
@@ -25,7 +28,7 @@ dir=
 for a in "$@"; do
   case $a in
     --only=*) only=${a#--only=} ;;
-    -*) echo "usage: $0 [--only=dubbogo|dubbojs] [DIR]" >&2; exit 2 ;;
+    -*) echo "usage: $0 [--only=dubbogo|dubbojs|grpcjs] [DIR]" >&2; exit 2 ;;
     *) dir=$a ;;
   esac
 done
@@ -97,12 +100,37 @@ build_dubbojs() {
   echo "build-peers: dubbojs peer ready in $out"
 }
 
+build_grpcjs() {
+  for t in node npm; do
+    command -v $t >/dev/null 2>&1 || {
+      echo "build-peers: $t not found (Debian: nodejs npm)" >&2
+      return 1; }
+  done
+  ka=$here/../keepalive
+  out=$dir/grpcjs
+  h=$( { hash_of "$ka/js/package.json" "$ka/js/package-lock.json" \
+          "$ka/js_ka_server.js"; node --version; } | sha256sum | cut -d' ' -f1)
+  if [ -f "$out/js_ka_server.js" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$h" ]; then
+    echo "build-peers: grpcjs server is up to date ($out)"
+    return 0
+  fi
+  mkdir -p "$out"
+  rm -f "$out/.stamp"
+  cp "$ka/js/package.json" "$ka/js/package-lock.json" "$out/"
+  echo "build-peers: npm ci in $out (node $(node --version), npm $(npm --version))"
+  (cd "$out" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$ka/js_ka_server.js" "$out/js_ka_server.js"
+  echo "$h" > "$out/.stamp"
+  echo "build-peers: grpcjs server ready in $out"
+}
+
 run() {
   case ${only:-all} in
     dubbogo) build_dubbogo ;;
     dubbojs) build_dubbojs ;;
-    all) build_dubbogo && build_dubbojs ;;
-    *) echo "build-peers: --only must be dubbogo or dubbojs" >&2; exit 2 ;;
+    grpcjs) build_grpcjs ;;
+    all) build_dubbogo && build_dubbojs && build_grpcjs ;;
+    *) echo "build-peers: --only must be dubbogo, dubbojs or grpcjs" >&2; exit 2 ;;
   esac
 }
 
