@@ -232,6 +232,9 @@ void tri__conn_set_error(tri__conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ---- sockio.c ---- */
+/* Append |n| bytes to the connection's output buffer (grows it).
+ * Returns 0, or -1 when it cannot grow (nothing appended). */
+int tri__conn_wappend(tri__conn *c, const void *p, size_t n);
 int tri__sock_flush(tri__conn *c);            /* -1: connection failed */
 /* Flush; close the connection when writing failed or the session has
  * nothing left to read or write: then |c| is freed and 1 returned. */

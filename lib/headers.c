@@ -407,7 +407,7 @@ char *tri__pct_encode(const char *msg, size_t len, size_t *outlen) {
   return r;
 }
 
-static int hex_value(char c) {
+int tri__hex_value(int c) {
   if (c >= '0' && c <= '9')
     return c - '0';
   if (c >= 'a' && c <= 'f')
@@ -432,8 +432,8 @@ char *tri__pct_decode(const char *s, size_t len) {
   while (i < len) {
     int hi, lo;
 
-    if (s[i] == '%' && len - i >= 3 && (hi = hex_value(s[i + 1])) >= 0 &&
-        (lo = hex_value(s[i + 2])) >= 0) {
+    if (s[i] == '%' && len - i >= 3 && (hi = tri__hex_value((unsigned char)s[i + 1])) >= 0 &&
+        (lo = tri__hex_value((unsigned char)s[i + 2])) >= 0) {
       r[o++] = (char)((hi << 4) | lo);
       i += 3;
     } else {

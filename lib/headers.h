@@ -26,6 +26,8 @@ int tri__md_append(tri_metadata *dst, const tri_metadata *src);
 /* 1 if |key| (length |len|) is a valid application key: 1+ of [0-9a-z_.-],
  * and not reserved "grpc-" prefixed. */
 int tri__md_key_valid(const char *key, size_t len);
+/* The value of hex digit |c| (either case), or -1. */
+int tri__hex_value(int c);
 /* 1 if an ASCII value is valid: bytes 0x20..0x7E. */
 int tri__md_ascii_value_valid(const uint8_t *v, size_t len);
 /* 1 if |key| ends in "-bin". */

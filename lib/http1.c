@@ -69,22 +69,6 @@ struct tri__h1 {
   size_t inlen, incap;
 };
 
-static int wappend(tri__conn *c, const void *p, size_t n) {
-  if (c->wlen + n > c->wcap) {
-    size_t cap = c->wcap ? c->wcap : TRI__WRITE_COALESCE;
-    while (cap < c->wlen + n)
-      cap *= 2;
-    uint8_t *nb = tri__realloc(c->wbuf, cap);
-    if (nb == NULL)
-      return -1;
-    c->wbuf = nb;
-    c->wcap = cap;
-  }
-  memcpy(c->wbuf + c->wlen, p, n);
-  c->wlen += n;
-  return 0;
-}
-
 static int grow(char **buf, size_t *cap, size_t need) {
   if (need <= *cap)
     return 0;
@@ -107,7 +91,7 @@ static void raw_answer(tri__conn *c, int status, const char *why) {
                    "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
                    "content-length: %zu\r\nconnection: close\r\n\r\n%s",
                    status, tri__edge_reason(status), strlen(why), why);
-  wappend(c, buf, (size_t)n);
+  tri__conn_wappend(c, buf, (size_t)n);
   c->h1->closing = 1;
 }
 
@@ -263,7 +247,7 @@ static int on_headers_complete(http_parser *p) {
       ((p->content_length > 0 && p->content_length != ULLONG_MAX) ||
        (p->flags & F_CHUNKED)) &&
       !__atomic_load_n(&s->final, __ATOMIC_ACQUIRE))
-    wappend(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    tri__conn_wappend(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   return 0;
 }
 
@@ -432,28 +416,28 @@ void tri__h1_start(tri__conn *c, tri_stream *s, int status,
     h->close_after = 1; /* no chunked coding: the close ends the body */
   int len = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
                      tri__edge_reason(status));
-  wappend(c, line, (size_t)len);
+  tri__conn_wappend(c, line, (size_t)len);
   for (size_t i = 0; i < n; i++) {
     if (nv[i].namelen > 0 && nv[i].name[0] == ':')
       continue;
-    wappend(c, nv[i].name, nv[i].namelen);
-    wappend(c, ": ", 2);
-    wappend(c, nv[i].value, nv[i].valuelen);
-    wappend(c, "\r\n", 2);
+    tri__conn_wappend(c, nv[i].name, nv[i].namelen);
+    tri__conn_wappend(c, ": ", 2);
+    tri__conn_wappend(c, nv[i].value, nv[i].valuelen);
+    tri__conn_wappend(c, "\r\n", 2);
   }
   if (blen >= 0) {
     len = snprintf(line, sizeof(line), "content-length: %lld\r\n",
                    (long long)blen);
-    wappend(c, line, (size_t)len);
+    tri__conn_wappend(c, line, (size_t)len);
   } else if (!h->http10) {
     h->resp_chunked = 1;
-    wappend(c, "transfer-encoding: chunked\r\n", 28);
+    tri__conn_wappend(c, "transfer-encoding: chunked\r\n", 28);
   }
   if (!h->keep_alive || h->close_after || c->loop->draining)
-    wappend(c, "connection: close\r\n", 19);
+    tri__conn_wappend(c, "connection: close\r\n", 19);
   else if (h->http10)
-    wappend(c, "connection: keep-alive\r\n", 24);
-  wappend(c, "\r\n", 2);
+    tri__conn_wappend(c, "connection: keep-alive\r\n", 24);
+  tri__conn_wappend(c, "\r\n", 2);
 }
 
 /* The response of h->cur is written: end the stream, take the next. */
@@ -493,15 +477,15 @@ void tri__h1_produce(tri__conn *c) {
       if (h->resp_chunked) {
         char sz[24];
         int k = snprintf(sz, sizeof(sz), "%zx\r\n", (size_t)n);
-        wappend(c, sz, (size_t)k);
+        tri__conn_wappend(c, sz, (size_t)k);
       }
-      wappend(c, buf, (size_t)n);
+      tri__conn_wappend(c, buf, (size_t)n);
       if (h->resp_chunked)
-        wappend(c, "\r\n", 2);
+        tri__conn_wappend(c, "\r\n", 2);
     }
     if (eof) {
       if (h->resp_chunked)
-        wappend(c, "0\r\n\r\n", 5);
+        tri__conn_wappend(c, "0\r\n\r\n", 5);
       response_done(c);
       return;
     }

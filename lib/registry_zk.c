@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "core.h"
+#include "headers.h"
 #include "registry_zk.h"
 
 /* ---- URL helpers ------------------------------------------------------- */
@@ -41,16 +42,6 @@ int tri__zk_url_encode(const char *in, char *out, size_t outlen) {
   return 0;
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 int tri__zk_url_decode(const char *in, size_t len, char *out,
                        size_t outlen) {
   size_t o = 0;
@@ -60,8 +51,8 @@ int tri__zk_url_decode(const char *in, size_t len, char *out,
       int h, l;
       if (i + 2 >= len)
         return -1;
-      h = hexval((unsigned char)in[i + 1]);
-      l = hexval((unsigned char)in[i + 2]);
+      h = tri__hex_value((unsigned char)in[i + 1]);
+      l = tri__hex_value((unsigned char)in[i + 2]);
       if (h < 0 || l < 0)
         return -1;
       c = h * 16 + l;

@@ -27,7 +27,7 @@
 
 /* ---- output buffer ---------------------------------------------------- */
 
-static int wbuf_append(tri__conn *c, const uint8_t *p, size_t n) {
+int tri__conn_wappend(tri__conn *c, const void *p, size_t n) {
   if (c->wlen + n > c->wcap) {
     size_t cap = c->wcap ? c->wcap : TRI__WRITE_COALESCE;
     while (cap < c->wlen + n)
@@ -90,7 +90,7 @@ int tri__sock_flush(tri__conn *c) {
         return -1;
       if (n == 0)
         break;
-      if (wbuf_append(c, p, (size_t)n) != 0)
+      if (tri__conn_wappend(c, p, (size_t)n) != 0)
         return -1;
     }
     if (c->wlen == c->woff)
@@ -158,7 +158,7 @@ void tri__sock_raw_goaway(tri__conn *c) {
   f[15] = (uint8_t)(code >> 8);
   f[16] = (uint8_t)code;
   /* wbuf holds whole frames, so the GOAWAY lands on a frame boundary. */
-  if (wbuf_append(c, f, sizeof(f)) != 0)
+  if (tri__conn_wappend(c, f, sizeof(f)) != 0)
     return;
   struct iovec iov = {c->wbuf + c->woff, c->wlen - c->woff};
   ssize_t w = conn_writev(c, &iov, 1); /* non-blocking socket */
@@ -397,9 +397,9 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
      * request) then go out in the same single write at the end of the
      * flush, instead of one system call per frame. */
     size_t first = TRI__MIN(length, s->sb_cap - s->sb_head);
-    if (wbuf_append(c, framehd, 9) != 0 ||
-        (first > 0 && wbuf_append(c, s->sb + s->sb_head, first) != 0) ||
-        (length > first && wbuf_append(c, s->sb, length - first) != 0))
+    if (tri__conn_wappend(c, framehd, 9) != 0 ||
+        (first > 0 && tri__conn_wappend(c, s->sb + s->sb_head, first) != 0) ||
+        (length > first && tri__conn_wappend(c, s->sb, length - first) != 0))
       rv = NGHTTP2_ERR_CALLBACK_FAILURE;
     tri__stream_ring_consumed_locked(s, length);
     tri__mutex_unlock(&s->mu);
@@ -431,7 +431,7 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
     size_t k = TRI__MIN(left, iov[i].iov_len);
     left -= k;
     if (iov[i].iov_len > k &&
-        wbuf_append(c, (const uint8_t *)iov[i].iov_base + k,
+        tri__conn_wappend(c, (const uint8_t *)iov[i].iov_base + k,
                     iov[i].iov_len - k) != 0)
       rv = NGHTTP2_ERR_CALLBACK_FAILURE;
   }
