@@ -34,6 +34,7 @@
 
 #define TRI__READ_CHUNK (256 * 1024)
 #define TRI__WRITE_COALESCE (64 * 1024)
+#define TRI__WBUF_FIRST 512 /* first output buffer: an idle connection needs little */
 /* DATA frames up to this size are copied into wbuf and written with the
  * frames around them; larger ones go from the send ring (writev). */
 #define TRI__COPY_DATA_MAX (16 * 1024)

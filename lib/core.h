@@ -82,6 +82,7 @@ enum {
 };
 
 /* Defaults (README "Limits"). */
+#define TRI__SPARES 4 /* received blocks a stream keeps for reuse */
 #define TRI__DEF_MAX_RECV (4u * 1024 * 1024)   /* doc/PROTOCOL.md 3.5 */
 #define TRI__DEF_SEND_BUF (256u * 1024)
 #define TRI__DEF_RECV_QUEUE (1024u * 1024)
@@ -222,6 +223,9 @@ struct tri_stream {
   size_t sb_head, sb_len;
   size_t sb_inflight;       /* bytes at the ring's head that nghttp2 has
                                framed and will write (never discarded) */
+  int sb_writing;           /* the I/O thread is writing the in-flight
+                               bytes with mu released: the ring's block
+                               must not move or be freed until it clears */
   size_t snd_need;          /* free bytes the blocked sender waits for */
   /* client: bytes already written, kept until the response begins so a
    * refused stream can be sent again (TRI__EV_RETRY) */
@@ -257,6 +261,9 @@ struct tri_stream {
   int io_state;             /* attachment: enum in conn.h */
   tri__list io_link;        /* conn->waiting or conn->streams */
   tri__deframer df;
+  tri_buf *spare[TRI__SPARES]; /* received messages' blocks the application
+                               gave back, for the next ones (atomic slots,
+                               any thread; tri__stream_recycle) */
   int enc_in;               /* grpc-encoding of the peer's messages */
   size_t rx_total;          /* bytes received (window growth) */
   int bulk_window;          /* stream window raised to TRI__BULK_WINDOW */
@@ -386,6 +393,12 @@ void tri__stream_arm_deadline(tri_stream *s);
 /* I/O thread: drop |n| bytes from the ring's head after they were written
  * (s->mu held); wakes a sender waiting for that space. */
 void tri__stream_ring_consumed_locked(tri_stream *s, size_t n);
+/* Free a received message |b| of |s|, or keep its block (TRI__SPARES per
+ * stream, 4 to 256 KiB each) for the deframer's next message.  Any thread,
+ * no lock; the caller holds a reference on |s|. */
+void tri__stream_recycle(tri_stream *s, tri_buf *b);
+/* The I/O thread: hand a kept block to the deframer (frame.c). */
+void tri__stream_take_spare(tri_stream *s);
 /* Client, before tri__loop_open(): queue |data| as the stream's only
  * message and close its send side, so OP_OPEN submits the request's
  * HEADERS, DATA and END_STREAM at once (one op, one wake-up).  TRI_OK,

@@ -233,7 +233,9 @@ static int data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
     size_t used = 0;
     tri_buf *m = NULL;
     const char *err = NULL;
-    int rv = tri__deframer_feed(&s->df, data + off, len - off, &used, &m,
+    int rv;
+    tri__stream_take_spare(s);
+    rv = tri__deframer_feed(&s->df, data + off, len - off, &used, &m,
                                 &err);
     off += used;
     if (rv == TRI_OK && m != NULL) {

@@ -38,6 +38,7 @@ tri_buf *tri__buf_new(size_t len) {
     return NULL;
   tri__list_init(&b->link);
   b->len = len;
+  b->cap = len;
   b->flags = 0;
   b->data = b->bytes;
   b->bytes[len] = 0;
@@ -57,6 +58,7 @@ void tri__deframer_init(tri__deframer *d, size_t max_len) {
   memset(d->hdr, 0, sizeof(d->hdr));
   d->hdr_have = 0;
   d->cur = NULL;
+  d->spare = NULL;
   d->have = 0;
   d->cap = 0;
   d->want = 0;
@@ -69,6 +71,8 @@ void tri__deframer_cleanup(tri__deframer *d) {
     tri__budget_add(TRI__B_PARTIAL, -(int64_t)d->cap);
   tri__free(d->cur);
   d->cur = NULL;
+  tri__free(d->spare);
+  d->spare = NULL;
   d->hdr_have = 0;
   d->have = 0;
   d->cap = 0;
@@ -121,6 +125,24 @@ static int grow(tri__deframer *d, size_t need, const char **errmsg) {
 
   if (d->cur != NULL && d->cap >= need)
     return TRI_OK;
+  if (d->cur == NULL && d->spare != NULL) {
+    nb = d->spare;
+    d->spare = NULL;
+    /* A block the application gave back holds the whole message and is
+     * not much larger: fill it, so a stream of large messages allocates
+     * (and faults in) nothing per message.  Otherwise it goes. */
+    if (nb->cap >= d->want && nb->cap / 2 <= d->want) {
+      tri__list_init(&nb->link);
+      nb->flags = (d->hdr[0] & TRI__FRAME_FLAG_COMPRESSED) ? TRI_BUF_COMPRESSED
+                                                           : 0;
+      nb->data = nb->bytes;
+      tri__budget_add(TRI__B_PARTIAL, (int64_t)d->want);
+      d->cur = nb;
+      d->cap = d->want;
+      return TRI_OK;
+    }
+    tri__free(nb);
+  }
   cap = d->cap ? d->cap * 2 : DEFRAME_MIN_CAP;
   if (cap < need)
     cap = need;
@@ -140,6 +162,7 @@ static int grow(tri__deframer *d, size_t need, const char **errmsg) {
                                                          : 0;
   }
   nb->data = nb->bytes; /* the block may have moved */
+  nb->cap = cap;
   tri__budget_add(TRI__B_PARTIAL, (int64_t)cap - (int64_t)d->cap);
   d->cur = nb;
   d->cap = cap;

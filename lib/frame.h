@@ -15,6 +15,7 @@
 struct tri_buf {
   tri__list link;
   size_t len;
+  size_t cap;       /* payload bytes the block holds (>= len) */
   unsigned flags;   /* TRI_BUF_* */
   uint8_t *data;    /* == bytes unless set otherwise */
   uint8_t bytes[];  /* len bytes, plus one NUL for safety */
@@ -39,6 +40,8 @@ typedef struct {
   size_t max_len;      /* limit on the length prefix */
   int err;             /* first error; the deframer is unusable after */
   uint32_t rejected_len; /* the announced length refused (err set) */
+  tri_buf *spare;      /* a block to fill next instead of a new one
+                          (tri__stream_recycle); owned by the deframer */
 } tri__deframer;
 
 void tri__deframer_init(tri__deframer *d, size_t max_len);

@@ -90,7 +90,7 @@ TRI_API int tri_stream_recv_msg(tri_stream *s,
     tri_buf_free(b);
     return unparsable(s, desc, len);
   }
-  tri_buf_free(b);
+  tri__stream_recycle(s, b); /* its block may take the next message */
   return TRI_OK;
 }
 

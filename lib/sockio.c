@@ -29,7 +29,7 @@
 
 int tri__conn_wappend(tri__conn *c, const void *p, size_t n) {
   if (c->wlen + n > c->wcap) {
-    size_t cap = c->wcap ? c->wcap : TRI__WRITE_COALESCE;
+    size_t cap = c->wcap ? c->wcap : TRI__WBUF_FIRST;
     while (cap < c->wlen + n)
       cap *= 2;
     uint8_t *nb = tri__realloc(c->wbuf, cap);
@@ -413,12 +413,20 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
     iov[n++] = (struct iovec){s->sb + s->sb_head, first};
   if (length > first)
     iov[n++] = (struct iovec){s->sb, length - first};
+  /* The write runs with s->mu released, so the sender refills the ring's
+   * free part meanwhile instead of blocking on the lock for the whole
+   * system call.  The bytes written are in flight (never discarded) and
+   * s->sb_writing keeps the block from moving (ring_fits in stream.c);
+   * only this thread consumes the ring. */
+  s->sb_writing = 1;
+  tri__mutex_unlock(&s->mu);
   w = conn_writev(c, iov, n);
-  if (w < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    rv = NGHTTP2_ERR_CALLBACK_FAILURE;
+  tri__mutex_lock(&s->mu);
+  s->sb_writing = 0;
+  if (w < 0)
     w = 0;
-  }
   left = (size_t)w;
   if (pend > 0) {
     size_t k = TRI__MIN(left, pend);

@@ -218,6 +218,8 @@ static void stream_destroy(tri_stream *s) {
   ring_free_locked(s);
   replay_drop_locked(s);
   tri__deframer_cleanup(&s->df);
+  for (int i = 0; i < TRI__SPARES; i++)
+    tri__free(__atomic_exchange_n(&s->spare[i], NULL, __ATOMIC_ACQ_REL));
   tri__md_cleanup(&s->req_md);
   tri__md_cleanup(&s->hdrs);
   tri__md_cleanup(&s->trl);
@@ -485,6 +487,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
                        size_t cap, size_t *len, int timeout_ms) {
   int64_t deadline = timeout_ms < 0 ? TRI__NO_DEADLINE
                                     : tri__deadline_after_ms(timeout_ms);
+  tri_buf *got = NULL;
   int rv;
 
   if (forked(s))
@@ -507,8 +510,6 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
         rv = TRI_ENOSPC;
         goto out;
       }
-      if (b->len)
-        memcpy(buf, b->data, b->len);
     }
     tri__list_remove(&b->link);
     s->rq_bytes -= b->len;
@@ -517,7 +518,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
     if (mode == RECV_BUF)
       *msg = b;
     else
-      tri__free(b);
+      got = b; /* copied below, without the lock */
     rv = TRI_OK;
   } else if (s->side == TRI__SERVER && s->recv_state == TRI__RECV_EOS &&
              !s->drop) {
@@ -531,6 +532,11 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
   }
 out:
   tri__stream_unlock_post(s);
+  if (got != NULL) {
+    if (got->len)
+      memcpy(buf, got->data, got->len);
+    tri__stream_recycle(s, got);
+  }
   tri__stream_unref(s);
   return rv;
 }
@@ -552,6 +558,35 @@ TRI_API int tri_stream_recv_into(tri_stream *s, void *buf, size_t cap,
     return TRI_EINVAL;
   *len = 0;
   return recv_common(s, RECV_INTO, NULL, buf, cap, len, timeout_ms);
+}
+
+/* Blocks kept for reuse: below this, malloc's own caches do as well; above
+ * the top, an idle stream would hold too much. */
+#define RECYCLE_MIN ((size_t)4 * 1024)
+#define RECYCLE_MAX ((size_t)256 * 1024)
+
+void tri__stream_recycle(tri_stream *s, tri_buf *b) {
+  if (b != NULL && b->cap >= RECYCLE_MIN && b->cap <= RECYCLE_MAX &&
+      b->data == b->bytes) {
+    for (int i = 0; i < TRI__SPARES; i++) {
+      tri_buf *none = NULL;
+      if (__atomic_compare_exchange_n(&s->spare[i], &none, b, 0,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return;
+    }
+  }
+  tri__free(b);
+}
+
+void tri__stream_take_spare(tri_stream *s) {
+  if (s->df.spare != NULL || s->df.cur != NULL)
+    return;
+  for (int i = 0; i < TRI__SPARES; i++)
+    if (__atomic_load_n(&s->spare[i], __ATOMIC_RELAXED) != NULL) {
+      s->df.spare = __atomic_exchange_n(&s->spare[i], NULL, __ATOMIC_ACQ_REL);
+      if (s->df.spare != NULL)
+        return;
+    }
 }
 
 /* ---- send ------------------------------------------------------------- */
@@ -628,6 +663,16 @@ static int ring_reserve(tri_stream *s, size_t want) {
   return TRI_OK;
 }
 
+/* Whether |total| more bytes may be queued now (s->mu held): they fit in
+ * the send buffer (or it is empty), and they need no new block while the
+ * I/O thread writes from the current one with s->mu released
+ * (s->sb_writing, tri__send_data_cb). */
+static int ring_fits(const tri_stream *s, size_t total) {
+  if (s->sb_len + total > s->sb_limit && s->sb_len != 0)
+    return 0;
+  return !(s->sb_writing && s->sb_cap < s->sb_len + total);
+}
+
 /* What a send reports once it cannot go out (s->mu held): the caller's
  * own close comes first (a server after finish: TRI_ESTATE, a client after
  * close_send: TRI_EOF), whatever ended the stream since; otherwise the
@@ -659,14 +704,14 @@ static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
       return final_rv(s);
     if (s->send_state != TRI__SEND_OPEN || s->final)
       return send_closed_rv(s);
-    if (s->sb_len + total <= s->sb_limit || s->sb_len == 0)
+    if (ring_fits(s, total))
       break;
     s->snd_need = total > s->sb_limit ? s->sb_limit : total;
     s->snd_waiters++;
     int r = tri__cond_wait_until(&s->snd_cv, &s->mu, deadline);
     s->snd_waiters--;
     if (r == ETIMEDOUT && s->send_state == TRI__SEND_OPEN && !s->final &&
-        !(s->sb_len + total <= s->sb_limit || s->sb_len == 0))
+        !ring_fits(s, total))
       return TRI_ETIMEDOUT;
   }
   rv = ring_reserve(s, s->sb_len + total);

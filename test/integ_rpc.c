@@ -13,6 +13,7 @@
 #endif
 
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #define M_STATUS "/test.Echo/Status"
 #define M_HALFCLOSE "/test.Echo/HalfClose"
 #define M_TWO "/test.Echo/TwoMessages"
+#define M_BIDI_INTO "/test.Echo/BidiInto"
 
 static const char special_msg[] = "\t\r\n \xe2\x98\xba \xf0\x9f\x98\x88 %";
 
@@ -262,6 +264,31 @@ h_two(tri_stream *s, void *ud)
 }
 
 /* ---------------------------------------------------------------- */
+/* Echo through tri_stream_recv_into (the library copies out and keeps
+ * the block for the next message) and tri_stream_send. */
+static int
+h_bidi_into(tri_stream *s, void *ud)
+{
+  enum { CAP = 300000 };
+  uint8_t *buf = malloc(CAP);
+  int rv = TRI_RESOURCE_EXHAUSTED;
+  (void)ud;
+  for (int i = 0; buf != NULL && i < 100000; i++) {
+    size_t len = 0;
+    rv = tri_stream_recv_into(s, buf, CAP, &len, 10000);
+    if (rv == TRI_EOF) {
+      rv = TRI_OK;
+      break;
+    }
+    if (rv == TRI_OK)
+      rv = tri_stream_send(s, buf, len);
+    if (rv != TRI_OK)
+      break;
+  }
+  free(buf);
+  return rv >= 0 ? rv : TRI_INTERNAL;
+}
+
 /* Fixture: one server and one channel per test (tests run forked).  */
 /* ---------------------------------------------------------------- */
 
@@ -277,6 +304,7 @@ setup(void)
       {M_CSTREAM, h_cstream, NULL},     {M_SSTREAM, h_sstream, NULL},
       {M_META, h_meta, NULL},           {M_STATUS, h_status, NULL},
       {M_HALFCLOSE, h_halfclose, NULL}, {M_TWO, h_two, NULL},
+      {M_BIDI_INTO, h_bidi_into, NULL},
   };
   sem_init(&status_checked, 0, 0);
   srv = tu_server_start(m, sizeof(m) / sizeof(m[0]), NULL, &port);
@@ -468,6 +496,69 @@ START_TEST(test_bidi_echo)
   ck_assert_int_eq(tri_stream_close_send(s), TRI_OK);
   expect_eof_ok(s);
   tri_stream_free(s);
+}
+END_TEST
+
+/* Bulk messages whose sizes go up and down, sent by one thread while
+ * another receives, on both sides: the receive blocks are reused from
+ * message to message (tri__stream_recycle) and the sender refills its
+ * ring while the I/O thread writes from it with the lock released
+ * (s->sb_writing).  Every byte of every message must still be right and
+ * in order. */
+static const size_t bulk_sizes[] = {4096,  65536, 200000, 70000,  262144,
+                                    5000,  65536, 131072, 4095,   100,
+                                    65536, 65535, 32768,  250000, 8192};
+enum { BULK_N = 240 };
+
+struct bulk_sender {
+  tri_stream *s;
+  int rc;
+};
+
+static void *
+bulk_send_main(void *arg)
+{
+  struct bulk_sender *b = arg;
+  uint8_t *buf = malloc(300000);
+  b->rc = buf ? TRI_OK : TRI_ENOMEM;
+  for (int i = 0; i < BULK_N && b->rc == TRI_OK; i++) {
+    size_t n = bulk_sizes[i % (sizeof(bulk_sizes) / sizeof(bulk_sizes[0]))];
+    tu_fill(buf, n, (uint32_t)(7000 + i));
+    b->rc = tri_stream_send_ex(b->s, buf, n, 0, 20000);
+  }
+  if (b->rc == TRI_OK)
+    b->rc = tri_stream_close_send(b->s);
+  free(buf);
+  return NULL;
+}
+
+START_TEST(test_bulk_reuse_concurrent)
+{
+  tri_stream *s = open_stream(M_BIDI_INTO, NULL);
+  uint8_t *buf = malloc(300000);
+  struct bulk_sender b = {s, -1};
+  pthread_t th;
+  int i, rv;
+
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_int_eq(pthread_create(&th, NULL, bulk_send_main, &b), 0);
+  for (i = 0; i < BULK_N; i++) {
+    size_t want = bulk_sizes[i % (sizeof(bulk_sizes) / sizeof(bulk_sizes[0]))];
+    size_t len = 0;
+    long bad;
+    rv = tri_stream_recv_into(s, buf, 300000, &len, 20000);
+    ck_assert_msg(rv == TRI_OK, "recv #%d: %s", i, tu_code(rv));
+    ck_assert_msg(len == want, "message #%d: %zu bytes, want %zu", i, len,
+                  want);
+    bad = tu_check_fill(buf, len, (uint32_t)(7000 + i));
+    ck_assert_msg(bad < 0, "message #%d (%zu bytes) differs at offset %ld", i,
+                  len, bad);
+  }
+  pthread_join(th, NULL);
+  ck_assert_msg(b.rc == TRI_OK, "sender: %s", tu_code(b.rc));
+  expect_eof_ok(s);
+  tri_stream_free(s);
+  free(buf);
 }
 END_TEST
 
@@ -875,6 +966,7 @@ rpc_suite(void)
   tcase_add_test(tc, test_client_streaming);
   tcase_add_test(tc, test_server_streaming);
   tcase_add_test(tc, test_bidi_echo);
+  tcase_add_test(tc, test_bulk_reuse_concurrent);
   tcase_add_test(tc, test_metadata_roundtrip);
   tcase_add_test(tc, test_status_special_message);
   tcase_add_test(tc, test_half_close);
