@@ -273,6 +273,7 @@ static int zlib_decompress(int enc, const uint8_t *in, size_t n, size_t max,
   }
   tri__list_init(&b->link); /* only now: realloc may have moved it */
   b->len = have;
+  b->cap = have; /* what is known to be there (the shrink may have failed) */
   b->flags = 0;
   b->data = b->bytes;
   b->bytes[have] = 0;

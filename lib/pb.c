@@ -80,18 +80,21 @@ TRI_API int tri_stream_recv_msg(tri_stream *s,
   *out = NULL;
   if (s == NULL || desc == NULL)
     return TRI_EINVAL;
+  tri__stream_ref(s); /* for the whole call, as every public call does */
   rv = tri_stream_recv_ex(s, &b, timeout_ms);
-  if (rv != TRI_OK)
-    return rv;
-  *out = protobuf_c_message_unpack(desc, NULL, tri_buf_len(b),
-                                   tri_buf_data(b));
-  if (*out == NULL) {
-    size_t len = tri_buf_len(b);
-    tri_buf_free(b);
-    return unparsable(s, desc, len);
+  if (rv == TRI_OK) {
+    *out = protobuf_c_message_unpack(desc, NULL, tri_buf_len(b),
+                                     tri_buf_data(b));
+    if (*out == NULL) {
+      size_t len = tri_buf_len(b);
+      tri_buf_free(b);
+      rv = unparsable(s, desc, len);
+    } else {
+      tri__stream_recycle(s, b); /* its block may take the next message */
+    }
   }
-  tri__stream_recycle(s, b); /* its block may take the next message */
-  return TRI_OK;
+  tri__stream_unref(s);
+  return rv;
 }
 
 TRI_API int tri_unary_call_msg(tri_channel *ch, const char *method,

@@ -663,14 +663,14 @@ static int ring_reserve(tri_stream *s, size_t want) {
   return TRI_OK;
 }
 
-/* Whether |total| more bytes may be queued now (s->mu held): they fit in
- * the send buffer (or it is empty), and they need no new block while the
- * I/O thread writes from the current one with s->mu released
- * (s->sb_writing, tri__send_data_cb). */
+/* Whether |total| more bytes may be queued now (s->mu held): 1 when they
+ * fit in the send buffer (or it is empty); 0 when they do not; -1 when
+ * they fit but need a new block while the I/O thread writes from the
+ * current one with s->mu released (s->sb_writing, tri__send_data_cb). */
 static int ring_fits(const tri_stream *s, size_t total) {
   if (s->sb_len + total > s->sb_limit && s->sb_len != 0)
     return 0;
-  return !(s->sb_writing && s->sb_cap < s->sb_len + total);
+  return s->sb_writing && s->sb_cap < s->sb_len + total ? -1 : 1;
 }
 
 /* What a send reports once it cannot go out (s->mu held): the caller's
@@ -704,14 +704,20 @@ static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
       return final_rv(s);
     if (s->send_state != TRI__SEND_OPEN || s->final)
       return send_closed_rv(s);
-    if (ring_fits(s, total))
+    int fits = ring_fits(s, total), r;
+    if (fits > 0)
       break;
     s->snd_need = total > s->sb_limit ? s->sb_limit : total;
     s->snd_waiters++;
-    int r = tri__cond_wait_until(&s->snd_cv, &s->mu, deadline);
+    /* A message that fits only waits for the I/O thread's non-blocking
+     * write to end (it wakes senders right after): that is no wait for
+     * space, so even a zero timeout takes it, as before that write ran
+     * unlocked. */
+    r = fits < 0 ? (tri__cond_wait(&s->snd_cv, &s->mu), 0)
+                 : tri__cond_wait_until(&s->snd_cv, &s->mu, deadline);
     s->snd_waiters--;
     if (r == ETIMEDOUT && s->send_state == TRI__SEND_OPEN && !s->final &&
-        !ring_fits(s, total))
+        ring_fits(s, total) == 0)
       return TRI_ETIMEDOUT;
   }
   rv = ring_reserve(s, s->sb_len + total);

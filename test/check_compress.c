@@ -40,6 +40,20 @@ START_TEST(test_in_list) {
 }
 END_TEST
 
+/* Leave freed blocks full of 0xA5 on the heap, so a field the code under
+ * test forgets to set reads as garbage, not as a lucky zero. */
+static void pollute_heap(void) {
+  void *p[16];
+  for (int i = 0; i < 16; i++) {
+    size_t sz = (size_t)64 << i; /* 64 B .. 2 MiB */
+    p[i] = malloc(sz);
+    if (p[i] != NULL)
+      memset(p[i], 0xA5, sz);
+  }
+  for (int i = 0; i < 16; i++)
+    free(p[i]);
+}
+
 static void round_trip(int enc, const uint8_t *in, size_t n) {
   uint8_t *c = NULL;
   size_t clen = 0;
@@ -58,9 +72,13 @@ static void round_trip(int enc, const uint8_t *in, size_t n) {
   } else {
     ck_assert_uint_eq(clen, n);
   }
+  pollute_heap();
   ck_assert_int_eq(tri__decompress(enc, c, clen, n, &b), TRI_OK);
   ck_assert_ptr_nonnull(b);
   ck_assert_uint_eq(tri_buf_len(b), n);
+  /* The block's capacity is what a stream trusts when it keeps the block
+   * for its next message (tri__stream_recycle): it must be exact. */
+  ck_assert_uint_eq(b->cap, n);
   ck_assert_uint_eq(tri_buf_flags(b), 0);
   if (n > 0)
     ck_assert_mem_eq(tri_buf_data(b), in, n);

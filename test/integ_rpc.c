@@ -31,6 +31,7 @@
 #define M_HALFCLOSE "/test.Echo/HalfClose"
 #define M_TWO "/test.Echo/TwoMessages"
 #define M_BIDI_INTO "/test.Echo/BidiInto"
+#define M_BIDI_INTO_GZ "/test.Echo/BidiIntoGzip"
 
 static const char special_msg[] = "\t\r\n \xe2\x98\xba \xf0\x9f\x98\x88 %";
 
@@ -272,7 +273,10 @@ h_bidi_into(tri_stream *s, void *ud)
   enum { CAP = 300000 };
   uint8_t *buf = malloc(CAP);
   int rv = TRI_RESOURCE_EXHAUSTED;
-  (void)ud;
+  if (ud != NULL && (rv = tri_stream_set_compression(s, ud)) != TRI_OK) {
+    free(buf);
+    return rv;
+  }
   for (int i = 0; buf != NULL && i < 100000; i++) {
     size_t len = 0;
     rv = tri_stream_recv_into(s, buf, CAP, &len, 10000);
@@ -305,6 +309,7 @@ setup(void)
       {M_META, h_meta, NULL},           {M_STATUS, h_status, NULL},
       {M_HALFCLOSE, h_halfclose, NULL}, {M_TWO, h_two, NULL},
       {M_BIDI_INTO, h_bidi_into, NULL},
+      {M_BIDI_INTO_GZ, h_bidi_into, (void *)"gzip"},
   };
   sem_init(&status_checked, 0, 0);
   srv = tu_server_start(m, sizeof(m) / sizeof(m[0]), NULL, &port);
@@ -512,6 +517,7 @@ enum { BULK_N = 240 };
 
 struct bulk_sender {
   tri_stream *s;
+  int n;
   int rc;
 };
 
@@ -521,7 +527,7 @@ bulk_send_main(void *arg)
   struct bulk_sender *b = arg;
   uint8_t *buf = malloc(300000);
   b->rc = buf ? TRI_OK : TRI_ENOMEM;
-  for (int i = 0; i < BULK_N && b->rc == TRI_OK; i++) {
+  for (int i = 0; i < b->n && b->rc == TRI_OK; i++) {
     size_t n = bulk_sizes[i % (sizeof(bulk_sizes) / sizeof(bulk_sizes[0]))];
     tu_fill(buf, n, (uint32_t)(7000 + i));
     b->rc = tri_stream_send_ex(b->s, buf, n, 0, 20000);
@@ -532,17 +538,18 @@ bulk_send_main(void *arg)
   return NULL;
 }
 
-START_TEST(test_bulk_reuse_concurrent)
+static void
+bulk_reuse(const char *method, const tri_call_opts *o, int n)
 {
-  tri_stream *s = open_stream(M_BIDI_INTO, NULL);
+  tri_stream *s = open_stream(method, o);
   uint8_t *buf = malloc(300000);
-  struct bulk_sender b = {s, -1};
+  struct bulk_sender b = {s, n, -1};
   pthread_t th;
   int i, rv;
 
   ck_assert_ptr_nonnull(buf);
   ck_assert_int_eq(pthread_create(&th, NULL, bulk_send_main, &b), 0);
-  for (i = 0; i < BULK_N; i++) {
+  for (i = 0; i < n; i++) {
     size_t want = bulk_sizes[i % (sizeof(bulk_sizes) / sizeof(bulk_sizes[0]))];
     size_t len = 0;
     long bad;
@@ -559,6 +566,23 @@ START_TEST(test_bulk_reuse_concurrent)
   expect_eof_ok(s);
   tri_stream_free(s);
   free(buf);
+}
+
+START_TEST(test_bulk_reuse_concurrent)
+{
+  bulk_reuse(M_BIDI_INTO, NULL, BULK_N);
+}
+END_TEST
+
+/* The same with gzip both ways: decompressed messages are kept for reuse
+ * too, so their blocks must say exactly how much they hold. */
+START_TEST(test_bulk_reuse_gzip)
+{
+  tri_call_opts *o = tri_call_opts_new();
+  ck_assert_ptr_nonnull(o);
+  ck_assert_int_eq(tri_call_opts_set_compression(o, "gzip"), TRI_OK);
+  bulk_reuse(M_BIDI_INTO_GZ, o, 45);
+  tri_call_opts_free(o);
 }
 END_TEST
 
@@ -967,6 +991,9 @@ rpc_suite(void)
   tcase_add_test(tc, test_server_streaming);
   tcase_add_test(tc, test_bidi_echo);
   tcase_add_test(tc, test_bulk_reuse_concurrent);
+#ifdef HAVE_ZLIB
+  tcase_add_test(tc, test_bulk_reuse_gzip);
+#endif
   tcase_add_test(tc, test_metadata_roundtrip);
   tcase_add_test(tc, test_status_special_message);
   tcase_add_test(tc, test_half_close);
