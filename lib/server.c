@@ -1173,10 +1173,18 @@ out:
 
 /* ---- shutdown --------------------------------------------------------- */
 
-static int server_nstreams(tri_server *srv) {
+/* Streams and connections the server's loops still hold.  A connection
+ * without streams is not done either while it drains: the client may
+ * have sent requests before it saw the heads-up GOAWAY, and they are
+ * served until the real GOAWAY, after which the idle connection closes. */
+static int server_busy(tri_server *srv) {
   int n = 0;
-  for (int i = 0; i < srv->nloops; i++)
-    n += tri__loop_nstreams(srv->loops[i]);
+  for (int i = 0; i < srv->nloops; i++) {
+    uint64_t served;
+    int conns;
+    tri__loop_conn_counts(srv->loops[i], &served, &conns);
+    n += tri__loop_nstreams(srv->loops[i]) + conns;
+  }
   return n;
 }
 
@@ -1214,7 +1222,7 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
     for (int i = 0; i < srv->nloops; i++)
       tri__loop_drain(srv->loops[i]);
     int64_t until = tri__deadline_after_ms(drain_ms < 0 ? 0 : drain_ms);
-    for (int i = 0; i < 1000000 && server_nstreams(srv) > 0 &&
+    for (int i = 0; i < 1000000 && server_busy(srv) > 0 &&
                     tri__now_ns() < until;
          i++) {
       struct timespec ts = {0, 2 * 1000 * 1000};

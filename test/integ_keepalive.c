@@ -291,6 +291,67 @@ START_TEST(test_server_keepalive) {
 }
 END_TEST
 
+/* tri_server_shutdown() drains with a heads-up GOAWAY and a PING; a
+ * request the client sent before it saw the heads-up is still served (the
+ * real GOAWAY names it as processed), even though the server had no
+ * stream open when the shutdown began.  The old drain loop waited only
+ * for open streams: with none it stopped the workers at once, and the
+ * request got UNAVAILABLE "server shutting down" (integ_zk_channel's
+ * graceful shutdown failed so under load). */
+struct shut_arg {
+  tri_server *srv;
+};
+
+static void *shut_main(void *p) {
+  struct shut_arg *a = p;
+  tri_server_shutdown(a->srv, 5000);
+  return NULL;
+}
+
+START_TEST(test_drain_serves_request_after_heads_up) {
+  int port;
+  tri_server *srv = start(NULL, &port);
+  h2reader r;
+  h2buf b = {0}, hb = {0};
+  pthread_t th;
+  struct shut_arg a = {srv};
+  int fd;
+
+  memset(&r, 0, sizeof r);
+  fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, NULL, 0, 5000), 0);
+  h2reader_start(&r, fd, 1); /* decode headers: count grpc-status */
+  ck_assert_int_eq(tu_thread_start(&th, shut_main, &a), 0);
+  /* The heads-up GOAWAY (last stream id 2^31-1) comes first. */
+  for (int i = 0; i < 500 && atomic_load(&r.goaways) == 0; i++)
+    tu_sleep_ms(10);
+  ck_assert_int_ge(atomic_load(&r.goaways), 1);
+  ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 0x7fffffffu);
+  /* A request that crossed it, then the PING's ACK. */
+  hp_grpc_request(&hb, M_ECHO, NULL);
+  h2_frame(&b, H2_HEADERS, H2_F_END_HEADERS, 1, hb.p, hb.len);
+  h2buf_reset(&hb);
+  h2_grpc_msg(&hb, "late", 4);
+  h2_frame(&b, H2_DATA, H2_F_END_STREAM, 1, hb.p, hb.len);
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 2000, NULL), 0);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  send_ping(fd, 0, 1);
+  ck_assert_int_eq(h2reader_wait_closed(&r, 5000), 0);
+  ck_assert_msg(atomic_load(&r.grpc_status[0]) == 1 &&
+                    atomic_load(&r.grpc_status[14]) == 0,
+                "the request was not served: %s", h2reader_summary(&r));
+  ck_assert_int_eq(atomic_load(&r.goaways), 2);
+  ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 1);
+  ck_assert_int_eq(tu_thread_join(th, 10000, NULL), 0);
+  h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("integ_keepalive");
   TCase *tc = tcase_create("server");
@@ -302,6 +363,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_max_age_in_flight);
   tcase_add_test(tc, test_idle_unanswered_ping);
   tcase_add_test(tc, test_server_keepalive);
+  tcase_add_test(tc, test_drain_serves_request_after_heads_up);
   suite_add_tcase(s, tc);
   return s;
 }
