@@ -58,8 +58,6 @@ while [ $# -gt 0 ]; do
     --tls-dir=*) tls=1; tlsdir=${1#--tls-dir=} ;;
     --from) [ $# -ge 2 ] || { usage >&2; exit 2; }; from=$2; shift ;;
     --from=*) from=${1#--from=} ;;
-    --from) [ $# -ge 2 ] || { usage >&2; exit 2; }; from=$2; shift ;;
-    --from=*) from=${1#--from=} ;;
     -h|--help) usage; exit 0 ;;
     --) shift; extra="$*"; break ;;
     -*) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
