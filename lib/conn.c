@@ -224,10 +224,8 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__free(c->error);
   tri__free(c);
   tri__budget_add(TRI__B_CONNS, -1);
-  if (l->is_server) {
-    tri__server_drain_uncount(c);
+  if (l->is_server)
     __atomic_sub_fetch(&l->nconns, 1, __ATOMIC_RELAXED);
-  }
 }
 
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
