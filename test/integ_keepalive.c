@@ -67,6 +67,19 @@ static void send_ping(int fd, uint64_t opaque, int ack) {
   h2buf_free(&b);
 }
 
+/* Stream 1: a unary request to |path| with |msg|, END_STREAM. */
+static void send_unary(int fd, const char *path, const char *msg) {
+  h2buf b = {0}, hb = {0};
+  hp_grpc_request(&hb, path, NULL);
+  h2_frame(&b, H2_HEADERS, H2_F_END_HEADERS, 1, hb.p, hb.len);
+  h2buf_reset(&hb);
+  h2_grpc_msg(&hb, msg, (uint32_t)strlen(msg));
+  h2_frame(&b, H2_DATA, H2_F_END_STREAM, 1, hb.p, hb.len);
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 2000, NULL), 0);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+}
+
 START_TEST(test_too_many_pings) {
   int port;
   h2reader r;
@@ -105,15 +118,7 @@ START_TEST(test_too_many_pings_in_flight) {
   tri_server_opts *so = tri_server_opts_new();
   tri_server *srv = start(so, &port);
   int fd = raw_open(port, &r);
-  h2buf b = {0}, hb = {0};
-  hp_grpc_request(&hb, M_SLOW, NULL);
-  h2_frame(&b, H2_HEADERS, H2_F_END_HEADERS, 1, hb.p, hb.len);
-  h2buf_reset(&hb);
-  h2_grpc_msg(&hb, "800", 3);
-  h2_frame(&b, H2_DATA, H2_F_END_STREAM, 1, hb.p, hb.len);
-  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 2000, NULL), 0);
-  h2buf_free(&b);
-  h2buf_free(&hb);
+  send_unary(fd, M_SLOW, "800");
   tu_sleep_ms(100);
   for (int i = 0; i < 4; i++)
     send_ping(fd, (uint64_t)i + 1, 0);
@@ -312,7 +317,6 @@ START_TEST(test_drain_serves_request_after_heads_up) {
   int port;
   tri_server *srv = start(NULL, &port);
   h2reader r;
-  h2buf b = {0}, hb = {0};
   pthread_t th;
   struct shut_arg a = {srv};
   int fd;
@@ -329,14 +333,7 @@ START_TEST(test_drain_serves_request_after_heads_up) {
   ck_assert_int_ge(atomic_load(&r.goaways), 1);
   ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 0x7fffffffu);
   /* A request that crossed it, then the PING's ACK. */
-  hp_grpc_request(&hb, M_ECHO, NULL);
-  h2_frame(&b, H2_HEADERS, H2_F_END_HEADERS, 1, hb.p, hb.len);
-  h2buf_reset(&hb);
-  h2_grpc_msg(&hb, "late", 4);
-  h2_frame(&b, H2_DATA, H2_F_END_STREAM, 1, hb.p, hb.len);
-  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 2000, NULL), 0);
-  h2buf_free(&b);
-  h2buf_free(&hb);
+  send_unary(fd, M_ECHO, "late");
   send_ping(fd, 0, 1);
   ck_assert_int_eq(h2reader_wait_closed(&r, 5000), 0);
   ck_assert_msg(atomic_load(&r.grpc_status[0]) == 1 &&
