@@ -220,6 +220,8 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__free(c->addr_lens);
   tri__quota_unref(c->quota);
   tri__peer_unref(c->peer);
+  if (l->is_server)
+    tri__server_drain_uncount(c); /* reads c: before the free */
   tri__free(c->wbuf);
   tri__free(c->error);
   tri__free(c);
@@ -323,6 +325,8 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f,
       c->phase = TRI__CONN_READY;
       if (!c->is_server)
         tri__client_settled(c);
+      else
+        tri__server_settled(c);
     }
     return 0;
   case NGHTTP2_GOAWAY:

@@ -77,6 +77,7 @@ struct tri__conn {
   int64_t phase_deadline;  /* resolve/connect/handshake must end by */
   int goaway;              /* GOAWAY received or sent: no new streams */
   int drain_ping;          /* server: heads-up GOAWAY + PING sent */
+  int drain_counted;       /* server: counted in loop->drain_waits */
   int fatal;               /* nghttp2 error that ended the session */
   int peer_gone;           /* the peer closed (EOF) or reset the socket */
   tri__tls *tls;           /* TLS state, or NULL for clear text */
@@ -174,6 +175,10 @@ struct tri__loop {
                                accepted for this one, newest first */
   int nconns;              /* atomic: connections on this loop, counted
                               from the moment the listener picks it */
+  int drain_waits;         /* atomic: READY connections whose drain PING
+                              is unanswered: requests may still cross the
+                              heads-up GOAWAY (tri_server_shutdown waits) */
+  int drain_sent;          /* atomic: tri__server_drain has run */
   uint64_t served;         /* atomic: connections this loop has taken */
   tri__loop **peers;       /* listening loop: every loop of the server
                               (itself included); they outlive it */
@@ -281,6 +286,12 @@ void tri__server_adopted(tri__loop *l, struct tri__adopt *a);
 void tri__server_tick(tri__loop *l, int64_t now, int64_t *next);
 void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next);
 void tri__server_drain(tri__loop *l);
+/* Take |c| out of loop->drain_waits (its drain PING was answered, timed
+ * out, or it closed); idempotent. */
+void tri__server_drain_uncount(tri__conn *c);
+/* The client's SETTINGS arrived (READY): count |c| in drain_waits if its
+ * drain PING is unanswered. */
+void tri__server_settled(tri__conn *c);
 int tri__server_begin(tri__conn *c, int32_t id);
 int tri__server_header(tri__conn *c, tri_stream *s, const nghttp2_frame *f,
                        const uint8_t *name, size_t nlen,

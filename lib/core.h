@@ -461,6 +461,9 @@ tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
 void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n);
 /* Connections a server loop has taken so far, and has now (any thread). */
 void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns);
+/* Server connections of |l| whose drain PING is unanswered (any thread;
+ * h2server.c). */
+int tri__server_drain_waits(tri__loop *l);
 int tri__loop_start(tri__loop *l);
 /* On |l|'s own I/O thread: hold the wake-up of |s| (TRI__WAKE_* bits)
  * until the end of the iteration; returns 0 elsewhere (then the caller

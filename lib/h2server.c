@@ -183,16 +183,53 @@ void tri__server_tick(tri__loop *l, int64_t now, int64_t *next) {
   }
 }
 
+/* The drain PING's opaque data: only its ACK sends the real GOAWAY, not
+ * the ACK of a keepalive PING that was already on its way. */
+static const uint8_t drain_opaque[8] = {'t', 'r', 'i', 'd', 'r', 'a', 'i', 'n'};
+
+/* Heads-up GOAWAY (last-stream-id 2^31-1) and the drain PING.  A READY
+ * connection is counted in loop->drain_waits until the real GOAWAY or its
+ * close: requests may still cross the heads-up meanwhile. */
+static void drain_ping_send(tri__conn *c) {
+  nghttp2_submit_shutdown_notice(c->sess);
+  nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, drain_opaque);
+  c->drain_ping = 1;
+  c->drain_ping_ns = tri__now_ns();
+  if (c->phase == TRI__CONN_READY)
+    tri__server_settled(c);
+}
+
+void tri__server_settled(tri__conn *c) {
+  /* A connection whose preface arrives after the drain began may carry
+   * requests pipelined behind it: wait for it as for the others. */
+  if (c->drain_ping && !c->drain_counted) {
+    c->drain_counted = 1;
+    __atomic_add_fetch(&c->loop->drain_waits, 1, __ATOMIC_RELAXED);
+  }
+}
+
+void tri__server_drain_uncount(tri__conn *c) {
+  if (c->drain_counted) {
+    c->drain_counted = 0;
+    __atomic_sub_fetch(&c->loop->drain_waits, 1, __ATOMIC_RELAXED);
+  }
+}
+
+int tri__server_drain_waits(tri__loop *l) {
+  /* Until the loop has run its drain op, its connections are not counted
+   * yet: count that as one more to wait for. */
+  if (!__atomic_load_n(&l->drain_sent, __ATOMIC_ACQUIRE))
+    return 1;
+  return __atomic_load_n(&l->drain_waits, __ATOMIC_RELAXED);
+}
+
 /* Graceful GOAWAY of one connection (8.3, A9): a heads-up GOAWAY with
  * last-stream-id 2^31-1 and a PING; on its ACK the real GOAWAY with the
  * last processed stream id and |debug|.  Streams in flight go on. */
 static void goaway_graceful(tri__conn *c, const char *debug) {
   if (c->drain_ping || c->goaway)
     return;
-  nghttp2_submit_shutdown_notice(c->sess);
-  nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
-  c->drain_ping = 1;
-  c->drain_ping_ns = tri__now_ns();
+  drain_ping_send(c);
   c->goaway = 1;
   c->goaway_debug = debug;
 }
@@ -202,6 +239,7 @@ static void goaway_graceful(tri__conn *c, const char *debug) {
 static void goaway_final(tri__conn *c) {
   const char *d = c->goaway_debug;
   c->drain_ping = 0;
+  tri__server_drain_uncount(c);
   nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(c->sess),
                         NGHTTP2_NO_ERROR, (const uint8_t *)d,
@@ -224,11 +262,9 @@ void tri__server_drain(tri__loop *l) {
      * GOAWAY with the last processed stream id. */
     if (c->drain_ping || c->goaway_debug != NULL)
       continue; /* a graceful GOAWAY (max age/idle) is on its way */
-    nghttp2_submit_shutdown_notice(c->sess);
-    nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
-    c->drain_ping = 1;
-    c->drain_ping_ns = tri__now_ns();
+    drain_ping_send(c);
   }
+  __atomic_store_n(&l->drain_sent, 1, __ATOMIC_RELEASE);
 }
 
 /* Per-iteration work of a server connection: handshake and idle timeouts,
@@ -720,7 +756,8 @@ void tri__server_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
   case NGHTTP2_PING:
     if (!(f->hd.flags & NGHTTP2_FLAG_ACK)) {
       ping_received(c);
-    } else if (c->drain_ping) {
+    } else if (c->drain_ping &&
+               memcmp(f->ping.opaque_data, drain_opaque, 8) == 0) {
       /* 8.3: the client has seen the heads-up; now the real GOAWAY. */
       goaway_final(c);
     }

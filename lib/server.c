@@ -1173,18 +1173,17 @@ out:
 
 /* ---- shutdown --------------------------------------------------------- */
 
-/* Streams and connections the server's loops still hold.  A connection
- * without streams is not done either while it drains: the client may
- * have sent requests before it saw the heads-up GOAWAY, and they are
- * served until the real GOAWAY, after which the idle connection closes. */
+/* Streams the server's loops still hold, and connections whose drain
+ * PING is unanswered: a connection without streams is not done while the
+ * client may still send requests it wrote before it saw the heads-up
+ * GOAWAY; they are served until the real GOAWAY (PING ACK, or 10 s).
+ * Connections still in TLS or the preface are not waited for: no request
+ * can have crossed on them. */
 static int server_busy(tri_server *srv) {
   int n = 0;
-  for (int i = 0; i < srv->nloops; i++) {
-    uint64_t served;
-    int conns;
-    tri__loop_conn_counts(srv->loops[i], &served, &conns);
-    n += tri__loop_nstreams(srv->loops[i]) + conns;
-  }
+  for (int i = 0; i < srv->nloops; i++)
+    n += tri__loop_nstreams(srv->loops[i]) +
+         tri__server_drain_waits(srv->loops[i]);
   return n;
 }
 

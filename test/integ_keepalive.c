@@ -59,8 +59,8 @@ static int raw_open(int port, h2reader *r) {
 
 static void send_ping(int fd, uint64_t opaque, int ack) {
   h2buf b = {0};
-  if (ack)
-    h2_frame(&b, H2_PING, H2_F_ACK, 0, "\0\0\0\0\0\0\0\0", 8);
+  if (ack) /* echoes the server's drain PING (doc/PROTOCOL.md 8.3) */
+    h2_frame(&b, H2_PING, H2_F_ACK, 0, "tridrain", 8);
   else
     h2_ping(&b, opaque);
   ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 2000, NULL), 0);
@@ -309,7 +309,7 @@ struct shut_arg {
 
 static void *shut_main(void *p) {
   struct shut_arg *a = p;
-  tri_server_shutdown(a->srv, 5000);
+  tri_server_shutdown(a->srv, 20000);
   return NULL;
 }
 
@@ -319,6 +319,7 @@ START_TEST(test_drain_serves_request_after_heads_up) {
   h2reader r;
   pthread_t th;
   struct shut_arg a = {srv};
+  h2buf b = {0};
   int fd;
 
   memset(&r, 0, sizeof r);
@@ -334,15 +335,47 @@ START_TEST(test_drain_serves_request_after_heads_up) {
   ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 0x7fffffffu);
   /* A request that crossed it, then the PING's ACK. */
   send_unary(fd, M_ECHO, "late");
+  /* An ACK of some other PING (a keepalive one) is not the drain's: no
+   * real GOAWAY yet.  Then the ACK of the drain PING, whose opaque data
+   * is "tridrain" (doc/PROTOCOL.md 8.3). */
+  h2_frame(&b, H2_PING, H2_F_ACK, 0, "\0\0\0\0\0\0\0\0", 8);
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 2000, NULL), 0);
+  h2buf_free(&b);
+  tu_sleep_ms(200);
+  ck_assert_msg(atomic_load(&r.goaways) == 1 && !atomic_load(&r.closed),
+                "a foreign PING ACK ended the drain: %s",
+                h2reader_summary(&r));
   send_ping(fd, 0, 1);
   ck_assert_int_eq(h2reader_wait_closed(&r, 5000), 0);
   ck_assert_msg(atomic_load(&r.grpc_status[0]) == 1 &&
                     atomic_load(&r.grpc_status[14]) == 0,
                 "the request was not served: %s", h2reader_summary(&r));
-  ck_assert_int_eq(atomic_load(&r.goaways), 2);
+  /* The real GOAWAY names stream 1 (the close may repeat it). */
+  ck_assert_int_ge(atomic_load(&r.goaways), 2);
   ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 1);
   ck_assert_int_eq(tu_thread_join(th, 10000, NULL), 0);
   h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* A connection that never finished its preface (a port probe) holds no
+ * request: shutdown does not wait for it. */
+START_TEST(test_drain_ignores_silent_connection) {
+  int port;
+  tri_server *srv = start(NULL, &port);
+  int fd = tu_raw_connect(port);
+  int64_t t0, el;
+
+  ck_assert_int_ge(fd, 0);
+  tu_sleep_ms(100); /* accepted */
+  t0 = tu_now_ms();
+  tri_server_shutdown(srv, 5000);
+  el = tu_now_ms() - t0;
+  ck_assert_msg(el <= tu_bound_ms(50, TU_HEADROOM_MS),
+                "shutdown took %lld ms", (long long)el);
   close(fd);
   tri_server_free(srv);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
@@ -361,6 +394,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_idle_unanswered_ping);
   tcase_add_test(tc, test_server_keepalive);
   tcase_add_test(tc, test_drain_serves_request_after_heads_up);
+  tcase_add_test(tc, test_drain_ignores_silent_connection);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1368,8 +1368,9 @@ TRI_API uint64_t tri_server_tls_handshake_failures(const tri_server *srv);
 
 /**
  * Graceful shutdown: stop accepting, send GOAWAY (doc/PROTOCOL.md 8.3), let
- * streams in flight, and requests that crossed the GOAWAY, finish and the
- * connections close for up to |drain_ms|, then end what remains
+ * streams in flight, and requests that crossed the GOAWAY, finish for up
+ * to |drain_ms| (a client that does not answer the drain PING holds it up
+ * to 10 s within that), then end what remains
  * with UNAVAILABLE "server shutting down" (sent to clients in trailers,
  * gRPC's status for "server going away"; handlers blocked in recv/send
  * are woken with TRI_UNAVAILABLE), wait for every handler to return and
