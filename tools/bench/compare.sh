@@ -327,6 +327,10 @@ while [ "$r" -le "$rounds" ]; do
     # The design's floor (W1.floor), client and server in two processes
     # like the benches.
     run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick
+    # The cancel floor: W5's raw column.
+    case ",$workloads," in
+      *,W5,*) run "raw cancel" "$raw" --workload=W5 --handoff --procs $quick ;;
+    esac
   fi
   r=$((r + 1))
 done

@@ -3,7 +3,8 @@
 #
 # Runs tri-bench, tri-rawtcp (and grpc-bench when it was built) with tiny
 # counts -- every workload, the typed default and --raw, W7 on many
-# connections, W7 with 2 server I/O loops, the hand-off floor, and W1
+# connections, W7 with 2 server I/O loops, the hand-off floors (W1's and
+# W5's cancel floor), and W1
 # over TLS -- then
 # `compare.sh --from FILE` on their result lines, and checks that every
 # row issue 12 asks for is there with the format
@@ -64,6 +65,7 @@ run() {
   run ./tri-bench --workload=W7 $tiny $c1000
   run ./tri-rawtcp --workload=W1,W2 --n=300 --bytes=1048576
   run ./tri-rawtcp --workload=W1 --handoff --procs --n=300
+  run ./tri-rawtcp --workload=W5 --handoff --procs --w5-reps=5
 }
 
 # TLS rows, when the library has TLS and openssl can make certificates.
@@ -152,6 +154,7 @@ header && NF > 0 && !summary {
   if (!num($3)) err("no tri value: " $0)
   grpc[$1] = $4; last[$1] = $NF
   if ($1 ~ /\.floor$/ && !num($6)) err("floor row without the floor: " $0)
+  if ($1 == "W5" && !num($6)) err("W5 without the cancel floor: " $0)
   if ($1 ~ /\.floor$/ && $2 != "pct_of_floor") err("floor metric: " $0)
   if ($1 ~ /\.cpu(\.tls)?$/ && $2 !~ /^cpu_us_per_(call|msg)$/) err("cpu metric: " $0)
 }

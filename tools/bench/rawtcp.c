@@ -27,6 +27,8 @@
  * library's design (caller -> op queue + eventfd -> I/O thread with epoll
  * -> condition variable -> caller, on both sides): the floor of the
  * architecture, case=W1.floor (see run_handoff).
+ * --handoff --workload=W5: the floor of tri-bench's W5 (a cancel waking a
+ * thread blocked in receive), case=W5 impl=raw (see run_cancel_floor).
  *
  * Every socket has 30 s send / receive timeouts, so nothing blocks forever.
  */
@@ -39,6 +41,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +57,7 @@
 
 #define PROG "tri-rawtcp"
 
-static long n_rt = 100000, warm = 1000;
+static long n_rt = 100000, warm = 1000, w5_reps = 1000;
 static size_t msg_size = 64, chunk = 65536;
 static long long total_bytes = 1LL << 30;
 static int use_procs, cpu_mode; /* 0 none, 1 same, 2 split */
@@ -542,6 +545,124 @@ static void *ho_peer(void *p) {
   return NULL;
 }
 
+/*
+ * The floor of W5 (tri_stream_cancel waking a thread blocked in
+ * tri_stream_recv): per repetition a new thread waits on the receive
+ * slot's condition variable; once it is parked (bench_wait_parked, as
+ * tri-bench does), the main thread marks the slot cancelled under its
+ * mutex, broadcasts after the unlock, and queues a message for its I/O
+ * thread, which writes it to the peer (the RST_STREAM's part of a cancel;
+ * the echo is read back outside the timing).  The latency is from before
+ * the mark to the woken thread's return, as in tri-bench's W5: what the
+ * library adds on top of it is its own cost; the rest is the machine's
+ * wake-up of a sleeping thread.
+ */
+typedef struct {
+  hside *h;
+  int cancelled;     /* h->mu */
+  atomic_long tid;
+  atomic_int ready;
+  int64_t t_ret;
+} cf_arg;
+
+static void *cf_waiter(void *p) {
+  cf_arg *a = p;
+  struct timespec dl;
+  atomic_store(&a->tid, bench_gettid());
+  atomic_store(&a->ready, 1);
+  ho_deadline(&dl, 30);
+  pthread_mutex_lock(&a->h->mu);
+  while (!a->cancelled)
+    if (pthread_cond_timedwait(&a->h->cv, &a->h->mu, &dl) == ETIMEDOUT)
+      break;
+  pthread_mutex_unlock(&a->h->mu);
+  a->t_ret = bench_now_ns();
+  return NULL;
+}
+
+static int run_cancel_floor(void) {
+  int port, lfd = listen_any(&port), fd, ok = 1;
+  peer_arg a = {lfd, 0};
+  pthread_t th;
+  pid_t pid;
+  hside h;
+  char *buf = malloc(msg_size), extra[256];
+  int64_t *lat = malloc(sizeof *lat * (size_t)w5_reps);
+  long n = 0, unparked = 0;
+
+  if (lfd < 0 || !buf || !lat ||
+      (use_procs ? (fflush(NULL), (pid = fork()) < 0)
+                 : (pid = -1, pthread_create(&th, NULL, ho_peer, &a) != 0))) {
+    fprintf(stderr, PROG ": W5 handoff setup failed\n");
+    return -1;
+  }
+  if (use_procs && pid == 0) {
+    ho_peer(&a);
+    _exit(0);
+  }
+  pin(0);
+  fd = connect_to(port);
+  if (fd < 0 || ho_init(&h, fd) != 0 ||
+      pthread_create(&h.io, NULL, ho_io, &h) != 0) {
+    fprintf(stderr, PROG ": W5 handoff client setup failed\n");
+    return -1;
+  }
+  memset(buf, 'x', msg_size);
+  for (long r = 0; r < w5_reps && ok; r++) {
+    cf_arg c;
+    pthread_t w;
+    int64_t t0, end;
+    memset(&c, 0, sizeof c);
+    c.h = &h;
+    if (pthread_create(&w, NULL, cf_waiter, &c) != 0) {
+      ok = 0;
+      break;
+    }
+    end = bench_now_ns() + INT64_C(5000000000);
+    while (!atomic_load(&c.ready) && bench_now_ns() < end)
+      bench_sleep_ns(10000);
+    if (bench_wait_parked(atomic_load(&c.tid), 1000) != 0)
+      unparked++;
+    t0 = bench_now_ns();
+    pthread_mutex_lock(&h.mu);
+    c.cancelled = 1;
+    pthread_mutex_unlock(&h.mu);
+    pthread_cond_broadcast(&h.cv); /* the waiters first, */
+    ho_send(&h, buf);              /* then the I/O thread's part */
+    pthread_join(w, NULL);
+    if (!c.cancelled) {
+      ok = 0;
+      break;
+    }
+    lat[n++] = c.t_ret - t0;
+    if (ho_recv(&h, buf) != 0) /* the echo, untimed */
+      ok = 0;
+  }
+  pthread_mutex_lock(&h.cmd_mu);
+  h.stop = 1;
+  pthread_mutex_unlock(&h.cmd_mu);
+  ho_wake(&h);
+  pthread_join(h.io, NULL);
+  ho_fini(&h);
+  shutdown(fd, SHUT_RDWR);
+  close(fd);
+  stop_peer(th, pid);
+  close(lfd);
+  if (ok && n > 0) {
+    bench_lat_extra(extra, sizeof extra, lat, (size_t)n);
+    snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+             " not_parked=%ld mode=%s cpu=%s design=handoff ok=1", unparked,
+             use_procs ? "procs" : "threads", cpu_names[cpu_mode]);
+    bench_line("raw", "W5", "W5", "cancel_wake_p99_us",
+               bench_pct_us(lat, (size_t)n, 99.0), extra);
+  } else {
+    fprintf(stderr, PROG ": W5 handoff failed\n");
+  }
+  free(buf);
+  free(lat);
+  return ok ? 0 : -1;
+}
+
 static int run_handoff(void) {
   int port, lfd = listen_any(&port), fd, ok = 1;
   peer_arg a = {lfd, 0};
@@ -611,10 +732,11 @@ static int run_handoff(void) {
 
 static void usage(FILE *f) {
   fprintf(f,
-"usage: " PROG " [--workload=W1,W2] [--quick] [--procs] [--cpu=none|same|split]\n"
+"usage: " PROG " [--workload=W1,W2,W5] [--quick] [--procs] [--cpu=none|same|split]\n"
 "       [--handoff] [--n=100000] [--size=64] [--bytes=1073741824]\n"
-"       [--chunk=65536]\n"
-"  --handoff: W1 through the library's thread hand-offs (case W1.floor)\n");
+"       [--chunk=65536] [--w5-reps=1000]\n"
+"  --handoff: W1 through the library's thread hand-offs (case W1.floor);\n"
+"             with W5, a cancel's wake-up of a blocked receiver (case W5)\n");
 }
 
 static long long num(const char *v, long long lo, long long hi) {
@@ -630,13 +752,14 @@ static long long num(const char *v, long long lo, long long hi) {
 }
 
 int main(int argc, char **argv) {
-  int do_w1 = 0, do_w2 = 0, handoff = 0, rc = 0;
+  int do_w1 = 0, do_w2 = 0, do_w5 = 0, handoff = 0, rc = 0;
   signal(SIGPIPE, SIG_IGN);
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--quick") == 0) {
       n_rt = 5000;
       warm = 200;
       total_bytes = 256LL << 20;
+      w5_reps = 100;
     }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -651,6 +774,7 @@ int main(int argc, char **argv) {
     } else if (strncmp(a, "--workload=", 11) == 0) {
       do_w1 |= strstr(a + 11, "W1") != NULL;
       do_w2 |= strstr(a + 11, "W2") != NULL;
+      do_w5 |= strstr(a + 11, "W5") != NULL;
     } else if (strcmp(a, "--cpu=none") == 0) {
       cpu_mode = 0;
     } else if (strcmp(a, "--cpu=same") == 0) {
@@ -663,6 +787,8 @@ int main(int argc, char **argv) {
       msg_size = (size_t)num(a + 7, 1, 1 << 20);
     } else if (strncmp(a, "--bytes=", 8) == 0) {
       total_bytes = num(a + 8, 1, 1LL << 40);
+    } else if (strncmp(a, "--w5-reps=", 10) == 0) {
+      w5_reps = (long)num(a + 10, 1, 1000000);
     } else if (strncmp(a, "--chunk=", 8) == 0) {
       chunk = (size_t)num(a + 8, 1, 64 << 20);
     } else {
@@ -670,11 +796,17 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (!do_w1 && !do_w2)
+  if (do_w5 && !handoff) {
+    fprintf(stderr, PROG ": W5 is a hand-off floor: give --handoff\n");
+    return 2;
+  }
+  if (!do_w1 && !do_w2 && !do_w5)
     do_w1 = do_w2 = 1;
   if (handoff) {
-    /* the floor of the design: ping-pong only */
-    if ((do_w1 || !do_w2) && run_handoff() != 0)
+    /* the floors of the design: ping-pong and cancel */
+    if ((do_w1 || (!do_w2 && !do_w5)) && run_handoff() != 0)
+      rc = 1;
+    if (do_w5 && run_cancel_floor() != 0)
       rc = 1;
     return rc;
   }
