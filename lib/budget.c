@@ -14,4 +14,5 @@ void tri__budgets_get(tri__budgets *out) {
   out->partial_bytes = __atomic_load_n(&c[TRI__B_PARTIAL], __ATOMIC_ACQUIRE);
   out->ring_bytes = __atomic_load_n(&c[TRI__B_RING], __ATOMIC_ACQUIRE);
   out->conn_owed = __atomic_load_n(&c[TRI__B_OWED], __ATOMIC_ACQUIRE);
+  out->spare_bytes = __atomic_load_n(&c[TRI__B_SPARE], __ATOMIC_ACQUIRE);
 }

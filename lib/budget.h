@@ -24,6 +24,8 @@ typedef struct {
   int64_t partial_bytes; /* bytes held by deframers (partial messages) */
   int64_t ring_bytes;    /* send-ring allocations */
   int64_t conn_owed;     /* connection window withheld from peers */
+  int64_t spare_bytes;   /* received blocks streams keep for reuse
+                            (at most TRI__SPARE_MAX) */
 } tri__budgets;
 
 enum tri__budget_id {
@@ -35,6 +37,7 @@ enum tri__budget_id {
   TRI__B_PARTIAL,
   TRI__B_RING,
   TRI__B_OWED,
+  TRI__B_SPARE,
   TRI__B_COUNT
 };
 

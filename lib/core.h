@@ -83,6 +83,7 @@ enum {
 
 /* Defaults (README "Limits"). */
 #define TRI__SPARES 4 /* received blocks a stream keeps for reuse */
+#define TRI__SPARE_MAX ((int64_t)8 * 1024 * 1024) /* ... all streams, bytes */
 #define TRI__DEF_MAX_RECV (4u * 1024 * 1024)   /* doc/PROTOCOL.md 3.5 */
 #define TRI__DEF_SEND_BUF (256u * 1024)
 #define TRI__DEF_RECV_QUEUE (1024u * 1024)
@@ -394,8 +395,9 @@ void tri__stream_arm_deadline(tri_stream *s);
  * (s->mu held); wakes a sender waiting for that space. */
 void tri__stream_ring_consumed_locked(tri_stream *s, size_t n);
 /* Free a received message |b| of |s|, or keep its block (TRI__SPARES per
- * stream, 4 to 256 KiB each) for the deframer's next message.  Any thread,
- * no lock; the caller holds a reference on |s|. */
+ * stream, 4 to 256 KiB each, TRI__SPARE_MAX bytes in the process, counted
+ * in TRI__B_SPARE) for the deframer's next message.  Any thread, no lock;
+ * the caller holds a reference on |s|. */
 void tri__stream_recycle(tri_stream *s, tri_buf *b);
 /* The I/O thread: hand a kept block to the deframer (frame.c). */
 void tri__stream_take_spare(tri_stream *s);

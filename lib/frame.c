@@ -71,6 +71,8 @@ void tri__deframer_cleanup(tri__deframer *d) {
     tri__budget_add(TRI__B_PARTIAL, -(int64_t)d->cap);
   tri__free(d->cur);
   d->cur = NULL;
+  if (d->spare != NULL)
+    tri__budget_add(TRI__B_SPARE, -(int64_t)d->spare->cap);
   tri__free(d->spare);
   d->spare = NULL;
   d->hdr_have = 0;
@@ -128,6 +130,7 @@ static int grow(tri__deframer *d, size_t need, const char **errmsg) {
   if (d->cur == NULL && d->spare != NULL) {
     nb = d->spare;
     d->spare = NULL;
+    tri__budget_add(TRI__B_SPARE, -(int64_t)nb->cap); /* kept no more */
     /* A block the application gave back holds the whole message and is
      * not much larger: fill it, so a stream of large messages allocates
      * (and faults in) nothing per message.  Otherwise it goes. */

@@ -218,8 +218,13 @@ static void stream_destroy(tri_stream *s) {
   ring_free_locked(s);
   replay_drop_locked(s);
   tri__deframer_cleanup(&s->df);
-  for (int i = 0; i < TRI__SPARES; i++)
-    tri__free(__atomic_exchange_n(&s->spare[i], NULL, __ATOMIC_ACQ_REL));
+  for (int i = 0; i < TRI__SPARES; i++) {
+    tri_buf *b = __atomic_exchange_n(&s->spare[i], NULL, __ATOMIC_ACQ_REL);
+    if (b != NULL) {
+      tri__budget_add(TRI__B_SPARE, -(int64_t)b->cap);
+      tri__free(b);
+    }
+  }
   tri__md_cleanup(&s->req_md);
   tri__md_cleanup(&s->hdrs);
   tri__md_cleanup(&s->trl);
@@ -568,12 +573,19 @@ TRI_API int tri_stream_recv_into(tri_stream *s, void *buf, size_t cap,
 void tri__stream_recycle(tri_stream *s, tri_buf *b) {
   if (b != NULL && b->cap >= RECYCLE_MIN && b->cap <= RECYCLE_MAX &&
       b->data == b->bytes) {
-    for (int i = 0; i < TRI__SPARES; i++) {
-      tri_buf *none = NULL;
-      if (__atomic_compare_exchange_n(&s->spare[i], &none, b, 0,
-                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-        return;
+    /* Counted first, so concurrent recyclers cannot pass the bound
+     * together; given back if it is passed or no slot is free. */
+    int64_t kept = __atomic_add_fetch(&tri__budget_ctr[TRI__B_SPARE],
+                                      (int64_t)b->cap, __ATOMIC_RELAXED);
+    if (kept <= TRI__SPARE_MAX) {
+      for (int i = 0; i < TRI__SPARES; i++) {
+        tri_buf *none = NULL;
+        if (__atomic_compare_exchange_n(&s->spare[i], &none, b, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+          return;
+      }
     }
+    tri__budget_add(TRI__B_SPARE, -(int64_t)b->cap);
   }
   tri__free(b);
 }

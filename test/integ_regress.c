@@ -94,11 +94,11 @@ budgets_str(void)
   tri__budgets_get(&b);
   snprintf(buf, sizeof(buf),
            "streams=%lld conns=%lld loops=%lld rq=%lld conn_rq=%lld "
-           "partial=%lld ring=%lld owed=%lld",
+           "partial=%lld ring=%lld owed=%lld spare=%lld",
            (long long)b.streams, (long long)b.conns, (long long)b.loops,
            (long long)b.rq_bytes, (long long)b.conn_rq_bytes,
            (long long)b.partial_bytes, (long long)b.ring_bytes,
-           (long long)b.conn_owed);
+           (long long)b.conn_owed, (long long)b.spare_bytes);
   return buf;
 }
 

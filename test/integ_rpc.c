@@ -13,6 +13,7 @@
 #endif
 
 #include <check.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@
 #include <triplestream/triplestream.h>
 
 #include "testutil.h"
+
+#include "budget.h" /* internal: tri__budgets_get() */
+#include "core.h"   /* internal: TRI__SPARE_MAX */
 
 #define M_UNARY "/test.Echo/Unary"
 #define M_BIDI "/test.Echo/Bidi"
@@ -586,6 +590,62 @@ START_TEST(test_bulk_reuse_gzip)
 }
 END_TEST
 
+/* Blocks kept for reuse are bounded in the whole process, not only per
+ * stream: 32 bidi streams each get 4 messages of 250,000 bytes echoed and
+ * read with tri_stream_recv_into while all stay open.  Every stream used
+ * to keep up to 4 blocks (1 MB) on each side: the heap grew by 75 MiB.
+ * Now at most TRI__SPARE_MAX (8 MiB) is kept in all, counted in the
+ * spare_bytes budget (back to zero in teardown), and it grows by 35 MiB:
+ * those 8, the 64 send rings (256 KiB each, 16 MiB) and the handlers'
+ * 300 KB buffers (9 MiB).  The bound, 52 MiB, leaves 17 MiB of headroom
+ * above that and fails the old code by 23 MiB. */
+START_TEST(test_spare_blocks_bounded)
+{
+  enum { NS = 32, NM = 4, SZ = 250000 };
+  tri_stream *st[NS];
+  uint8_t *buf = malloc(300000);
+  struct mallinfo2 m0, m1;
+  tri__budgets b;
+  size_t heap0, heap1;
+  int i, k, rv;
+
+  ck_assert_ptr_nonnull(buf);
+  m0 = mallinfo2();
+  heap0 = m0.uordblks + m0.hblkhd;
+  for (i = 0; i < NS; i++) {
+    st[i] = open_stream(M_BIDI_INTO, NULL);
+    for (k = 0; k < NM; k++) {
+      tu_fill(buf, SZ, (uint32_t)(i * NM + k));
+      rv = tri_stream_send_ex(st[i], buf, SZ, 0, 20000);
+      ck_assert_msg(rv == TRI_OK, "send %d/%d: %s", i, k, tu_code(rv));
+    }
+  }
+  for (i = 0; i < NS; i++)
+    for (k = 0; k < NM; k++) {
+      size_t len = 0;
+      rv = tri_stream_recv_into(st[i], buf, 300000, &len, 20000);
+      ck_assert_msg(rv == TRI_OK, "recv %d/%d: %s", i, k, tu_code(rv));
+      ck_assert_uint_eq(len, SZ);
+      ck_assert_int_lt(tu_check_fill(buf, len, (uint32_t)(i * NM + k)), 0);
+    }
+  m1 = mallinfo2();
+  heap1 = m1.uordblks + m1.hblkhd;
+  tri__budgets_get(&b);
+  ck_assert_msg(b.spare_bytes >= 0 && b.spare_bytes <= TRI__SPARE_MAX,
+                "%lld bytes kept for reuse, bound %lld",
+                (long long)b.spare_bytes, (long long)TRI__SPARE_MAX);
+  ck_assert_msg(heap1 < heap0 || heap1 - heap0 < (size_t)52 << 20,
+                "the heap grew by %zu KiB with %d streams open",
+                (heap1 - heap0) / 1024, NS);
+  for (i = 0; i < NS; i++) {
+    ck_assert_int_eq(tri_stream_close_send(st[i]), TRI_OK);
+    expect_eof_ok(st[i]);
+    tri_stream_free(st[i]);
+  }
+  free(buf);
+}
+END_TEST
+
 static void
 check_md(const tri_metadata *md, const char *where)
 {
@@ -991,6 +1051,7 @@ rpc_suite(void)
   tcase_add_test(tc, test_server_streaming);
   tcase_add_test(tc, test_bidi_echo);
   tcase_add_test(tc, test_bulk_reuse_concurrent);
+  tcase_add_test(tc, test_spare_blocks_bounded);
 #ifdef HAVE_ZLIB
   tcase_add_test(tc, test_bulk_reuse_gzip);
 #endif

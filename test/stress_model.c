@@ -2340,7 +2340,7 @@ static void *worker_main(void *arg) {
 static int budgets_zero(const tri__budgets *b) {
   return b->streams == 0 && b->conns == 0 && b->rq_bytes == 0 &&
          b->conn_rq_bytes == 0 && b->partial_bytes == 0 &&
-         b->ring_bytes == 0 && b->conn_owed == 0;
+         b->ring_bytes == 0 && b->conn_owed == 0 && b->spare_bytes == 0;
 }
 
 static void run_round(int idx, int64_t dur_ms) {
@@ -2492,8 +2492,9 @@ out:
                "budgets 2 s after the round: streams=%" PRId64 " conns=%" PRId64
                " loops=%" PRId64 " rq_bytes=%" PRId64 " conn_rq_bytes=%" PRId64
                " partial_bytes=%" PRId64 " ring_bytes=%" PRId64
-               " conn_owed=%" PRId64, b.streams, b.conns, b.loops, b.rq_bytes,
-               b.conn_rq_bytes, b.partial_bytes, b.ring_bytes, b.conn_owed);
+               " conn_owed=%" PRId64 " spare_bytes=%" PRId64, b.streams,
+               b.conns, b.loops, b.rq_bytes, b.conn_rq_bytes, b.partial_bytes,
+               b.ring_bytes, b.conn_owed, b.spare_bytes);
   long nscen = 0;
   for (int i = 0; i < g_threads; i++) {
     nscen += ws[i].nscen;
