@@ -187,31 +187,42 @@ void tri__server_tick(tri__loop *l, int64_t now, int64_t *next) {
  * the ACK of a keepalive PING that was already on its way. */
 static const uint8_t drain_opaque[8] = {'t', 'r', 'i', 'd', 'r', 'a', 'i', 'n'};
 
-/* Heads-up GOAWAY (last-stream-id 2^31-1) and the drain PING.  A READY
- * connection is counted in loop->drain_waits until the real GOAWAY or its
- * close: requests may still cross the heads-up meanwhile. */
-static void drain_ping_send(tri__conn *c) {
-  nghttp2_submit_shutdown_notice(c->sess);
-  nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, drain_opaque);
-  c->drain_ping = 1;
-  c->drain_ping_ns = tri__now_ns();
-  if (c->phase == TRI__CONN_READY)
-    tri__server_settled(c);
-}
-
-void tri__server_settled(tri__conn *c) {
-  /* A connection whose preface arrives after the drain began may carry
-   * requests pipelined behind it: wait for it as for the others. */
-  if (c->drain_ping && !c->drain_counted) {
+/* Count |c| in loop->drain_waits (tri_server_shutdown waits while it is
+ * counted) unless it is HTTP/1.1, whose requests are streams already
+ * counted and which never answers a PING. */
+static void drain_count(tri__conn *c) {
+  if (c->drain_ping && !c->drain_counted && c->h1 == NULL) {
     c->drain_counted = 1;
     __atomic_add_fetch(&c->loop->drain_waits, 1, __ATOMIC_RELAXED);
   }
 }
 
+/* Heads-up GOAWAY (last-stream-id 2^31-1) and the drain PING.  A READY
+ * connection, or one in its preface that has sent bytes (preface,
+ * SETTINGS and requests may come in one write), is counted until the real
+ * GOAWAY or its close: requests may still cross the heads-up meanwhile. */
+static void drain_ping_send(tri__conn *c) {
+  nghttp2_submit_shutdown_notice(c->sess);
+  nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, drain_opaque);
+  c->drain_ping = 1;
+  c->drain_ping_ns = tri__now_ns();
+  if (c->phase == TRI__CONN_READY ||
+      (c->phase == TRI__CONN_HANDSHAKE && c->last_read_ns != 0))
+    drain_count(c);
+}
+
+void tri__server_settled(tri__conn *c) {
+  /* A connection whose preface arrives after the drain began may carry
+   * requests pipelined behind it: wait for it as for the others. */
+  drain_count(c);
+}
+
 void tri__server_drain_uncount(tri__conn *c) {
   if (c->drain_counted) {
     c->drain_counted = 0;
-    __atomic_sub_fetch(&c->loop->drain_waits, 1, __ATOMIC_RELAXED);
+    /* Release: a stream this connection opened before (nstreams) is
+     * seen by whoever sees this decrement (server_busy). */
+    __atomic_sub_fetch(&c->loop->drain_waits, 1, __ATOMIC_RELEASE);
   }
 }
 
@@ -220,7 +231,7 @@ int tri__server_drain_waits(tri__loop *l) {
    * yet: count that as one more to wait for. */
   if (!__atomic_load_n(&l->drain_sent, __ATOMIC_ACQUIRE))
     return 1;
-  return __atomic_load_n(&l->drain_waits, __ATOMIC_RELAXED);
+  return __atomic_load_n(&l->drain_waits, __ATOMIC_ACQUIRE);
 }
 
 /* Graceful GOAWAY of one connection (8.3, A9): a heads-up GOAWAY with
@@ -239,6 +250,7 @@ static void goaway_graceful(tri__conn *c, const char *debug) {
 static void goaway_final(tri__conn *c) {
   const char *d = c->goaway_debug;
   c->drain_ping = 0;
+  c->goaway = 1; /* no second heads-up from a max_idle/max_age tick */
   tri__server_drain_uncount(c);
   nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(c->sess),

@@ -1177,13 +1177,16 @@ out:
  * PING is unanswered: a connection without streams is not done while the
  * client may still send requests it wrote before it saw the heads-up
  * GOAWAY; they are served until the real GOAWAY (PING ACK, or 10 s).
- * Connections still in TLS or the preface are not waited for: no request
- * can have crossed on them. */
+ * Connections that have sent nothing, or are in TLS, are not waited for
+ * (doc/PROTOCOL.md 8.3). */
 static int server_busy(tri_server *srv) {
   int n = 0;
-  for (int i = 0; i < srv->nloops; i++)
-    n += tri__loop_nstreams(srv->loops[i]) +
-         tri__server_drain_waits(srv->loops[i]);
+  for (int i = 0; i < srv->nloops; i++) {
+    /* drain_waits first: its decrement comes after the stream count of
+     * a request read with the drain PING's ACK (acquire / release). */
+    int waits = tri__server_drain_waits(srv->loops[i]);
+    n += waits + tri__loop_nstreams(srv->loops[i]);
+  }
   return n;
 }
 

@@ -235,6 +235,8 @@ int tri__sock_read(tri__conn *c) {
         c->magic_seen = NGHTTP2_CLIENT_MAGIC_LEN; /* decided */
         if (tri__h1_detect(c, head, seen + k))
           replay = seen;
+        if (c->h1 != NULL)
+          tri__server_drain_uncount(c); /* no PING on HTTP/1.1 */
       }
     }
     if (c->h1 != NULL) {

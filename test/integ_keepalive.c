@@ -372,10 +372,68 @@ START_TEST(test_drain_ignores_silent_connection) {
   ck_assert_int_ge(fd, 0);
   tu_sleep_ms(100); /* accepted */
   t0 = tu_now_ms();
-  tri_server_shutdown(srv, 5000);
+  tri_server_shutdown(srv, 60000); /* a wait for it would be obvious */
   el = tu_now_ms() - t0;
   ck_assert_msg(el <= tu_bound_ms(50, TU_HEADROOM_MS),
                 "shutdown took %lld ms", (long long)el);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* A client whose preface is still arriving when the drain begins (an h2c
+ * client may write preface, SETTINGS and its first request at once, and
+ * the server may have read only part of it) is waited for like a READY
+ * one: its request is served, and the shutdown waits for the drain
+ * PING's ACK.  The drain used to count only READY connections: shutdown
+ * returned at once and the request was refused. */
+START_TEST(test_drain_waits_for_preface_in_progress) {
+  int port;
+  tri_server *srv = start(NULL, &port);
+  h2reader r;
+  pthread_t th;
+  struct shut_arg a = {srv};
+  h2buf b = {0};
+  int fd;
+
+  memset(&r, 0, sizeof r);
+  fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  h2_preface(&b, NULL, 0);
+  ck_assert_int_eq(h2_write_all(fd, b.p, 10, 2000, NULL), 0); /* "PRI * HTTP" */
+  h2reader_start(&r, fd, 1);
+  tu_sleep_ms((int)(200 * tu_mult())); /* read: not a silent connection */
+  ck_assert_int_eq(tu_thread_start(&th, shut_main, &a), 0);
+  /* The drain has begun once the listening socket is closed (no frame
+   * goes out before the client's preface is complete). */
+  int refused = 0;
+  for (int i = 0; i < 500 && !refused; i++) {
+    int p = tu_raw_connect(port);
+    if (p < 0)
+      refused = 1;
+    else
+      close(p);
+    tu_sleep_ms(10);
+  }
+  ck_assert_msg(refused, "the listening socket stayed open");
+  tu_sleep_ms(100); /* a shutdown that does not wait would be over */
+  ck_assert_int_eq(h2_write_all(fd, b.p + 10, b.len - 10, 2000, NULL), 0);
+  h2buf_free(&b);
+  send_unary(fd, M_ECHO, "late");
+  for (int i = 0; i < 500 && atomic_load(&r.grpc_status[0]) == 0 &&
+                  atomic_load(&r.grpc_status[14]) == 0 &&
+                  !atomic_load(&r.closed);
+       i++)
+    tu_sleep_ms(10);
+  send_ping(fd, 0, 1);
+  ck_assert_int_eq(h2reader_wait_closed(&r, 5000), 0);
+  ck_assert_msg(atomic_load(&r.grpc_status[0]) == 1 &&
+                    atomic_load(&r.grpc_status[14]) == 0,
+                "the request was not served: %s", h2reader_summary(&r));
+  ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 1);
+  ck_assert_int_eq(tu_thread_join(th, 10000, NULL), 0);
+  h2reader_stop(&r);
   close(fd);
   tri_server_free(srv);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
@@ -395,6 +453,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_server_keepalive);
   tcase_add_test(tc, test_drain_serves_request_after_heads_up);
   tcase_add_test(tc, test_drain_ignores_silent_connection);
+  tcase_add_test(tc, test_drain_waits_for_preface_in_progress);
   suite_add_tcase(s, tc);
   return s;
 }
