@@ -571,8 +571,10 @@ TRI_API int tri_stream_recv_into(tri_stream *s, void *buf, size_t cap,
 #define RECYCLE_MAX ((size_t)256 * 1024)
 
 void tri__stream_recycle(tri_stream *s, tri_buf *b) {
+  /* Not for a stream that has ended: no message will come to fill it,
+   * and it would hold its share of TRI__SPARE_MAX until freed. */
   if (b != NULL && b->cap >= RECYCLE_MIN && b->cap <= RECYCLE_MAX &&
-      b->data == b->bytes) {
+      b->data == b->bytes && !__atomic_load_n(&s->final, __ATOMIC_ACQUIRE)) {
     /* Counted first, so concurrent recyclers cannot pass the bound
      * together; given back if it is passed or no slot is free. */
     int64_t kept = __atomic_add_fetch(&tri__budget_ctr[TRI__B_SPARE],

@@ -634,9 +634,17 @@ START_TEST(test_spare_blocks_bounded)
   ck_assert_msg(b.spare_bytes >= 0 && b.spare_bytes <= TRI__SPARE_MAX,
                 "%lld bytes kept for reuse, bound %lld",
                 (long long)b.spare_bytes, (long long)TRI__SPARE_MAX);
-  ck_assert_msg(heap1 < heap0 || heap1 - heap0 < (size_t)52 << 20,
-                "the heap grew by %zu KiB with %d streams open",
-                (heap1 - heap0) / 1024, NS);
+  /* mallinfo2() sees glibc's heap only: under a sanitizer or valgrind,
+   * whose allocators replace it, only the budget bound is checked. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  {
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre == NULL || strstr(pre, "vgpreload") == NULL)
+      ck_assert_msg(heap1 < heap0 || heap1 - heap0 < (size_t)52 << 20,
+                    "the heap grew by %zu KiB with %d streams open",
+                    (heap1 - heap0) / 1024, NS);
+  }
+#endif
   for (i = 0; i < NS; i++) {
     ck_assert_int_eq(tri_stream_close_send(st[i]), TRI_OK);
     expect_eof_ok(st[i]);

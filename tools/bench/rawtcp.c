@@ -560,6 +560,7 @@ static void *ho_peer(void *p) {
 typedef struct {
   hside *h;
   int cancelled;     /* h->mu */
+  int woke;          /* the waiter saw cancelled (set before t_ret) */
   atomic_long tid;
   atomic_int ready;
   int64_t t_ret;
@@ -575,6 +576,7 @@ static void *cf_waiter(void *p) {
   while (!a->cancelled)
     if (pthread_cond_timedwait(&a->h->cv, &a->h->mu, &dl) == ETIMEDOUT)
       break;
+  a->woke = a->cancelled;
   pthread_mutex_unlock(&a->h->mu);
   a->t_ret = bench_now_ns();
   return NULL;
@@ -605,6 +607,10 @@ static int run_cancel_floor(void) {
   if (fd < 0 || ho_init(&h, fd) != 0 ||
       pthread_create(&h.io, NULL, ho_io, &h) != 0) {
     fprintf(stderr, PROG ": W5 handoff client setup failed\n");
+    if (pid > 0) { /* not left blocked in accept() */
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+    }
     return -1;
   }
   memset(buf, 'x', msg_size);
@@ -630,7 +636,7 @@ static int run_cancel_floor(void) {
     pthread_cond_broadcast(&h.cv); /* the waiters first, */
     ho_send(&h, buf);              /* then the I/O thread's part */
     pthread_join(w, NULL);
-    if (!c.cancelled) {
+    if (!c.woke) { /* 30 s without the broadcast */
       ok = 0;
       break;
     }
@@ -687,6 +693,10 @@ static int run_handoff(void) {
   if (fd < 0 || ho_init(&h, fd) != 0 ||
       pthread_create(&h.io, NULL, ho_io, &h) != 0) {
     fprintf(stderr, PROG ": W1 handoff client setup failed\n");
+    if (pid > 0) { /* not left blocked in accept() */
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+    }
     return -1;
   }
   memset(buf, 'x', msg_size);
