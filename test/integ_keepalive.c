@@ -313,6 +313,23 @@ static void *shut_main(void *p) {
   return NULL;
 }
 
+/* The end of both drain tests: the client ACKs the drain PING; stream 1
+ * was served (grpc-status 0, no UNAVAILABLE), the real GOAWAY names it,
+ * the shutdown returns and everything is given back. */
+static void drain_finish(h2reader *r, int fd, pthread_t th, tri_server *srv) {
+  send_ping(fd, 0, 1);
+  ck_assert_int_eq(h2reader_wait_closed(r, 5000), 0);
+  ck_assert_msg(atomic_load(&r->grpc_status[0]) == 1 &&
+                    atomic_load(&r->grpc_status[14]) == 0,
+                "the request was not served: %s", h2reader_summary(r));
+  ck_assert_uint_eq(atomic_load(&r->goaway_last_sid), 1);
+  ck_assert_int_eq(tu_thread_join(th, 10000, NULL), 0);
+  h2reader_stop(r);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
 START_TEST(test_drain_serves_request_after_heads_up) {
   int port;
   tri_server *srv = start(NULL, &port);
@@ -345,19 +362,9 @@ START_TEST(test_drain_serves_request_after_heads_up) {
   ck_assert_msg(atomic_load(&r.goaways) == 1 && !atomic_load(&r.closed),
                 "a foreign PING ACK ended the drain: %s",
                 h2reader_summary(&r));
-  send_ping(fd, 0, 1);
-  ck_assert_int_eq(h2reader_wait_closed(&r, 5000), 0);
-  ck_assert_msg(atomic_load(&r.grpc_status[0]) == 1 &&
-                    atomic_load(&r.grpc_status[14]) == 0,
-                "the request was not served: %s", h2reader_summary(&r));
-  /* The real GOAWAY names stream 1 (the close may repeat it). */
+  drain_finish(&r, fd, th, srv);
+  /* Heads-up, then the real GOAWAY (the close may repeat it). */
   ck_assert_int_ge(atomic_load(&r.goaways), 2);
-  ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 1);
-  ck_assert_int_eq(tu_thread_join(th, 10000, NULL), 0);
-  h2reader_stop(&r);
-  close(fd);
-  tri_server_free(srv);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 END_TEST
 
@@ -426,17 +433,7 @@ START_TEST(test_drain_waits_for_preface_in_progress) {
                   !atomic_load(&r.closed);
        i++)
     tu_sleep_ms(10);
-  send_ping(fd, 0, 1);
-  ck_assert_int_eq(h2reader_wait_closed(&r, 5000), 0);
-  ck_assert_msg(atomic_load(&r.grpc_status[0]) == 1 &&
-                    atomic_load(&r.grpc_status[14]) == 0,
-                "the request was not served: %s", h2reader_summary(&r));
-  ck_assert_uint_eq(atomic_load(&r.goaway_last_sid), 1);
-  ck_assert_int_eq(tu_thread_join(th, 10000, NULL), 0);
-  h2reader_stop(&r);
-  close(fd);
-  tri_server_free(srv);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  drain_finish(&r, fd, th, srv);
 }
 END_TEST
 

@@ -545,6 +545,64 @@ static void *ho_peer(void *p) {
   return NULL;
 }
 
+/* What both hand-off floors set up: the echoing peer (a thread, or a
+ * process with --procs) and the client side's socket and I/O thread. */
+typedef struct {
+  int lfd, fd;
+  peer_arg a;
+  pthread_t th;
+  pid_t pid;
+  hside h;
+} ho_client;
+
+/* 0, or -1 (said on stderr, nothing left running).  Never returns in
+ * the forked peer. */
+static int ho_client_open(ho_client *k, const char *what) {
+  int port;
+  memset(k, 0, sizeof *k);
+  k->pid = -1;
+  k->lfd = listen_any(&port);
+  k->a.lfd = k->lfd;
+  if (k->lfd < 0 ||
+      (use_procs
+           ? (fflush(NULL), (k->pid = fork()) < 0)
+           : pthread_create(&k->th, NULL, ho_peer, &k->a) != 0)) {
+    fprintf(stderr, PROG ": %s handoff setup failed\n", what);
+    if (k->lfd >= 0)
+      close(k->lfd);
+    return -1;
+  }
+  if (use_procs && k->pid == 0) {
+    ho_peer(&k->a);
+    _exit(0);
+  }
+  pin(0);
+  k->fd = connect_to(port);
+  if (k->fd < 0 || ho_init(&k->h, k->fd) != 0 ||
+      pthread_create(&k->h.io, NULL, ho_io, &k->h) != 0) {
+    fprintf(stderr, PROG ": %s handoff client setup failed\n", what);
+    if (k->pid > 0) { /* not left blocked in accept() */
+      kill(k->pid, SIGKILL);
+      waitpid(k->pid, NULL, 0);
+    }
+    return -1; /* a peer thread goes with the process */
+  }
+  return 0;
+}
+
+static void ho_client_close(ho_client *k) {
+  pthread_mutex_lock(&k->h.cmd_mu);
+  k->h.stop = 1;
+  pthread_mutex_unlock(&k->h.cmd_mu);
+  ho_wake(&k->h);
+  pthread_join(k->h.io, NULL);
+  ho_fini(&k->h);
+  shutdown(k->fd, SHUT_RDWR);
+  close(k->fd);
+  stop_peer(k->th, k->pid);
+  close(k->lfd);
+}
+
 /*
  * The floor of W5 (tri_stream_cancel waking a thread blocked in
  * tri_stream_recv): per repetition a new thread waits on the receive
@@ -583,34 +641,16 @@ static void *cf_waiter(void *p) {
 }
 
 static int run_cancel_floor(void) {
-  int port, lfd = listen_any(&port), fd, ok = 1;
-  peer_arg a = {lfd, 0};
-  pthread_t th;
-  pid_t pid;
-  hside h;
+  int ok = 1;
+  ho_client k;
+  hside *h = &k.h;
   char *buf = malloc(msg_size), extra[256];
   int64_t *lat = malloc(sizeof *lat * (size_t)w5_reps);
   long n = 0, unparked = 0;
 
-  if (lfd < 0 || !buf || !lat ||
-      (use_procs ? (fflush(NULL), (pid = fork()) < 0)
-                 : (pid = -1, pthread_create(&th, NULL, ho_peer, &a) != 0))) {
-    fprintf(stderr, PROG ": W5 handoff setup failed\n");
-    return -1;
-  }
-  if (use_procs && pid == 0) {
-    ho_peer(&a);
-    _exit(0);
-  }
-  pin(0);
-  fd = connect_to(port);
-  if (fd < 0 || ho_init(&h, fd) != 0 ||
-      pthread_create(&h.io, NULL, ho_io, &h) != 0) {
-    fprintf(stderr, PROG ": W5 handoff client setup failed\n");
-    if (pid > 0) { /* not left blocked in accept() */
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-    }
+  if (!buf || !lat || ho_client_open(&k, "W5") != 0) {
+    free(buf);
+    free(lat);
     return -1;
   }
   memset(buf, 'x', msg_size);
@@ -619,7 +659,7 @@ static int run_cancel_floor(void) {
     pthread_t w;
     int64_t t0, end;
     memset(&c, 0, sizeof c);
-    c.h = &h;
+    c.h = h;
     if (pthread_create(&w, NULL, cf_waiter, &c) != 0) {
       ok = 0;
       break;
@@ -630,30 +670,21 @@ static int run_cancel_floor(void) {
     if (bench_wait_parked(atomic_load(&c.tid), 1000) != 0)
       unparked++;
     t0 = bench_now_ns();
-    pthread_mutex_lock(&h.mu);
+    pthread_mutex_lock(&h->mu);
     c.cancelled = 1;
-    pthread_mutex_unlock(&h.mu);
-    pthread_cond_broadcast(&h.cv); /* the waiters first, */
-    ho_send(&h, buf);              /* then the I/O thread's part */
+    pthread_mutex_unlock(&h->mu);
+    pthread_cond_broadcast(&h->cv); /* the waiters first, */
+    ho_send(h, buf);                /* then the I/O thread's part */
     pthread_join(w, NULL);
     if (!c.woke) { /* 30 s without the broadcast */
       ok = 0;
       break;
     }
     lat[n++] = c.t_ret - t0;
-    if (ho_recv(&h, buf) != 0) /* the echo, untimed */
+    if (ho_recv(h, buf) != 0) /* the echo, untimed */
       ok = 0;
   }
-  pthread_mutex_lock(&h.cmd_mu);
-  h.stop = 1;
-  pthread_mutex_unlock(&h.cmd_mu);
-  ho_wake(&h);
-  pthread_join(h.io, NULL);
-  ho_fini(&h);
-  shutdown(fd, SHUT_RDWR);
-  close(fd);
-  stop_peer(th, pid);
-  close(lfd);
+  ho_client_close(&k);
   if (ok && n > 0) {
     bench_lat_extra(extra, sizeof extra, lat, (size_t)n);
     snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
@@ -670,33 +701,15 @@ static int run_cancel_floor(void) {
 }
 
 static int run_handoff(void) {
-  int port, lfd = listen_any(&port), fd, ok = 1;
-  peer_arg a = {lfd, 0};
-  pthread_t th;
-  pid_t pid;
-  hside h;
+  int ok = 1;
+  ho_client k;
+  hside *h = &k.h;
   char *buf = malloc(msg_size), extra[256];
   int64_t *lat = malloc(sizeof *lat * (size_t)n_rt), t0 = 0, t1;
 
-  if (lfd < 0 || !buf || !lat ||
-      (use_procs ? (fflush(NULL), (pid = fork()) < 0)
-                 : (pid = -1, pthread_create(&th, NULL, ho_peer, &a) != 0))) {
-    fprintf(stderr, PROG ": W1 handoff setup failed\n");
-    return -1;
-  }
-  if (use_procs && pid == 0) {
-    ho_peer(&a);
-    _exit(0);
-  }
-  pin(0);
-  fd = connect_to(port);
-  if (fd < 0 || ho_init(&h, fd) != 0 ||
-      pthread_create(&h.io, NULL, ho_io, &h) != 0) {
-    fprintf(stderr, PROG ": W1 handoff client setup failed\n");
-    if (pid > 0) { /* not left blocked in accept() */
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-    }
+  if (!buf || !lat || ho_client_open(&k, "W1") != 0) {
+    free(buf);
+    free(lat);
     return -1;
   }
   memset(buf, 'x', msg_size);
@@ -705,8 +718,8 @@ static int run_handoff(void) {
     if (i == warm)
       t0 = bench_now_ns();
     s = bench_now_ns();
-    ho_send(&h, buf);
-    if (ho_recv(&h, buf) != 0) {
+    ho_send(h, buf);
+    if (ho_recv(h, buf) != 0) {
       ok = 0;
       break;
     }
@@ -714,16 +727,7 @@ static int run_handoff(void) {
       lat[i - warm] = bench_now_ns() - s;
   }
   t1 = bench_now_ns();
-  pthread_mutex_lock(&h.cmd_mu);
-  h.stop = 1;
-  pthread_mutex_unlock(&h.cmd_mu);
-  ho_wake(&h);
-  pthread_join(h.io, NULL);
-  ho_fini(&h);
-  shutdown(fd, SHUT_RDWR);
-  close(fd);
-  stop_peer(th, pid);
-  close(lfd);
+  ho_client_close(&k);
   if (ok) {
     double secs = (double)(t1 - t0) / 1e9;
     bench_lat_extra(extra, sizeof extra, lat, (size_t)n_rt);
