@@ -225,11 +225,16 @@ static void json_str(char *dst, size_t cap, const char *s) {
 #endif
 
 /* The base media type: lower case, without parameters or spaces. */
+/* ASCII only: tolower() would ask the locale for every character. */
+static char lower_ascii(char c) {
+  return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
 static void media_type(const char *ct, char *out, size_t cap) {
   size_t o = 0;
   for (; ct && *ct && *ct != ';' && o + 1 < cap; ct++)
     if (*ct != ' ' && *ct != '\t')
-      out[o++] = (char)tolower((unsigned char)*ct);
+      out[o++] = lower_ascii(*ct);
   out[o] = '\0';
 }
 
@@ -246,7 +251,7 @@ static void enc_list(const char *in, char *out, size_t cap) {
     } else if (*in == ';') {
       skip = 1;
     } else if (!skip && *in != ' ' && *in != '\t') {
-      out[o++] = (char)tolower((unsigned char)*in);
+      out[o++] = lower_ascii(*in);
     }
   }
   out[o] = '\0';
@@ -836,8 +841,15 @@ int tri__edge_classify(tri__conn *c, tri_stream *s) {
   const char *sub = NULL;
   struct tri__edge *e;
   int h1 = c->h1 != NULL;
+  const char *ct = s->req_ctype;
 
-  media_type(s->req_ctype, mt, sizeof(mt));
+  /* Plain gRPC over HTTP/2, spelled as gRPC clients spell it: what the
+   * checks below would conclude, without normalising the media type. */
+  if (!h1 && !s->req_options && ct != NULL &&
+      (strcmp(ct, "application/grpc") == 0 ||
+       strcmp(ct, "application/grpc+proto") == 0))
+    return 0;
+  media_type(ct, mt, sizeof(mt));
   if (s->req_options && md_str(s, "origin") != NULL &&
       md_str(s, "access-control-request-method") != NULL) {
     /* CORS preflight (Fetch standard "CORS-preflight request"). */

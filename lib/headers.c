@@ -103,10 +103,17 @@ static int lower_ascii(int c) {
   return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
-/* Case-insensitive equality of |key|/|len| with the NUL-terminated |lit|. */
-static int key_eq(const char *key, size_t len, const char *lit) {
+/* Case-insensitive equality of |key|/|len| with the NUL-terminated
+ * lower-case |lit|.  Received names are lower case (RFC 9113 8.2.1), so
+ * the exact comparison settles nearly every call; inlined, the length of
+ * the literal is a constant. */
+static inline int key_eq(const char *key, size_t len, const char *lit) {
   size_t i;
 
+  if (strlen(lit) != len)
+    return 0;
+  if (memcmp(key, lit, len) == 0)
+    return 1;
   for (i = 0; i < len; i++) {
     if (lit[i] == '\0' || lower_ascii((unsigned char)key[i]) != lit[i])
       return 0;
