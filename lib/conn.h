@@ -175,9 +175,11 @@ struct tri__loop {
                                accepted for this one, newest first */
   int nconns;              /* atomic: connections on this loop, counted
                               from the moment the listener picks it */
-  int drain_waits;         /* atomic: READY connections whose drain PING
-                              is unanswered: requests may still cross the
-                              heads-up GOAWAY (tri_server_shutdown waits) */
+  int drain_waits;         /* atomic: HTTP/2 connections (READY, or in
+                              the preface with bytes read) whose drain
+                              PING is unanswered: requests may still cross
+                              the heads-up GOAWAY (tri_server_shutdown
+                              waits; h2server.c drain_count) */
   int drain_sent;          /* atomic: tri__server_drain has run */
   uint64_t served;         /* atomic: connections this loop has taken */
   tri__loop **peers;       /* listening loop: every loop of the server
