@@ -636,6 +636,8 @@ START_TEST(test_spare_blocks_bounded)
                 (long long)b.spare_bytes, (long long)TRI__SPARE_MAX);
   /* mallinfo2() sees glibc's heap only: under a sanitizer or valgrind,
    * whose allocators replace it, only the budget bound is checked. */
+  (void)heap0;
+  (void)heap1;
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   {
     const char *pre = getenv("LD_PRELOAD");
