@@ -73,6 +73,8 @@ struct tri__pool {
   tri__list queue;         /* streams waiting for a worker (wq_link) */
   size_t qlen, max_queue;
   int idle;                /* workers waiting on cv */
+  int waking;              /* of those, signalled and not yet awake */
+  int wake_cap;            /* most workers woken at once: online CPUs */
   int nthreads, max_threads;
   pthread_t *threads;
   int stop;
@@ -397,6 +399,10 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   tri__cond_init(&srv->pool.cv);
   tri__list_init(&srv->pool.queue);
   srv->pool.max_threads = srv->opts.max_workers;
+  {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->pool.wake_cap = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
+  }
   srv->pool.max_queue = (size_t)srv->opts.max_workers * 4 + 64;
   srv->pool.per_conn = srv->opts.max_per_conn > 0
                            ? srv->opts.max_per_conn
@@ -596,6 +602,26 @@ static tri_stream *pick_locked(tri_server *srv) {
   return NULL;
 }
 
+/*
+ * Whether to signal one more sleeping worker (pool.mu held); counts it in
+ * p->waking if so.  Workers are woken one after another rather than one
+ * per queued stream: a worker that takes a stream while more are queued
+ * wakes the next (worker_main), and one that finishes a handler takes the
+ * next stream without sleeping.  So every queued stream still reaches a
+ * worker even if each handler blocks, but short handlers are run by the
+ * few workers already awake instead of a thundering herd of context
+ * switches.  At most wake_cap wake-ups are in flight: more threads than
+ * CPUs cannot start sooner.
+ */
+static int wake_one_locked(struct tri__pool *p) {
+  if (p->qlen > (size_t)p->waking && p->idle > p->waking &&
+      p->waking < p->wake_cap) {
+    p->waking++;
+    return 1;
+  }
+  return 0;
+}
+
 static void *worker_main(void *arg) {
   tri_server *srv = arg;
   struct tri__pool *p = &srv->pool;
@@ -608,6 +634,8 @@ static void *worker_main(void *arg) {
       p->idle++;
       tri__cond_wait(&p->cv, &p->mu);
       p->idle--;
+      if (p->waking > 0)
+        p->waking--; /* (a spurious wake-up only makes it signal more) */
     }
     if (s == NULL) {
       tri__mutex_unlock(&p->mu);
@@ -620,7 +648,11 @@ static void *worker_main(void *arg) {
       s->quota->queued--;
       s->quota->running++;
     }
+    /* The next queued stream gets a worker even if this handler blocks. */
+    int chain = wake_one_locked(p);
     tri__mutex_unlock(&p->mu);
+    if (chain)
+      tri__cond_signal(&p->cv);
     if (tri__timer_stop(&s->queue_timer))
       tri__stream_unref(s);
 
@@ -637,7 +669,7 @@ static void *worker_main(void *arg) {
     if (s->quota) {
       s->quota->running--;
       /* a stream held back by this connection's share may run now */
-      if (p->qlen > 0 && p->idle > 0)
+      if (wake_one_locked(p))
         tri__cond_signal(&p->cv);
     }
     tri__mutex_unlock(&p->mu);
@@ -670,12 +702,12 @@ static void queue_timer_fired(tri__timer *t) {
 
 void tri__server_kick(tri_server *srv, unsigned n) {
   struct tri__pool *p = &srv->pool;
-  size_t k;
+  unsigned k = 0;
   tri__mutex_lock(&p->mu);
   /* A worker that finished a handler meanwhile may have taken the
-   * stream already: no wake-up for that one. */
-  k = TRI__MIN((size_t)n, p->qlen);
-  k = TRI__MIN(k, (size_t)(p->idle > 0 ? p->idle : 0));
+   * stream already: no wake-up for that one (wake_one_locked). */
+  while (k < n && wake_one_locked(p))
+    k++;
   tri__mutex_unlock(&p->mu);
   while (k-- > 0)
     tri__cond_signal(&p->cv);
@@ -723,7 +755,7 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       /* On the I/O thread the worker is woken at the end of the
        * iteration, when the rest of the request (its DATA in the same
        * read) is queued too and the pool lock is free. */
-      if (p->idle > 0 && !tri__loop_defer_kick(srv))
+      if (p->idle > 0 && !tri__loop_defer_kick(srv) && wake_one_locked(p))
         tri__cond_signal(&p->cv);
       /* Bounded wait for a worker (none may be free, or its connection
        * may be at its share); the worker that picks it stops the timer. */
