@@ -12,6 +12,8 @@ Exit 0 when the case passed; otherwise one line "FAIL case: reason" on
 stderr and exit 1.  Every call carries a deadline, so nothing hangs.
 """
 
+import faulthandler
+import os
 import queue
 import sys
 
@@ -446,4 +448,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Every call has a deadline, yet a run once outlived the script's case
+    # timeout with nothing to show for it: if this process is still here
+    # after INTEROP_PY_STACKS_AFTER seconds, print every thread's stack to
+    # stderr (run_interop.sh shows it under the FAIL line).
+    stacks_after = float(os.environ.get("INTEROP_PY_STACKS_AFTER", "0") or 0)
+    if stacks_after > 0:
+        faulthandler.dump_traceback_later(stacks_after, exit=False)
     sys.exit(main(sys.argv))

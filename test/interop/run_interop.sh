@@ -192,6 +192,7 @@ run_case() { # direction case
     *) sport=$py_port; spid=$py_pid ;;
   esac
   # shellcheck disable=SC2086
+  INTEROP_PY_STACKS_AFTER=$((CASE_TIMEOUT > 10 ? CASE_TIMEOUT - 5 : CASE_TIMEOUT)) \
   timeout -k 5 "$CASE_TIMEOUT" $client --server_host=127.0.0.1 \
       --server_port="$sport" --test_case="$tc" ${client_tls:---use_tls=false} \
       >"$work/case.out" 2>"$work/case.err"
@@ -218,8 +219,17 @@ run_case() { # direction case
   fi
   echo "FAIL $label$dir $tc: $reason"
   failed=$((failed + 1))
-  # keep the rest of the client's stderr (sanitizer reports...) for the log
-  grep -v '^FAIL' "$work/case.err" | head -n 40 | sed 's|^|#   |'
+  # keep the rest of the client's stderr (sanitizer reports, a hung
+  # Python client's stacks...) and the end of the server's for the log
+  grep -v '^FAIL' "$work/case.err" | head -n 60 | sed 's|^|#   |'
+  case $dir in
+    *-\>tri) serr="$work/tri-server.err" ;;
+    *) serr="$work/py-server.err" ;;
+  esac
+  if [ -s "$serr" ]; then
+    echo "#   -- last lines of the server's stderr:"
+    tail -n 15 "$serr" | sed 's|^|#   |'
+  fi
 }
 
 for d in $DIRECTIONS; do
