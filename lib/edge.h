@@ -74,8 +74,13 @@ const char *tri__edge_reason(int status);
 int tri__h1_detect(tri__conn *c, const uint8_t *buf, size_t n);
 /* Bytes read on an HTTP/1.1 connection.  0, or -1 to close. */
 int tri__h1_read(tri__conn *c, const uint8_t *buf, size_t n);
-/* Fill c->wbuf with response bytes (sockio.c tri__sock_flush). */
-void tri__h1_produce(tri__conn *c);
+/* Fill c->wbuf with response bytes (sockio.c tri__sock_flush).  0, or
+ * -1 when the output could not be buffered (out of memory): close the
+ * connection without writing, what is buffered may end mid-response. */
+int tri__h1_produce(tri__conn *c);
+/* 1 once tri__h1_produce() failed (the reason to give on close). */
+int tri__h1_broken(const tri__conn *c);
+#define TRI__H1_OOM_MSG "out of memory buffering an HTTP/1.1 response"
 /* 1 when the connection has nothing more to do and may close. */
 int tri__h1_finished(const tri__conn *c);
 /* Per-iteration work (timeouts, the next pipelined request, drain). */

@@ -64,6 +64,9 @@ struct tri__h1 {
                               response (if any) is written */
   int kill;                /* close as soon as what is written went out */
   int resume;              /* parse buffered input at the next tick */
+  int broken;              /* output could not be buffered (out of
+                              memory): close without writing more, since
+                              what is buffered may end mid-response */
   /* received, not parsed (parser paused) */
   uint8_t *in;
   size_t inlen, incap;
@@ -83,6 +86,14 @@ static int grow(char **buf, size_t *cap, size_t need) {
   return 0;
 }
 
+/* Buffer response bytes.  A failure (out of memory) is sticky: the
+ * connection closes at the next flush (tri__h1_produce), so the client
+ * never gets a response with a hole in it. */
+static void out(tri__conn *c, const void *p, size_t n) {
+  if (!c->h1->broken && tri__conn_wappend(c, p, n) != 0)
+    c->h1->broken = 1;
+}
+
 /* A response the connection writes without a stream (bad request line,
  * head over the limits): then it closes. */
 static void raw_answer(tri__conn *c, int status, const char *why) {
@@ -91,7 +102,7 @@ static void raw_answer(tri__conn *c, int status, const char *why) {
                    "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
                    "content-length: %zu\r\nconnection: close\r\n\r\n%s",
                    status, tri__edge_reason(status), strlen(why), why);
-  tri__conn_wappend(c, buf, (size_t)n);
+  out(c, buf, (size_t)n);
   c->h1->closing = 1;
 }
 
@@ -247,7 +258,7 @@ static int on_headers_complete(http_parser *p) {
       ((p->content_length > 0 && p->content_length != ULLONG_MAX) ||
        (p->flags & F_CHUNKED)) &&
       !__atomic_load_n(&s->final, __ATOMIC_ACQUIRE))
-    tri__conn_wappend(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   return 0;
 }
 
@@ -416,28 +427,28 @@ void tri__h1_start(tri__conn *c, tri_stream *s, int status,
     h->close_after = 1; /* no chunked coding: the close ends the body */
   int len = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
                      tri__edge_reason(status));
-  tri__conn_wappend(c, line, (size_t)len);
+  out(c, line, (size_t)len);
   for (size_t i = 0; i < n; i++) {
     if (nv[i].namelen > 0 && nv[i].name[0] == ':')
       continue;
-    tri__conn_wappend(c, nv[i].name, nv[i].namelen);
-    tri__conn_wappend(c, ": ", 2);
-    tri__conn_wappend(c, nv[i].value, nv[i].valuelen);
-    tri__conn_wappend(c, "\r\n", 2);
+    out(c, nv[i].name, nv[i].namelen);
+    out(c, ": ", 2);
+    out(c, nv[i].value, nv[i].valuelen);
+    out(c, "\r\n", 2);
   }
   if (blen >= 0) {
     len = snprintf(line, sizeof(line), "content-length: %lld\r\n",
                    (long long)blen);
-    tri__conn_wappend(c, line, (size_t)len);
+    out(c, line, (size_t)len);
   } else if (!h->http10) {
     h->resp_chunked = 1;
-    tri__conn_wappend(c, "transfer-encoding: chunked\r\n", 28);
+    out(c, "transfer-encoding: chunked\r\n", 28);
   }
   if (!h->keep_alive || h->close_after || c->loop->draining)
-    tri__conn_wappend(c, "connection: close\r\n", 19);
+    out(c, "connection: close\r\n", 19);
   else if (h->http10)
-    tri__conn_wappend(c, "connection: keep-alive\r\n", 24);
-  tri__conn_wappend(c, "\r\n", 2);
+    out(c, "connection: keep-alive\r\n", 24);
+  out(c, "\r\n", 2);
 }
 
 /* The response of h->cur is written: end the stream, take the next. */
@@ -459,39 +470,48 @@ static void response_done(tri__conn *c) {
     h->resume = 1; /* the tick parses the next pipelined request */
 }
 
-void tri__h1_produce(tri__conn *c) {
+int tri__h1_produce(tri__conn *c) {
   struct tri__h1 *h = c->h1;
   uint8_t buf[H1_OUT_CHUNK];
-  for (int guard = 0; guard < 64; guard++) {
+  for (int guard = 0; guard < 64 && !h->broken; guard++) {
     tri_stream *s = h->cur;
     if (s == NULL || !h->resp_started || h->resp_done ||
         c->wlen - c->woff >= TRI__WRITE_COALESCE)
-      return;
+      break;
     int eof = 0;
     ssize_t n = tri__edge_pull(s, buf, sizeof(buf), &eof);
     if (n < 0) {
       tri__h1_abort(c, s);
-      return;
+      break;
     }
     if (n > 0) {
       if (h->resp_chunked) {
         char sz[24];
         int k = snprintf(sz, sizeof(sz), "%zx\r\n", (size_t)n);
-        tri__conn_wappend(c, sz, (size_t)k);
+        out(c, sz, (size_t)k);
       }
-      tri__conn_wappend(c, buf, (size_t)n);
+      out(c, buf, (size_t)n);
       if (h->resp_chunked)
-        tri__conn_wappend(c, "\r\n", 2);
+        out(c, "\r\n", 2);
     }
+    if (h->broken)
+      break; /* not done: the stream ends with the connection */
     if (eof) {
       if (h->resp_chunked)
-        tri__conn_wappend(c, "0\r\n\r\n", 5);
+        out(c, "0\r\n\r\n", 5);
+      if (h->broken)
+        break;
       response_done(c);
-      return;
+      break;
     }
     if (n == 0)
-      return; /* the handler has not sent more yet */
+      break; /* the handler has not sent more yet */
   }
+  return h->broken ? -1 : 0;
+}
+
+int tri__h1_broken(const tri__conn *c) {
+  return c->h1 != NULL && c->h1->broken;
 }
 
 void tri__h1_abort(tri__conn *c, tri_stream *s) {
@@ -556,7 +576,7 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
       parse(c);
     }
     if (tri__sock_flush(c) != 0) {
-      tri__conn_close(c, "write failed");
+      tri__conn_close(c, h->broken ? TRI__H1_OOM_MSG : "write failed");
       return;
     }
     if (tri__h1_finished(c)) {
@@ -595,7 +615,14 @@ int tri__h1_read(tri__conn *c, const uint8_t *buf, size_t n) {
   (void)n;
   return -1;
 }
-void tri__h1_produce(tri__conn *c) { (void)c; }
+int tri__h1_produce(tri__conn *c) {
+  (void)c;
+  return 0;
+}
+int tri__h1_broken(const tri__conn *c) {
+  (void)c;
+  return 0;
+}
 int tri__h1_finished(const tri__conn *c) {
   (void)c;
   return 1;

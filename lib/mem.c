@@ -11,11 +11,31 @@
  */
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 
-void *tri__malloc(size_t n) { return malloc(n ? n : 1); }
+/* Tests' allocation failures (tri__mem_set_fail_hook); NULL in use. */
+static tri__mem_fail_fn fail_hook;
+
+void tri__mem_set_fail_hook(tri__mem_fail_fn fn) {
+  __atomic_store_n(&fail_hook, fn, __ATOMIC_RELEASE);
+}
+
+static int fail_now(size_t n) {
+  tri__mem_fail_fn fn = __atomic_load_n(&fail_hook, __ATOMIC_ACQUIRE);
+  return fn != NULL && fn(n);
+}
+
+void *tri__malloc(size_t n) {
+  if (fail_now(n))
+    return NULL;
+  return malloc(n ? n : 1);
+}
 
 void *tri__calloc(size_t nmemb, size_t size) {
+  if (fail_now(size != 0 && nmemb > SIZE_MAX / size ? SIZE_MAX
+                                                      : nmemb * size))
+    return NULL;
   if (nmemb == 0 || size == 0)
     return calloc(1, 1);
   return calloc(nmemb, size); /* calloc checks nmemb * size overflow */
@@ -23,7 +43,11 @@ void *tri__calloc(size_t nmemb, size_t size) {
 
 /* realloc(p, 0) may free |p| and return NULL, which callers would take for
  * a failure and free again; ask for one byte instead. */
-void *tri__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+void *tri__realloc(void *p, size_t n) {
+  if (fail_now(n))
+    return NULL;
+  return realloc(p, n ? n : 1);
+}
 
 void tri__free(void *p) { free(p); }
 
@@ -34,7 +58,7 @@ char *tri__strdup(const char *s) {
   if (s == NULL)
     return NULL;
   n = strlen(s);
-  r = malloc(n + 1);
+  r = tri__malloc(n + 1);
   if (r == NULL)
     return NULL;
   memcpy(r, s, n + 1);
@@ -53,7 +77,7 @@ char *tri__strndup(const char *s, size_t n) {
     n = (size_t)(nul - s);
   if (n == SIZE_MAX)
     return NULL;
-  r = malloc(n + 1);
+  r = tri__malloc(n + 1);
   if (r == NULL)
     return NULL;
   memcpy(r, s, n);

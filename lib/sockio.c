@@ -81,8 +81,9 @@ int tri__sock_flush(tri__conn *c) {
   if (!writable(c))
     return 0;
   for (int rounds = 0; rounds < 1024; rounds++) {
-    if (c->h1 != NULL) /* HTTP/1.1 (http1.c): no nghttp2 output */
-      tri__h1_produce(c);
+    /* HTTP/1.1 (http1.c): no nghttp2 output */
+    if (c->h1 != NULL && tri__h1_produce(c) != 0)
+      return -1;
     while (c->h1 == NULL && c->wlen - c->woff < TRI__WRITE_COALESCE) {
       const uint8_t *p;
       ssize_t n = nghttp2_session_mem_send(c->sess, &p);
@@ -116,7 +117,7 @@ int tri__sock_flush(tri__conn *c) {
 
 int tri__sock_flush_or_close(tri__conn *c) {
   if (tri__sock_flush(c) != 0) {
-    tri__conn_close(c, "write failed");
+    tri__conn_close(c, tri__h1_broken(c) ? TRI__H1_OOM_MSG : "write failed");
     return 1;
   }
   if (c->h1 != NULL) {

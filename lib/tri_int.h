@@ -51,6 +51,11 @@ void *tri__realloc(void *p, size_t n);
 void tri__free(void *p);
 char *tri__strdup(const char *s);          /* NULL in -> NULL out */
 char *tri__strndup(const char *s, size_t n);
+/* Tests only: |fn| (NULL: none) is asked before every allocation of |n|
+ * bytes by the wrappers above; nonzero makes it fail as out of memory.
+ * Set and cleared from any thread; called on the allocating thread. */
+typedef int (*tri__mem_fail_fn)(size_t n);
+void tri__mem_set_fail_hook(tri__mem_fail_fn fn);
 
 /* ---- sync.c: lock and condition wrappers.  Failures are bugs: abort
  * with a message (never returned).  Conditions use CLOCK_MONOTONIC. ---- */

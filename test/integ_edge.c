@@ -24,6 +24,7 @@
 #include <triplestream/triplestream.h>
 
 #include "testutil.h"
+#include "tri_int.h" /* tri__mem_set_fail_hook */
 
 #ifdef HAVE_ZLIB
 #include <zlib.h>
@@ -129,6 +130,7 @@ static void msg_init(ProtobufCMessage *m) {
 #define M_RAW "/edge.Svc/Raw"
 #define M_SLEEP "/edge.Svc/Sleep"
 #define M_STREAM "/edge.Svc/Stream"
+#define M_OOM "/edge.Svc/Oom"
 
 static atomic_int last_rc = -100; /* what the last handler's recv saw */
 
@@ -196,6 +198,34 @@ static int h_stream(tri_stream *s, void *ud) {
   return rv;
 }
 
+/* Out of memory on the server's I/O thread: while oom_on is set, the
+ * connection's output buffer cannot grow from 16 to 32 KiB (it doubles
+ * from 512 bytes; only allocations of exactly 32 KiB fail, on threads
+ * named "tri-io").  The response body itself is collected in a 64 KiB
+ * buffer first, where a failure is answered with a whole 429 response. */
+static atomic_int oom_on;
+
+static int oom_hook(size_t n) {
+  char name[16] = "";
+  if (!atomic_load(&oom_on) || n != 32 * 1024)
+    return 0;
+  pthread_getname_np(pthread_self(), name, sizeof(name));
+  return strcmp(name, "tri-io") == 0;
+}
+
+/* Reads the request, then turns oom_hook on before echoing it. */
+static int h_oom(tri_stream *s, void *ud) {
+  tri_buf *m = NULL;
+  (void)ud;
+  int rv = tri_stream_recv(s, &m);
+  if (rv != TRI_OK)
+    return rv;
+  atomic_store(&oom_on, 1);
+  rv = tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
+  tri_buf_free(m);
+  return rv;
+}
+
 static tri_server *srv;
 static int port;
 
@@ -220,6 +250,7 @@ static void start_server(size_t max_recv) {
   ck_assert_int_eq(tri_server_register(srv, M_RAW, h_echo, NULL), TRI_OK);
   ck_assert_int_eq(tri_server_register(srv, M_STREAM, h_stream, NULL),
                    TRI_OK);
+  ck_assert_int_eq(tri_server_register(srv, M_OOM, h_oom, NULL), TRI_OK);
   ck_assert_int_eq(tri_server_bind(srv, "127.0.0.1:0"), TRI_OK);
   port = tri_server_port(srv);
   ck_assert_int_eq(tri_server_start(srv), TRI_OK);
@@ -826,6 +857,57 @@ START_TEST(test_oversized_body) {
 }
 END_TEST
 
+/* The server cannot buffer an HTTP/1.1 response (out of memory on its I/O
+ * thread when the output buffer grows, oom_hook): the connection closes
+ * without a complete response.  Before, the failed append was ignored:
+ * the client got the head and part of the 48 KiB body, the keep-alive
+ * connection stayed open and the client waited for the rest for good
+ * (this test then fails after 2 s).  Bound: closed within 2 s (the
+ * I/O thread closes in the iteration it fails; x100 for sanitizers). */
+START_TEST(test_h1_response_out_of_memory) {
+  enum { N = 48 * 1024 };
+  static uint8_t body[N], got[N + 4096];
+  char head[256];
+  size_t have = 0;
+  int closed = 0, fd, n;
+  int64_t end;
+
+  tu_fill(body, N, 7);
+  start_server(0);
+  tri__mem_set_fail_hook(oom_hook);
+  fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  n = snprintf(head, sizeof(head),
+               "POST " M_OOM " HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/proto\r\nContent-Length: %d\r\n"
+               "\r\n",
+               N);
+  send_all(fd, head, (size_t)n);
+  send_all(fd, body, N);
+  end = tu_now_ms() + 2000;
+  while (!closed && tu_now_ms() < end) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0)
+      continue;
+    ssize_t r = read(fd, got + have, sizeof(got) - have);
+    if (r <= 0)
+      closed = 1;
+    else
+      have += (size_t)r;
+  }
+  close(fd);
+  atomic_store(&oom_on, 0);
+  tri__mem_set_fail_hook(NULL);
+  ck_assert_msg(closed, "connection still open 2 s after the response "
+                        "could not be buffered (%zu bytes received)",
+                have);
+  ck_assert_msg(have < (size_t)N, "%zu bytes received: a complete response "
+                                  "despite the failed allocation?",
+                have);
+  stop_server();
+}
+END_TEST
+
 START_TEST(test_truncated_body_peer_vanishes) {
   start_server(0);
   atomic_store(&last_rc, -100);
@@ -1195,6 +1277,7 @@ int main(void) {
   tcase_add_test(tc, test_h1_first_byte_alone);
   tcase_add_test(tc, test_oversized_body);
   tcase_add_test(tc, test_truncated_body_peer_vanishes);
+  tcase_add_test(tc, test_h1_response_out_of_memory);
   tcase_add_test(tc, test_pipelined_and_keepalive);
   tcase_add_test(tc, test_garbage_preface);
   tcase_add_test(tc, test_grpc_web_binary_and_text);
