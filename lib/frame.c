@@ -66,14 +66,19 @@ void tri__deframer_init(tri__deframer *d, size_t max_len) {
   d->max_len = max_len;
 }
 
+void tri__spare_drop(tri_buf *b) {
+  if (b == NULL)
+    return;
+  tri__budget_add(TRI__B_SPARE, -(int64_t)b->cap);
+  tri__free(b);
+}
+
 void tri__deframer_cleanup(tri__deframer *d) {
   if (d->cur != NULL)
     tri__budget_add(TRI__B_PARTIAL, -(int64_t)d->cap);
   tri__free(d->cur);
   d->cur = NULL;
-  if (d->spare != NULL)
-    tri__budget_add(TRI__B_SPARE, -(int64_t)d->spare->cap);
-  tri__free(d->spare);
+  tri__spare_drop(d->spare);
   d->spare = NULL;
   d->hdr_have = 0;
   d->have = 0;

@@ -46,6 +46,9 @@ typedef struct {
 
 void tri__deframer_init(tri__deframer *d, size_t max_len);
 void tri__deframer_cleanup(tri__deframer *d); /* frees a partial message */
+/* Free a spare receive block kept for the next message (NULL: none) and
+ * take it off TRI__B_SPARE.  Any thread. */
+void tri__spare_drop(tri_buf *b);
 
 /*
  * Feed bytes.  Consumes up to |len| bytes and stops after the first

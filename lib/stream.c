@@ -218,13 +218,8 @@ static void stream_destroy(tri_stream *s) {
   ring_free_locked(s);
   replay_drop_locked(s);
   tri__deframer_cleanup(&s->df);
-  for (int i = 0; i < TRI__SPARES; i++) {
-    tri_buf *b = __atomic_exchange_n(&s->spare[i], NULL, __ATOMIC_ACQ_REL);
-    if (b != NULL) {
-      tri__budget_add(TRI__B_SPARE, -(int64_t)b->cap);
-      tri__free(b);
-    }
-  }
+  for (int i = 0; i < TRI__SPARES; i++)
+    tri__spare_drop(__atomic_exchange_n(&s->spare[i], NULL, __ATOMIC_ACQ_REL));
   tri__md_cleanup(&s->req_md);
   tri__md_cleanup(&s->hdrs);
   tri__md_cleanup(&s->trl);
