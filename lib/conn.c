@@ -202,6 +202,13 @@ void tri__conn_close(tri__conn *c, const char *why) {
   }
   int was = c->phase;
   c->phase = TRI__CONN_CLOSED;
+  if (c->src.fd >= 0 && tri__h1_cut(c)) {
+    /* An HTTP/1.1 response cut short: reset, so it cannot pass for a
+     * whole one; no close_notify, no lingering (peer_gone). */
+    struct linger lg = {1, 0};
+    (void)setsockopt(c->src.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    c->peer_gone = 1;
+  }
   tri__tls_close(c); /* close_notify first, while the socket is open */
   if (c->src.fd >= 0) {
     tri__loop_ep_del(l, c->src.fd);

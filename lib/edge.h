@@ -81,6 +81,11 @@ int tri__h1_produce(tri__conn *c);
 /* 1 once tri__h1_produce() failed (the reason to give on close). */
 int tri__h1_broken(const tri__conn *c);
 #define TRI__H1_OOM_MSG "out of memory buffering an HTTP/1.1 response"
+/* 1 when a response that began will not be complete (out of memory, the
+ * call cancelled): the connection must end with a TCP reset, not a FIN
+ * (nor TLS close_notify), or an HTTP/1.0 client reading to the close
+ * would take the cut body for the whole one (RFC 9112 §6.3, §9.6). */
+int tri__h1_cut(const tri__conn *c);
 /* 1 when the connection has nothing more to do and may close. */
 int tri__h1_finished(const tri__conn *c);
 /* Per-iteration work (timeouts, the next pipelined request, drain). */

@@ -67,6 +67,8 @@ struct tri__h1 {
   int broken;              /* output could not be buffered (out of
                               memory): close without writing more, since
                               what is buffered may end mid-response */
+  int cut;                 /* a started response will not be complete:
+                              the connection ends with a reset */
   /* received, not parsed (parser paused) */
   uint8_t *in;
   size_t inlen, incap;
@@ -91,7 +93,7 @@ static int grow(char **buf, size_t *cap, size_t need) {
  * never gets a response with a hole in it. */
 static void out(tri__conn *c, const void *p, size_t n) {
   if (!c->h1->broken && tri__conn_wappend(c, p, n) != 0)
-    c->h1->broken = 1;
+    c->h1->broken = c->h1->cut = 1;
 }
 
 /* A response the connection writes without a stream (bad request line,
@@ -514,6 +516,10 @@ int tri__h1_broken(const tri__conn *c) {
   return c->h1 != NULL && c->h1->broken;
 }
 
+int tri__h1_cut(const tri__conn *c) {
+  return c->h1 != NULL && c->h1->cut;
+}
+
 void tri__h1_abort(tri__conn *c, tri_stream *s) {
   struct tri__h1 *h = c->h1;
   if (h == NULL || h->cur != s)
@@ -524,6 +530,8 @@ void tri__h1_abort(tri__conn *c, tri_stream *s) {
   h->closing = h->kill = 1;
   if (!h->resp_started)
     raw_answer(c, 500, "call cancelled\n");
+  else
+    h->cut = 1; /* a body ended by the close would look complete */
 }
 
 void tri__h1_close_after(tri__conn *c) {
@@ -620,6 +628,10 @@ int tri__h1_produce(tri__conn *c) {
   return 0;
 }
 int tri__h1_broken(const tri__conn *c) {
+  (void)c;
+  return 0;
+}
+int tri__h1_cut(const tri__conn *c) {
   (void)c;
   return 0;
 }

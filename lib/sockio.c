@@ -308,7 +308,7 @@ void tri__sock_event(tri__conn *c, uint32_t ev) {
     }
   }
   if (tri__sock_flush(c) != 0)
-    tri__conn_close(c, "write failed");
+    tri__conn_close(c, tri__h1_broken(c) ? TRI__H1_OOM_MSG : "write failed");
 }
 
 /* ---- data provider (both sides) --------------------------------------- */

@@ -857,6 +857,42 @@ START_TEST(test_oversized_body) {
 }
 END_TEST
 
+/* Send |head| (request line and headers but the length) and |body| to
+ * M_OOM with oom_hook on, and read until the server closes or 2 s pass.  Returns 0
+ * while still open, 1 on a clean close (EOF), 2 on a reset; |*have| =
+ * bytes received. */
+static int oom_call(const char *head0, const uint8_t *body, size_t len,
+                    size_t *have) {
+  static uint8_t got[128 * 1024];
+  char head[512];
+  int how = 0, fd, n;
+  int64_t end;
+
+  *have = 0;
+  tri__mem_set_fail_hook(oom_hook);
+  fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  n = snprintf(head, sizeof(head), "%sContent-Length: %zu\r\n\r\n", head0,
+               len);
+  send_all(fd, head, (size_t)n);
+  send_all(fd, body, len);
+  end = tu_now_ms() + 2000;
+  while (how == 0 && tu_now_ms() < end) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0)
+      continue;
+    ssize_t r = read(fd, got, sizeof(got));
+    if (r > 0)
+      *have += (size_t)r;
+    else
+      how = r == 0 ? 1 : errno == ECONNRESET ? 2 : 1;
+  }
+  close(fd);
+  atomic_store(&oom_on, 0);
+  tri__mem_set_fail_hook(NULL);
+  return how;
+}
+
 /* The server cannot buffer an HTTP/1.1 response (out of memory on its I/O
  * thread when the output buffer grows, oom_hook): the connection closes
  * without a complete response.  Before, the failed append was ignored:
@@ -866,44 +902,48 @@ END_TEST
  * I/O thread closes in the iteration it fails; x100 for sanitizers). */
 START_TEST(test_h1_response_out_of_memory) {
   enum { N = 48 * 1024 };
-  static uint8_t body[N], got[N + 4096];
-  char head[256];
-  size_t have = 0;
-  int closed = 0, fd, n;
-  int64_t end;
+  static uint8_t body[N];
+  size_t have;
+  int how;
 
   tu_fill(body, N, 7);
   start_server(0);
-  tri__mem_set_fail_hook(oom_hook);
-  fd = tu_raw_connect(port);
-  ck_assert_int_ge(fd, 0);
-  n = snprintf(head, sizeof(head),
-               "POST " M_OOM " HTTP/1.1\r\nHost: x\r\n"
-               "Content-Type: application/proto\r\nContent-Length: %d\r\n"
-               "\r\n",
-               N);
-  send_all(fd, head, (size_t)n);
-  send_all(fd, body, N);
-  end = tu_now_ms() + 2000;
-  while (!closed && tu_now_ms() < end) {
-    struct pollfd p = {fd, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0)
-      continue;
-    ssize_t r = read(fd, got + have, sizeof(got) - have);
-    if (r <= 0)
-      closed = 1;
-    else
-      have += (size_t)r;
-  }
-  close(fd);
-  atomic_store(&oom_on, 0);
-  tri__mem_set_fail_hook(NULL);
-  ck_assert_msg(closed, "connection still open 2 s after the response "
-                        "could not be buffered (%zu bytes received)",
+  how = oom_call("POST " M_OOM " HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/proto\r\n",
+                 body, N, &have);
+  ck_assert_msg(how != 0, "connection still open 2 s after the response "
+                          "could not be buffered (%zu bytes received)",
                 have);
   ck_assert_msg(have < (size_t)N, "%zu bytes received: a complete response "
                                   "despite the failed allocation?",
                 have);
+  stop_server();
+}
+END_TEST
+
+/* The same for HTTP/1.0, where a streamed response (gRPC-Web) has neither
+ * a length nor chunks and the close ends the body: the connection must
+ * end with a reset, or the client takes the cut body for the whole one.
+ * Fails with a clean close (FIN) before the fix. */
+START_TEST(test_h10_response_cut_is_reset) {
+  enum { N = 48 * 1024 };
+  static uint8_t body[N + 5];
+  size_t have;
+  int how;
+
+  body[0] = 0;
+  body[1] = (uint8_t)(N >> 24);
+  body[2] = (uint8_t)(N >> 16);
+  body[3] = (uint8_t)(N >> 8);
+  body[4] = (uint8_t)N;
+  tu_fill(body + 5, N, 9);
+  start_server(0);
+  how = oom_call("POST " M_OOM " HTTP/1.0\r\n"
+                 "Content-Type: application/grpc-web+proto\r\n",
+                 body, N + 5, &have);
+  ck_assert_msg(how == 2, "HTTP/1.0 response cut short after %zu bytes "
+                          "ended with %s, not a reset",
+                have, how == 1 ? "a clean close" : "no close in 2 s");
   stop_server();
 }
 END_TEST
@@ -1278,6 +1318,7 @@ int main(void) {
   tcase_add_test(tc, test_oversized_body);
   tcase_add_test(tc, test_truncated_body_peer_vanishes);
   tcase_add_test(tc, test_h1_response_out_of_memory);
+  tcase_add_test(tc, test_h10_response_cut_is_reset);
   tcase_add_test(tc, test_pipelined_and_keepalive);
   tcase_add_test(tc, test_garbage_preface);
   tcase_add_test(tc, test_grpc_web_binary_and_text);
