@@ -17,6 +17,7 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -400,7 +401,12 @@ TRI_API int tri_server_new(tri_server **out, const tri_server_opts *opts) {
   tri__list_init(&srv->pool.queue);
   srv->pool.max_threads = srv->opts.max_workers;
   {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this process may run on (affinity, cpusets), not all the
+     * machine's: more woken threads than that cannot start sooner. */
+    cpu_set_t set;
+    long ncpu = sched_getaffinity(0, sizeof(set), &set) == 0
+                    ? CPU_COUNT(&set)
+                    : sysconf(_SC_NPROCESSORS_ONLN);
     srv->pool.wake_cap = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
   }
   srv->pool.max_queue = (size_t)srv->opts.max_workers * 4 + 64;
@@ -666,12 +672,11 @@ static void *worker_main(void *arg) {
                        code == rv ? NULL : "handler returned without a status");
     tri__mutex_lock(&p->mu);
     p->busy--;
-    if (s->quota) {
+    /* A stream held back by this connection's share may run now: this
+     * worker takes it next (pick_locked), and wakes another if more are
+     * queued, so no wake-up here. */
+    if (s->quota)
       s->quota->running--;
-      /* a stream held back by this connection's share may run now */
-      if (wake_one_locked(p))
-        tri__cond_signal(&p->cv);
-    }
     tri__mutex_unlock(&p->mu);
     tri__stream_unref(s);
   }
@@ -704,6 +709,13 @@ void tri__server_kick(tri_server *srv, unsigned n) {
   struct tri__pool *p = &srv->pool;
   unsigned k = 0;
   tri__mutex_lock(&p->mu);
+  /* Self-repair: with no handler running and streams queued, trust no
+   * wake-up counted as in flight.  Normally that only signals a few
+   * workers early (at most wake_cap per I/O chunk); were a signal ever
+   * lost, p->waking would otherwise stay high and throttle every later
+   * wake-up. */
+  if (p->busy == 0 && p->qlen > 0)
+    p->waking = 0;
   /* A worker that finished a handler meanwhile may have taken the
    * stream already: no wake-up for that one (wake_one_locked). */
   while (k < n && wake_one_locked(p))
