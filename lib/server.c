@@ -75,6 +75,7 @@ struct tri__pool {
   size_t qlen, max_queue;
   int idle;                /* workers waiting on cv */
   int waking;              /* of those, signalled and not yet awake */
+  int64_t wake_stamp;      /* last time waking rose from 0 or fell */
   int wake_cap;            /* most workers woken at once: online CPUs */
   int nthreads, max_threads;
   pthread_t *threads;
@@ -622,7 +623,8 @@ static tri_stream *pick_locked(tri_server *srv) {
 static int wake_one_locked(struct tri__pool *p) {
   if (p->qlen > (size_t)p->waking && p->idle > p->waking &&
       p->waking < p->wake_cap) {
-    p->waking++;
+    if (p->waking++ == 0)
+      p->wake_stamp = tri__now_ns();
     return 1;
   }
   return 0;
@@ -640,8 +642,10 @@ static void *worker_main(void *arg) {
       p->idle++;
       tri__cond_wait(&p->cv, &p->mu);
       p->idle--;
-      if (p->waking > 0)
+      if (p->waking > 0) {
         p->waking--; /* (a spurious wake-up only makes it signal more) */
+        p->wake_stamp = tri__now_ns();
+      }
     }
     if (s == NULL) {
       tri__mutex_unlock(&p->mu);
@@ -709,12 +713,11 @@ void tri__server_kick(tri_server *srv, unsigned n) {
   struct tri__pool *p = &srv->pool;
   unsigned k = 0;
   tri__mutex_lock(&p->mu);
-  /* Self-repair: with no handler running and streams queued, trust no
-   * wake-up counted as in flight.  Normally that only signals a few
-   * workers early (at most wake_cap per I/O chunk); were a signal ever
+  /* Self-repair: a wake-up takes microseconds, so wake-ups counted in
+   * flight with none arriving for 100 ms were lost (were a signal ever
    * lost, p->waking would otherwise stay high and throttle every later
-   * wake-up. */
-  if (p->busy == 0 && p->qlen > 0)
+   * wake-up).  Never true in normal operation. */
+  if (p->waking > 0 && tri__now_ns() - p->wake_stamp > tri__ms_to_ns(100))
     p->waking = 0;
   /* A worker that finished a handler meanwhile may have taken the
    * stream already: no wake-up for that one (wake_one_locked). */
