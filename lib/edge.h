@@ -78,9 +78,8 @@ int tri__h1_read(tri__conn *c, const uint8_t *buf, size_t n);
  * -1 when the output could not be buffered (out of memory): close the
  * connection without writing, what is buffered may end mid-response. */
 int tri__h1_produce(tri__conn *c);
-/* 1 once tri__h1_produce() failed (the reason to give on close). */
-int tri__h1_broken(const tri__conn *c);
-#define TRI__H1_OOM_MSG "out of memory buffering an HTTP/1.1 response"
+/* Once tri__h1_produce() failed: why, to give on close; else NULL. */
+const char *tri__h1_broken(const tri__conn *c);
 /* 1 when a response that began will not be complete (out of memory, the
  * call cancelled): the connection must end with a TCP reset, not a FIN
  * (nor TLS close_notify), or an HTTP/1.0 client reading to the close

@@ -496,13 +496,11 @@ int tri__h1_produce(tri__conn *c) {
       if (h->resp_chunked)
         out(c, "\r\n", 2);
     }
+    if (eof && h->resp_chunked)
+      out(c, "0\r\n\r\n", 5);
     if (h->broken)
       break; /* not done: the stream ends with the connection */
     if (eof) {
-      if (h->resp_chunked)
-        out(c, "0\r\n\r\n", 5);
-      if (h->broken)
-        break;
       response_done(c);
       break;
     }
@@ -512,8 +510,10 @@ int tri__h1_produce(tri__conn *c) {
   return h->broken ? -1 : 0;
 }
 
-int tri__h1_broken(const tri__conn *c) {
-  return c->h1 != NULL && c->h1->broken;
+const char *tri__h1_broken(const tri__conn *c) {
+  return c->h1 != NULL && c->h1->broken
+             ? "out of memory buffering an HTTP/1.1 response"
+             : NULL;
 }
 
 int tri__h1_cut(const tri__conn *c) {
@@ -583,14 +583,8 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
       h->resume = 0;
       parse(c);
     }
-    if (tri__sock_flush(c) != 0) {
-      tri__conn_close(c, h->broken ? TRI__H1_OOM_MSG : "write failed");
+    if (tri__sock_flush_or_close(c))
       return;
-    }
-    if (tri__h1_finished(c)) {
-      tri__conn_close(c, "finished");
-      return;
-    }
     if (!h->resume)
       return;
   }
@@ -627,9 +621,9 @@ int tri__h1_produce(tri__conn *c) {
   (void)c;
   return 0;
 }
-int tri__h1_broken(const tri__conn *c) {
+const char *tri__h1_broken(const tri__conn *c) {
   (void)c;
-  return 0;
+  return NULL;
 }
 int tri__h1_cut(const tri__conn *c) {
   (void)c;

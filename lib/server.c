@@ -76,7 +76,7 @@ struct tri__pool {
   int idle;                /* workers waiting on cv */
   int waking;              /* of those, signalled and not yet awake */
   int64_t wake_stamp;      /* last time waking rose from 0 or fell */
-  int wake_cap;            /* most workers woken at once: online CPUs */
+  int wake_cap;            /* most wake-ups in flight: CPUs we may use */
   int nthreads, max_threads;
   pthread_t *threads;
   int stop;

@@ -115,9 +115,15 @@ int tri__sock_flush(tri__conn *c) {
   return 0;
 }
 
+/* Why a flush failed, for tri__conn_close(). */
+static const char *flush_failure(const tri__conn *c) {
+  const char *why = tri__h1_broken(c);
+  return why ? why : "write failed";
+}
+
 int tri__sock_flush_or_close(tri__conn *c) {
   if (tri__sock_flush(c) != 0) {
-    tri__conn_close(c, tri__h1_broken(c) ? TRI__H1_OOM_MSG : "write failed");
+    tri__conn_close(c, flush_failure(c));
     return 1;
   }
   if (c->h1 != NULL) {
@@ -308,7 +314,7 @@ void tri__sock_event(tri__conn *c, uint32_t ev) {
     }
   }
   if (tri__sock_flush(c) != 0)
-    tri__conn_close(c, tri__h1_broken(c) ? TRI__H1_OOM_MSG : "write failed");
+    tri__conn_close(c, flush_failure(c));
 }
 
 /* ---- data provider (both sides) --------------------------------------- */
