@@ -220,6 +220,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__flow_conn_closed(c);
   tri__h1_free(c);
   nghttp2_session_del(c->sess);
+  TRI__ASSERT(tri__h2mem_mapped(&c->h2mem) == 0);
   tri__list_remove(&c->link);
   if (!c->is_server)
     tri__lb_conn_closed(c, was == TRI__CONN_READY, msg); /* may connect */
@@ -250,8 +251,8 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
   tri__list_init(&c->waiting);
   tri__list_init(&c->streams);
   tri__list_init(&c->link);
-  int rv = is_server ? nghttp2_session_server_new2(&c->sess, l->cbs, c, l->opt)
-                     : nghttp2_session_client_new2(&c->sess, l->cbs, c, l->opt);
+  int rv = tri__h2_session_new(&c->sess, is_server, l->cbs, c, l->opt,
+                               &c->h2mem);
   if (rv != 0) {
     tri__free(c);
     return NULL;
@@ -278,6 +279,7 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
     c->quota = tri__calloc(1, sizeof(*c->quota));
     if (c->quota == NULL) {
       nghttp2_session_del(c->sess);
+      TRI__ASSERT(tri__h2mem_mapped(&c->h2mem) == 0);
       tri__free(c);
       return NULL;
     }

@@ -31,6 +31,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core.h"
+#include "h2mem.h"
 
 #define TRI__READ_CHUNK (256 * 1024)
 #define TRI__WRITE_COALESCE (64 * 1024)
@@ -72,6 +73,7 @@ struct tri__conn {
   tri__src src;            /* first: epoll data.ptr */
   tri__loop *loop;
   nghttp2_session *sess;
+  tri__h2mem h2mem;        /* sess's allocator (h2mem.h) */
   int is_server;
   int phase;               /* enum tri__conn_phase */
   int64_t phase_deadline;  /* resolve/connect/handshake must end by */

@@ -1,5 +1,7 @@
 #include "tri_int.h"
 
+#include "h2mem.h"
+
 /*
  * Allocation wrappers.  Used by every thread (callers, I/O, timer,
  * workers); stateless, so safe from any thread.  This is the only file of
@@ -13,6 +15,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Tests' allocation failures (tri__mem_set_fail_hook); NULL in use. */
 static tri__mem_fail_fn fail_hook;
@@ -83,6 +87,116 @@ char *tri__strndup(const char *s, size_t n) {
   memcpy(r, s, n);
   r[n] = '\0';
   return r;
+}
+
+/* ---- nghttp2's allocator (h2mem.h) ------------------------------------ */
+
+static size_t page_size(void) {
+  static size_t cached; /* every thread computes the same value */
+  size_t ps = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (ps == 0) {
+    long v = sysconf(_SC_PAGESIZE);
+    ps = v > 0 ? (size_t)v : 4096;
+    __atomic_store_n(&cached, ps, __ATOMIC_RELAXED);
+  }
+  return ps;
+}
+
+static int h2_find(const tri__h2mem *m, const void *p) {
+  for (int i = 0; i < TRI__H2MEM_MAPS; i++)
+    if (m->map[i] == p)
+      return i;
+  return -1;
+}
+
+/* A block of |n| bytes; zeroed if |zero|.  Fresh anonymous pages are
+ * zero, so a mapped block is never written here. */
+static void *h2_alloc(tri__h2mem *m, size_t n, int zero) {
+  size_t ps = page_size();
+  int i;
+
+  if (fail_now(n))
+    return NULL;
+  if (m->creating && n >= ps && n <= SIZE_MAX - ps &&
+      (i = h2_find(m, NULL)) >= 0) {
+    size_t len = (n + ps - 1) / ps * ps;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      m->map[i] = p;
+      m->len[i] = len;
+      return p;
+    }
+  }
+  return zero ? calloc(1, n ? n : 1) : malloc(n ? n : 1);
+}
+
+static void *h2_malloc(size_t n, void *ud) { return h2_alloc(ud, n, 0); }
+
+static void *h2_calloc(size_t nmemb, size_t size, void *ud) {
+  if (size != 0 && nmemb > SIZE_MAX / size)
+    return NULL;
+  return h2_alloc(ud, nmemb * size, 1);
+}
+
+static void h2_free(void *p, void *ud) {
+  tri__h2mem *m = ud;
+  int i;
+
+  if (p == NULL)
+    return;
+  i = h2_find(m, p);
+  if (i < 0) {
+    free(p);
+    return;
+  }
+  munmap(p, m->len[i]);
+  m->map[i] = NULL;
+  m->len[i] = 0;
+}
+
+static void *h2_realloc(void *p, size_t n, void *ud) {
+  tri__h2mem *m = ud;
+  void *q;
+  int i;
+
+  if (p == NULL)
+    return h2_alloc(m, n, 0);
+  i = h2_find(m, p);
+  if (i < 0) {
+    if (fail_now(n))
+      return NULL;
+    return realloc(p, n ? n : 1);
+  }
+  if (n <= m->len[i])
+    return p; /* the pages beyond |n| stay mapped until freed */
+  q = h2_alloc(m, n, 0);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, p, m->len[i]);
+  h2_free(p, m);
+  return q;
+}
+
+int tri__h2_session_new(nghttp2_session **sess, int is_server,
+                        const nghttp2_session_callbacks *cbs, void *user_data,
+                        const nghttp2_option *opt, tri__h2mem *m) {
+  /* nghttp2 keeps a copy of this table; |m| is its mem_user_data. */
+  nghttp2_mem mem = {m, h2_malloc, h2_free, h2_calloc, h2_realloc};
+  int rv;
+
+  m->creating = 1;
+  rv = is_server ? nghttp2_session_server_new3(sess, cbs, user_data, opt, &mem)
+                 : nghttp2_session_client_new3(sess, cbs, user_data, opt, &mem);
+  m->creating = 0;
+  return rv;
+}
+
+int tri__h2mem_mapped(const tri__h2mem *m) {
+  int n = 0;
+  for (int i = 0; i < TRI__H2MEM_MAPS; i++)
+    n += m->map[i] != NULL;
+  return n;
 }
 
 #ifdef TRI_DEBUG

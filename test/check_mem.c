@@ -1,0 +1,188 @@
+/*
+ * Unit tests for nghttp2's allocator (lib/mem.c, lib/h2mem.h): the
+ * buffers nghttp2 sizes when it creates a session live in their own
+ * mappings, cost no resident memory until written, go back to the kernel
+ * with the session, and nothing later (per-stream work) is mapped.
+ *
+ * The sessions here run over nghttp2's memory interface (mem_recv /
+ * mem_send), with no socket and no I/O thread.
+ */
+#include "h2mem.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+static const uint8_t settings_ack[9] = {0, 0, 0, 4, 1, 0, 0, 0, 0};
+
+static nghttp2_session_callbacks *callbacks(void) {
+  nghttp2_session_callbacks *cbs;
+  ck_assert_int_eq(nghttp2_session_callbacks_new(&cbs), 0);
+  return cbs;
+}
+
+/* Everything nghttp2 wants to send, discarded; the bytes it produced. */
+static size_t drain(nghttp2_session *s) {
+  const uint8_t *data;
+  size_t total = 0;
+  ssize_t n;
+  for (int i = 0; i < 100000 && (n = nghttp2_session_mem_send(s, &data)) > 0;
+       i++)
+    total += (size_t)n;
+  ck_assert_int_eq(nghttp2_session_want_write(s), 0);
+  return total;
+}
+
+/* The process's resident set in bytes. */
+static long rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long size = 0, resident = -1;
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
+  fclose(f);
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* A server session that has done the connection preface (RFC 9113 3.4)
+ * and holds no stream: an idle connection. */
+static void handshake(nghttp2_session *s) {
+  nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100};
+  ck_assert_int_eq(nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, &iv, 1), 0);
+  ck_assert_int_eq(nghttp2_session_mem_recv(s, preface, sizeof preface - 1),
+                   (ssize_t)(sizeof preface - 1));
+  ck_assert_int_eq(nghttp2_session_mem_recv(s, settings, sizeof settings),
+                   (ssize_t)sizeof settings);
+  ck_assert_uint_gt(drain(s), 0); /* SETTINGS and the ACK of the client's */
+  ck_assert_int_eq(
+      nghttp2_session_mem_recv(s, settings_ack, sizeof settings_ack),
+      (ssize_t)sizeof settings_ack);
+  drain(s);
+}
+
+enum { IDLE_N = 256 };
+
+/* Idle sessions cost at least a page less resident memory each with the
+ * allocator than with nghttp2's default (the heap), measured in the same
+ * process: the stream table, which an idle session never writes, is not
+ * resident.  (Measured here: about 9.4 KB against 13.5 KB.)  Before the
+ * allocator both were the same and this fails. */
+START_TEST(idle_sessions_cost_a_page_less) {
+  nghttp2_session_callbacks *cbs = callbacks();
+  static nghttp2_session *ours[IDLE_N], *heap[IDLE_N];
+  static tri__h2mem m[IDLE_N];
+  long r0, r1, r2, per_ours, per_heap;
+
+  memset(m, 0, sizeof m);
+  r0 = rss_bytes();
+  for (int i = 0; i < IDLE_N; i++) {
+    ck_assert_int_eq(tri__h2_session_new(&ours[i], 1, cbs, NULL, NULL, &m[i]),
+                     0);
+    ck_assert_int_eq(m[i].creating, 0);
+    ck_assert_int_ge(tri__h2mem_mapped(&m[i]), 2); /* table, frame buffer */
+    handshake(ours[i]);
+  }
+  r1 = rss_bytes();
+  for (int i = 0; i < IDLE_N; i++) {
+    ck_assert_int_eq(nghttp2_session_server_new(&heap[i], cbs, NULL), 0);
+    handshake(heap[i]);
+  }
+  r2 = rss_bytes();
+  per_ours = (r1 - r0) / IDLE_N;
+  per_heap = (r2 - r1) / IDLE_N;
+  fprintf(stderr, "check_mem: idle session RSS %ld B (heap: %ld B)\n",
+          per_ours, per_heap);
+  /* The table's page (4096 B) less, minus half a page for where the
+   * heap happens to put the rest (measured: 3.4 KB less). */
+  ck_assert_int_le(per_ours, per_heap - 2048);
+  for (int i = 0; i < IDLE_N; i++) {
+    nghttp2_session_del(ours[i]);
+    ck_assert_int_eq(tri__h2mem_mapped(&m[i]), 0);
+    nghttp2_session_del(heap[i]);
+  }
+  nghttp2_session_callbacks_del(cbs);
+}
+END_TEST
+
+/* A client session that opens many streams: nghttp2 grows its stream
+ * table and the new one comes from the heap (nothing is mapped after
+ * creation, so a request never costs a system call); the old one is
+ * unmapped. */
+START_TEST(streams_use_the_heap) {
+  nghttp2_session_callbacks *cbs = callbacks();
+  nghttp2_session *s = NULL;
+  tri__h2mem m;
+  int before;
+  const nghttp2_nv nv[] = {
+      {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
+      {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE},
+      {(uint8_t *)":path", (uint8_t *)"/a.B/C", 5, 6, NGHTTP2_NV_FLAG_NONE},
+      {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, NGHTTP2_NV_FLAG_NONE},
+  };
+
+  /* The server's SETTINGS: up to 2000 concurrent streams. */
+  static const uint8_t server_settings[15] = {0, 0, 6, 4, 0, 0, 0, 0,
+                                              0, 0, 3, 0, 0, 0x07, 0xd0};
+
+  memset(&m, 0, sizeof m);
+  ck_assert_int_eq(tri__h2_session_new(&s, 0, cbs, NULL, NULL, &m), 0);
+  before = tri__h2mem_mapped(&m);
+  ck_assert_int_ge(before, 2);
+  ck_assert_int_eq(
+      nghttp2_session_mem_recv(s, server_settings, sizeof server_settings),
+      (ssize_t)sizeof server_settings);
+  for (int i = 0; i < 1000; i++)
+    ck_assert_int_gt(nghttp2_submit_request(s, NULL, nv, 4, NULL, NULL), 0);
+  drain(s);
+  ck_assert_ptr_nonnull(nghttp2_session_find_stream(s, 1999));
+  ck_assert_int_le(tri__h2mem_mapped(&m), before);
+  nghttp2_session_del(s);
+  ck_assert_int_eq(tri__h2mem_mapped(&m), 0);
+  nghttp2_session_callbacks_del(cbs);
+}
+END_TEST
+
+/* Out of memory while nghttp2 creates the session (the tests' failure
+ * hook refuses every block of a page or more): the creation fails and
+ * whatever was mapped before the failure is unmapped. */
+static int refuse_pages(size_t n) { return n >= 4096; }
+
+START_TEST(creation_failure_unmaps) {
+  nghttp2_session_callbacks *cbs = callbacks();
+  nghttp2_session *s = NULL;
+  tri__h2mem m;
+
+  memset(&m, 0, sizeof m);
+  tri__mem_set_fail_hook(refuse_pages);
+  ck_assert_int_eq(tri__h2_session_new(&s, 1, cbs, NULL, NULL, &m),
+                   NGHTTP2_ERR_NOMEM);
+  tri__mem_set_fail_hook(NULL);
+  ck_assert_int_eq(m.creating, 0);
+  ck_assert_int_eq(tri__h2mem_mapped(&m), 0);
+  nghttp2_session_callbacks_del(cbs);
+}
+END_TEST
+
+static Suite *mem_suite(void) {
+  Suite *s = suite_create("mem");
+  TCase *tc = tcase_create("h2mem");
+
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, idle_sessions_cost_a_page_less);
+  tcase_add_test(tc, streams_use_the_heap);
+  tcase_add_test(tc, creation_failure_unmaps);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(mem_suite());
+  int failed;
+
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
