@@ -563,6 +563,19 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
       return;
     }
     *next = tri__deadline_min(*next, dl);
+  } else if (h->head_done && !h->msg_done && !h->closing) {
+    /* A request body must keep coming (slowloris on the body): at most
+     * the handshake timeout between two reads.  Reading never pauses
+     * inside a body, so a gap is the client's. */
+    int64_t hs = tri__ms_to_ns(l->cfg.handshake_ms);
+    int64_t dl = hs > INT64_MAX - c->last_read_ns ? INT64_MAX
+                                                  : c->last_read_ns + hs;
+    if (now >= dl) {
+      tri__conn_close(c, "closed: request body stalled for the handshake "
+                         "timeout");
+      return;
+    }
+    *next = tri__deadline_min(*next, dl);
   } else if (h->cur == NULL && !h->closing) {
     int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
     int64_t dl = h->idle_since + tri__ms_to_ns(ms);

@@ -229,14 +229,15 @@ static int h_oom(tri_stream *s, void *ud) {
 static tri_server *srv;
 static int port;
 
-static void start_server(size_t max_recv) {
+static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
   tri_server_opts *o = tri_server_opts_new();
   ck_assert_ptr_nonnull(o);
   ck_assert_int_eq(tri_server_opts_set_cors_origins(o, "http://ok.example"),
                    TRI_OK);
   if (max_recv)
     ck_assert_int_eq(tri_server_opts_set_max_recv_size(o, max_recv), TRI_OK);
-  ck_assert_int_eq(tri_server_opts_set_handshake_timeout_ms(o, 3000), TRI_OK);
+  ck_assert_int_eq(tri_server_opts_set_handshake_timeout_ms(o, handshake_ms),
+                   TRI_OK);
   ck_assert_int_eq(tri_server_new(&srv, o), TRI_OK);
   tri_server_opts_free(o);
   ck_assert_int_eq(tri_server_register_typed(srv, M_ECHO, NULL, NULL,
@@ -255,6 +256,8 @@ static void start_server(size_t max_recv) {
   port = tri_server_port(srv);
   ck_assert_int_eq(tri_server_start(srv), TRI_OK);
 }
+
+static void start_server(size_t max_recv) { start_server_hs(max_recv, 3000); }
 
 static void stop_server(void) {
   tri_server_free(srv);
@@ -993,6 +996,55 @@ START_TEST(test_truncated_body_peer_vanishes) {
 }
 END_TEST
 
+/* A request body that stops coming: the connection is closed once no
+ * byte has arrived for the handshake timeout (500 ms here) and the
+ * handler's recv ends; a body that keeps coming, however slowly, is not
+ * cut.  Before, the stalled connection and its handler waited for ever. */
+START_TEST(test_h1_body_stall_closes) {
+  enum { HS_MS = 500 };
+  start_server_hs(0, HS_MS);
+  const char head[] = "POST " M_RAW " HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/proto\r\n"
+                      "Content-Length: 12\r\n\r\n";
+  /* Slow but steady: a byte every 200 ms for 1.2 s, then the rest. */
+  uint8_t pb[16];
+  size_t n = pack_msg("abcdefgh", 8, pb);
+  ck_assert_uint_eq(n, 12);
+  int fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  send_all(fd, head, sizeof(head) - 1);
+  for (size_t i = 0; i < 6; i++) {
+    tu_sleep_ms(200);
+    send_all(fd, pb + i, 1);
+  }
+  send_all(fd, pb + 6, n - 6);
+  rbuf rb = {.n = 0};
+  h1resp r;
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  close(fd);
+  /* Stalled: 10 of 12 bytes, then nothing. */
+  atomic_store(&last_rc, -100);
+  fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  send_all(fd, head, sizeof(head) - 1);
+  send_all(fd, pb, 10);
+  int64_t t0 = tu_now_ms();
+  /* Closed after the timeout, with 1 s headroom for the loop's wake-up
+   * on a loaded machine; not before it (less 50 ms of clock skew). */
+  ck_assert_int_eq(tu_wait_peer_close(fd, HS_MS + 1000), 0);
+  int64_t took = tu_now_ms() - t0;
+  ck_assert_msg(took >= HS_MS - 50, "closed after %lld ms", (long long)took);
+  close(fd);
+  int64_t end = tu_now_ms() + TU_WAIT_MS;
+  while (atomic_load(&last_rc) == -100 && tu_now_ms() < end)
+    tu_sleep_ms(10);
+  ck_assert_int_ne(atomic_load(&last_rc), -100);
+  ck_assert_int_ne(atomic_load(&last_rc), TRI_OK);
+  stop_server();
+}
+END_TEST
+
 START_TEST(test_pipelined_and_keepalive) {
   uint8_t pb[3][16];
   size_t n[3];
@@ -1319,6 +1371,7 @@ int main(void) {
   tcase_add_test(tc, test_truncated_body_peer_vanishes);
   tcase_add_test(tc, test_h1_response_out_of_memory);
   tcase_add_test(tc, test_h10_response_cut_is_reset);
+  tcase_add_test(tc, test_h1_body_stall_closes);
   tcase_add_test(tc, test_pipelined_and_keepalive);
   tcase_add_test(tc, test_garbage_preface);
   tcase_add_test(tc, test_grpc_web_binary_and_text);

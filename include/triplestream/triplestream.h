@@ -1084,7 +1084,10 @@ TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
 /**
  * Time a new connection has to complete the TLS handshake (with TLS) and
  * send the HTTP/2 preface and SETTINGS, in ms (> 0; default 10000);
- * slower connections are closed (slowloris).
+ * slower connections are closed (slowloris).  On HTTP/1.1 connections it
+ * also bounds each request head and each gap between two reads of a
+ * request body: a body that stops coming closes the connection and ends
+ * its handler's stream.
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
