@@ -406,14 +406,14 @@ void tri__stream_take_spare(tri_stream *s);
  * HEADERS, DATA and END_STREAM at once (one op, one wake-up).  TRI_OK,
  * TRI_EINVAL, TRI_ENOMEM or a compression error. */
 int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len);
-/* tri_stream_send() of a |plen|-byte message that |fill| writes straight
- * into the send ring with tri__stream_ring_put_locked() (exactly plen
- * bytes, s->mu held; it must not block), once the ring has room: no
+/* tri_stream_send_ex() of a |plen|-byte message that |fill| writes
+ * straight into the send ring with tri__stream_ring_put_locked() (exactly
+ * plen bytes, s->mu held; it must not block), once the ring has room: no
  * intermediate buffer (tri_stream_send_msg packs protobuf this way).
- * Uncompressed only. */
+ * Uncompressed only; |flags| may hold TRI_SEND_LAST. */
 typedef void (*tri__fill_fn)(void *ctx, tri_stream *s);
-int tri__stream_send_fill(tri_stream *s, size_t plen, tri__fill_fn fill,
-                          void *ctx);
+int tri__stream_send_fill(tri_stream *s, size_t plen, unsigned flags,
+                          int timeout_ms, tri__fill_fn fill, void *ctx);
 void tri__stream_ring_put_locked(tri_stream *s, const uint8_t *p, size_t n);
 /* Server: finish with |code| (any thread); see tri_stream_finish(). */
 int tri__stream_finish(tri_stream *s, int code, const char *message);

@@ -45,7 +45,8 @@ static void pack_into_ring(void *ctx, tri_stream *s) {
  * of their bytes fields less); smaller ones through a stack buffer. */
 #define PACK_INTO_RING_MIN 4096
 
-TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
+TRI_API int tri_stream_send_msg_ex(tri_stream *s, const ProtobufCMessage *msg,
+                                   unsigned flags, int timeout_ms) {
   uint8_t small[512];
   uint8_t *buf = small;
   size_t n;
@@ -55,18 +56,23 @@ TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
     return TRI_EINVAL;
   n = protobuf_c_message_get_packed_size(msg);
   if (n >= PACK_INTO_RING_MIN && s->enc_out == 0 && s->triple == NULL &&
-      !s->json)
-    return tri__stream_send_fill(s, n, pack_into_ring, (void *)msg);
+      !s->json && !(flags & TRI_SEND_NO_COMPRESS))
+    return tri__stream_send_fill(s, n, flags, timeout_ms, pack_into_ring,
+                                 (void *)msg);
   if (n > sizeof(small)) {
     buf = tri__malloc(n);
     if (buf == NULL)
       return TRI_ENOMEM;
   }
   protobuf_c_message_pack(msg, buf);
-  rv = tri_stream_send(s, buf, n);
+  rv = tri_stream_send_ex(s, buf, n, flags, timeout_ms);
   if (buf != small)
     tri__free(buf);
   return rv;
+}
+
+TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg) {
+  return tri_stream_send_msg_ex(s, msg, 0, -1);
 }
 
 TRI_API int tri_stream_recv_msg(tri_stream *s,

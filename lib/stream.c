@@ -759,6 +759,18 @@ static void close_send_locked(tri_stream *s) {
   }
 }
 
+static int finish_locked(tri_stream *s, int code, const char *message);
+
+/* TRI_SEND_LAST after a queued message (s->mu held): the client
+ * half-closes, the server finishes with OK.  Under the same lock as the
+ * message, so the I/O thread is woken once and writes both together. */
+static void send_last_locked(tri_stream *s) {
+  if (s->side == TRI__CLIENT)
+    close_send_locked(s);
+  else
+    (void)finish_locked(s, TRI_OK, NULL); /* open: the message was taken */
+}
+
 TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
                                unsigned flags, int timeout_ms) {
   uint8_t hdr[TRI__FRAME_HDR_LEN];
@@ -792,9 +804,9 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
   tri__mutex_lock(&s->mu);
   rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, payload, plen, deadline,
                     NULL, NULL);
-  if (rv == TRI_OK && (flags & TRI_SEND_LAST) && s->side == TRI__CLIENT)
-    close_send_locked(s);
-  tri__stream_unlock_post(s);
+  if (rv == TRI_OK && (flags & TRI_SEND_LAST))
+    send_last_locked(s);
+  tri__stream_unlock_post(s); /* one wake-up for the message and its end */
   tri__stream_unref(s);
   tri__free(comp);
   return rv;
@@ -851,8 +863,8 @@ void tri__stream_ring_put_locked(tri_stream *s, const uint8_t *p, size_t n) {
   ring_put(s, p, n);
 }
 
-int tri__stream_send_fill(tri_stream *s, size_t plen, tri__fill_fn fill,
-                          void *ctx) {
+int tri__stream_send_fill(tri_stream *s, size_t plen, unsigned flags,
+                          int timeout_ms, tri__fill_fn fill, void *ctx) {
   uint8_t hdr[TRI__FRAME_HDR_LEN];
   int rv;
 
@@ -863,8 +875,12 @@ int tri__stream_send_fill(tri_stream *s, size_t plen, tri__fill_fn fill,
   tri__frame_put_header(hdr, 0, (uint32_t)plen);
   tri__stream_ref(s);
   tri__mutex_lock(&s->mu);
-  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, NULL, plen, TRI__NO_DEADLINE,
+  rv = write_locked(s, hdr, TRI__FRAME_HDR_LEN, NULL, plen,
+                    timeout_ms < 0 ? TRI__NO_DEADLINE
+                                   : tri__deadline_after_ms(timeout_ms),
                     fill, ctx);
+  if (rv == TRI_OK && (flags & TRI_SEND_LAST))
+    send_last_locked(s);
   tri__stream_unlock_post(s);
   tri__stream_unref(s);
   return rv;
@@ -1035,21 +1051,27 @@ TRI_API int tri_stream_send_headers(tri_stream *s) {
   return rv;
 }
 
-int tri__stream_finish(tri_stream *s, int code, const char *message) {
-  int rv = TRI_OK;
-  tri__mutex_lock(&s->mu);
-  if (s->app_closed) {
-    rv = TRI_ESTATE; /* finished before */
-  } else if (s->final) {
+/* The server ends the call with |code| (s->mu held): trailers after what
+ * is queued.  Posts; the caller's unlock wakes the I/O thread. */
+static int finish_locked(tri_stream *s, int code, const char *message) {
+  if (s->app_closed)
+    return TRI_ESTATE; /* finished before */
+  if (s->final) {
     /* Already ended (deadline, cancel, limit): the client gets (or got)
      * that status, not the handler's. */
-    rv = s->final_code == TRI_OK ? TRI_ESTATE : s->final_code;
-  } else {
-    tri__stream_ev_locked(s, TRI__EV_FINISH, code, message, 0, 0);
-    request_headers_locked(s);
-    s->io_deferred = 0;
-    tri__stream_post_locked(s, TRI__OP_HEADERS | TRI__OP_DATA);
+    return s->final_code == TRI_OK ? TRI_ESTATE : s->final_code;
   }
+  tri__stream_ev_locked(s, TRI__EV_FINISH, code, message, 0, 0);
+  request_headers_locked(s);
+  s->io_deferred = 0;
+  tri__stream_post_locked(s, TRI__OP_HEADERS | TRI__OP_DATA);
+  return TRI_OK;
+}
+
+int tri__stream_finish(tri_stream *s, int code, const char *message) {
+  int rv;
+  tri__mutex_lock(&s->mu);
+  rv = finish_locked(s, code, message);
   tri__stream_unlock_post(s);
   return rv;
 }

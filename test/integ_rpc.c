@@ -35,6 +35,7 @@
 #define M_HALFCLOSE "/test.Echo/HalfClose"
 #define M_TWO "/test.Echo/TwoMessages"
 #define M_BIDI_INTO "/test.Echo/BidiInto"
+#define M_SEND_LAST "/test.Echo/SendLast"
 #define M_BIDI_INTO_GZ "/test.Echo/BidiIntoGzip"
 
 static const char special_msg[] = "\t\r\n \xe2\x98\xba \xf0\x9f\x98\x88 %";
@@ -52,6 +53,33 @@ fail_call(tri_stream *s, const char *what, int rv)
   snprintf(msg, sizeof(msg), "handler: %s: %s", what, tu_code(rv));
   tri_stream_finish(s, TRI_INTERNAL, msg);
   return TRI_INTERNAL;
+}
+
+/* What h_send_last's tri_stream_finish() after TRI_SEND_LAST returned. */
+static atomic_int send_last_finish = -100;
+
+/* Unary with TRI_SEND_LAST: the echo ends the call with status OK, so a
+ * later tri_stream_finish() is refused (TRI_ESTATE) and its status never
+ * reaches the client. */
+static int
+h_send_last(tri_stream *s, void *ud)
+{
+  tri_buf *m = NULL;
+  int rv;
+
+  (void)ud;
+  rv = tri_stream_recv(s, &m);
+  if (rv != TRI_OK)
+    return fail_call(s, "recv request", rv);
+  rv = tri_stream_send_ex(s, tri_buf_data(m), tri_buf_len(m), TRI_SEND_LAST,
+                          -1);
+  tri_buf_free(m);
+  if (rv != TRI_OK)
+    return fail_call(s, "send", rv);
+  atomic_store(&send_last_finish,
+               tri_stream_finish(s, TRI_INTERNAL, "finished after the last"));
+  /* Sending after the end is refused too. */
+  return tri_stream_send(s, "z", 1) == TRI_ESTATE ? TRI_OK : TRI_DATA_LOSS;
 }
 
 /* Unary: exactly one request, echoed; then end of input. */
@@ -308,7 +336,7 @@ static void
 setup(void)
 {
   tu_method m[] = {
-      {M_UNARY, h_unary, NULL},         {M_BIDI, tu_echo_handler, NULL},
+      {M_UNARY, h_unary, NULL},         {M_SEND_LAST, h_send_last, NULL},         {M_BIDI, tu_echo_handler, NULL},
       {M_CSTREAM, h_cstream, NULL},     {M_SSTREAM, h_sstream, NULL},
       {M_META, h_meta, NULL},           {M_STATUS, h_status, NULL},
       {M_HALFCLOSE, h_halfclose, NULL}, {M_TWO, h_two, NULL},
@@ -395,6 +423,35 @@ START_TEST(test_unary)
   ck_assert_uint_eq(tri_buf_len(resp), 0);
   ck_assert_ptr_nonnull(tri_buf_data(resp));
   tri_buf_free(resp);
+}
+END_TEST
+
+/* A server's TRI_SEND_LAST finishes the call with OK together with the
+ * message (one write): the client gets the echo and OK, the handler's
+ * later finish and send are refused.  Before, the flag was ignored on
+ * servers and the client got the handler's INTERNAL. */
+START_TEST(test_server_send_last)
+{
+  tri_buf *resp = NULL;
+  tri_stream *st = NULL;
+  const char *msg = NULL;
+  int rv;
+
+  atomic_store(&send_last_finish, -100);
+  rv = tri_unary_call(ch, M_SEND_LAST, NULL, "last", 4, &resp, &st);
+  if (rv != TRI_OK && st != NULL)
+    tri_stream_wait_status(st, 0, &msg);
+  ck_assert_msg(rv == TRI_OK, "unary: %s, message \"%s\"", tu_code(rv),
+                msg ? msg : "");
+  ck_assert_uint_eq(tri_buf_len(resp), 4);
+  ck_assert_mem_eq(tri_buf_data(resp), "last", 4);
+  tri_buf_free(resp);
+  ck_assert_int_eq(tri_stream_wait_status(st, 1000, &msg), TRI_OK);
+  ck_assert_str_eq(msg, "");
+  tri_stream_free(st);
+  for (int i = 0; i < 200 && atomic_load(&send_last_finish) == -100; i++)
+    tu_sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&send_last_finish), TRI_ESTATE);
 }
 END_TEST
 
@@ -1057,6 +1114,7 @@ rpc_suite(void)
   tcase_set_timeout(tc, TU_TCASE_TIMEOUT);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_unary);
+  tcase_add_test(tc, test_server_send_last);
   tcase_add_test(tc, test_client_streaming);
   tcase_add_test(tc, test_server_streaming);
   tcase_add_test(tc, test_bidi_echo);

@@ -23,6 +23,19 @@ extern "C" {
 TRI_API int tri_stream_send_msg(tri_stream *s, const ProtobufCMessage *msg);
 
 /**
+ * tri_stream_send_msg() with TRI_SEND_* |flags| and its own |timeout_ms|,
+ * as tri_stream_send_ex().  With TRI_SEND_LAST a server handler's single
+ * response goes out with its trailers (status OK) in one write.
+ *
+ * Ownership: |msg| is borrowed, not kept.
+ * Thread safety, Blocking, Returns: as tri_stream_send_ex(); TRI_ENOMEM
+ *   when the serialized copy cannot be allocated.
+ * Since: 0.3
+ */
+TRI_API int tri_stream_send_msg_ex(tri_stream *s, const ProtobufCMessage *msg,
+                                   unsigned flags, int timeout_ms);
+
+/**
  * Receive one message and unpack it as |desc|.
  *
  * Ownership: on TRI_OK *|out| belongs to the caller; free it with

@@ -745,7 +745,11 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
 
 /** Flags for tri_stream_send_ex(). */
 #define TRI_SEND_NO_COMPRESS 0x01u /* this message goes out uncompressed */
-#define TRI_SEND_LAST 0x02u        /* half-close (client) after it       */
+/* The last message: after it the client half-closes, and the server
+ * finishes the call with status OK (tri_stream_finish(s, TRI_OK, NULL)),
+ * both in the same write as the message (one wake-up of the I/O thread,
+ * one TCP segment for a small response and its trailers). */
+#define TRI_SEND_LAST 0x02u
 
 /**
  * Send one message: blocks while the stream's bounded send buffer is full

@@ -1125,7 +1125,8 @@ emit_trampoline(sbuf *o, const cg_service *s, const cg_method *m)
   if (m->kind == KIND_UNARY || m->kind == KIND_CLIENT_STREAM)
     sb_printf(o,
               "  if (rv == TRI_OK)\n"
-              "    rv = tri_stream_send_msg(s, &call.resp.base);\n"
+              "    rv = tri_stream_send_msg_ex(s, &call.resp.base, "
+              "TRI_SEND_LAST, -1);\n"
               "  if (b->impl->release_response != NULL)\n"
               "    b->impl->release_response(&call.resp.base, "
               "b->user_data);\n");
