@@ -26,6 +26,8 @@ typedef struct {
   int64_t conn_owed;     /* connection window withheld from peers */
   int64_t spare_bytes;   /* received blocks streams keep for reuse
                             (at most TRI__SPARE_MAX) */
+  int64_t quiet_conns;   /* server connections that gave their buffers
+                            back while quiet (h2server.c trim_if_quiet) */
 } tri__budgets;
 
 enum tri__budget_id {
@@ -38,6 +40,7 @@ enum tri__budget_id {
   TRI__B_RING,
   TRI__B_OWED,
   TRI__B_SPARE,
+  TRI__B_QUIET,
   TRI__B_COUNT
 };
 

@@ -221,6 +221,8 @@ void tri__conn_close(tri__conn *c, const char *why) {
   tri__h1_free(c);
   nghttp2_session_del(c->sess);
   TRI__ASSERT(tri__h2mem_mapped(&c->h2mem) == 0);
+  if (c->h2mem.trimmed)
+    tri__budget_add(TRI__B_QUIET, -1);
   tri__list_remove(&c->link);
   if (!c->is_server)
     tri__lb_conn_closed(c, was == TRI__CONN_READY, msg); /* may connect */

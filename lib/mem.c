@@ -125,6 +125,7 @@ static void *h2_alloc(tri__h2mem *m, size_t n, int zero) {
     if (p != MAP_FAILED) {
       m->map[i] = p;
       m->len[i] = len;
+      m->scratch[i] = !zero;
       return p;
     }
   }
@@ -153,6 +154,7 @@ static void h2_free(void *p, void *ud) {
   munmap(p, m->len[i]);
   m->map[i] = NULL;
   m->len[i] = 0;
+  m->scratch[i] = 0;
 }
 
 static void *h2_realloc(void *p, size_t n, void *ud) {
@@ -183,13 +185,30 @@ int tri__h2_session_new(nghttp2_session **sess, int is_server,
                         const nghttp2_option *opt, tri__h2mem *m) {
   /* nghttp2 keeps a copy of this table; |m| is its mem_user_data. */
   nghttp2_mem mem = {m, h2_malloc, h2_free, h2_calloc, h2_realloc};
+  const nghttp2_info *v = nghttp2_version(0);
   int rv;
 
   m->creating = 1;
   rv = is_server ? nghttp2_session_server_new3(sess, cbs, user_data, opt, &mem)
                  : nghttp2_session_client_new3(sess, cbs, user_data, opt, &mem);
   m->creating = 0;
+  /* 1.40 (0x012800) to 1.69: see h2mem.h */
+  m->can_trim = v != NULL && v->version_num >= 0x012800 &&
+                v->version_num < 0x014600;
   return rv;
+}
+
+size_t tri__h2mem_trim(tri__h2mem *m) {
+  size_t n = 0;
+
+  if (m->trimmed || !m->can_trim)
+    return 0;
+  for (int i = 0; i < TRI__H2MEM_MAPS; i++)
+    if (m->map[i] != NULL && m->scratch[i] &&
+        madvise(m->map[i], m->len[i], MADV_DONTNEED) == 0)
+      n += m->len[i];
+  m->trimmed = 1;
+  return n;
 }
 
 int tri__h2mem_mapped(const tri__h2mem *m) {

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "conn.h"
 #include "edge.h"
 
@@ -223,6 +224,11 @@ int tri__sock_read(tri__conn *c) {
     }
     int first = c->last_read_ns == 0;
     c->last_read_ns = tri__now_ns();
+    c->quiet_since_ns = 0; /* frames may follow: not quiet, not trimmed */
+    if (c->h2mem.trimmed) {
+      c->h2mem.trimmed = 0;
+      tri__budget_add(TRI__B_QUIET, -1);
+    }
     c->ping_sent_ns = 0;
     size_t replay = 0; /* preface bytes already read, now HTTP/1.1 */
     if ((first || (c->magic_seen > 0 &&

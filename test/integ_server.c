@@ -30,6 +30,7 @@
 #include <triplestream/triplestream.h>
 
 #include "testutil.h"
+#include "budget.h" /* internal: the quiet-connection counter */
 
 /* Test hook (lib/core.h): connections a server's I/O loop took and has. */
 int tri__server_loop_served(const tri_server *srv, int i, uint64_t *served,
@@ -375,6 +376,56 @@ START_TEST(test_io_threads_idle)
 }
 END_TEST
 
+/* Server connections with no stream and nothing to write give their
+ * buffers back after 100 ms quiet (lib/h2server.c trim_if_quiet; counted
+ * in the quiet_conns budget), and serve again at once: the next calls,
+ * their frames written into the given-back pages, work, and the counter
+ * drops when they read.  Before, nothing was given back and the wait
+ * below fails. */
+static int64_t quiet_conns(void)
+{
+  tri__budgets b;
+  tri__budgets_get(&b);
+  return b.quiet_conns;
+}
+
+static int wait_quiet(int64_t want)
+{
+  /* The promise: 100 ms of quiet, then the next loop tick; 1 s headroom. */
+  int64_t until = tu_now_ms() + tu_bound_ms(100, 1000);
+  while (quiet_conns() != want && tu_now_ms() < until)
+    tu_sleep_ms(5);
+  return quiet_conns() == want;
+}
+
+START_TEST(test_quiet_connection_gives_back)
+{
+  tu_method m = {"/s.S/Echo", h_echo, NULL};
+  int port;
+  tri_server *srv = tu_server_start(&m, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  tri_channel *ch = tu_channel_new(port, NULL);
+  ck_assert_ptr_nonnull(ch);
+  for (int round = 0; round < 3; round++) {
+    tri_buf *r = NULL;
+    char big[20000]; /* more than one frame buffer's first page */
+    memset(big, 'a' + round, sizeof big);
+    ck_assert_int_eq(tri_unary_call(ch, "/s.S/Echo", NULL, big, sizeof big,
+                                    &r, NULL), TRI_OK);
+    ck_assert_uint_eq(tri_buf_len(r), sizeof big);
+    ck_assert_mem_eq(tri_buf_data(r), big, sizeof big);
+    tri_buf_free(r);
+    ck_assert_msg(wait_quiet(1), "round %d: %lld quiet connections", round,
+                  (long long)quiet_conns());
+  }
+  tri_channel_free(ch); /* the close takes it out of the count */
+  ck_assert_msg(wait_quiet(0), "%lld quiet connections after the close",
+                (long long)quiet_conns());
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 /* A start that fails creating the listening I/O loop (here: no descriptor
  * left for its epoll instance) leaves the listening socket with the
  * server: a later start works, and tri_server_free() closes it.  (The
@@ -435,6 +486,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_shutdown_on_sigint);
   tcase_add_test(tc, test_io_threads_spread);
   tcase_add_test(tc, test_io_threads_idle);
+  tcase_add_test(tc, test_quiet_connection_gives_back);
   tcase_add_test(tc, test_start_fails_keeps_listener);
   suite_add_tcase(s, tc);
   return s;
