@@ -253,6 +253,7 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
   tri__list_init(&c->waiting);
   tri__list_init(&c->streams);
   tri__list_init(&c->link);
+  c->h2mem.pool = l->pgpool;
   int rv = tri__h2_session_new(&c->sess, is_server, l->cbs, c, l->opt,
                                &c->h2mem);
   if (rv != 0) {

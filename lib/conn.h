@@ -142,6 +142,8 @@ struct tri__loop {
   tri__wakeup wake;
   tri__src wake_src, listen_src;
   uint8_t *rbuf;           /* TRI__READ_CHUNK; one connection read at a time */
+  tri__pgpool *pgpool;     /* page slots for its sessions (h2mem.h), or
+                              NULL: they use the heap */
 
   tri__mutex cmd_mu;       /* leaf (but for the wheel); protects: */
   tri__list ops;           /*   streams with pending op bits */

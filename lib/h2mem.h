@@ -6,15 +6,21 @@
  * frame plus header).  From the heap both cost resident memory at once:
  * calloc() writes the whole table and heap pages are shared with whatever
  * else lives there.  An idle connection touches neither beyond the first
- * few bytes of the frame buffer, so these two are given their own
- * anonymous mappings: the kernel then backs only the pages nghttp2
- * writes.  The pages go back to the kernel when the session frees them.
+ * few bytes of the frame buffer, so these two get page slots of their
+ * own instead, from the loop's tri__pgpool: the kernel then backs only
+ * the pages nghttp2 writes.
  *
- * Only allocations of a page or more made while the session is being
- * created are mapped (at most TRI__H2MEM_MAPS); everything later, the
- * per-stream allocations on the hot path included, comes from the heap,
- * so a request never costs an mmap().  A failed mmap() falls back to the
- * heap too.
+ * A tri__pgpool carves page-aligned slots out of 1 MiB anonymous
+ * mappings.  A slot given back returns its pages to the kernel
+ * (madvise MADV_DONTNEED) and is kept for the next block of its size, so
+ * connections coming and going cost no mmap or munmap, the mappings are
+ * never split, and their number grows with the peak of live sessions /
+ * 40 or so, not with each session (vm.max_map_count).
+ *
+ * Only allocations of one to 16 pages made while the session is being
+ * created take slots (at most TRI__H2MEM_MAPS); everything later, the
+ * per-stream allocations on the hot path included, comes from the heap.
+ * Without a slot (no pool, none left) a block comes from the heap too.
  *
  * A server connection that has stayed quiet (no stream, nothing to
  * write) gives the frame buffer's pages back too (tri__h2mem_trim): the
@@ -27,9 +33,10 @@
  * and tested against (1.40 to 1.69; test/check_mem runs a session
  * through trims on the build's version).
  *
- * Thread-safety: a tri__h2mem belongs to one session and is used only by
- * the thread that drives that session (the connection's I/O thread, or
- * the thread that creates or deletes it while no I/O thread runs it).
+ * Thread-safety: a tri__pgpool belongs to one I/O loop and a tri__h2mem
+ * to one session; both are used only by the loop's thread, which creates
+ * and deletes its connections' sessions (or by one thread at a time
+ * while no loop thread runs).
  */
 #ifndef TRI_H2MEM_H
 #define TRI_H2MEM_H
@@ -40,7 +47,17 @@
 
 #define TRI__H2MEM_MAPS 4
 
+typedef struct tri__pgpool tri__pgpool;
+
+/* A pool of page slots, or NULL (out of memory). */
+tri__pgpool *tri__pgpool_new(void);
+/* Unmaps everything: every session using |p| must be deleted first. */
+void tri__pgpool_free(tri__pgpool *p);
+/* The mappings |p| holds (tests). */
+size_t tri__pgpool_chunks(const tri__pgpool *p);
+
 typedef struct tri__h2mem {
+  tri__pgpool *pool;           /* slots from here; NULL: heap only */
   void *map[TRI__H2MEM_MAPS];  /* mapped blocks, NULL when free */
   size_t len[TRI__H2MEM_MAPS]; /* their lengths (whole pages) */
   unsigned char scratch[TRI__H2MEM_MAPS]; /* allocated uninitialised */
@@ -52,8 +69,8 @@ typedef struct tri__h2mem {
 } tri__h2mem;
 
 /* nghttp2_session_{server,client}_new3 with |m| as the allocator; |m|
- * must stay put (and zeroed before the first call) until the session is
- * deleted.  nghttp2's return value. */
+ * must stay put (zeroed but for m->pool before the call) until the
+ * session is deleted.  nghttp2's return value. */
 int tri__h2_session_new(nghttp2_session **sess, int is_server,
                         const nghttp2_session_callbacks *cbs, void *user_data,
                         const nghttp2_option *opt, tri__h2mem *m);

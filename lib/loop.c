@@ -389,6 +389,7 @@ static tri__loop *loop_alloc(int is_server) {
   tri__mutex_init(&l->cmd_mu);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->rbuf = tri__malloc(TRI__READ_CHUNK);
+  l->pgpool = tri__pgpool_new(); /* optional */
   if (l->epfd < 0 || l->rbuf == NULL || tri__wakeup_init(&l->wake) != 0)
     goto fail;
   l->wake_src.kind = TRI__SRC_WAKE;
@@ -422,6 +423,7 @@ fail:
   if (l->epfd >= 0)
     close(l->epfd);
   tri__free(l->rbuf);
+  tri__pgpool_free(l->pgpool);
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l);
   return NULL;
@@ -500,6 +502,7 @@ void tri__loop_join_free(tri__loop *l) {
   tri__wakeup_close(&l->wake);
   close(l->epfd);
   tri__free(l->rbuf);
+  tri__pgpool_free(l->pgpool); /* every session is deleted */
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l);
   tri__budget_add(TRI__B_LOOPS, -1);

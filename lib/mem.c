@@ -89,7 +89,7 @@ char *tri__strndup(const char *s, size_t n) {
   return r;
 }
 
-/* ---- nghttp2's allocator (h2mem.h) ------------------------------------ */
+/* ---- page slots for nghttp2's large blocks (h2mem.h) ------------------ */
 
 static size_t page_size(void) {
   static size_t cached; /* every thread computes the same value */
@@ -102,6 +102,96 @@ static size_t page_size(void) {
   return ps;
 }
 
+/* Virtual size of each mapping slots are carved from, and the largest
+ * slot (in pages); larger blocks come from the heap. */
+#define PG_CHUNK ((size_t)1 << 20)
+#define PG_MAX_PAGES 16
+
+typedef struct {
+  void **v;
+  size_t n, cap;
+} pg_list;
+
+struct tri__pgpool {
+  size_t ps;
+  uint8_t *cur;               /* carving point in the newest chunk */
+  size_t left;                /* bytes left after cur */
+  pg_list chunks;             /* every mapping, for tri__pgpool_free */
+  pg_list free[PG_MAX_PAGES + 1]; /* given-back slots by page count:
+                                     zero, not resident */
+};
+
+static int pg_push(pg_list *l, void *p) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    void **nv = realloc(l->v, cap * sizeof(*nv));
+    if (nv == NULL)
+      return -1;
+    l->v = nv;
+    l->cap = cap;
+  }
+  l->v[l->n++] = p;
+  return 0;
+}
+
+tri__pgpool *tri__pgpool_new(void) {
+  tri__pgpool *p = calloc(1, sizeof(*p));
+  if (p != NULL)
+    p->ps = page_size();
+  return p;
+}
+
+void tri__pgpool_free(tri__pgpool *p) {
+  if (p == NULL)
+    return;
+  for (size_t i = 0; i < p->chunks.n; i++)
+    munmap(p->chunks.v[i], PG_CHUNK);
+  free(p->chunks.v);
+  for (int k = 0; k <= PG_MAX_PAGES; k++)
+    free(p->free[k].v);
+  free(p);
+}
+
+size_t tri__pgpool_chunks(const tri__pgpool *p) { return p->chunks.n; }
+
+/* A slot of |pages| pages, zero and not resident, or NULL. */
+static void *pg_get(tri__pgpool *p, size_t pages) {
+  size_t len = pages * p->ps;
+  void *r;
+
+  if (pages == 0 || pages > PG_MAX_PAGES)
+    return NULL;
+  if (p->free[pages].n > 0)
+    return p->free[pages].v[--p->free[pages].n];
+  if (p->left < len) {
+    /* The rest of the old chunk stays unused: address space only. */
+    void *c = mmap(NULL, PG_CHUNK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (c == MAP_FAILED)
+      return NULL;
+    if (pg_push(&p->chunks, c) != 0) {
+      munmap(c, PG_CHUNK);
+      return NULL;
+    }
+    p->cur = c;
+    p->left = PG_CHUNK;
+  }
+  r = p->cur;
+  p->cur += len;
+  p->left -= len;
+  return r;
+}
+
+/* Give a slot back: its pages return to the kernel (so it is zero when
+ * taken again) and it waits for the next block of its size.  Without
+ * room in the list the slot is abandoned (address space only). */
+static void pg_put(tri__pgpool *p, void *b, size_t pages) {
+  madvise(b, pages * p->ps, MADV_DONTNEED);
+  (void)pg_push(&p->free[pages], b);
+}
+
+/* ---- nghttp2's allocator (h2mem.h) ------------------------------------ */
+
 static int h2_find(const tri__h2mem *m, const void *p) {
   for (int i = 0; i < TRI__H2MEM_MAPS; i++)
     if (m->map[i] == p)
@@ -109,22 +199,21 @@ static int h2_find(const tri__h2mem *m, const void *p) {
   return -1;
 }
 
-/* A block of |n| bytes; zeroed if |zero|.  Fresh anonymous pages are
- * zero, so a mapped block is never written here. */
+/* A block of |n| bytes; zeroed if |zero|.  Slots are zero when taken, so
+ * a slot is never written here. */
 static void *h2_alloc(tri__h2mem *m, size_t n, int zero) {
-  size_t ps = page_size();
+  tri__pgpool *pool = m->pool;
   int i;
 
   if (fail_now(n))
     return NULL;
-  if (m->creating && n >= ps && n <= SIZE_MAX - ps &&
-      (i = h2_find(m, NULL)) >= 0) {
-    size_t len = (n + ps - 1) / ps * ps;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p != MAP_FAILED) {
+  if (m->creating && pool != NULL && n >= pool->ps &&
+      n <= PG_MAX_PAGES * pool->ps && (i = h2_find(m, NULL)) >= 0) {
+    size_t pages = (n + pool->ps - 1) / pool->ps;
+    void *p = pg_get(pool, pages);
+    if (p != NULL) {
       m->map[i] = p;
-      m->len[i] = len;
+      m->len[i] = pages * pool->ps;
       m->scratch[i] = !zero;
       return p;
     }
@@ -151,7 +240,7 @@ static void h2_free(void *p, void *ud) {
     free(p);
     return;
   }
-  munmap(p, m->len[i]);
+  pg_put(m->pool, p, m->len[i] / m->pool->ps);
   m->map[i] = NULL;
   m->len[i] = 0;
   m->scratch[i] = 0;
@@ -159,8 +248,9 @@ static void h2_free(void *p, void *ud) {
 
 static void *h2_realloc(void *p, size_t n, void *ud) {
   tri__h2mem *m = ud;
+  unsigned char scratch;
   void *q;
-  int i;
+  int i, j;
 
   if (p == NULL)
     return h2_alloc(m, n, 0);
@@ -171,11 +261,14 @@ static void *h2_realloc(void *p, size_t n, void *ud) {
     return realloc(p, n ? n : 1);
   }
   if (n <= m->len[i])
-    return p; /* the pages beyond |n| stay mapped until freed */
+    return p; /* the pages beyond |n| stay in the slot until freed */
+  scratch = m->scratch[i];
   q = h2_alloc(m, n, 0);
   if (q == NULL)
     return NULL;
   memcpy(q, p, m->len[i]);
+  if ((j = h2_find(m, q)) >= 0)
+    m->scratch[j] = scratch; /* what the block holds has not changed */
   h2_free(p, m);
   return q;
 }
@@ -201,13 +294,15 @@ int tri__h2_session_new(nghttp2_session **sess, int is_server,
 size_t tri__h2mem_trim(tri__h2mem *m) {
   size_t n = 0;
 
-  if (m->trimmed || !m->can_trim)
+  if (m->trimmed)
+    return 0;
+  m->trimmed = 1; /* also where nothing can be trimmed: tried once */
+  if (!m->can_trim)
     return 0;
   for (int i = 0; i < TRI__H2MEM_MAPS; i++)
     if (m->map[i] != NULL && m->scratch[i] &&
         madvise(m->map[i], m->len[i], MADV_DONTNEED) == 0)
       n += m->len[i];
-  m->trimmed = 1;
   return n;
 }
 

@@ -14,6 +14,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* Each test's pool of page slots (as an I/O loop has). */
+static tri__pgpool *pool;
+
+static void pool_setup(void) {
+  pool = tri__pgpool_new();
+  ck_assert_ptr_nonnull(pool);
+}
+
+static void pool_teardown(void) {
+  tri__pgpool_free(pool);
+  pool = NULL;
+}
+
 static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
 static const uint8_t settings_ack[9] = {0, 0, 0, 4, 1, 0, 0, 0, 0};
@@ -89,6 +102,7 @@ START_TEST(idle_session_writes_one_page) {
   tri__h2mem m;
 
   memset(&m, 0, sizeof m);
+  m.pool = pool;
   ck_assert_int_eq(tri__h2_session_new(&s, 1, cbs, NULL, NULL, &m), 0);
   ck_assert_int_eq(m.creating, 0);
   ck_assert_int_ge(tri__h2mem_mapped(&m), 2); /* table, frame buffer */
@@ -157,6 +171,7 @@ START_TEST(trimmed_session_keeps_working) {
 
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   memset(&m, 0, sizeof m);
+  m.pool = pool;
   ck_assert_int_eq(tri__h2_session_new(&srv, 1, cbs, &sn, NULL, &m), 0);
   ck_assert_int_eq(m.can_trim, supported);
   ck_assert_int_eq(nghttp2_session_client_new(&cli, cbs, &cn), 0);
@@ -228,6 +243,7 @@ START_TEST(streams_use_the_heap) {
                                               0, 0, 3, 0, 0, 0x07, 0xd0};
 
   memset(&m, 0, sizeof m);
+  m.pool = pool;
   ck_assert_int_eq(tri__h2_session_new(&s, 0, cbs, NULL, NULL, &m), 0);
   before = tri__h2mem_mapped(&m);
   ck_assert_int_ge(before, 2);
@@ -245,6 +261,42 @@ START_TEST(streams_use_the_heap) {
 }
 END_TEST
 
+/* Sessions coming and going reuse the pool's slots: 300 created and
+ * deleted one after another need one mapping, and a reused slot is zero
+ * and not resident again (its pages went back to the kernel).  300 live
+ * at once need 24 KiB each, so a handful of 1 MiB mappings, not one or
+ * two per session (vm.max_map_count). */
+START_TEST(slots_are_reused) {
+  nghttp2_session_callbacks *cbs = callbacks();
+  static nghttp2_session *s[300];
+  static tri__h2mem m[300];
+
+  memset(m, 0, sizeof m);
+  for (int i = 0; i < 300; i++) {
+    m[0].pool = pool;
+    ck_assert_int_eq(tri__h2_session_new(&s[0], 1, cbs, NULL, NULL, &m[0]),
+                     0);
+    ck_assert_int_eq(written_pages(&m[0]), 0);
+    handshake(s[0]);
+    ck_assert_int_ge(written_pages(&m[0]), 1); /* the frame buffer's */
+    nghttp2_session_del(s[0]);
+    ck_assert_int_eq(tri__h2mem_mapped(&m[0]), 0);
+  }
+  ck_assert_uint_eq(tri__pgpool_chunks(pool), 1);
+  for (int i = 0; i < 300; i++) {
+    m[i].pool = pool;
+    ck_assert_int_eq(tri__h2_session_new(&s[i], 1, cbs, NULL, NULL, &m[i]),
+                     0);
+    ck_assert_int_eq(tri__h2mem_mapped(&m[i]), 2);
+  }
+  /* 300 x 24 KiB = 7.0 MiB: 8 mappings, one more for a partial fit. */
+  ck_assert_uint_le(tri__pgpool_chunks(pool), 9);
+  for (int i = 0; i < 300; i++)
+    nghttp2_session_del(s[i]);
+  nghttp2_session_callbacks_del(cbs);
+}
+END_TEST
+
 /* Out of memory while nghttp2 creates the session (the tests' failure
  * hook refuses every block of a page or more): the creation fails and
  * whatever was mapped before the failure is unmapped. */
@@ -256,6 +308,7 @@ START_TEST(creation_failure_unmaps) {
   tri__h2mem m;
 
   memset(&m, 0, sizeof m);
+  m.pool = pool;
   tri__mem_set_fail_hook(refuse_pages);
   ck_assert_int_eq(tri__h2_session_new(&s, 1, cbs, NULL, NULL, &m),
                    NGHTTP2_ERR_NOMEM);
@@ -271,9 +324,11 @@ static Suite *mem_suite(void) {
   TCase *tc = tcase_create("h2mem");
 
   tcase_set_timeout(tc, 10);
+  tcase_add_checked_fixture(tc, pool_setup, pool_teardown);
   tcase_add_test(tc, idle_session_writes_one_page);
   tcase_add_test(tc, streams_use_the_heap);
   tcase_add_test(tc, trimmed_session_keeps_working);
+  tcase_add_test(tc, slots_are_reused);
   tcase_add_test(tc, creation_failure_unmaps);
   suite_add_tcase(s, tc);
   return s;
