@@ -56,6 +56,7 @@ struct tri__h1 {
   int msg_done;            /* whole request read */
   int keep_alive, http10;
   int64_t req_start;       /* first byte of the request's head */
+  int64_t body_since;      /* the head parsed (and 100 Continue sent) */
   int64_t idle_since;
   /* the response */
   int resp_started, resp_chunked, resp_done;
@@ -237,6 +238,7 @@ static int on_headers_complete(http_parser *p) {
   }
   s = h->cur;
   h->head_done = 1;
+  h->body_since = tri__now_ns();
   const char *m = http_method_str((enum http_method)p->method);
   feed(h, s, ":method", 7, m, strlen(m));
   size_t plen = h->urllen;
@@ -545,14 +547,16 @@ int tri__h1_finished(const tri__conn *c) {
          c->wlen == c->woff;
 }
 
-void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
+/* The connection's timeouts: 1 when one closed it, else 0 with the next
+ * deadline in *next. */
+static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
   struct tri__h1 *h = c->h1;
   tri__loop *l = c->loop;
 
   if (c->phase == TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
       tri__conn_close(c, "closed: no request within the handshake timeout");
-      return;
+      return 1;
     }
     *next = tri__deadline_min(*next, c->phase_deadline);
   } else if (h->cur != NULL && !h->head_done) {
@@ -560,20 +564,22 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
     int64_t dl = h->req_start + tri__ms_to_ns(l->cfg.handshake_ms);
     if (now >= dl) {
       tri__conn_close(c, "closed: request head not complete in time");
-      return;
+      return 1;
     }
     *next = tri__deadline_min(*next, dl);
   } else if (h->head_done && !h->msg_done && !h->closing) {
     /* A request body must keep coming (slowloris on the body): at most
-     * the handshake timeout between two reads.  Reading never pauses
+     * the handshake timeout between two reads, counted from its head at
+     * the earliest (a pipelined head is parsed, and its 100 Continue
+     * sent, long after its bytes were read).  Reading never pauses
      * inside a body, so a gap is the client's. */
     int64_t hs = tri__ms_to_ns(l->cfg.handshake_ms);
-    int64_t dl = hs > INT64_MAX - c->last_read_ns ? INT64_MAX
-                                                  : c->last_read_ns + hs;
+    int64_t base = TRI__MAX(c->last_read_ns, h->body_since);
+    int64_t dl = hs > INT64_MAX - base ? INT64_MAX : base + hs;
     if (now >= dl) {
       tri__conn_close(c, "closed: request body stalled for the handshake "
                          "timeout");
-      return;
+      return 1;
     }
     *next = tri__deadline_min(*next, dl);
   } else if (h->cur == NULL && !h->closing) {
@@ -582,12 +588,21 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
     if (l->draining || now >= dl) {
       if (h->inlen == 0 || l->draining) {
         tri__conn_close(c, "closed: idle");
-        return;
+        return 1;
       }
     } else {
       *next = tri__deadline_min(*next, dl);
     }
   }
+  return 0;
+}
+
+void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
+  struct tri__h1 *h = c->h1;
+  int parsed = 0;
+
+  if (h1_timeouts(c, now, next))
+    return;
   /* Writing a response may complete it and let the next pipelined
    * request in (resume): parse it and write again, a bounded number of
    * times per iteration; what is left wakes the loop at once. */
@@ -595,13 +610,17 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
     if (h->resume) {
       h->resume = 0;
       parse(c);
+      parsed = 1;
     }
     if (tri__sock_flush_or_close(c))
       return;
     if (!h->resume)
-      return;
+      break;
   }
-  *next = now;
+  if (h->resume)
+    *next = now;
+  else if (parsed)
+    (void)h1_timeouts(c, now, next); /* the deadline of what was parsed */
 }
 
 void tri__h1_free(tri__conn *c) {

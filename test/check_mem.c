@@ -109,6 +109,14 @@ START_TEST(idle_session_writes_one_page) {
   ck_assert_int_eq(written_pages(&m), 0);
   handshake(s);
   ck_assert_int_le(written_pages(&m), 1);
+  /* Where nghttp2's version is not known to allow trimming, a trim does
+   * nothing but still counts as tried (the connection counts it quiet
+   * once: e414326 fixed a count on every loop pass). */
+  int can = m.can_trim;
+  m.can_trim = 0;
+  ck_assert_uint_eq(tri__h2mem_trim(&m), 0);
+  ck_assert_int_eq(m.trimmed, 1);
+  m.can_trim = can;
   nghttp2_session_del(s);
   ck_assert_int_eq(tri__h2mem_mapped(&m), 0);
   nghttp2_session_callbacks_del(cbs);

@@ -131,6 +131,8 @@ static void msg_init(ProtobufCMessage *m) {
 #define M_SLEEP "/edge.Svc/Sleep"
 #define M_STREAM "/edge.Svc/Stream"
 #define M_OOM "/edge.Svc/Oom"
+#define M_SLOW "/edge.Svc/Slow"
+#define SLOW_MS 700
 
 static atomic_int last_rc = -100; /* what the last handler's recv saw */
 
@@ -162,6 +164,19 @@ static int h_echo(tri_stream *s, void *ud) {
     return tri_stream_finish(s, atoi(code), msg) == TRI_OK ? TRI_OK
                                                            : TRI_INTERNAL;
   }
+  rv = tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
+  tri_buf_free(m);
+  return rv;
+}
+
+/* Echoes the request after SLOW_MS. */
+static int h_slow(tri_stream *s, void *ud) {
+  tri_buf *m = NULL;
+  (void)ud;
+  int rv = tri_stream_recv(s, &m);
+  if (rv != TRI_OK)
+    return rv;
+  tu_sleep_ms(SLOW_MS);
   rv = tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
   tri_buf_free(m);
   return rv;
@@ -252,6 +267,7 @@ static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
   ck_assert_int_eq(tri_server_register(srv, M_STREAM, h_stream, NULL),
                    TRI_OK);
   ck_assert_int_eq(tri_server_register(srv, M_OOM, h_oom, NULL), TRI_OK);
+  ck_assert_int_eq(tri_server_register(srv, M_SLOW, h_slow, NULL), TRI_OK);
   ck_assert_int_eq(tri_server_bind(srv, "127.0.0.1:0"), TRI_OK);
   port = tri_server_port(srv);
   ck_assert_int_eq(tri_server_start(srv), TRI_OK);
@@ -1041,6 +1057,34 @@ START_TEST(test_h1_body_stall_closes) {
     tu_sleep_ms(10);
   ck_assert_int_ne(atomic_load(&last_rc), -100);
   ck_assert_int_ne(atomic_load(&last_rc), TRI_OK);
+
+  /* Pipelined: request 2's head waits in the buffer while request 1's
+   * handler takes SLOW_MS (> HS_MS); its body's time starts when its head
+   * is parsed after response 1, not at the old read.  Before, no deadline
+   * was set for it and the stalled connection stayed open. */
+  const char slow_head[] = "POST " M_SLOW " HTTP/1.1\r\nHost: x\r\n"
+                           "Content-Type: application/proto\r\n"
+                           "Content-Length: 12\r\n\r\n";
+  char two[512];
+  size_t len = 0;
+  memcpy(two, slow_head, sizeof slow_head - 1);
+  len += sizeof slow_head - 1;
+  memcpy(two + len, pb, n); /* n == 12; protobuf bytes may be NUL */
+  len += n;
+  memcpy(two + len, head, sizeof head - 1); /* request 2: no body */
+  len += sizeof head - 1;
+  fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  send_all(fd, two, len);
+  rb.n = 0;
+  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  t0 = tu_now_ms();
+  ck_assert_int_eq(tu_wait_peer_close(fd, HS_MS + 1000), 0);
+  took = tu_now_ms() - t0;
+  ck_assert_msg(took >= HS_MS - 50, "closed %lld ms after response 1",
+                (long long)took);
+  close(fd);
   stop_server();
 }
 END_TEST

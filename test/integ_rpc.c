@@ -76,6 +76,8 @@ h_send_last(tri_stream *s, void *ud)
   tri_buf_free(m);
   if (rv != TRI_OK)
     return fail_call(s, "send", rv);
+  if (tri_stream_add_trailer(s, "x-late", "1", 1) != TRI_ESTATE)
+    return TRI_DATA_LOSS;
   atomic_store(&send_last_finish,
                tri_stream_finish(s, TRI_INTERNAL, "finished after the last"));
   /* Sending after the end is refused too. */

@@ -748,7 +748,10 @@ TRI_API int tri_unary_call(tri_channel *ch, const char *method,
 /* The last message: after it the client half-closes, and the server
  * finishes the call with status OK (tri_stream_finish(s, TRI_OK, NULL)),
  * both in the same write as the message (one wake-up of the I/O thread,
- * one TCP segment for a small response and its trailers). */
+ * one TCP segment for a small response and its trailers).  A server adds
+ * its trailers before such a send; after it, tri_stream_add_trailer(),
+ * tri_stream_finish() and further sends return TRI_ESTATE.  (Before 0.3
+ * servers ignored the flag.) */
 #define TRI_SEND_LAST 0x02u
 
 /**
@@ -1089,9 +1092,10 @@ TRI_API int tri_server_opts_set_worker_stack(tri_server_opts *o,
  * Time a new connection has to complete the TLS handshake (with TLS) and
  * send the HTTP/2 preface and SETTINGS, in ms (> 0; default 10000);
  * slower connections are closed (slowloris).  On HTTP/1.1 connections it
- * also bounds each request head and each gap between two reads of a
- * request body: a body that stops coming closes the connection and ends
- * its handler's stream.
+ * also bounds each request head and each gap in a request body (counted
+ * from the last read, and from the head's parsing at the earliest, so a
+ * pipelined request's time starts when it is its turn): a body that stops
+ * coming closes the connection and ends its handler's stream.
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,

@@ -160,7 +160,8 @@ END {
     else if (b == "W4." w4max ".total") { target = "<= 17408 B (17 KiB)"; pass = ok_t && t <= 17408 }
     else if (b == "W5") { target = "p99 <= 60 us"; pass = ok_t && t <= 60 }
     else if (b == "W6") { target = "p99 <= 500 us"; pass = ok_t && t <= 500 }
-    else if (b == "W7" || b ~ /^W7\.io[0-9]+$/) { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
+    else if (b == "W7" || b ~ /^W7\.io[0-9]+$/ || b == "W7.c1000") { target = ">= 1.5x grpc"; pass = ok_t && ok_g && ratio >= 1.5 }
+    else if (b == "W7.c1000.rss") { target = "<= 0.5x grpc"; pass = ok_t && ok_g && ratio <= 0.5 }
     if (target != "-") { res = pass ? "PASS" : "MISS"; if (!pass) misses++ }
     if (bad[k, "tri"]) res = res " (tri run invalid)"
     if (bad[gk, "grpc"]) res = res " (grpc run invalid)"

@@ -133,7 +133,7 @@ both="W1 W1.cpu W2.big W2.small W2.small.cpu W3.t1 W3.t1.cpu W3.t8 W4.20.total
   W5 W6 W7 W7.c1000 W7.c1000.rss W1.floor W3.t1.floor W7.io2"
 # Rows with a target (PASS or MISS in the result column).
 targeted="W1 W1.floor W2.big W2.small W3.t1 W3.t1.floor W3.t1.cpu W3.t8
-  W3.t8.cpu W4.20.total W5 W6 W7 W7.io2"
+  W3.t8.cpu W4.20.total W5 W6 W7 W7.io2 W7.c1000 W7.c1000.rss"
 
 awk -v want="$want" -v both="$both" -v targeted="$targeted" '
 function num(v) { return v ~ /^-?[0-9]+(\.[0-9]+)?$/ }
