@@ -16,4 +16,5 @@ void tri__budgets_get(tri__budgets *out) {
   out->conn_owed = __atomic_load_n(&c[TRI__B_OWED], __ATOMIC_ACQUIRE);
   out->spare_bytes = __atomic_load_n(&c[TRI__B_SPARE], __ATOMIC_ACQUIRE);
   out->quiet_conns = __atomic_load_n(&c[TRI__B_QUIET], __ATOMIC_ACQUIRE);
+  out->resolvers = __atomic_load_n(&c[TRI__B_RESOLVERS], __ATOMIC_ACQUIRE);
 }

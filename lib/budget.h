@@ -28,6 +28,8 @@ typedef struct {
                             (at most TRI__SPARE_MAX) */
   int64_t quiet_conns;   /* server connections that gave their buffers
                             back while quiet (h2server.c trim_if_quiet) */
+  int64_t resolvers;     /* live c-ares channels (resolve.c: only while a
+                            name is being resolved) */
 } tri__budgets;
 
 enum tri__budget_id {
@@ -41,6 +43,7 @@ enum tri__budget_id {
   TRI__B_OWED,
   TRI__B_SPARE,
   TRI__B_QUIET,
+  TRI__B_RESOLVERS,
   TRI__B_COUNT
 };
 

@@ -8,7 +8,9 @@
  * once.  Results (and failures, reported as "cannot resolve 'HOST': why")
  * are delivered to lb.c (the channel's address list) from the loop, never
  * from inside tri__resolve_start().  A resolution asks for every A and
- * AAAA record; all of them become the channel's addresses.
+ * AAAA record; all of them become the channel's addresses.  The c-ares
+ * channel lives only while a name is being resolved: numeric addresses
+ * never create one, and it is destroyed once its answer is handed over.
  *
  * TRI_DNS_SERVERS (environment): "host:port[,host:port...]" replaces the
  * name servers of /etc/resolv.conf for the process's channels (tests and
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "budget.h"
 
 #ifdef HAVE_CARES
 #include <ares.h>
@@ -168,6 +171,7 @@ static int dns_init(tri__loop *l, char *err, size_t errlen) {
     return -1;
   }
   l->dns = d;
+  tri__budget_add(TRI__B_RESOLVERS, 1);
   return 0;
 }
 
@@ -209,24 +213,23 @@ void tri__resolve_start(tri__loop *l) {
   r->l = l;
   r->deadline = tri__deadline_after_ms(l->ccfg.connect_ms);
   l->resolving = r;
-  if (l->dns == NULL) {
-#ifdef HAVE_CARES
-    if (dns_init(l, err, sizeof(err)) != 0) {
-      if (resolve_literal(l, r) != 0)
-        snprintf(r->err, sizeof(r->err), "cannot resolve '%s': %s", l->ccfg.target.host,
-                 err);
-      r->done = 1;
-      return; /* no dns state: tri__resolve_next() sees r->done */
-    }
-#else
-    l->dns = tri__calloc(1, sizeof(dns_state));
-#endif
-  }
-  (void)err;
+  /* Numeric addresses and Unix sockets need no resolver: a channel to
+   * one never creates c-ares state (about 73 KiB per channel). */
   if (resolve_literal(l, r) == 0) {
     finish(l, r);
     return;
   }
+  if (l->dns == NULL) {
+#ifdef HAVE_CARES
+    if (dns_init(l, err, sizeof(err)) != 0) {
+      snprintf(r->err, sizeof(r->err), "cannot resolve '%s': %s",
+               l->ccfg.target.host, err);
+      r->done = 1;
+      return; /* no dns state: tri__resolve_next() sees r->done */
+    }
+#endif
+  }
+  (void)err;
 #ifdef HAVE_CARES
   struct ares_addrinfo_hints hints;
   memset(&hints, 0, sizeof(hints));
@@ -267,10 +270,34 @@ void tri__resolve_cancel(tri__loop *l) {
                   tri__resolve_tick() until c-ares answers or times out */
 }
 
-/* Hand a finished query to the channel (lb.c). */
+/* Destroy the loop's c-ares channel (no resolution of ours waits on it;
+ * a cancelled query still in flight is answered by ares_destroy() and
+ * freed there).  c-ares calls sock_state_cb while it closes its sockets,
+ * so l->dns stays set until it returns. */
+static void dns_release(tri__loop *l) {
+  dns_state *d = l->dns;
+  if (d == NULL)
+    return;
+#ifdef HAVE_CARES
+  ares_destroy(d->ch);
+  tri__budget_add(TRI__B_RESOLVERS, -1);
+#endif
+  tri__free(d);
+  l->dns = NULL;
+}
+
+/* Hand a finished query to the channel (lb.c).  Once nothing is in flight
+ * the c-ares channel goes too: resolutions are rare (connecting, then at
+ * most every RESOLVE_MIN_INTERVAL_MS in lb.c), and a fresh channel for
+ * each also re-reads /etc/resolv.conf. */
 void tri__resolve_tick(tri__loop *l) {
   dns_state *d = l->dns;
   tri__resolve *r = l->resolving;
+
+  if (d != NULL && r == NULL && d->queries == 0) {
+    dns_release(l);
+    return;
+  }
 
 #ifdef HAVE_CARES
   if (d != NULL && d->queries > 0)
@@ -342,13 +369,6 @@ void tri__resolve_event(tri__loop *l, tri__src *src, uint32_t ev) {
 }
 
 void tri__resolve_free(tri__loop *l) {
-  dns_state *d = l->dns;
   tri__resolve_cancel(l);
-  if (d == NULL)
-    return;
-#ifdef HAVE_CARES
-  ares_destroy(d->ch); /* pending answers are called back: they free */
-#endif
-  tri__free(d);
-  l->dns = NULL;
+  dns_release(l); /* pending answers are called back: they free */
 }

@@ -31,6 +31,7 @@
 #include <triplestream/triplestream.h>
 
 #include "testutil.h"
+#include "budget.h"
 
 #define M_HIT "/test.Chan/Hit"
 #define M_ECHO "/test.Echo/Bidi"
@@ -1090,11 +1091,13 @@ END_TEST
 typedef struct {
   int fd, port;
   pthread_t t;
-  atomic_int stop, queries;
+  atomic_int stop, queries, a_queries;
+  int empty_first; /* this many A queries first get no records */
 } dns_srv;
 
-/* Answers every A query with 127.0.0.1, 127.0.0.2 and 127.0.0.3, every
- * other query with no records. */
+/* Answers every A query with 127.0.0.1, 127.0.0.2 and 127.0.0.3 (after
+ * the first |empty_first|, which get none), every other query with no
+ * records. */
 static void *
 dns_main(void *p)
 {
@@ -1126,7 +1129,7 @@ dns_main(void *p)
     a[5] = 1;
     a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
     alen = off;
-    if (qtype == 1) {
+    if (qtype == 1 && atomic_fetch_add(&d->a_queries, 1) >= d->empty_first) {
       for (uint8_t k = 1; k <= 3; k++) {
         const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60,
                               0,    4,    127, 0, 0, k};
@@ -1140,25 +1143,93 @@ dns_main(void *p)
   return NULL;
 }
 
+static int64_t
+resolvers(void)
+{
+  tri__budgets b;
+  tri__budgets_get(&b);
+  return b.resolvers;
+}
+
+#ifdef HAVE_CARES
+/* Start the fake DNS server and point the library at it. */
+static void
+dns_start(dns_srv *d, int empty_first)
+{
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof(sa);
+  char env[64];
+  memset(d, 0, sizeof(*d));
+  d->empty_first = empty_first;
+  d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  getsockname(d->fd, (struct sockaddr *)&sa, &sl);
+  snprintf(env, sizeof(env), "127.0.0.1:%d", ntohs(sa.sin_port));
+  ck_assert_int_eq(setenv("TRI_DNS_SERVERS", env, 1), 0);
+  ck_assert_int_eq(tu_thread_start(&d->t, dns_main, d), 0);
+}
+
+static void
+dns_stop(dns_srv *d)
+{
+  atomic_store(&d->stop, 1);
+  tu_thread_join(d->t, TU_WAIT_MS, NULL);
+  close(d->fd);
+}
+#endif
+
+/* A numeric target never creates a resolver (c-ares state was about
+ * 73 KiB per channel, most of an idle channel's memory); a name's
+ * resolver is destroyed once its answer is in, and a later resolution
+ * (here: the retry after an empty answer) creates a fresh one.  Both
+ * parts fail on the code before: every channel kept its c-ares channel
+ * from the first connection to tri_channel_free(). */
+START_TEST(test_resolver_only_while_resolving)
+{
+  csrv a;
+  char target[128];
+  memset(&a, 0, sizeof(a));
+  csrv_start(&a, "127.0.0.1", 0);
+  snprintf(target, sizeof(target), "127.0.0.1:%d", a.port);
+  tri_channel *ch = chan(target, NULL, 0);
+  ck_assert_msg(call_hit(ch, 0, 5000) == TRI_OK, "%s", tri_last_error());
+  ck_assert_int_eq(resolvers(), 0);
+  tri_channel_free(ch);
+#ifndef HAVE_CARES
+  csrv_stop(&a);
+  ck_abort_msg("this build has no c-ares: configure --with-cares");
+#else
+  dns_srv d;
+  dns_start(&d, 1);
+  snprintf(target, sizeof(target), "dns:///svc.channel.test:%d", a.port);
+  ch = chan(target, NULL, 20);
+  /* The first A answer is empty: the resolution fails, the channel
+   * retries after its backoff (20-80 ms) with a new resolver. */
+  ck_assert_msg(call_hit(ch, 1, 5000) == TRI_OK, "%s", tri_last_error());
+  ck_assert_int_ge(atomic_load(&d.a_queries), 2);
+  /* The answer was handed over before the call could connect; the loop
+   * passes that carried the call released the resolver. */
+  ck_assert_int_eq(resolvers(), 0);
+  ck_assert_msg(call_hit(ch, 0, 5000) == TRI_OK, "%s", tri_last_error());
+  tri_channel_free(ch);
+  dns_stop(&d);
+  csrv_stop(&a);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+#endif
+}
+END_TEST
+
 START_TEST(test_dns_several_addresses_round_robin)
 {
 #ifndef HAVE_CARES
   ck_abort_msg("this build has no c-ares: configure --with-cares");
 #else
   dns_srv d;
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof(sa);
-  char env[64], target[128];
-  memset(&d, 0, sizeof(d));
-  d.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(d.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  getsockname(d.fd, (struct sockaddr *)&sa, &sl);
-  snprintf(env, sizeof(env), "127.0.0.1:%d", ntohs(sa.sin_port));
-  ck_assert_int_eq(setenv("TRI_DNS_SERVERS", env, 1), 0);
-  ck_assert_int_eq(tu_thread_start(&d.t, dns_main, &d), 0);
+  char target[128];
+  dns_start(&d, 0);
 
   csrv a, b, c;
   csrv *all[3] = {&a, &b, &c};
@@ -1181,9 +1252,7 @@ START_TEST(test_dns_several_addresses_round_robin)
   csrv_stop(&a);
   csrv_stop(&b);
   csrv_stop(&c);
-  atomic_store(&d.stop, 1);
-  tu_thread_join(d.t, TU_WAIT_MS, NULL);
-  close(d.fd);
+  dns_stop(&d);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 #endif
 }
@@ -1209,6 +1278,7 @@ suite(void)
   tcase_add_test(tc, test_retry_refused_stream);
   tcase_add_test(tc, test_retry_goaway_last_stream_id);
   tcase_add_test(tc, test_dns_several_addresses_round_robin);
+  tcase_add_test(tc, test_resolver_only_while_resolving);
   tcase_add_test(tc, test_keepalive_without_calls);
   suite_add_tcase(s, tc);
   return s;

@@ -81,7 +81,7 @@ budgets_zero(const tri__budgets *b)
   return b->streams == 0 && b->conns == 0 && b->rq_bytes == 0 &&
          b->conn_rq_bytes == 0 && b->partial_bytes == 0 &&
          b->ring_bytes == 0 && b->conn_owed == 0 && b->spare_bytes == 0 &&
-         b->quiet_conns == 0;
+         b->quiet_conns == 0 && b->resolvers == 0;
 }
 
 int
@@ -104,12 +104,14 @@ tu_budgets_settle(int timeout_ms)
           "testutil: library budgets not back to zero %d ms after the "
           "test freed everything: streams=%lld conns=%lld rq_bytes=%lld "
           "conn_rq_bytes=%lld partial_bytes=%lld ring_bytes=%lld "
-          "conn_owed=%lld spare_bytes=%lld quiet_conns=%lld (loops=%lld)\n",
+          "conn_owed=%lld spare_bytes=%lld quiet_conns=%lld resolvers=%lld "
+          "(loops=%lld)\n",
           timeout_ms, (long long)b.streams, (long long)b.conns,
           (long long)b.rq_bytes, (long long)b.conn_rq_bytes,
           (long long)b.partial_bytes, (long long)b.ring_bytes,
           (long long)b.conn_owed, (long long)b.spare_bytes,
-          (long long)b.quiet_conns, (long long)b.loops);
+          (long long)b.quiet_conns, (long long)b.resolvers,
+          (long long)b.loops);
   return -1;
 }
 
