@@ -464,16 +464,24 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
 }
 
 /* Send DATA frames as large as flow control and the peer's
- * SETTINGS_MAX_FRAME_SIZE allow (1.6), not nghttp2's 16 KiB. */
+ * SETTINGS_MAX_FRAME_SIZE allow (1.6), not nghttp2's 16 KiB, but no
+ * larger than what the ring holds: nghttp2 grows its frame buffer to the
+ * length returned here and keeps it for the session's life, so a small
+ * message must not make every connection hold a 256 KiB buffer. */
 ssize_t tri__read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
                             int32_t conn_win, int32_t stream_win,
                             uint32_t max_frame, void *ud) {
+  tri__conn *c = ud;
+  tri_stream *s = tri__conn_stream(c, id);
   int64_t n = TRI__MIN((int64_t)conn_win, (int64_t)stream_win);
   n = TRI__MIN(n, (int64_t)max_frame);
   n = TRI__MIN(n, (int64_t)TRI__MAX_FRAME);
   (void)sess;
   (void)type;
-  (void)id;
-  (void)ud;
+  if (s != NULL) {
+    tri__mutex_lock(&s->mu);
+    n = TRI__MIN(n, (int64_t)s->sb_len); /* tri__data_read_cb takes <= */
+    tri__mutex_unlock(&s->mu);
+  }
   return n < 1 ? 1 : (ssize_t)n;
 }

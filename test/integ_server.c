@@ -31,6 +31,10 @@
 
 #include "testutil.h"
 #include "budget.h" /* internal: the quiet-connection counter */
+#include "conn.h"   /* internal: TRI__READ_CHUNK */
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* Test hook (lib/core.h): connections a server's I/O loop took and has. */
 int tri__server_loop_served(const tri_server *srv, int i, uint64_t *served,
@@ -426,6 +430,59 @@ START_TEST(test_quiet_connection_gives_back)
 }
 END_TEST
 
+#if defined(__GLIBC__) && !TU_ASAN && !TU_TSAN
+/* DATA frames are no larger than what the stream has queued: nghttp2
+ * grows its frame buffer to the length our read-length callback returns
+ * and keeps it for the session's life, so before, every connection that
+ * sent one small message (both ends of each of these channels) held a
+ * 256 KiB buffer.  Measured as glibc's mmapped bytes with a fixed mmap
+ * threshold: each new channel may add its loop's read buffer
+ * (TRI__READ_CHUNK, read into by the kernel, mostly untouched) plus 64 KiB
+ * of headroom, not two frame buffers more.  Fails on the code before
+ * (about 3 x 256 KiB per channel). */
+START_TEST(test_small_messages_small_frame_buffers)
+{
+  enum { N = 8 };
+  tu_method m = {"/s.S/Echo", h_echo, NULL};
+  tri_channel *ch[N + 1];
+  size_t before = 0, after, per;
+  int port;
+  if (getenv("TRI_VALGRIND") != NULL) {
+    /* valgrind's allocator does not report mmapped bytes: the calls
+     * still run, the measurement is the plain build's. */
+    fprintf(stderr, "integ_server: frame buffers: not measurable under "
+                    "valgrind\n");
+  }
+  ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 128 * 1024), 1);
+  tri_server *srv = tu_server_start(&m, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  for (int i = 0; i <= N; i++) {
+    tri_buf *r = NULL;
+    if (i == 1)
+      before = mallinfo2().hblkhd; /* server loop and one channel up */
+    ch[i] = tu_channel_new(port, NULL);
+    ck_assert_ptr_nonnull(ch[i]);
+    ck_assert_int_eq(tri_unary_call(ch[i], "/s.S/Echo", NULL, "hello", 5,
+                                    &r, NULL), TRI_OK);
+    ck_assert_uint_eq(tri_buf_len(r), 5);
+    tri_buf_free(r);
+  }
+  after = mallinfo2().hblkhd;
+  per = (after - before) / N;
+  fprintf(stderr, "integ_server: mmapped bytes per channel and server "
+                  "connection after one small call: %zu\n", per);
+  if (getenv("TRI_VALGRIND") == NULL) {
+    ck_assert_uint_ge(per, TRI__READ_CHUNK); /* the measurement works */
+    ck_assert_uint_le(per, TRI__READ_CHUNK + 64 * 1024);
+  }
+  for (int i = 0; i <= N; i++)
+    tri_channel_free(ch[i]);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+#endif
+
 /* A start that fails creating the listening I/O loop (here: no descriptor
  * left for its epoll instance) leaves the listening socket with the
  * server: a later start works, and tri_server_free() closes it.  (The
@@ -488,6 +545,9 @@ static Suite *suite(void)
   tcase_add_test(tc, test_io_threads_idle);
   tcase_add_test(tc, test_quiet_connection_gives_back);
   tcase_add_test(tc, test_start_fails_keeps_listener);
+#if defined(__GLIBC__) && !TU_ASAN && !TU_TSAN
+  tcase_add_test(tc, test_small_messages_small_frame_buffers);
+#endif
   suite_add_tcase(s, tc);
   return s;
 }
