@@ -154,6 +154,14 @@ static void pump(nghttp2_session *from, nghttp2_session *to) {
     ck_assert_int_eq(nghttp2_session_mem_recv(to, data, (size_t)n), n);
 }
 
+/* One request's headers, for the sessions below. */
+static const nghttp2_nv request_nv[] = {
+    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
+    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE},
+    {(uint8_t *)":path", (uint8_t *)"/a.B/C", 5, 6, NGHTTP2_NV_FLAG_NONE},
+    {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, NGHTTP2_NV_FLAG_NONE},
+};
+
 /* Between frames the frame buffer's bytes are dead: a server session
  * whose scratch pages were given back (and read as zero afterwards)
  * still answers requests and PINGs that nghttp2's client parses.  On the
@@ -166,12 +174,6 @@ START_TEST(trimmed_session_keeps_working) {
   int supported = v->version_num >= 0x012800 && v->version_num < 0x014600;
   counts sn = {0, 0, 0}, cn = {0, 0, 0};
   tri__h2mem m;
-  const nghttp2_nv req[] = {
-      {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
-      {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE},
-      {(uint8_t *)":path", (uint8_t *)"/a.B/C", 5, 6, NGHTTP2_NV_FLAG_NONE},
-      {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, NGHTTP2_NV_FLAG_NONE},
-  };
   const nghttp2_nv resp[] = {
       {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
       {(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, NGHTTP2_NV_FLAG_NONE},
@@ -211,7 +213,8 @@ START_TEST(trimmed_session_keeps_working) {
           memset(m.map[i], 0xa5, m.len[i]);
     }
     /* A request, answered with HEADERS and END_STREAM; a PING. */
-    int32_t id = nghttp2_submit_request(cli, NULL, req, 4, NULL, NULL);
+    int32_t id =
+        nghttp2_submit_request(cli, NULL, request_nv, 4, NULL, NULL);
     ck_assert_int_gt(id, 0);
     pump(cli, srv);
     ck_assert_int_eq(sn.requests, round + 1);
@@ -232,19 +235,13 @@ END_TEST
 
 /* A client session that opens many streams: nghttp2 grows its stream
  * table and the new one comes from the heap (nothing is mapped after
- * creation, so a request never costs a system call); the old one is
- * unmapped. */
+ * creation, so a request never costs a system call); the old one's slot
+ * goes back to the pool. */
 START_TEST(streams_use_the_heap) {
   nghttp2_session_callbacks *cbs = callbacks();
   nghttp2_session *s = NULL;
   tri__h2mem m;
   int before;
-  const nghttp2_nv nv[] = {
-      {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
-      {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE},
-      {(uint8_t *)":path", (uint8_t *)"/a.B/C", 5, 6, NGHTTP2_NV_FLAG_NONE},
-      {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, NGHTTP2_NV_FLAG_NONE},
-  };
 
   /* The server's SETTINGS: up to 2000 concurrent streams. */
   static const uint8_t server_settings[15] = {0, 0, 6, 4, 0, 0, 0, 0,
@@ -259,7 +256,8 @@ START_TEST(streams_use_the_heap) {
       nghttp2_session_mem_recv(s, server_settings, sizeof server_settings),
       (ssize_t)sizeof server_settings);
   for (int i = 0; i < 1000; i++)
-    ck_assert_int_gt(nghttp2_submit_request(s, NULL, nv, 4, NULL, NULL), 0);
+    ck_assert_int_gt(
+        nghttp2_submit_request(s, NULL, request_nv, 4, NULL, NULL), 0);
   drain(s);
   ck_assert_ptr_nonnull(nghttp2_session_find_stream(s, 1999));
   ck_assert_int_le(tri__h2mem_mapped(&m), before);
@@ -307,10 +305,10 @@ END_TEST
 
 /* Out of memory while nghttp2 creates the session (the tests' failure
  * hook refuses every block of a page or more): the creation fails and
- * whatever was mapped before the failure is unmapped. */
+ * every slot taken before the failure goes back to the pool. */
 static int refuse_pages(size_t n) { return n >= 4096; }
 
-START_TEST(creation_failure_unmaps) {
+START_TEST(creation_failure_returns_slots) {
   nghttp2_session_callbacks *cbs = callbacks();
   nghttp2_session *s = NULL;
   tri__h2mem m;
@@ -337,7 +335,7 @@ static Suite *mem_suite(void) {
   tcase_add_test(tc, streams_use_the_heap);
   tcase_add_test(tc, trimmed_session_keeps_working);
   tcase_add_test(tc, slots_are_reused);
-  tcase_add_test(tc, creation_failure_unmaps);
+  tcase_add_test(tc, creation_failure_returns_slots);
   suite_add_tcase(s, tc);
   return s;
 }
