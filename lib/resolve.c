@@ -19,7 +19,8 @@
  * Without c-ares (configure --without-cares) only numeric addresses and
  * "localhost" resolve.
  *
- * Threads: the I/O thread only.
+ * Threads: the I/O thread only; tri__resolve_free() runs on the thread
+ * that frees the loop, once the I/O thread has ended.
  */
 #include "tri_int.h"
 
@@ -286,18 +287,26 @@ static void dns_release(tri__loop *l) {
   l->dns = NULL;
 }
 
-/* Hand a finished query to the channel (lb.c).  Once nothing is in flight
- * the c-ares channel goes too: resolutions are rare (connecting, then at
- * most every RESOLVE_MIN_INTERVAL_MS in lb.c), and a fresh channel for
- * each also re-reads /etc/resolv.conf. */
+static void hand_over(tri__loop *l);
+
+/* Hand a finished query to the channel (lb.c).  Then, once nothing is in
+ * flight, the c-ares channel goes too: resolutions are rare (connecting,
+ * then at most every RESOLVE_MIN_INTERVAL_MS in lb.c), and a fresh channel
+ * for each also re-reads /etc/resolv.conf.  Checked after the hand-over,
+ * in the same pass: the loop may sleep long after it (an idle channel
+ * whose re-resolution connects nothing). */
 void tri__resolve_tick(tri__loop *l) {
+  dns_state *d;
+
+  hand_over(l);
+  d = l->dns;
+  if (d != NULL && l->resolving == NULL && d->queries == 0)
+    dns_release(l);
+}
+
+static void hand_over(tri__loop *l) {
   dns_state *d = l->dns;
   tri__resolve *r = l->resolving;
-
-  if (d != NULL && r == NULL && d->queries == 0) {
-    dns_release(l);
-    return;
-  }
 
 #ifdef HAVE_CARES
   if (d != NULL && d->queries > 0)

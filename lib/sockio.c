@@ -463,11 +463,19 @@ int tri__send_data_cb(nghttp2_session *sess, nghttp2_frame *frame,
   return rv;
 }
 
+/* The DATA payload nghttp2's frame buffer holds without growing (its
+ * first chunk: a frame header, a padding byte and 16 KiB). */
+#define H2_FRAMEBUF_PAYLOAD 16384
+
 /* Send DATA frames as large as flow control and the peer's
- * SETTINGS_MAX_FRAME_SIZE allow (1.6), not nghttp2's 16 KiB, but no
- * larger than what the ring holds: nghttp2 grows its frame buffer to the
- * length returned here and keeps it for the session's life, so a small
- * message must not make every connection hold a 256 KiB buffer. */
+ * SETTINGS_MAX_FRAME_SIZE allow (1.6), not nghttp2's 16 KiB, but past
+ * 16 KiB no larger than what the ring holds: nghttp2 grows its frame
+ * buffer to the length returned here and keeps it for the session's life,
+ * so a small message must not make every connection hold a 256 KiB
+ * buffer.  The 16 KiB floor costs nothing (the buffer has room) and keeps
+ * a ring that is empty for a moment from giving one-byte frames.  Edge
+ * streams (edge.c) send from their own buffer, not the ring: they keep
+ * the whole length. */
 ssize_t tri__read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
                             int32_t conn_win, int32_t stream_win,
                             uint32_t max_frame, void *ud) {
@@ -478,9 +486,9 @@ ssize_t tri__read_length_cb(nghttp2_session *sess, uint8_t type, int32_t id,
   n = TRI__MIN(n, (int64_t)TRI__MAX_FRAME);
   (void)sess;
   (void)type;
-  if (s != NULL) {
+  if (s != NULL && s->edge == NULL && n > H2_FRAMEBUF_PAYLOAD) {
     tri__mutex_lock(&s->mu);
-    n = TRI__MIN(n, (int64_t)s->sb_len); /* tri__data_read_cb takes <= */
+    n = TRI__MIN(n, TRI__MAX((int64_t)s->sb_len, H2_FRAMEBUF_PAYLOAD));
     tri__mutex_unlock(&s->mu);
   }
   return n < 1 ? 1 : (ssize_t)n;

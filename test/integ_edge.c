@@ -410,6 +410,7 @@ typedef struct {
   int closed;
   int saw_trailers; /* a second HEADERS block */
   int blocks;
+  int data_frames;
 } h2resp;
 
 static ssize_t h2_send(nghttp2_session *s, const uint8_t *d, size_t n, int f,
@@ -454,6 +455,13 @@ static int h2_data(nghttp2_session *s, uint8_t fl, int32_t id,
   }
   return 0;
 }
+static int h2_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
+  h2resp *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+  (void)ud;
+  if (r != NULL && f->hd.type == NGHTTP2_DATA)
+    r->data_frames++;
+  return 0;
+}
 static int h2_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud) {
   h2resp *r = nghttp2_session_get_stream_user_data(s, id);
   (void)err;
@@ -494,6 +502,7 @@ static void h2_call(const char *method, const char *path, const char *ctype,
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, h2_begin);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_data);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_close);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_frame);
   nghttp2_session_client_new(&sess, cb, &fd);
   nghttp2_session_callbacks_del(cb);
   nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, NULL, 0);
@@ -564,6 +573,9 @@ START_TEST(test_unary_proto_h1_h2) {
   ck_assert_mem_eq(h.body, pb, n);
   ck_assert_int_eq(h.saw_trailers, 0); /* one HEADERS: unary */
   ck_assert_ptr_nonnull(strstr(h.hdrs, "trailer-x-trl: t\n"));
+  /* The body in one DATA frame (and at most an empty one to end the
+   * stream), not a frame per byte. */
+  ck_assert_int_le(h.data_frames, 2);
   stop_server();
 }
 END_TEST

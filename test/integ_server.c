@@ -453,6 +453,8 @@ START_TEST(test_small_messages_small_frame_buffers)
     fprintf(stderr, "integ_server: frame buffers: not measurable under "
                     "valgrind\n");
   }
+  /* Fixed (glibc's default value): no threshold raised by earlier frees.
+   * It stays fixed for the rest of a CK_FORK=no process; harmless. */
   ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 128 * 1024), 1);
   tri_server *srv = tu_server_start(&m, 1, NULL, &port);
   ck_assert_ptr_nonnull(srv);
