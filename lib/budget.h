@@ -26,8 +26,9 @@ typedef struct {
   int64_t conn_owed;     /* connection window withheld from peers */
   int64_t spare_bytes;   /* received blocks streams keep for reuse
                             (at most TRI__SPARE_MAX) */
-  int64_t quiet_conns;   /* server connections that gave their buffers
-                            back while quiet (h2server.c trim_if_quiet) */
+  int64_t quiet_conns;   /* connections (client and server) that gave
+                            their buffers back while quiet (conn.c
+                            tri__conn_trim_if_quiet) */
   int64_t resolvers;     /* live c-ares channels (resolve.c: only while a
                             name is being resolved) */
 } tri__budgets;

@@ -172,6 +172,39 @@ void tri__linger_close_all(tri__loop *l) {
     linger_free(l, tri__container_of(l->lingering.next, linger, link));
 }
 
+/* A quiet HTTP/2 connection (ready, |busy| false: no stream of the
+ * caller's kind, nothing to write, nothing read) gives memory it does not
+ * need back after TRIM_AFTER_MS: its output buffer (our own; it grows
+ * again on the next write) and the pages of nghttp2's frame buffer
+ * (h2mem.h).  Idle connections then cost what an idle session holds, not
+ * what their busiest moment needed.  A connection that keeps working is
+ * never quiet that long, so this costs it nothing.  Server connections
+ * (h2server.c) and client ones (h2client.c) alike. */
+#define TRIM_AFTER_MS 100
+
+void tri__conn_trim_if_quiet(tri__conn *c, int busy, int64_t now,
+                             int64_t *next) {
+  if (c->h2mem.trimmed)
+    return;
+  if (busy || c->phase != TRI__CONN_READY || c->wlen != c->woff ||
+      nghttp2_session_want_write(c->sess)) {
+    c->quiet_since_ns = 0;
+    return;
+  }
+  if (c->quiet_since_ns == 0)
+    c->quiet_since_ns = now;
+  int64_t due = c->quiet_since_ns + tri__ms_to_ns(TRIM_AFTER_MS);
+  if (now < due) {
+    *next = tri__deadline_min(*next, due);
+    return;
+  }
+  tri__free(c->wbuf); /* empty (wlen == woff, both reset to 0) */
+  c->wbuf = NULL;
+  c->wlen = c->woff = c->wcap = 0;
+  tri__h2mem_trim(&c->h2mem); /* sets trimmed even where it cannot */
+  tri__budget_add(TRI__B_QUIET, 1); /* back on the next read or close */
+}
+
 void tri__conn_close(tri__conn *c, const char *why) {
   tri__loop *l = c->loop;
   int code = c->is_server ? TRI_CANCELLED : TRI_UNAVAILABLE;

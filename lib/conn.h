@@ -104,7 +104,7 @@ struct tri__conn {
   int64_t ping_sent_ns;    /* keepalive PING outstanding since, or 0 */
   int64_t idle_since_ns;   /* server: no stream open since, or 0 */
   int64_t quiet_since_ns;  /* server: no stream, nothing to write and
-                              nothing read since, or 0 (trim_if_quiet) */
+                              nothing read since, or 0 (tri__conn_trim_if_quiet) */
   /* flow control (flow.c) */
   size_t rq_total;         /* atomic: unread bytes held for its streams */
   size_t conn_owed;        /* connection window withheld (I/O thread) */
@@ -226,6 +226,10 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);
 /* Fail every stream of |c| (client UNAVAILABLE, server CANCELLED, with
  * |why| as the message), close the socket, free |c|. */
 void tri__conn_close(tri__conn *c, const char *why);
+/* Give a quiet connection's buffers back (conn.c); from its tick.  |busy|:
+ * it has streams (or requests waiting) of its own. */
+void tri__conn_trim_if_quiet(tri__conn *c, int busy, int64_t now,
+                             int64_t *next);
 /* Sockets we closed while the peer may still be sending (conn.c):
  * half-closed, read and discarded until the peer closes or 2 s pass, so
  * our last frames (GOAWAY) are not destroyed by a TCP reset. */

@@ -234,7 +234,12 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
       }
     }
   }
-  tri__sock_flush_or_close(c);
+  if (tri__sock_flush_or_close(c))
+    return;
+  tri__conn_trim_if_quiet(c, c->nsubmitted > 0 ||
+                                 !tri__list_empty(&c->streams) ||
+                                 !tri__list_empty(&c->waiting),
+                          now, next);
 }
 
 /* ---- requests ---------------------------------------------------------- */

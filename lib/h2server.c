@@ -281,38 +281,7 @@ void tri__server_drain(tri__loop *l) {
 }
 
 /* Per-iteration work of a server connection: handshake and idle timeouts,
- * flushing, closing a finished session. */
-/* A quiet HTTP/2 connection (no stream, nothing to write, nothing read)
- * gives memory it does not need back after TRIM_AFTER_MS: its output
- * buffer (our own; it grows again on the next write) and the pages of
- * nghttp2's frame buffer (h2mem.h).  Idle connections then cost what an
- * idle session holds, not what their busiest moment needed.  A
- * connection that keeps working is never quiet that long, so this costs
- * it nothing. */
-#define TRIM_AFTER_MS 100
-
-static void trim_if_quiet(tri__conn *c, int64_t now, int64_t *next) {
-  if (c->h2mem.trimmed)
-    return;
-  if (c->phase != TRI__CONN_READY || !tri__list_empty(&c->streams) ||
-      c->wlen != c->woff || nghttp2_session_want_write(c->sess)) {
-    c->quiet_since_ns = 0;
-    return;
-  }
-  if (c->quiet_since_ns == 0)
-    c->quiet_since_ns = now;
-  int64_t due = c->quiet_since_ns + tri__ms_to_ns(TRIM_AFTER_MS);
-  if (now < due) {
-    *next = tri__deadline_min(*next, due);
-    return;
-  }
-  tri__free(c->wbuf); /* empty (wlen == woff, both reset to 0) */
-  c->wbuf = NULL;
-  c->wlen = c->woff = c->wcap = 0;
-  tri__h2mem_trim(&c->h2mem); /* sets trimmed even where it cannot */
-  tri__budget_add(TRI__B_QUIET, 1); /* back on the next read or close */
-}
-
+ * flushing, closing a finished session, trimming a quiet one. */
 void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
   tri__loop *l = c->loop;
 
@@ -426,7 +395,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
   }
   if (sent && tri__sock_flush_or_close(c)) /* what was submitted here */
     return;
-  trim_if_quiet(c, now, next);
+  tri__conn_trim_if_quiet(c, !tri__list_empty(&c->streams), now, next);
 }
 
 /* ---- requests ---------------------------------------------------------- */
