@@ -202,6 +202,43 @@ long long bench_rss_bytes(long pid) {
   return rss < 0 ? -1 : rss * (long long)sysconf(_SC_PAGESIZE);
 }
 
+long bench_threads(void) {
+  char line[256];
+  long n = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "Threads:", 8) == 0)
+      n = atol(line + 8);
+  fclose(f);
+  return n;
+}
+
+int bench_raise_nofile(void) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+    return -1;
+  r.rlim_cur = r.rlim_max;
+  return setrlimit(RLIMIT_NOFILE, &r);
+}
+
+void bench_w8_report(const char *impl, long want, long opened, long long rss0,
+                     long long rss1, long thr0, long thr1, int ok) {
+  char extra[256];
+  double per = opened > 0 && rss0 >= 0 && rss1 >= 0
+                   ? (double)(rss1 - rss0) / (double)opened
+                   : 0;
+  double tper = opened > 0 && thr0 >= 0 && thr1 >= 0
+                    ? (double)(thr1 - thr0) / (double)opened
+                    : 0;
+  ok = ok && opened == want && rss0 >= 0 && rss1 >= 0;
+  snprintf(extra, sizeof extra,
+           "channels=%ld opened=%ld rss_kib=%lld threads_per_channel=%.2f "
+           "ok=%d", want, opened, rss1 / 1024, tper, ok);
+  bench_line(impl, "W8", "W8", "rss_per_channel_bytes", per, extra);
+}
+
 long bench_server_pid(void) { return g_server_pid; }
 
 long bench_gettid(void) { return (long)syscall(SYS_gettid); }
@@ -370,7 +407,8 @@ static void usage(FILE *f, const char *prog) {
 "    --server-seconds=S         max server lifetime (default 3600)\n"
 "  Workloads: W1 ping-pong, W2 server-stream throughput, W3 unary threads,\n"
 "    W4 idle-stream RSS, W5 cancel wake-up, W6 deadline overshoot,\n"
-"    W7 h2load against the server.  --all = W1..W7 (W4 runs first).\n"
+"    W7 h2load against the server, W8 idle channels' client RSS.\n"
+"    --all = W1..W7 (W4 runs first; W8 only when named).\n"
 "  Sizes and counts (defaults = the full run of issue 5):\n"
 "    --size=64               payload bytes (W1 W3 W4 W5 W7)\n"
 "    --warmup=1000           untimed round trips / calls before W1 and W3\n"
@@ -386,6 +424,7 @@ static void usage(FILE *f, const char *prog) {
 "    --w7-idle=N             W7: first open N idle HTTP/2 connections and report\n"
 "                            the server's RSS per connection (0 = off)\n"
 "    --w7-tag=TAG            W7: case names W7.TAG, W7.TAG.rss\n"
+"    --w8-channels=1000      W8: channels, one unary call each, then idle\n"
 "  tri-bench only:\n"
 "    --raw                   raw-bytes API on both sides instead of the typed\n"
 "                            (protoc-gen-triplestream) stubs; cases get .raw\n"
@@ -425,6 +464,7 @@ static void set_defaults(bench_opts *o) {
   o->w7_c = 4;
   o->w7_m = 16;
   o->w7_t = 1;
+  o->w8_channels = 1000;
   snprintf(o->h2load, sizeof o->h2load, "/usr/bin/h2load");
   o->h2load_timeout = 300;
 }
@@ -442,6 +482,7 @@ static void set_quick(bench_opts *o) {
   o->w5_reps = 100;
   o->w6_reps = 20;
   o->w7_n = 20000;
+  o->w8_channels = 100;
 }
 
 static int parse_ll(const char *s, long long lo, long long hi,
@@ -475,7 +516,7 @@ static int parse_workloads(const char *s, unsigned *mask) {
   char *save = NULL, *tok;
   snprintf(buf, sizeof buf, "%s", s);
   for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    if ((tok[0] != 'W' && tok[0] != 'w') || tok[1] < '1' || tok[1] > '7' ||
+    if ((tok[0] != 'W' && tok[0] != 'w') || tok[1] < '1' || tok[1] > '8' ||
         tok[2])
       return -1;
     *mask |= 1u << (tok[1] - '0');
@@ -605,6 +646,7 @@ static void parse_args(int argc, char **argv, bench_opts *o,
     NUM("--w7-t", w7_t, 1, 64)
     NUM("--h2load-timeout", h2load_timeout, 1, 86400)
     NUM("--w7-idle", w7_idle, 0, 100000)
+    NUM("--w8-channels", w8_channels, 1, 100000)
     else {
       fprintf(stderr, "%s: unknown or malformed flag: %s\n", prog, a);
       usage(stderr, prog);
@@ -625,7 +667,7 @@ static void parse_args(int argc, char **argv, bench_opts *o,
     exit(2);
   }
   if (o->mode != BENCH_MODE_SERVER && o->workloads == 0) {
-    fprintf(stderr, "%s: choose --workload=W1..W7 or --all\n", prog);
+    fprintf(stderr, "%s: choose --workload=W1..W8 or --all\n", prog);
     usage(stderr, prog);
     exit(2);
   }
@@ -1133,7 +1175,7 @@ int bench_main(int argc, char **argv, const bench_impl *impl) {
   int ctl[2] = {-1, -1}, portp[2] = {-1, -1};
   pid_t child = -1;
   int fails = 0;
-  static const int order[] = {4, 1, 2, 3, 5, 6, 7};
+  static const int order[] = {4, 1, 2, 3, 5, 6, 7, 8};
 
   parse_args(argc, argv, &o, impl);
   signal(SIGPIPE, SIG_IGN);

@@ -41,7 +41,7 @@ extern "C" {
 enum { BENCH_MODE_BOTH = 0, BENCH_MODE_SERVER = 1, BENCH_MODE_CLIENT = 2 };
 
 typedef struct {
-  unsigned workloads; /* bit N set = WN selected (1..7) */
+  unsigned workloads; /* bit N set = WN selected (1..8) */
   int mode;
   char target[256];   /* host:port of the server (client mode) */
   int port;           /* --server: port to bind (0 = any) */
@@ -91,6 +91,9 @@ typedef struct {
    * to W7's case names ("c1000" -> W7.c1000, W7.c1000.rss). */
   long w7_idle;
   char w7_tag[32];
+  /* W8: channels opened, one unary call each, then left idle; the
+   * client's RSS per channel. */
+  long w8_channels;
 } bench_opts;
 
 /* What the driver needs from an implementation. */
@@ -100,7 +103,7 @@ typedef struct {
   /* Start a server on |host_port|; store the bound port.  0 or -1. */
   int (*server_start)(const bench_opts *o, const char *host_port, int *port);
   void (*server_stop)(void);
-  /* Run client workload |w| (1..6) against |target|.  0 or -1. */
+  /* Run client workload |w| (1..6, 8) against |target|.  0 or -1. */
   int (*client_run)(const bench_opts *o, int w, const char *target);
   /* One unary echo call, used to check the server before W7.  0 or -1. */
   int (*check_unary)(const bench_opts *o, const char *target);
@@ -131,6 +134,16 @@ double bench_pct_us(int64_t *v, size_t n, double pct);
 void bench_lat_extra(char *buf, size_t cap, int64_t *v, size_t n);
 /* Resident set size of |pid| (0 = self) in bytes, or -1. */
 long long bench_rss_bytes(long pid);
+/* W8: the client's threads (from /proc/self/status), or -1. */
+long bench_threads(void);
+/* W8: raise the soft RLIMIT_NOFILE to the hard one (each channel holds a
+ * socket, and tri's an epoll and an event fd).  0 or -1. */
+int bench_raise_nofile(void);
+/* W8's line: RSS per channel from |rss0| and |rss1| (before and 500 ms
+ * after |opened| of |want| channels made their call), threads per channel
+ * from |thr0| and |thr1|. */
+void bench_w8_report(const char *impl, long want, long opened, long long rss0,
+                     long long rss1, long thr0, long thr1, int ok);
 /* pid of the server process (forked child or --server-pid), or 0. */
 long bench_server_pid(void);
 /* Thread id of the caller (for /proc/self/task/TID/stat). */

@@ -25,7 +25,9 @@
 # tri-bench --io-threads=1 and =2 run W7 (W7.io1, W7.io2), W7 runs again
 # on 1000 connections (W7.c1000, W7.c1000.rss) and, in clear
 # text, tri-rawtcp --handoff gives the design's floor (W1.floor,
-# W3.t1.floor).  --from FILE prints the table of an earlier run's result
+# W3.t1.floor).  W8 (clear text) is the client's RSS per idle channel,
+# 1000 channels with one call each, each on its own connection (no
+# target).  --from FILE prints the table of an earlier run's result
 # lines without running anything.  Exit status: 0 all targets met, 1 a
 # target missed or a run failed, 2 usage error or missing programs.
 set -u
@@ -67,7 +69,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -z "$workloads" ]; then
-  if [ -n "$tls" ]; then workloads=W1,W2,W3; else workloads=W1,W2,W3,W4,W5,W6,W7; fi
+  if [ -n "$tls" ]; then workloads=W1,W2,W3; else workloads=W1,W2,W3,W4,W5,W6,W7,W8; fi
 fi
 
 case ${rounds:-x} in
@@ -182,7 +184,7 @@ if [ -n "$from" ]; then
     exit 2
   fi
   echo "libtriplestream vs gRPC C++: the table of $from"
-  echo "ratio = tri/grpc (lower is better for W4, W5, W6 and *.cpu); raw = tri-rawtcp floor"
+  echo "ratio = tri/grpc (lower is better for W4, W5, W6, W8 and *.cpu); raw = tri-rawtcp floor"
   echo
   table "$from"
   exit $?
@@ -338,7 +340,7 @@ done
 
 echo
 echo "libtriplestream vs gRPC C++ $(pkg-config --modversion grpc++ 2>/dev/null || echo sync) (sync API), loopback, $(nproc 2>/dev/null || echo '?') CPUs, medians of $rounds round(s)${quick:+, --quick counts}"
-echo "ratio = tri/grpc (lower is better for W4, W5, W6 and *.cpu); raw = tri-rawtcp floor"
+echo "ratio = tri/grpc (lower is better for W4, W5, W6, W8 and *.cpu); raw = tri-rawtcp floor"
 if [ -n "$tls" ]; then
   # What each side said it negotiated (bench_tls_note), once per kind.
   echo "over TLS, certificates in $tlsdir; negotiated (per program and side):"

@@ -34,6 +34,8 @@
  *   W5  case=W5            metric=cancel_wake_p99_us (p50_us p99_us n)
  *   W6  case=W6            metric=deadline_overshoot_p99_us (p50_us p99_us n)
  *   W7  case=W7            metric=req_per_s         (n failed ...)
+ *   W8  case=W8            metric=rss_per_channel_bytes (channels opened
+ *       rss_kib threads_per_channel): client RSS per idle channel
  *
  * MB = 10^6 bytes of payload.  Latencies in microseconds.  ok=0 marks an
  * invalid result (errors are also reported on stderr).  Every call carries
@@ -1081,6 +1083,63 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* W8: many channels, one call each, then idle: client RSS per channel  */
+/* ------------------------------------------------------------------ */
+
+static int w8(const bench_opts *o, const char *target) {
+  long n = o->w8_channels, opened = 0;
+  size_t plen = bench_pb_payload_len((size_t)o->size);
+  uint8_t *msg = malloc(plen);
+  tri_channel **chs = calloc((size_t)n, sizeof *chs);
+  tri_call_opts *co = call_opts(UNARY_DEADLINE_MS);
+  Tribench__Payload pm = TRIBENCH__PAYLOAD__INIT;
+  long long rss0, rss1;
+  long thr0, thr1;
+  int ok = 1;
+
+  if (!msg || !chs || !co) {
+    free(msg);
+    free(chs);
+    tri_call_opts_free(co);
+    return -1;
+  }
+  if (bench_raise_nofile() != 0)
+    fprintf(stderr, PROG ": W8: cannot raise the descriptor limit\n");
+  bench_pb_payload(msg, plen, (size_t)o->size);
+  pm.body.data = msg + (plen - (size_t)o->size); /* the 'x' bytes */
+  pm.body.len = (size_t)o->size;
+  rss0 = bench_rss_bytes(0);
+  thr0 = bench_threads();
+  for (; opened < n; opened++) {
+    int rc;
+    chs[opened] = new_channel(target);
+    if (chs[opened] == NULL) {
+      ok = 0;
+      break;
+    }
+    rc = w3_call(chs[opened], co, msg, plen, &pm);
+    if (rc != TRI_OK) {
+      fail("W8 call", rc);
+      opened++;
+      ok = 0;
+      break;
+    }
+  }
+  /* Idle: what a quiet channel keeps (both libraries trim after a
+   * while; 500 ms covers tri's 100 ms). */
+  bench_sleep_ns(INT64_C(500000000));
+  rss1 = bench_rss_bytes(0);
+  thr1 = bench_threads();
+  bench_w8_report(IMPL, n, opened, rss0, rss1, thr0, thr1, ok);
+  for (long i = 0; i < opened; i++)
+    tri_channel_free(chs[i]);
+  free(chs);
+  free(msg);
+  tri_call_opts_free(co);
+  return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
 
 static int client_run(const bench_opts *o, int w, const char *target) {
   if (client_setup(o) != 0)
@@ -1098,6 +1157,8 @@ static int client_run(const bench_opts *o, int w, const char *target) {
     return w5(o, target);
   case 6:
     return w6(o, target);
+  case 8:
+    return w8(o, target);
   default:
     return -1;
   }

@@ -728,6 +728,46 @@ int W6(const bench_opts *o, const char *target) {
   return errors ? -1 : 0;
 }
 
+// W8: many channels, one unary call each, then idle: client RSS per
+// channel.  Each channel gets its own connection, as each of tri's does:
+// gRPC otherwise shares one subchannel (and connection) among channels
+// to the same target.
+int W8(const bench_opts *o, const char *target) {
+  long n = o->w8_channels, opened = 0;
+  bool ok = true;
+  Payload req = MakePayload(o);
+  std::vector<std::shared_ptr<grpc::Channel>> chs;
+  std::vector<std::unique_ptr<tribench::Bench::Stub>> stubs;
+  chs.reserve(static_cast<size_t>(n));
+  stubs.reserve(static_cast<size_t>(n));
+  if (bench_raise_nofile() != 0)
+    std::fprintf(stderr, "%s: W8: cannot raise the descriptor limit\n",
+                 kProg);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  long long rss0 = bench_rss_bytes(0);
+  long thr0 = bench_threads();
+  for (; opened < n; opened++) {
+    chs.push_back(grpc::CreateCustomChannel(target, g_chcreds, args));
+    stubs.push_back(tribench::Bench::NewStub(chs.back()));
+    ClientContext ctx;
+    Payload resp;
+    ctx.set_deadline(After(kUnaryDeadlineMs));
+    Status s = stubs.back()->Unary(&ctx, req, &resp);
+    if (!s.ok() || resp.body().size() != req.body().size()) {
+      Fail("W8 call", s);
+      opened++;
+      ok = false;
+      break;
+    }
+  }
+  bench_sleep_ns(INT64_C(500000000));
+  long long rss1 = bench_rss_bytes(0);
+  long thr1 = bench_threads();
+  bench_w8_report(kImpl, n, opened, rss0, rss1, thr0, thr1, ok);
+  return ok ? 0 : -1;
+}
+
 int ClientRun(const bench_opts *o, int w, const char *target) {
   if (ClientSetup(o) != 0)
     return -1;
@@ -744,6 +784,8 @@ int ClientRun(const bench_opts *o, int w, const char *target) {
     return W5(o, target);
   case 6:
     return W6(o, target);
+  case 8:
+    return W8(o, target);
   default:
     return -1;
   }
