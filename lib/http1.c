@@ -553,6 +553,31 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
   struct tri__h1 *h = c->h1;
   tri__loop *l = c->loop;
 
+  if (c->age_deadline_ns != 0 && c->grace_deadline_ns == 0) {
+    /* A9 max_connection_age: HTTP/1.1 has no GOAWAY, so the response in
+     * progress (or the next one) says "connection: close" and the
+     * connection closes once it is written; one between requests closes
+     * now.  The grace bounds a response that does not end. */
+    if (now >= c->age_deadline_ns) {
+      int64_t g = l->cfg.max_age_grace_ms;
+      h->close_after = 1;
+      if (h->cur == NULL && h->inlen == 0) {
+        tri__conn_close(c, "closed: max connection age");
+        return 1;
+      }
+      g = g == INT64_MAX ? INT64_MAX : tri__ms_to_ns(g);
+      c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
+    } else {
+      *next = tri__deadline_min(*next, c->age_deadline_ns);
+    }
+  }
+  if (c->grace_deadline_ns != 0) {
+    if (now >= c->grace_deadline_ns) {
+      tri__conn_close(c, "closed: max connection age grace over");
+      return 1;
+    }
+    *next = tri__deadline_min(*next, c->grace_deadline_ns);
+  }
   if (c->phase == TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
       tri__conn_close(c, "closed: no request within the handshake timeout");

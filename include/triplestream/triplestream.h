@@ -1163,8 +1163,10 @@ TRI_API int tri_server_opts_set_keepalive_enforcement(
  * GOAWAY: first GOAWAY(NO_ERROR) with last-stream-id 2^31-1 and a PING,
  * on the PING's ACK the GOAWAY with the last stream processed and debug
  * data "max_age".  Streams in flight go on (for at most the grace, see
- * below); clients open new connections for new calls.  0 (default) =
- * unlimited.
+ * below); clients open new connections for new calls.  An HTTP/1.1
+ * connection (no GOAWAY there) is closed after the response in progress,
+ * which says "connection: close", or at once between requests.  0
+ * (default) = unlimited.
  * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
  */
 TRI_API int tri_server_opts_set_max_connection_age_ms(tri_server_opts *o,
