@@ -244,7 +244,9 @@ static int h_oom(tri_stream *s, void *ud) {
 static tri_server *srv;
 static int port;
 
-static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
+/* The test server; |max_age_ms| 0 = no max connection age. */
+static void start_server_full(size_t max_recv, int64_t handshake_ms,
+                              int64_t max_age_ms) {
   tri_server_opts *o = tri_server_opts_new();
   ck_assert_ptr_nonnull(o);
   ck_assert_int_eq(tri_server_opts_set_cors_origins(o, "http://ok.example"),
@@ -253,6 +255,9 @@ static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
     ck_assert_int_eq(tri_server_opts_set_max_recv_size(o, max_recv), TRI_OK);
   ck_assert_int_eq(tri_server_opts_set_handshake_timeout_ms(o, handshake_ms),
                    TRI_OK);
+  if (max_age_ms)
+    ck_assert_int_eq(tri_server_opts_set_max_connection_age_ms(o, max_age_ms),
+                     TRI_OK);
   ck_assert_int_eq(tri_server_new(&srv, o), TRI_OK);
   tri_server_opts_free(o);
   ck_assert_int_eq(tri_server_register_typed(srv, M_ECHO, NULL, NULL,
@@ -271,6 +276,10 @@ static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
   ck_assert_int_eq(tri_server_bind(srv, "127.0.0.1:0"), TRI_OK);
   port = tri_server_port(srv);
   ck_assert_int_eq(tri_server_start(srv), TRI_OK);
+}
+
+static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
+  start_server_full(max_recv, handshake_ms, 0);
 }
 
 static void start_server(size_t max_recv) { start_server_hs(max_recv, 3000); }
@@ -379,6 +388,15 @@ static int read_resp(int fd, rbuf *r, h1resp *out) {
 }
 
 /* One request on a fresh connection. */
+/* Send a request head and body on |fd|; read a 200 response into |r|. */
+static void h1_echo_on(int fd, rbuf *rb, const char *head, size_t hlen,
+                       const uint8_t *body, size_t blen, h1resp *r) {
+  send_all(fd, head, hlen);
+  send_all(fd, body, blen);
+  ck_assert_int_eq(read_resp(fd, rb, r), 0);
+  ck_assert_int_eq(r->status, 200);
+}
+
 static void h1_call(const char *path, const char *ctype, const char *extra,
                     const void *body, size_t blen, h1resp *out) {
   char head[1024];
@@ -1114,18 +1132,7 @@ START_TEST(test_h1_max_connection_age) {
                    "POST %s HTTP/1.1\r\nHost: x\r\n"
                    "Content-Type: application/proto\r\n"
                    "Content-Length: %zu\r\n\r\n", M_ECHO, n);
-  tri_server_opts *o = tri_server_opts_new();
-  ck_assert_int_eq(tri_server_opts_set_max_connection_age_ms(o, 300),
-                   TRI_OK);
-  ck_assert_int_eq(tri_server_new(&srv, o), TRI_OK);
-  tri_server_opts_free(o);
-  ck_assert_int_eq(tri_server_register_typed(srv, M_ECHO, NULL, NULL,
-                                             &msg_desc, &msg_desc, h_echo,
-                                             NULL, NULL),
-                   TRI_OK);
-  ck_assert_int_eq(tri_server_bind(srv, "127.0.0.1:0"), TRI_OK);
-  port = tri_server_port(srv);
-  ck_assert_int_eq(tri_server_start(srv), TRI_OK);
+  start_server_full(0, 3000, 300);
 
   /* Busy: a request every 20 ms.  The age is 300 ms +-10 %; the close
    * comes with the first response after it (headroom 500 ms, scaled
@@ -1138,10 +1145,7 @@ START_TEST(test_h1_max_connection_age) {
   int64_t t0 = tu_now_ms(), bound = tu_bound_ms(330, 500);
   int closed = 0, calls = 0;
   while (!closed && tu_now_ms() - t0 < bound) {
-    send_all(fd, head, (size_t)k);
-    send_all(fd, pb, n);
-    ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
-    ck_assert_int_eq(r.status, 200);
+    h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
     calls++;
     closed = strcasestr(r.head, "connection: close") != NULL;
     if (!closed)
@@ -1160,10 +1164,7 @@ START_TEST(test_h1_max_connection_age) {
   ck_assert_int_ge(fd, 0);
   t0 = tu_now_ms();
   rb.n = 0;
-  send_all(fd, head, (size_t)k);
-  send_all(fd, pb, n);
-  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
-  ck_assert_int_eq(r.status, 200);
+  h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
   ck_assert_ptr_null(strcasestr(r.head, "connection: close"));
   ck_assert_int_eq(tu_wait_peer_close(fd, (int)tu_bound_ms(330, 500)), 0);
   fprintf(stderr, "integ_edge: h1 max age: idle connection closed after "
@@ -1291,10 +1292,7 @@ START_TEST(test_garbage_preface) {
                "Content-Length: %zu\r\n\r\n", M_ECHO, n);
   fd = tu_raw_connect(port);
   rb.n = 0;
-  send_all(fd, head, (size_t)k);
-  send_all(fd, pb, n);
-  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
-  ck_assert_int_eq(r.status, 200);
+  h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
   ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
   ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
   close(fd);
