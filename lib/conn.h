@@ -103,8 +103,8 @@ struct tri__conn {
   int64_t last_read_ns;
   int64_t ping_sent_ns;    /* keepalive PING outstanding since, or 0 */
   int64_t idle_since_ns;   /* server: no stream open since, or 0 */
-  int64_t quiet_since_ns;  /* server: no stream, nothing to write and
-                              nothing read since, or 0 (tri__conn_trim_if_quiet) */
+  int64_t quiet_since_ns;  /* no stream, nothing to write and nothing
+                              read since, or 0 (tri__conn_trim_if_quiet) */
   /* flow control (flow.c) */
   size_t rq_total;         /* atomic: unread bytes held for its streams */
   size_t conn_owed;        /* connection window withheld (I/O thread) */

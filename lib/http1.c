@@ -554,29 +554,31 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
   tri__loop *l = c->loop;
 
   if (c->age_deadline_ns != 0 && c->grace_deadline_ns == 0) {
-    /* A9 max_connection_age: HTTP/1.1 has no GOAWAY, so the response in
-     * progress (or the next one) says "connection: close" and the
-     * connection closes once it is written; one between requests closes
-     * now.  The grace bounds a response that does not end. */
+    /* A9 max_connection_age.  HTTP/1.1 has no GOAWAY, and closing a
+     * connection between requests could lose a request already on the
+     * wire, so past the age the connection closes after its next
+     * response (or the one in progress): its head says "connection:
+     * close" unless it is already out.  An idle one waits for its next
+     * request or its idle timeout.  The grace bounds a request in
+     * progress at the age. */
     if (now >= c->age_deadline_ns) {
       int64_t g = l->cfg.max_age_grace_ms;
       h->close_after = 1;
-      if (h->cur == NULL && h->inlen == 0) {
-        tri__conn_close(c, "closed: max connection age");
-        return 1;
-      }
       g = g == INT64_MAX ? INT64_MAX : tri__ms_to_ns(g);
       c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
     } else {
       *next = tri__deadline_min(*next, c->age_deadline_ns);
     }
   }
-  if (c->grace_deadline_ns != 0) {
-    if (now >= c->grace_deadline_ns) {
+  if (c->grace_deadline_ns != 0 && c->grace_deadline_ns != INT64_MAX) {
+    if (now < c->grace_deadline_ns) {
+      *next = tri__deadline_min(*next, c->grace_deadline_ns);
+    } else if (h->cur != NULL) {
       tri__conn_close(c, "closed: max connection age grace over");
       return 1;
+    } else {
+      c->grace_deadline_ns = INT64_MAX; /* over; nothing was in progress */
     }
-    *next = tri__deadline_min(*next, c->grace_deadline_ns);
   }
   if (c->phase == TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
@@ -610,7 +612,10 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
   } else if (h->cur == NULL && !h->closing) {
     int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
     int64_t dl = h->idle_since + tri__ms_to_ns(ms);
-    if (l->draining || now >= dl) {
+    if (l->draining && c->wlen != c->woff) {
+      /* The last response is still going out: close once it is. */
+      h->closing = 1;
+    } else if (l->draining || now >= dl) {
       if (h->inlen == 0 || l->draining) {
         tri__conn_close(c, "closed: idle");
         return 1;

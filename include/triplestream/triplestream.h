@@ -1164,9 +1164,10 @@ TRI_API int tri_server_opts_set_keepalive_enforcement(
  * on the PING's ACK the GOAWAY with the last stream processed and debug
  * data "max_age".  Streams in flight go on (for at most the grace, see
  * below); clients open new connections for new calls.  An HTTP/1.1
- * connection (no GOAWAY there) is closed after the response in progress,
- * which says "connection: close", or at once between requests.  0
- * (default) = unlimited.
+ * connection (no GOAWAY there) is closed after its next response (or the
+ * one in progress), which says "connection: close" unless its head is
+ * already out; never between requests, so an idle one lasts until its
+ * next request or its idle timeout.  0 (default) = unlimited.
  * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
  */
 TRI_API int tri_server_opts_set_max_connection_age_ms(tri_server_opts *o,

@@ -215,14 +215,6 @@ long bench_threads(void) {
   return n;
 }
 
-int bench_raise_nofile(void) {
-  struct rlimit r;
-  if (getrlimit(RLIMIT_NOFILE, &r) != 0)
-    return -1;
-  r.rlim_cur = r.rlim_max;
-  return setrlimit(RLIMIT_NOFILE, &r);
-}
-
 void bench_w8_report(const char *impl, long want, long opened, long long rss0,
                      long long rss1, long thr0, long thr1, int ok) {
   char extra[256];

@@ -136,9 +136,6 @@ void bench_lat_extra(char *buf, size_t cap, int64_t *v, size_t n);
 long long bench_rss_bytes(long pid);
 /* W8: the client's threads (from /proc/self/status), or -1. */
 long bench_threads(void);
-/* W8: raise the soft RLIMIT_NOFILE to the hard one (each channel holds a
- * socket, and tri's an epoll and an event fd).  0 or -1. */
-int bench_raise_nofile(void);
 /* W8's line: RSS per channel from |rss0| and |rss1| (before and 500 ms
  * after |opened| of |want| channels made their call), threads per channel
  * from |thr0| and |thr1|. */
