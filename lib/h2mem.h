@@ -22,9 +22,9 @@
  * per-stream allocations on the hot path included, comes from the heap.
  * Without a slot (no pool, none left) a block comes from the heap too.
  *
- * A connection that has stayed quiet (no stream, nothing to write),
- * server or client, gives the frame buffer's pages back too (tri__h2mem_trim): the
- * frame buffer is scratch space that nghttp2 fills with each outgoing
+ * A connection (server or client) that has stayed quiet (no stream,
+ * nothing to write) gives the frame buffer's pages back too
+ * (tri__h2mem_trim): the frame buffer is scratch space that nghttp2 fills with each outgoing
  * frame and resets once the frame has gone out
  * (active_outbound_item_reset in nghttp2_session.c), so between frames
  * its bytes are dead.  Which block that is: the only uninitialised

@@ -61,6 +61,10 @@ struct tri__h1 {
   /* the response */
   int resp_started, resp_chunked, resp_done;
   int close_after;         /* close once the response is written */
+  int age_over;            /* past the max connection age: the next
+                              response head says connection: close */
+  int32_t age_id;          /* the request in progress at the age, or 0 */
+  int64_t closing_since;   /* closing with output unwritten since, or 0 */
   int closing;             /* no more requests: close once the current
                               response (if any) is written */
   int kill;                /* close as soon as what is written went out */
@@ -429,6 +433,9 @@ void tri__h1_start(tri__conn *c, tri_stream *s, int status,
   int64_t blen = tri__edge_body_len(s);
   if (blen < 0 && h->http10)
     h->close_after = 1; /* no chunked coding: the close ends the body */
+  if (h->age_over ||
+      (c->age_deadline_ns != 0 && tri__now_ns() >= c->age_deadline_ns))
+    h->close_after = 1; /* max connection age: say so in this head */
   int len = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
                      tri__edge_reason(status));
   out(c, line, (size_t)len);
@@ -553,31 +560,34 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
   struct tri__h1 *h = c->h1;
   tri__loop *l = c->loop;
 
-  if (c->age_deadline_ns != 0 && c->grace_deadline_ns == 0) {
+  if (c->age_deadline_ns != 0 && !h->age_over) {
     /* A9 max_connection_age.  HTTP/1.1 has no GOAWAY, and closing a
      * connection between requests could lose a request already on the
-     * wire, so past the age the connection closes after its next
-     * response (or the one in progress): its head says "connection:
-     * close" unless it is already out.  An idle one waits for its next
-     * request or its idle timeout.  The grace bounds a request in
-     * progress at the age. */
+     * wire, so past the age the connection closes after the first
+     * response whose head says "connection: close" (tri__h1_start
+     * decides when it writes a head).  An idle one waits for its next
+     * request or its idle timeout.  The grace bounds the request in
+     * progress at the age, not one that came later. */
     if (now >= c->age_deadline_ns) {
       int64_t g = l->cfg.max_age_grace_ms;
-      h->close_after = 1;
-      g = g == INT64_MAX ? INT64_MAX : tri__ms_to_ns(g);
-      c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
+      h->age_over = 1;
+      h->age_id = h->cur != NULL ? h->cur->id : 0;
+      if (h->age_id != 0 && g != INT64_MAX) {
+        g = tri__ms_to_ns(g);
+        c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
+      }
     } else {
       *next = tri__deadline_min(*next, c->age_deadline_ns);
     }
   }
-  if (c->grace_deadline_ns != 0 && c->grace_deadline_ns != INT64_MAX) {
+  if (c->grace_deadline_ns != 0) {
     if (now < c->grace_deadline_ns) {
       *next = tri__deadline_min(*next, c->grace_deadline_ns);
-    } else if (h->cur != NULL) {
+    } else if (h->cur != NULL && h->cur->id == h->age_id) {
       tri__conn_close(c, "closed: max connection age grace over");
       return 1;
     } else {
-      c->grace_deadline_ns = INT64_MAX; /* over; nothing was in progress */
+      c->grace_deadline_ns = 0; /* that request ended in time */
     }
   }
   if (c->phase == TRI__CONN_HANDSHAKE) {
@@ -606,6 +616,18 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
     if (now >= dl) {
       tri__conn_close(c, "closed: request body stalled for the handshake "
                          "timeout");
+      return 1;
+    }
+    *next = tri__deadline_min(*next, dl);
+  } else if (h->cur == NULL && h->closing && c->wlen != c->woff) {
+    /* Closing once the last response is written: a peer that stops
+     * reading it gets the idle timeout, as an idle connection would. */
+    int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
+    if (h->closing_since == 0)
+      h->closing_since = now;
+    int64_t dl = h->closing_since + tri__ms_to_ns(ms);
+    if (now >= dl) {
+      tri__conn_close(c, "closed: last response not read");
       return 1;
     }
     *next = tri__deadline_min(*next, dl);

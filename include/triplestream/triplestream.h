@@ -1164,17 +1164,19 @@ TRI_API int tri_server_opts_set_keepalive_enforcement(
  * on the PING's ACK the GOAWAY with the last stream processed and debug
  * data "max_age".  Streams in flight go on (for at most the grace, see
  * below); clients open new connections for new calls.  An HTTP/1.1
- * connection (no GOAWAY there) is closed after its next response (or the
- * one in progress), which says "connection: close" unless its head is
- * already out; never between requests, so an idle one lasts until its
- * next request or its idle timeout.  0 (default) = unlimited.
+ * connection (no GOAWAY there) is closed after the first response whose
+ * head is written past the age; that head says "connection: close".  It
+ * is never closed between requests or after a response that said
+ * keep-alive, so an idle one lasts until its next request or its idle
+ * timeout.  0 (default) = unlimited.
  * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
  */
 TRI_API int tri_server_opts_set_max_connection_age_ms(tri_server_opts *o,
                                                       int64_t ms);
 /**
  * Grace after the max connection age GOAWAY (A9): streams still open
- * |ms| later are cancelled and the connection is closed.  Default:
+ * |ms| later are cancelled and the connection is closed.  On HTTP/1.1:
+ * the request in progress at the age, if any, still running |ms| later.  Default:
  * unlimited (INT64_MAX).
  * Returns: TRI_OK; TRI_EINVAL.  Since: 0.3
  */

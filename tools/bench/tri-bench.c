@@ -1126,7 +1126,7 @@ static int w8(const bench_opts *o, const char *target) {
       ok = 0;
     }
   }
-  if (opened <= 1) { /* not even the warm-up */
+  if (opened <= 1) { /* the warm-up channel failed, or the first after it */
     rss0 = bench_rss_bytes(0);
     thr0 = bench_threads();
   }
