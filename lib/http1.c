@@ -64,7 +64,8 @@ struct tri__h1 {
   int age_over;            /* past the max connection age: the next
                               response head says connection: close */
   int32_t age_id;          /* the request in progress at the age, or 0 */
-  int64_t closing_since;   /* closing with output unwritten since, or 0 */
+  int64_t stall_since;     /* output unwritten, no progress since, or 0 */
+  size_t stall_left;       /* the output left then */
   int closing;             /* no more requests: close once the current
                               response (if any) is written */
   int kill;                /* close as soon as what is written went out */
@@ -554,6 +555,18 @@ int tri__h1_finished(const tri__conn *c) {
          c->wlen == c->woff;
 }
 
+/* The idle timeout (tri_server_opts_set_max_idle_ms, else the keep-alive
+ * default) in ns; INT64_MAX when unlimited. */
+static int64_t h1_idle_ns(const tri__loop *l) {
+  int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
+  return ms == INT64_MAX ? INT64_MAX : tri__ms_to_ns(ms);
+}
+
+/* |base| + |ns|, saturating. */
+static int64_t h1_after(int64_t base, int64_t ns) {
+  return ns > INT64_MAX - base ? INT64_MAX : base + ns;
+}
+
 /* The connection's timeouts: 1 when one closed it, else 0 with the next
  * deadline in *next. */
 static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
@@ -590,6 +603,25 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
       c->grace_deadline_ns = 0; /* that request ended in time */
     }
   }
+  if (c->wlen != c->woff) {
+    /* Output waits: a peer that reads none of it for the idle timeout
+     * (counted from the last progress) is closed, as an idle connection
+     * would be.  Otherwise a response in progress, or the last one of a
+     * closing connection, could hold the connection for ever. */
+    size_t left = c->wlen - c->woff;
+    if (h->stall_since == 0 || left < h->stall_left)
+      h->stall_since = now;
+    h->stall_left = left;
+    int64_t dl = h1_after(h->stall_since, h1_idle_ns(l));
+    if (now >= dl) {
+      tri__conn_close(c, "closed: the peer read nothing for the idle "
+                         "timeout");
+      return 1;
+    }
+    *next = tri__deadline_min(*next, dl);
+  } else {
+    h->stall_since = 0;
+  }
   if (c->phase == TRI__CONN_HANDSHAKE) {
     if (now >= c->phase_deadline) {
       tri__conn_close(c, "closed: no request within the handshake timeout");
@@ -619,21 +651,8 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
       return 1;
     }
     *next = tri__deadline_min(*next, dl);
-  } else if (h->cur == NULL && h->closing && c->wlen != c->woff) {
-    /* Closing once the last response is written: a peer that stops
-     * reading it gets the idle timeout, as an idle connection would. */
-    int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
-    if (h->closing_since == 0)
-      h->closing_since = now;
-    int64_t dl = h->closing_since + tri__ms_to_ns(ms);
-    if (now >= dl) {
-      tri__conn_close(c, "closed: last response not read");
-      return 1;
-    }
-    *next = tri__deadline_min(*next, dl);
   } else if (h->cur == NULL && !h->closing) {
-    int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
-    int64_t dl = h->idle_since + tri__ms_to_ns(ms);
+    int64_t dl = h1_after(h->idle_since, h1_idle_ns(l));
     if (l->draining && c->wlen != c->woff) {
       /* The last response is still going out: close once it is. */
       h->closing = 1;
@@ -651,7 +670,6 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
 
 void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
   struct tri__h1 *h = c->h1;
-  int parsed = 0;
 
   if (h1_timeouts(c, now, next))
     return;
@@ -662,7 +680,6 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
     if (h->resume) {
       h->resume = 0;
       parse(c);
-      parsed = 1;
     }
     if (tri__sock_flush_or_close(c))
       return;
@@ -671,8 +688,10 @@ void tri__h1_tick(tri__conn *c, int64_t now, int64_t *next) {
   }
   if (h->resume)
     *next = now;
-  else if (parsed)
-    (void)h1_timeouts(c, now, next); /* the deadline of what was parsed */
+  else
+    /* The deadlines of what was parsed and of output the flush left
+     * unwritten. */
+    (void)h1_timeouts(c, now, next);
 }
 
 void tri__h1_free(tri__conn *c) {

@@ -11,11 +11,14 @@
 #include "config.h"
 
 #include <check.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
@@ -25,6 +28,7 @@
 
 #include "testutil.h"
 #include "tri_int.h" /* tri__mem_set_fail_hook */
+#include "budget.h"  /* tri__budgets_get: the server's connection count */
 
 #ifdef HAVE_ZLIB
 #include <zlib.h>
@@ -260,9 +264,9 @@ static int h_oom(tri_stream *s, void *ud) {
 static tri_server *srv;
 static int port;
 
-/* The test server; |max_age_ms| 0 = no max connection age. */
+/* The test server; |max_age_ms|, |idle_ms| 0 = none. */
 static void start_server_full(size_t max_recv, int64_t handshake_ms,
-                              int64_t max_age_ms) {
+                              int64_t max_age_ms, int64_t idle_ms) {
   tri_server_opts *o = tri_server_opts_new();
   ck_assert_ptr_nonnull(o);
   ck_assert_int_eq(tri_server_opts_set_cors_origins(o, "http://ok.example"),
@@ -274,6 +278,8 @@ static void start_server_full(size_t max_recv, int64_t handshake_ms,
   if (max_age_ms)
     ck_assert_int_eq(tri_server_opts_set_max_connection_age_ms(o, max_age_ms),
                      TRI_OK);
+  if (idle_ms)
+    ck_assert_int_eq(tri_server_opts_set_idle_timeout_ms(o, idle_ms), TRI_OK);
   ck_assert_int_eq(tri_server_new(&srv, o), TRI_OK);
   tri_server_opts_free(o);
   ck_assert_int_eq(tri_server_register_typed(srv, M_ECHO, NULL, NULL,
@@ -296,7 +302,7 @@ static void start_server_full(size_t max_recv, int64_t handshake_ms,
 }
 
 static void start_server_hs(size_t max_recv, int64_t handshake_ms) {
-  start_server_full(max_recv, handshake_ms, 0);
+  start_server_full(max_recv, handshake_ms, 0, 0);
 }
 
 static void start_server(size_t max_recv) { start_server_hs(max_recv, 3000); }
@@ -1155,7 +1161,7 @@ START_TEST(test_h1_max_connection_age) {
                    "POST %s HTTP/1.1\r\nHost: x\r\n"
                    "Content-Type: application/proto\r\n"
                    "Content-Length: %zu\r\n\r\n", M_ECHO, n);
-  start_server_full(0, 3000, 300);
+  start_server_full(0, 3000, 300, 0);
 
   /* Busy: a request every 20 ms.  The age is 300 ms +-10 %; the close
    * comes with the first response after it (headroom 500 ms, scaled
@@ -1214,6 +1220,52 @@ START_TEST(test_h1_max_connection_age) {
   h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
   ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
   ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
+  close(fd);
+  stop_server();
+}
+END_TEST
+
+/* A client that stops reading a large response: the server closes the
+ * connection once the peer has read nothing for the idle timeout
+ * (300 ms here; promise: the timeout, headroom 2 s to fill the socket
+ * buffers and for slow machines).  Before, an HTTP/1.1 response in
+ * progress had no bound at all and the connection (with its handler
+ * blocked in send) stayed until the server stopped. */
+START_TEST(test_h1_unread_response_closes) {
+  enum { BODY = 16 << 20 };
+  char head[256];
+  int k = snprintf(head, sizeof head,
+                   "POST %s HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/proto\r\n"
+                   "Content-Length: %d\r\n\r\n", M_RAW, (int)BODY);
+  uint8_t *body = calloc(1, BODY);
+  ck_assert_ptr_nonnull(body);
+  start_server_full(32 << 20, 3000, 0, 300);
+  /* A small receive window, so the response cannot all go into buffers. */
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int rcv = 4096;
+  struct sockaddr_in sa;
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv), 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons((uint16_t)port);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  send_all(fd, head, (size_t)k);
+  send_all(fd, body, BODY);
+  free(body);
+  int64_t t0 = tu_now_ms(), bound = tu_bound_ms(300, 2000);
+  tri__budgets b;
+  tri__budgets_get(&b);
+  while (b.conns != 0 && tu_now_ms() - t0 < bound) {
+    tu_sleep_ms(10);
+    tri__budgets_get(&b);
+  }
+  fprintf(stderr, "integ_edge: unread response: connection closed %lld ms "
+          "after the request was sent\n", (long long)(tu_now_ms() - t0));
+  ck_assert_msg(b.conns == 0, "connection still open %lld ms after the "
+                "request", (long long)(tu_now_ms() - t0));
   close(fd);
   stop_server();
 }
@@ -1545,6 +1597,7 @@ int main(void) {
   tcase_add_test(tc, test_h1_body_stall_closes);
   tcase_add_test(tc, test_pipelined_and_keepalive);
   tcase_add_test(tc, test_h1_max_connection_age);
+  tcase_add_test(tc, test_h1_unread_response_closes);
   tcase_add_test(tc, test_garbage_preface);
   tcase_add_test(tc, test_grpc_web_binary_and_text);
   tcase_add_test(tc, test_cors_preflight);
