@@ -131,6 +131,8 @@ struct tri__conn {
   /* output not yet taken by the socket */
   uint8_t *wbuf;
   size_t wlen, woff, wcap;
+  uint64_t wsent;          /* bytes the socket (or TLS) has taken, ever:
+                              progress for http1.c's stall timeout */
   uint32_t ep_events;      /* registered epoll events */
 };
 

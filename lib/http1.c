@@ -13,6 +13,9 @@
  */
 #include "tri_int.h"
 
+#include <linux/sockios.h> /* SIOCOUTQ */
+#include <sys/ioctl.h>
+
 #include "conn.h"
 #include "edge.h"
 
@@ -65,7 +68,8 @@ struct tri__h1 {
                               response head says connection: close */
   int32_t age_id;          /* the request in progress at the age, or 0 */
   int64_t stall_since;     /* output unwritten, no progress since, or 0 */
-  size_t stall_left;       /* the output left then */
+  uint64_t stall_sent;     /* c->wsent then */
+  int stall_outq;          /* the socket's send queue then, or -1 */
   int closing;             /* no more requests: close once the current
                               response (if any) is written */
   int kill;                /* close as soon as what is written went out */
@@ -605,13 +609,21 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
   }
   if (c->wlen != c->woff) {
     /* Output waits: a peer that reads none of it for the idle timeout
-     * (counted from the last progress) is closed, as an idle connection
-     * would be.  Otherwise a response in progress, or the last one of a
-     * closing connection, could hold the connection for ever. */
-    size_t left = c->wlen - c->woff;
-    if (h->stall_since == 0 || left < h->stall_left)
+     * is closed, as an idle connection would be.  Otherwise a response
+     * in progress, or the last one of a closing connection, could hold
+     * the connection for ever.  Progress: the socket took bytes
+     * (c->wsent; not what is left in wbuf, which a producer refills as
+     * fast as a slow reader drains it), or its send queue shrank (the
+     * peer reads what the kernel holds, megabytes on a fast link, long
+     * before the socket wants more). */
+    int outq = -1;
+    if (ioctl(c->src.fd, SIOCOUTQ, &outq) != 0)
+      outq = -1;
+    if (h->stall_since == 0 || c->wsent != h->stall_sent ||
+        (outq >= 0 && outq < h->stall_outq))
       h->stall_since = now;
-    h->stall_left = left;
+    h->stall_sent = c->wsent;
+    h->stall_outq = outq;
     int64_t dl = h1_after(h->stall_since, h1_idle_ns(l));
     if (now >= dl) {
       tri__conn_close(c, "closed: the peer read nothing for the idle "

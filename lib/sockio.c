@@ -47,14 +47,18 @@ int tri__conn_wappend(tri__conn *c, const void *p, size_t n) {
 static ssize_t conn_writev(tri__conn *c, struct iovec *iov, int n) {
   struct msghdr mh;
   ssize_t w;
-  if (c->tls != NULL)
-    return tri__tls_writev(c, iov, n);
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = iov;
-  mh.msg_iovlen = (size_t)n;
-  do
-    w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL);
-  while (w < 0 && errno == EINTR);
+  if (c->tls != NULL) {
+    w = tri__tls_writev(c, iov, n);
+  } else {
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    do
+      w = sendmsg(c->src.fd, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+  }
+  if (w > 0)
+    c->wsent += (uint64_t)w;
   return w;
 }
 

@@ -1267,6 +1267,50 @@ START_TEST(test_h1_unread_response_closes) {
   ck_assert_msg(b.conns == 0, "connection still open %lld ms after the "
                 "request", (long long)(tu_now_ms() - t0));
   close(fd);
+
+  /* A slow but steady reader (64 KiB every 20 ms: about 5 s for 16 MiB,
+   * far past the 300 ms idle timeout) gets the whole response: the
+   * stall timeout counts progress (bytes the socket took, or its send
+   * queue shrinking), not what waits in the output buffer, which the
+   * server keeps refilling.  Fails on 9b0f4b3, which measured what was
+   * left and cut this reader off. */
+  body = calloc(1, BODY);
+  ck_assert_ptr_nonnull(body);
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  send_all(fd, head, (size_t)k);
+  send_all(fd, body, BODY);
+  size_t got = 0, hlen = 0;
+  char *eoh = NULL;
+  int64_t end = tu_now_ms() + tu_bound_ms(BODY / (64 * 1024) * 25, 10000);
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (tu_now_ms() > end || poll(&p, 1, 100) < 0)
+      break;
+    if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    size_t want = (size_t)BODY - got;
+    ssize_t r = read(fd, body + got, want < 64 * 1024 ? want : 64 * 1024);
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+    if (eoh == NULL && (eoh = memmem(body, got, "\r\n\r\n", 4)) != NULL) {
+      hlen = (size_t)(eoh + 4 - (char *)body);
+      ck_assert_ptr_nonnull(memmem(body, hlen, "200", 3));
+      memmove(body, body + hlen, got - hlen);
+      got -= hlen;
+    }
+    if (eoh != NULL && got == BODY)
+      break;
+    tu_sleep_ms(20);
+  }
+  fprintf(stderr, "integ_edge: slow reader: %zu of %d body bytes\n", got,
+          (int)BODY);
+  ck_assert_ptr_nonnull(eoh);
+  ck_assert_int_eq(got, BODY);
+  free(body);
+  close(fd);
   stop_server();
 }
 END_TEST
