@@ -559,7 +559,7 @@ int tri__h1_finished(const tri__conn *c) {
          c->wlen == c->woff;
 }
 
-/* The idle timeout (tri_server_opts_set_max_idle_ms, else the keep-alive
+/* The idle timeout (tri_server_opts_set_idle_timeout_ms, else the keep-alive
  * default) in ns; INT64_MAX when unlimited. */
 static int64_t h1_idle_ns(const tri__loop *l) {
   int64_t ms = l->cfg.idle_ms > 0 ? l->cfg.idle_ms : H1_KEEPALIVE_MS;
@@ -626,6 +626,7 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
     h->stall_outq = outq;
     int64_t dl = h1_after(h->stall_since, h1_idle_ns(l));
     if (now >= dl) {
+      h->cut = 1; /* a reset: what was sent must not pass for whole */
       tri__conn_close(c, "closed: the peer read nothing for the idle "
                          "timeout");
       return 1;

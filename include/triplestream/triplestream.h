@@ -1104,6 +1104,9 @@ TRI_API int tri_server_opts_set_handshake_timeout_ms(tri_server_opts *o,
  * Close connections that have had no open stream for |ms| (gRPC A9's
  * max_connection_idle) with the graceful GOAWAY of max connection age,
  * debug data "max_idle" (doc/PROTOCOL.md 8.4).  0 (default) = never.
+ * HTTP/1.1 connections: closed after |ms| between requests (0: 60 s,
+ * HTTP keep-alive), and reset when output waits |ms| with no progress
+ * (the client reads nothing), a stream open or not.
  * Since: 0.1
  */
 TRI_API int tri_server_opts_set_idle_timeout_ms(tri_server_opts *o,
