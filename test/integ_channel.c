@@ -922,21 +922,30 @@ raw_main(void *p)
   return NULL;
 }
 
-static void
-raw_start(rawsrv *r, int mode, const char *ip)
+/* A socket of |type| bound to |ip|, any port: stores it in *port. */
+static int
+bound_socket(int type, const char *ip, int *port)
 {
   struct sockaddr_in sa;
   socklen_t sl = sizeof(sa);
-  memset(r, 0, sizeof(*r));
-  r->mode = mode;
-  r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
   memset(&sa, 0, sizeof(sa));
   sa.sin_family = AF_INET;
   inet_pton(AF_INET, ip, &sa.sin_addr);
-  ck_assert_int_eq(bind(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  getsockname(fd, (struct sockaddr *)&sa, &sl);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static void
+raw_start(rawsrv *r, int mode, const char *ip)
+{
+  memset(r, 0, sizeof(*r));
+  r->mode = mode;
+  r->fd = bound_socket(SOCK_STREAM, ip, &r->port);
   ck_assert_int_eq(listen(r->fd, 16), 0);
-  getsockname(r->fd, (struct sockaddr *)&sa, &sl);
-  r->port = ntohs(sa.sin_port);
   ck_assert_int_eq(tu_thread_start(&r->t, raw_main, r), 0);
 }
 
@@ -1157,18 +1166,11 @@ resolvers(void)
 static void
 dns_start(dns_srv *d, int empty)
 {
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof(sa);
   char env[64];
   memset(d, 0, sizeof(*d));
   atomic_store(&d->empty, empty);
-  d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  getsockname(d->fd, (struct sockaddr *)&sa, &sl);
-  snprintf(env, sizeof(env), "127.0.0.1:%d", ntohs(sa.sin_port));
+  d->fd = bound_socket(SOCK_DGRAM, "127.0.0.1", &d->port);
+  snprintf(env, sizeof(env), "127.0.0.1:%d", d->port);
   ck_assert_int_eq(setenv("TRI_DNS_SERVERS", env, 1), 0);
   ck_assert_int_eq(tu_thread_start(&d->t, dns_main, d), 0);
 }

@@ -188,12 +188,18 @@ static int h_slow(tri_stream *s, void *ud) {
   return rv;
 }
 
-/* Reads the request, then outlives its deadline. */
-static int h_sleep(tri_stream *s, void *ud) {
+/* Read the request message and drop it. */
+static int skip_request(tri_stream *s) {
   tri_buf *m = NULL;
-  (void)ud;
   int rv = tri_stream_recv(s, &m);
   tri_buf_free(m);
+  return rv;
+}
+
+/* Reads the request, then outlives its deadline. */
+static int h_sleep(tri_stream *s, void *ud) {
+  (void)ud;
+  int rv = skip_request(s);
   if (rv != TRI_OK)
     return rv;
   /* Until the call has ended under it (the response went out: metadata
@@ -209,10 +215,8 @@ static int h_sleep(tri_stream *s, void *ud) {
 /* Two response messages SPLIT_MS apart (the head goes out with the
  * first). */
 static int h_split(tri_stream *s, void *ud) {
-  tri_buf *m = NULL;
   (void)ud;
-  int rv = tri_stream_recv(s, &m);
-  tri_buf_free(m);
+  int rv = skip_request(s);
   if (rv != TRI_OK)
     return rv;
   rv = tri_stream_send(s, "abc", 3);
@@ -222,10 +226,8 @@ static int h_split(tri_stream *s, void *ud) {
 
 /* Three response messages (server streaming). */
 static int h_stream(tri_stream *s, void *ud) {
-  tri_buf *m = NULL;
   (void)ud;
-  int rv = tri_stream_recv(s, &m);
-  tri_buf_free(m);
+  int rv = skip_request(s);
   if (rv != TRI_OK)
     return rv;
   for (int i = 0; i < 3 && rv == TRI_OK; i++)
@@ -422,6 +424,16 @@ static void h1_echo_on(int fd, rbuf *rb, const char *head, size_t hlen,
   send_all(fd, req, hlen + blen);
   ck_assert_int_eq(read_resp(fd, rb, r), 0);
   ck_assert_int_eq(r->status, 200);
+}
+
+/* A request whose response says "connection: close"; then the server
+ * closes |fd|, and so does this. */
+static void h1_last_on(int fd, rbuf *rb, const char *head, size_t hlen,
+                       const uint8_t *body, size_t blen, h1resp *r) {
+  h1_echo_on(fd, rb, head, hlen, body, blen, r);
+  ck_assert_ptr_nonnull(strcasestr(r->head, "connection: close"));
+  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
+  close(fd);
 }
 
 /* One request on a fresh connection. */
@@ -1197,10 +1209,7 @@ START_TEST(test_h1_max_connection_age) {
   h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
   ck_assert_ptr_null(strcasestr(r.head, "connection: close"));
   usleep(400000); /* past 330 ms */
-  h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
-  ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
-  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
-  close(fd);
+  h1_last_on(fd, &rb, head, (size_t)k, pb, n, &r);
 
   /* A response whose head (keep-alive) went out before the age and whose
    * body ends after it (gRPC-Web streaming, SPLIT_MS between messages):
@@ -1218,10 +1227,7 @@ START_TEST(test_h1_max_connection_age) {
   h1_echo_on(fd, &rb, whead, (size_t)wk, framed, n + 5, &r);
   ck_assert_ptr_null(strcasestr(r.head, "connection: close"));
   ck_assert_ptr_nonnull(memmem(r.body, r.blen, "def", 3));
-  h1_echo_on(fd, &rb, head, (size_t)k, pb, n, &r);
-  ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
-  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
-  close(fd);
+  h1_last_on(fd, &rb, head, (size_t)k, pb, n, &r);
   stop_server();
 }
 END_TEST
@@ -1279,9 +1285,8 @@ START_TEST(test_h1_unread_response_closes) {
    * left and cut this reader off. */
   body = calloc(1, BODY);
   ck_assert_ptr_nonnull(body);
-  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fd = tu_raw_connect(port);
   ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   send_all(fd, head, (size_t)k);
   send_all(fd, body, BODY);
   size_t got = 0, hlen = 0;
@@ -1373,13 +1378,7 @@ START_TEST(test_pipelined_and_keepalive) {
                "POST %s HTTP/1.0\r\nContent-Type: application/proto\r\n"
                "Content-Length: %zu\r\n\r\n",
                M_ECHO, n[1]);
-  send_all(fd, chunked, (size_t)k);
-  send_all(fd, pb[1], n[1]);
-  ck_assert_int_eq(read_resp(fd, &rb, &r), 0);
-  ck_assert_int_eq(r.status, 200);
-  ck_assert_ptr_nonnull(strcasestr(r.head, "connection: close"));
-  ck_assert_int_eq(tu_wait_peer_close(fd, TU_WAIT_MS), 0);
-  close(fd);
+  h1_last_on(fd, &rb, chunked, (size_t)k, pb[1], n[1], &r);
   stop_server();
 }
 END_TEST
