@@ -40,6 +40,10 @@ int64_t tri__deadline_after_ms(int64_t ms) {
   return now + ms * TRI__NS_PER_MS;
 }
 
+int64_t tri__deadline_add(int64_t base_ns, int64_t ns) {
+  return ns > INT64_MAX - base_ns ? INT64_MAX : base_ns + ns;
+}
+
 int64_t tri__deadline_min(int64_t a, int64_t b) {
   if (a < 0)
     return b < 0 ? TRI__NO_DEADLINE : b;

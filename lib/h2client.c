@@ -214,21 +214,18 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
     int64_t ka = tri__ms_to_ns(c->ka_ms);
     int64_t kto = tri__ms_to_ns(l->ccfg.keepalive_timeout_ms);
     if (c->ping_sent_ns != 0) {
-      int64_t dl = kto > INT64_MAX - c->ping_sent_ns ? INT64_MAX
-                                                     : c->ping_sent_ns + kto;
+      int64_t dl = tri__deadline_add(c->ping_sent_ns, kto);
       if (now >= dl) {
         tri__conn_close(c, "closed: keepalive timeout");
         return;
       }
       *next = tri__deadline_min(*next, dl);
     } else {
-      int64_t due = ka > INT64_MAX - c->last_read_ns ? INT64_MAX
-                                                     : c->last_read_ns + ka;
+      int64_t due = tri__deadline_add(c->last_read_ns, ka);
       if (now >= due) {
         nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
         c->ping_sent_ns = now;
-        *next = tri__deadline_min(
-            *next, kto > INT64_MAX - now ? INT64_MAX : now + kto);
+        *next = tri__deadline_min(*next, tri__deadline_add(now, kto));
       } else {
         *next = tri__deadline_min(*next, due);
       }

@@ -83,10 +83,13 @@ static void conn_start(tri__loop *l, int fd, const struct sockaddr_storage *ss,
      * away together. */
     int64_t age = tri__ms_to_ns(l->cfg.max_age_ms);
     int64_t j = age / 10;
-    if (j > 0)
-      age += (int64_t)(((uint64_t)random() << 31 ^ (uint64_t)random()) %
-                       (uint64_t)(2 * j + 1)) - j;
-    c->age_deadline_ns = c->idle_since_ns + age;
+    if (j > 0) {
+      int64_t d = (int64_t)(((uint64_t)random() << 31 ^ (uint64_t)random()) %
+                            (uint64_t)(2 * j + 1)) - j;
+      /* Saturating: an age of centuries must not wrap into the past. */
+      age = d > 0 ? tri__deadline_add(age, d) : age + d;
+    }
+    c->age_deadline_ns = tri__deadline_add(c->idle_since_ns, age);
   }
   c->peer = accepted_peer(fd, ss, sl);
   if (c->peer == NULL) {
@@ -319,9 +322,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
       if (c->idle_since_ns == 0)
         c->idle_since_ns = now;
       int64_t idle = tri__ms_to_ns(l->cfg.idle_ms);
-      int64_t dl = idle > INT64_MAX - c->idle_since_ns
-                       ? INT64_MAX
-                       : c->idle_since_ns + idle;
+      int64_t dl = tri__deadline_add(c->idle_since_ns, idle);
       if (now >= dl && !c->goaway) {
         /* 8.4, A9 max_idle: the same graceful GOAWAY as max_age, so a
          * request the client sends meanwhile is still served. */
@@ -340,7 +341,7 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
       int64_t g = l->cfg.max_age_grace_ms;
       if (g != INT64_MAX) {
         g = tri__ms_to_ns(g);
-        c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
+        c->grace_deadline_ns = tri__deadline_add(now, g);
       }
     } else if (!c->goaway) {
       *next = tri__deadline_min(*next, c->age_deadline_ns);
@@ -373,21 +374,19 @@ void tri__server_conn_tick(tri__conn *c, int64_t now, int64_t *next) {
     int64_t kto = tri__ms_to_ns(l->cfg.ka_timeout_ms);
     int64_t base = c->last_read_ns != 0 ? c->last_read_ns : c->idle_since_ns;
     if (c->ping_sent_ns != 0) {
-      int64_t dl = kto > INT64_MAX - c->ping_sent_ns ? INT64_MAX
-                                                     : c->ping_sent_ns + kto;
+      int64_t dl = tri__deadline_add(c->ping_sent_ns, kto);
       if (now >= dl) {
         tri__conn_close(c, "closed: keepalive timeout");
         return;
       }
       *next = tri__deadline_min(*next, dl);
     } else {
-      int64_t due = ka > INT64_MAX - base ? INT64_MAX : base + ka;
+      int64_t due = tri__deadline_add(base, ka);
       if (now >= due) {
         nghttp2_submit_ping(c->sess, NGHTTP2_FLAG_NONE, NULL);
         c->ping_sent_ns = now;
         sent = 1;
-        *next = tri__deadline_min(
-            *next, kto > INT64_MAX - now ? INT64_MAX : now + kto);
+        *next = tri__deadline_min(*next, tri__deadline_add(now, kto));
       } else {
         *next = tri__deadline_min(*next, due);
       }
@@ -686,8 +685,7 @@ void tri__server_headers_done(tri__conn *c, tri_stream *s, int end) {
   }
   if (s->timeout_ns >= 0) {
     int64_t now = tri__now_ns();
-    s->deadline_ns =
-        s->timeout_ns > INT64_MAX - now ? INT64_MAX : now + s->timeout_ns;
+    s->deadline_ns = tri__deadline_add(now, s->timeout_ns);
   }
   rv = tri__server_dispatch(c->loop->srv, s, &msg);
   if (rv != TRI_OK) {

@@ -566,11 +566,6 @@ static int64_t h1_idle_ns(const tri__loop *l) {
   return ms == INT64_MAX ? INT64_MAX : tri__ms_to_ns(ms);
 }
 
-/* |base| + |ns|, saturating. */
-static int64_t h1_after(int64_t base, int64_t ns) {
-  return ns > INT64_MAX - base ? INT64_MAX : base + ns;
-}
-
 /* The connection's timeouts: 1 when one closed it, else 0 with the next
  * deadline in *next. */
 static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
@@ -591,7 +586,7 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
       h->age_id = h->cur != NULL ? h->cur->id : 0;
       if (h->age_id != 0 && g != INT64_MAX) {
         g = tri__ms_to_ns(g);
-        c->grace_deadline_ns = g > INT64_MAX - now ? INT64_MAX : now + g;
+        c->grace_deadline_ns = tri__deadline_add(now, g);
       }
     } else {
       *next = tri__deadline_min(*next, c->age_deadline_ns);
@@ -624,7 +619,7 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
       h->stall_since = now;
     h->stall_sent = c->wsent;
     h->stall_outq = outq;
-    int64_t dl = h1_after(h->stall_since, h1_idle_ns(l));
+    int64_t dl = tri__deadline_add(h->stall_since, h1_idle_ns(l));
     if (now >= dl) {
       h->cut = 1; /* a reset: what was sent must not pass for whole */
       tri__conn_close(c, "closed: the peer read nothing for the idle "
@@ -657,7 +652,7 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
      * inside a body, so a gap is the client's. */
     int64_t hs = tri__ms_to_ns(l->cfg.handshake_ms);
     int64_t base = TRI__MAX(c->last_read_ns, h->body_since);
-    int64_t dl = hs > INT64_MAX - base ? INT64_MAX : base + hs;
+    int64_t dl = tri__deadline_add(base, hs);
     if (now >= dl) {
       tri__conn_close(c, "closed: request body stalled for the handshake "
                          "timeout");
@@ -665,7 +660,7 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
     }
     *next = tri__deadline_min(*next, dl);
   } else if (h->cur == NULL && !h->closing) {
-    int64_t dl = h1_after(h->idle_since, h1_idle_ns(l));
+    int64_t dl = tri__deadline_add(h->idle_since, h1_idle_ns(l));
     if (l->draining && c->wlen != c->woff) {
       /* The last response is still going out: close once it is. */
       h->closing = 1;

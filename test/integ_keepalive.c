@@ -202,6 +202,37 @@ START_TEST(test_max_age_idle) {
 }
 END_TEST
 
+/* A max age too large for nanoseconds in an int64 (here ~292,000 years)
+ * means "practically never", not a deadline wrapped into the past: no
+ * GOAWAY comes (the server would send its heads-up at once if it did).
+ * Each connection draws its own +-10 % jitter and the old code wrapped
+ * for about half of the draws, so eight connections catch it (all eight
+ * escaping: 1 in 256). */
+START_TEST(test_max_age_huge) {
+  enum { N = 8 };
+  int port, fd[N];
+  h2reader r[N];
+  tri_server_opts *so = tri_server_opts_new();
+  ck_assert_int_eq(
+      tri_server_opts_set_max_connection_age_ms(so, INT64_MAX / 1000), TRI_OK);
+  tri_server *srv = start(so, &port);
+  for (int i = 0; i < N; i++)
+    fd[i] = raw_open(port, &r[i]);
+  /* The server's tick runs within ms of the preface; 500 ms is ample. */
+  tu_sleep_ms(500);
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(atomic_load(&r[i].goaways) == 0 &&
+                      !atomic_load(&r[i].closed),
+                  "connection %d: %s", i, h2reader_summary(&r[i]));
+    h2reader_stop(&r[i]);
+    close(fd[i]);
+  }
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 /* Max idle, with a client that never answers the drain PING: the real
  * GOAWAY still comes (10 s later) and the connection closes. */
 START_TEST(test_idle_unanswered_ping) {
@@ -445,6 +476,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_too_many_pings_in_flight);
   tcase_add_test(tc, test_well_behaved_pinger);
   tcase_add_test(tc, test_max_age_idle);
+  tcase_add_test(tc, test_max_age_huge);
   tcase_add_test(tc, test_max_age_in_flight);
   tcase_add_test(tc, test_idle_unanswered_ping);
   tcase_add_test(tc, test_server_keepalive);
