@@ -15,7 +15,8 @@
 # --quick to every program (small counts, a smoke run of a minute or two)
 # and defaults to 1 round; otherwise 5 rounds of the full-size workloads.
 # Each round runs, for every workload, both implementations one after the
-# other (the order flips every round), then tri-rawtcp.  Every result line
+# other (the order flips every round), then that workload's tri-rawtcp
+# floor if it has one (W1, W2, W3, W5).  Every result line
 # goes to FILE (default: a new file under ${TMPDIR:-/tmp}); the table is
 # computed from it.  --tls runs both over TLS (default workloads W1,W2,W3)
 # with certificates made by test/tls/gen-certs.sh in FILE.certs, or taken
@@ -42,7 +43,7 @@ build=
 extra=
 
 usage() {
-  sed -n '2,32s/^# \{0,1\}//p' "$0"
+  sed -n '2,33s/^# \{0,1\}//p' "$0"
 }
 from=
 
@@ -323,18 +324,23 @@ while [ "$r" -le "$rounds" ]; do
         # shellcheck disable=SC2086
         both W7 $c1000 ;;
     esac
+    # The floors (clear-text TCP only: column "-" over TLS), each right
+    # after the workload it is the floor of: this VM's speed drifts by
+    # tens of percent within a round (W1.floor 6,993 -> 11,436 rt/s from
+    # the first round to the third of one run), so a floor measured
+    # minutes later compares different machines.  The hand-off floor
+    # (W1.floor) runs after W1 and after W3 (W3.t1.floor is taken from
+    # it too), client and server in two processes like the benches.
+    if [ -z "$tls" ]; then
+      case $w in
+        W1) run "raw" "$raw" --workload=W1 $quick
+            run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick ;;
+        W2) run "raw" "$raw" --workload=W2 $quick ;;
+        W3) run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick ;;
+        W5) run "raw cancel" "$raw" --workload=W5 --handoff --procs $quick ;;
+      esac
+    fi
   done
-  # The raw floors are clear-text TCP: not run for TLS (column "-").
-  if [ -z "$tls" ]; then
-    run "raw" "$raw" --workload=W1,W2 $quick
-    # The design's floor (W1.floor), client and server in two processes
-    # like the benches.
-    run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick
-    # The cancel floor: W5's raw column.
-    case ",$workloads," in
-      *,W5,*) run "raw cancel" "$raw" --workload=W5 --handoff --procs $quick ;;
-    esac
-  fi
   r=$((r + 1))
 done
 
