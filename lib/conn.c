@@ -257,6 +257,7 @@ void tri__conn_close(tri__conn *c, const char *why) {
   if (c->h2mem.trimmed)
     tri__budget_add(TRI__B_QUIET, -1);
   tri__list_remove(&c->link);
+  tri__conn_unsched(c);
   if (!c->is_server)
     tri__lb_conn_closed(c, was == TRI__CONN_READY, msg); /* may connect */
   tri__free(c->addrs);
@@ -286,6 +287,8 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
   tri__list_init(&c->waiting);
   tri__list_init(&c->streams);
   tri__list_init(&c->link);
+  tri__list_init(&c->touch_link);
+  c->tick_at = TRI__NO_DEADLINE;
   c->h2mem.pool = l->pgpool;
   int rv = tri__h2_session_new(&c->sess, is_server, l->cbs, c, l->opt,
                                &c->h2mem);
@@ -322,6 +325,7 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
     c->quota->refs = 1;
   }
   tri__list_insert_tail(&l->conns, &c->link);
+  tri__conn_touch(c);
   tri__budget_add(TRI__B_CONNS, 1);
   return c;
 }

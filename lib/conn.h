@@ -122,6 +122,10 @@ struct tri__conn {
   const char *goaway_debug; /* debug data of the GOAWAY after the drain
                                PING's ACK (static string) or NULL */
   int64_t drain_ping_ns;   /* when the heads-up GOAWAY + PING went out */
+  /* server loops tick a connection only when it needs it (loop.c) */
+  tri__list touch_link;    /* loop->touched: to tick in the next pass */
+  int64_t tick_at;         /* its next deadline (TRI__NO_DEADLINE: none) */
+  size_t heap_pos;         /* 1 + its index in loop->heap, 0 if not there */
   /* lists */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
@@ -171,6 +175,15 @@ struct tri__loop {
   int listen_fd;
   tri__srv_cfg cfg;
   int draining;
+  /* Which connections the pass ticks (loop.c tick_server_conns): those
+   * touched since (socket event, stream op, new), and those whose
+   * deadline (tick_at) has come, from a min-heap by tick_at.  The other
+   * connections are not looked at, so a pass costs what moved, not the
+   * number of connections. */
+  tri__list touched;
+  tri__conn **heap;
+  size_t heap_len, heap_cap;
+  tri__conn *ticking;      /* the one being ticked; NULL once it closed */
   int accept_paused;       /* listening socket unwatched (EMFILE) */
   int64_t accept_paused_until; /* ... until then, or a conn closes */
   tri__list lingering;     /* closed by us: draining the peer's input */
@@ -222,6 +235,13 @@ void tri__loop_ep_del(tri__loop *l, int fd);
 int tri__loop_adopt(tri__loop *to, struct tri__adopt *a);
 /* Do the wake-ups held since the last flush (tri__loop_defer_wake). */
 void tri__loop_flush_wakes(tri__loop *l);
+/* Server loops: |c| changed (I/O thread), tick it in the next pass.  A
+ * no-op on client loops, which tick every connection every pass. */
+void tri__conn_touch(tri__conn *c);
+/* |c| is closing: out of the touched list and the heap. */
+void tri__conn_unsched(tri__conn *c);
+/* Server connection ticks so far, every loop of the process (tests). */
+uint64_t tri__conn_ticks(void);
 
 /* ---- conn.c ---- */
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);

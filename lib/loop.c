@@ -204,6 +204,7 @@ static void run_ops(tri__loop *l, tri_stream *s, unsigned ops) {
   if (s->io_state != TRI__IO_OPEN || c == NULL ||
       c->phase == TRI__CONN_CLOSED)
     return;
+  tri__conn_touch(c);
   if (ops & TRI__OP_END) {
     tri__mutex_lock(&s->mu);
     action = s->end_action;
@@ -261,6 +262,145 @@ static unsigned drain_ops(tri__loop *l) {
     tri__stream_unref(s);
   }
   return lops;
+}
+
+/* ---- which server connections a pass ticks ---------------------------- */
+
+/* A min-heap of connections by tick_at (1-based heap_pos).  I/O thread. */
+static int heap_less(tri__loop *l, size_t a, size_t b) {
+  return l->heap[a]->tick_at < l->heap[b]->tick_at;
+}
+
+static void heap_swap(tri__loop *l, size_t a, size_t b) {
+  tri__conn *t = l->heap[a];
+  l->heap[a] = l->heap[b];
+  l->heap[b] = t;
+  l->heap[a]->heap_pos = a + 1;
+  l->heap[b]->heap_pos = b + 1;
+}
+
+static void heap_up(tri__loop *l, size_t i) {
+  while (i > 0 && heap_less(l, i, (i - 1) / 2)) {
+    heap_swap(l, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+}
+
+static void heap_down(tri__loop *l, size_t i) {
+  for (;;) {
+    size_t m = i, a = 2 * i + 1, b = 2 * i + 2;
+    if (a < l->heap_len && heap_less(l, a, m))
+      m = a;
+    if (b < l->heap_len && heap_less(l, b, m))
+      m = b;
+    if (m == i)
+      return;
+    heap_swap(l, i, m);
+    i = m;
+  }
+}
+
+static void heap_remove(tri__loop *l, tri__conn *c) {
+  size_t i = c->heap_pos - 1, last = l->heap_len - 1;
+  c->heap_pos = 0;
+  if (i != last) {
+    l->heap[i] = l->heap[last];
+    l->heap[i]->heap_pos = i + 1;
+  }
+  l->heap_len--;
+  if (i < l->heap_len) {
+    heap_up(l, i);
+    heap_down(l, i);
+  }
+}
+
+/* |c|'s next deadline is |at|: (re)placed in the heap, or out of it.
+ * -1 when the heap cannot grow (out of memory). */
+static int sched_at(tri__loop *l, tri__conn *c, int64_t at) {
+  c->tick_at = at;
+  if (at == TRI__NO_DEADLINE) {
+    if (c->heap_pos != 0)
+      heap_remove(l, c);
+    return 0;
+  }
+  if (c->heap_pos == 0) {
+    if (l->heap_len == l->heap_cap) {
+      size_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
+      tri__conn **h = tri__realloc(l->heap, cap * sizeof(*h));
+      if (h == NULL)
+        return -1;
+      l->heap = h;
+      l->heap_cap = cap;
+    }
+    l->heap[l->heap_len++] = c;
+    c->heap_pos = l->heap_len;
+    heap_up(l, l->heap_len - 1);
+  } else {
+    heap_up(l, c->heap_pos - 1);
+    heap_down(l, c->heap_pos - 1);
+  }
+  return 0;
+}
+
+static uint64_t conn_ticks; /* atomic */
+
+uint64_t tri__conn_ticks(void) {
+  return __atomic_load_n(&conn_ticks, __ATOMIC_RELAXED);
+}
+
+void tri__conn_touch(tri__conn *c) {
+  tri__loop *l = c->loop;
+  if (l->is_server && c->phase != TRI__CONN_CLOSED &&
+      !tri__list_linked(&c->touch_link))
+    tri__list_insert_tail(&l->touched, &c->touch_link);
+}
+
+void tri__conn_unsched(tri__conn *c) {
+  tri__loop *l = c->loop;
+  if (tri__list_linked(&c->touch_link))
+    tri__list_remove(&c->touch_link);
+  if (c->heap_pos != 0)
+    heap_remove(l, c);
+  if (l->ticking == c)
+    l->ticking = NULL;
+}
+
+static void touch_all(tri__loop *l) {
+  for (tri__list *n = l->conns.next; n != &l->conns; n = n->next)
+    tri__conn_touch(tri__container_of(n, tri__conn, link));
+}
+
+/* Tick the server connections that were touched or whose deadline has
+ * come (tri__server_conn_tick: timeouts, flushing, closing, trimming),
+ * and fold the earliest remaining deadline into *next. */
+static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
+  tri__list batch;
+
+  while (l->heap_len > 0 && l->heap[0]->tick_at <= now) {
+    tri__conn *c = l->heap[0];
+    heap_remove(l, c);
+    tri__conn_touch(c);
+  }
+  /* This pass ticks what is touched now; a touch from within a tick
+   * (none today) would wait for the next pass instead of looping. */
+  tri__list_move(&l->touched, &batch);
+  while (!tri__list_empty(&batch)) {
+    tri__conn *c = tri__container_of(batch.next, tri__conn, touch_link);
+    int64_t at = TRI__NO_DEADLINE;
+    tri__list_remove(&c->touch_link);
+    l->ticking = c;
+    tri__server_conn_tick(c, now, &at);
+    __atomic_add_fetch(&conn_ticks, 1, __ATOMIC_RELAXED);
+    if (l->ticking == c && sched_at(l, c, at) != 0) {
+      /* No memory for the heap: ticked every pass (as every connection
+       * once was) until there is; its deadline still bounds the sleep. */
+      tri__conn_touch(c);
+      *next = tri__deadline_min(*next, at);
+    }
+    l->ticking = NULL; /* (NULL already if it closed: c is freed) */
+  }
+  if (l->heap_len > 0)
+    *next = tri__deadline_min(*next, l->heap[0]->tick_at);
 }
 
 /* ---- the loop --------------------------------------------------------- */
@@ -324,24 +464,26 @@ static void *loop_main(void *arg) {
       tri__lb_loop_ops(l, lops);
 
     int64_t next = TRI__NO_DEADLINE, now = tri__now_ns();
-    tri__list *n, *nx;
-    if (l->is_server)
+    if (l->is_server) {
       tri__server_tick(l, now, &next);
-    else {
+      if (lops != 0)
+        touch_all(l); /* drain, adoption: rare; every connection looks */
+    } else {
       tri__resolve_tick(l);
       tri__lb_tick(l, now, &next);
     }
     tri__linger_tick(l, now, &next);
-    for (n = l->conns.next; n != &l->conns; n = nx) {
-      tri__conn *c = tri__container_of(n, tri__conn, link);
-      nx = n->next;
-      if (c->is_server)
-        tri__server_conn_tick(c, now, &next);
-      else
-        tri__client_tick(c, now, &next);
-    }
-    if (!l->is_server)
+    if (l->is_server) {
+      tick_server_conns(l, now, &next);
+    } else {
+      /* A channel has a connection or a few: each is ticked every pass. */
+      tri__list *n, *nx;
+      for (n = l->conns.next; n != &l->conns; n = nx) {
+        nx = n->next;
+        tri__client_tick(tri__container_of(n, tri__conn, link), now, &next);
+      }
       next = tri__resolve_next(l, next);
+    }
     tri__loop_flush_wakes(l);
     int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
     for (int i = 0; i < nev; i++) {
@@ -360,6 +502,7 @@ static void *loop_main(void *arg) {
         tri__linger_event(l, src);
         break;
       default:
+        tri__conn_touch((tri__conn *)src);
         tri__sock_event((tri__conn *)src, evs[i].events);
         break;
       }
@@ -384,6 +527,7 @@ static tri__loop *loop_alloc(int is_server) {
   l->epfd = -1;
   tri__list_init(&l->ops);
   tri__list_init(&l->conns);
+  tri__list_init(&l->touched);
   tri__list_init(&l->lingering);
   tri__list_init(&l->wakes);
   tri__mutex_init(&l->cmd_mu);
@@ -502,6 +646,7 @@ void tri__loop_join_free(tri__loop *l) {
   tri__wakeup_close(&l->wake);
   close(l->epfd);
   tri__free(l->rbuf);
+  tri__free(l->heap); /* empty: every connection is closed */
   tri__pgpool_free(l->pgpool); /* every session is deleted */
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l);
