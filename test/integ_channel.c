@@ -1097,62 +1097,6 @@ END_TEST
 /* DNS: several A records                                            */
 /* ---------------------------------------------------------------- */
 
-typedef struct {
-  int fd, port;
-  pthread_t t;
-  atomic_int stop, queries, a_queries;
-  atomic_int empty; /* while set, A queries get no records */
-} dns_srv;
-
-/* Answers every A query with 127.0.0.1, 127.0.0.2 and 127.0.0.3 (none
- * while |empty| is set), every other query with no records. */
-static void *
-dns_main(void *p)
-{
-  dns_srv *d = p;
-  uint8_t q[1500], a[1600];
-  while (!atomic_load(&d->stop)) {
-    struct pollfd pfd = {d->fd, POLLIN, 0};
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof(from);
-    size_t off, alen;
-    ssize_t n;
-    if (poll(&pfd, 1, 20) != 1)
-      continue;
-    n = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-    if (n < 12)
-      continue;
-    atomic_fetch_add(&d->queries, 1);
-    for (off = 12; off < (size_t)n && q[off] != 0; off += (size_t)q[off] + 1)
-      if ((q[off] & 0xc0) != 0)
-        break;
-    if (off >= (size_t)n || q[off] != 0 || off + 5 > (size_t)n)
-      continue;
-    uint16_t qtype = (uint16_t)((q[off + 1] << 8) | q[off + 2]);
-    off += 5;
-    memcpy(a, q, off);
-    a[2] = (uint8_t)(0x80 | (q[2] & 0x79));
-    a[3] = 0x80;
-    a[4] = 0;
-    a[5] = 1;
-    a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
-    alen = off;
-    if (qtype == 1)
-      atomic_fetch_add(&d->a_queries, 1);
-    if (qtype == 1 && !atomic_load(&d->empty)) {
-      for (uint8_t k = 1; k <= 3; k++) {
-        const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60,
-                              0,    4,    127, 0, 0, k};
-        memcpy(a + alen, rr, sizeof(rr));
-        alen += sizeof(rr);
-      }
-      a[7] = 3;
-    }
-    sendto(d->fd, a, alen, 0, (struct sockaddr *)&from, fl);
-  }
-  return NULL;
-}
-
 static int64_t
 resolvers(void)
 {
@@ -1161,29 +1105,6 @@ resolvers(void)
   return b.resolvers;
 }
 
-#ifdef HAVE_CARES
-/* Start the fake DNS server and point the library at it. */
-static void
-dns_start(dns_srv *d, int empty)
-{
-  char env[64];
-  memset(d, 0, sizeof(*d));
-  atomic_store(&d->empty, empty);
-  d->fd = bound_socket(SOCK_DGRAM, "127.0.0.1", &d->port);
-  snprintf(env, sizeof(env), "127.0.0.1:%d", d->port);
-  ck_assert_int_eq(setenv("TRI_DNS_SERVERS", env, 1), 0);
-  ck_assert_int_eq(tu_thread_start(&d->t, dns_main, d), 0);
-}
-
-static void
-dns_stop(dns_srv *d)
-{
-  atomic_store(&d->stop, 1);
-  tu_thread_join(d->t, TU_WAIT_MS, NULL);
-  close(d->fd);
-  unsetenv("TRI_DNS_SERVERS"); /* later tests in the process (CK_FORK=no) */
-}
-#endif
 
 /* A numeric target never creates a resolver (c-ares state was about
  * 73 KiB per channel, most of an idle channel's memory); a name's
@@ -1207,8 +1128,8 @@ START_TEST(test_resolver_only_while_resolving)
   csrv_stop(&a);
   ck_abort_msg("this build has no c-ares: configure --with-cares");
 #else
-  dns_srv d;
-  dns_start(&d, 1);
+  tu_dns d;
+  ck_assert_int_eq(tu_dns_start(&d, TU_DNS_EMPTY, 3), 0);
   snprintf(target, sizeof(target), "dns:///svc.channel.test:%d", a.port);
   ch = chan(target, NULL, 1000);
   /* Empty A answers (for every name c-ares tries, search domains too):
@@ -1228,7 +1149,7 @@ START_TEST(test_resolver_only_while_resolving)
                 "empty answer", (long long)(tu_now_ms() - t0));
   /* The retry makes a fresh resolver, gets the addresses, connects. */
   int before = atomic_load(&d.a_queries);
-  atomic_store(&d.empty, 0);
+  atomic_store(&d.mode, TU_DNS_A);
   ck_assert_msg(call_hit(ch, 1, 5000) == TRI_OK, "%s", tri_last_error());
   ck_assert_int_gt(atomic_load(&d.a_queries), before);
   /* The answer was handed over before the call could connect; the loop
@@ -1236,7 +1157,7 @@ START_TEST(test_resolver_only_while_resolving)
   ck_assert_int_eq(resolvers(), 0);
   ck_assert_msg(call_hit(ch, 0, 5000) == TRI_OK, "%s", tri_last_error());
   tri_channel_free(ch);
-  dns_stop(&d);
+  tu_dns_stop(&d);
   csrv_stop(&a);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 #endif
@@ -1248,9 +1169,9 @@ START_TEST(test_dns_several_addresses_round_robin)
 #ifndef HAVE_CARES
   ck_abort_msg("this build has no c-ares: configure --with-cares");
 #else
-  dns_srv d;
+  tu_dns d;
   char target[128];
-  dns_start(&d, 0);
+  ck_assert_int_eq(tu_dns_start(&d, TU_DNS_A, 3), 0);
 
   csrv a, b, c;
   csrv *all[3] = {&a, &b, &c};
@@ -1273,7 +1194,7 @@ START_TEST(test_dns_several_addresses_round_robin)
   csrv_stop(&a);
   csrv_stop(&b);
   csrv_stop(&c);
-  dns_stop(&d);
+  tu_dns_stop(&d);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 #endif
 }

@@ -1406,94 +1406,6 @@ getaddrinfo(const char *node, const char *service,
   return real(node, service, hints, res);
 }
 
-enum { DNS_NXDOMAIN, DNS_SILENT, DNS_A };
-
-typedef struct {
-  int fd;
-  int port;
-  int mode;
-  pthread_t t;
-  atomic_int stop;
-  atomic_int queries;
-} dns_srv;
-
-static void *
-dns_main(void *p)
-{
-  dns_srv *d = p;
-  uint8_t q[1500], a[1600];
-  while (!atomic_load(&d->stop)) {
-    struct pollfd pfd = {d->fd, POLLIN, 0};
-    struct sockaddr_storage from;
-    socklen_t fl = sizeof(from);
-    size_t off, alen;
-    ssize_t n;
-    uint16_t qtype;
-    if (poll(&pfd, 1, 20) != 1)
-      continue;
-    n = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-    if (n < 12)
-      continue;
-    atomic_fetch_add(&d->queries, 1);
-    if (d->mode == DNS_SILENT)
-      continue;
-    /* question: labels up to the root, then type and class */
-    for (off = 12; off < (size_t)n && q[off] != 0; off += (size_t)q[off] + 1)
-      if ((q[off] & 0xc0) != 0)
-        break;
-    if (off >= (size_t)n || q[off] != 0 || off + 5 > (size_t)n)
-      continue;
-    qtype = (uint16_t)((q[off + 1] << 8) | q[off + 2]);
-    off += 5;
-    memcpy(a, q, off);
-    a[2] = (uint8_t)(0x80 | (q[2] & 0x79)); /* QR, opcode, RD */
-    a[3] = (uint8_t)(0x80 | (d->mode == DNS_NXDOMAIN ? 3 : 0)); /* RA */
-    a[4] = 0;
-    a[5] = 1; /* QDCOUNT */
-    a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
-    alen = off;
-    if (d->mode == DNS_A && qtype == 1) {
-      static const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60,
-                                   0,    4,    127, 0, 0, 1};
-      memcpy(a + alen, rr, sizeof(rr));
-      alen += sizeof(rr);
-      a[7] = 1; /* ANCOUNT */
-    }
-    sendto(d->fd, a, alen, 0, (struct sockaddr *)&from, fl);
-  }
-  return NULL;
-}
-
-/* Start a responder on 127.0.0.1:0 and point TRI_DNS_SERVERS at it. */
-static void
-dns_start(dns_srv *d, int mode)
-{
-  struct sockaddr_in sa;
-  socklen_t sl = sizeof(sa);
-  char env[64];
-  memset(d, 0, sizeof(*d));
-  d->mode = mode;
-  d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ck_assert_int_ge(d->fd, 0);
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_int_eq(bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  ck_assert_int_eq(getsockname(d->fd, (struct sockaddr *)&sa, &sl), 0);
-  d->port = ntohs(sa.sin_port);
-  snprintf(env, sizeof(env), "127.0.0.1:%d", d->port);
-  ck_assert_int_eq(setenv("TRI_DNS_SERVERS", env, 1), 0);
-  ck_assert_int_eq(tu_thread_start(&d->t, dns_main, d), 0);
-}
-
-static void
-dns_stop(dns_srv *d)
-{
-  atomic_store(&d->stop, 1);
-  tu_thread_join(d->t, 5000, NULL);
-  close(d->fd);
-}
-
 static tri_channel *
 channel_to(const char *host, int port)
 {
@@ -1514,14 +1426,14 @@ channel_to(const char *host, int port)
  */
 START_TEST(test_d7_dns_nxdomain)
 {
-  dns_srv d;
+  tu_dns d;
   tri_call_opts *o = tri_call_opts_new();
   tri_stream *s = NULL;
   tri_buf *resp = NULL;
   const char *msg = NULL;
   int rv;
 
-  dns_start(&d, DNS_NXDOMAIN);
+  ck_assert_int_eq(tu_dns_start(&d, TU_DNS_NXDOMAIN, 1), 0);
   g_ch = channel_to("nohost.invalid", tu_unused_port());
   tri_call_opts_set_timeout_ms(o, MS(5000));
   rv = tri_unary_call(g_ch, M_ECHO, o, "x", 1, &resp, &s);
@@ -1540,7 +1452,7 @@ START_TEST(test_d7_dns_nxdomain)
   tri_call_opts_free(o);
   tri_channel_free(g_ch);
   g_ch = NULL;
-  dns_stop(&d);
+  tu_dns_stop(&d);
 }
 END_TEST
 
@@ -1552,14 +1464,14 @@ END_TEST
  */
 START_TEST(test_d7_dns_silent)
 {
-  dns_srv d;
+  tu_dns d;
   tri_call_opts *o = tri_call_opts_new();
   tri_stream *s2 = NULL;
   tri_buf *resp = NULL;
   int64_t t0, el, end;
   int rv, q0;
 
-  dns_start(&d, DNS_SILENT);
+  ck_assert_int_eq(tu_dns_start(&d, TU_DNS_SILENT, 1), 0);
   g_ch = channel_to("silent.test", tu_unused_port());
   tri_call_opts_set_timeout_ms(o, 300);
   t0 = tu_now_ms();
@@ -1590,7 +1502,7 @@ START_TEST(test_d7_dns_silent)
                 tu_code(rv));
   tri_stream_free(s2);
   tri_call_opts_free(o);
-  dns_stop(&d);
+  tu_dns_stop(&d);
 }
 END_TEST
 
@@ -1601,12 +1513,12 @@ END_TEST
  */
 START_TEST(test_d7_dns_a_record)
 {
-  dns_srv d;
+  tu_dns d;
   tri_channel *ch;
   const char *msg = NULL;
   int rv;
 
-  dns_start(&d, DNS_A);
+  ck_assert_int_eq(tu_dns_start(&d, TU_DNS_A, 1), 0);
   g_srv = start_server(NULL, &g_port);
   ck_assert_ptr_nonnull(g_srv);
   ch = channel_to("myservice.test", g_port);
@@ -1617,7 +1529,7 @@ START_TEST(test_d7_dns_a_record)
                 tu_code(rv), msg, atomic_load(&d.queries),
                 atomic_load(&guard_refused));
   tri_channel_free(ch);
-  dns_stop(&d);
+  tu_dns_stop(&d);
 }
 END_TEST
 

@@ -318,6 +318,104 @@ tu_wait_peer_close(int fd, int timeout_ms)
 
 /* ---------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------- */
+/* DNS responder                                                     */
+/* ---------------------------------------------------------------- */
+
+static void *
+dns_main(void *p)
+{
+  tu_dns *d = p;
+  uint8_t q[1500], a[1600];
+  while (!atomic_load(&d->stop)) {
+    struct pollfd pfd = {d->fd, POLLIN, 0};
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    size_t off, alen;
+    ssize_t n;
+    uint16_t qtype;
+    int mode;
+    if (poll(&pfd, 1, 20) != 1)
+      continue;
+    n = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+    if (n < 12)
+      continue;
+    atomic_fetch_add(&d->queries, 1);
+    /* the question: labels up to the root, then type and class */
+    for (off = 12; off < (size_t)n && q[off] != 0; off += (size_t)q[off] + 1)
+      if ((q[off] & 0xc0) != 0)
+        break;
+    if (off >= (size_t)n || q[off] != 0 || off + 5 > (size_t)n)
+      continue;
+    qtype = (uint16_t)((q[off + 1] << 8) | q[off + 2]);
+    if (qtype == 1)
+      atomic_fetch_add(&d->a_queries, 1);
+    mode = atomic_load(&d->mode);
+    if (mode == TU_DNS_SILENT)
+      continue;
+    off += 5;
+    memcpy(a, q, off);
+    a[2] = (uint8_t)(0x80 | (q[2] & 0x79)); /* QR, opcode, RD */
+    a[3] = (uint8_t)(0x80 | (mode == TU_DNS_NXDOMAIN ? 3 : 0)); /* RA */
+    a[4] = 0;
+    a[5] = 1; /* QDCOUNT */
+    a[6] = a[7] = a[8] = a[9] = a[10] = a[11] = 0;
+    alen = off;
+    if (mode == TU_DNS_A && qtype == 1) {
+      int k, na = atomic_load(&d->naddrs);
+      for (k = 1; k <= na && k <= 8; k++) {
+        const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60,
+                              0,    4,    127, 0, 0, (uint8_t)k};
+        memcpy(a + alen, rr, sizeof(rr));
+        alen += sizeof(rr);
+      }
+      a[7] = (uint8_t)(k - 1); /* ANCOUNT */
+    }
+    sendto(d->fd, a, alen, 0, (struct sockaddr *)&from, fl);
+  }
+  return NULL;
+}
+
+int
+tu_dns_start(tu_dns *d, int mode, int naddrs)
+{
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof(sa);
+  char env[64];
+  memset(d, 0, sizeof(*d));
+  atomic_store(&d->mode, mode);
+  atomic_store(&d->naddrs, naddrs);
+  d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (d->fd < 0 || bind(d->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+      getsockname(d->fd, (struct sockaddr *)&sa, &sl) != 0) {
+    fprintf(stderr, "tu_dns_start: %s\n", strerror(errno));
+    if (d->fd >= 0)
+      close(d->fd);
+    return -1;
+  }
+  d->port = ntohs(sa.sin_port);
+  snprintf(env, sizeof(env), "127.0.0.1:%d", d->port);
+  if (setenv("TRI_DNS_SERVERS", env, 1) != 0 ||
+      tu_thread_start(&d->t, dns_main, d) != 0) {
+    unsetenv("TRI_DNS_SERVERS");
+    close(d->fd);
+    return -1;
+  }
+  return 0;
+}
+
+void
+tu_dns_stop(tu_dns *d)
+{
+  atomic_store(&d->stop, 1);
+  tu_thread_join(d->t, TU_WAIT_MS, NULL);
+  close(d->fd);
+  unsetenv("TRI_DNS_SERVERS"); /* later tests of a CK_FORK=no process */
+}
+
 int
 tu_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {

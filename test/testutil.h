@@ -204,6 +204,36 @@ int tu_raw_connect(int port);
 int tu_wait_peer_close(int fd, int timeout_ms);
 
 /* ---------------------------------------------------------------- */
+/* A DNS responder for the library's resolver                        */
+/* ---------------------------------------------------------------- */
+
+/* What it answers (tu_dns.mode; may change while it runs):
+ *   TU_DNS_A        A queries: tu_dns.naddrs records, 127.0.0.1 up to
+ *                   127.0.0.naddrs (1-8); any other query: no records
+ *   TU_DNS_EMPTY    every query: no records (NOERROR)
+ *   TU_DNS_NXDOMAIN every query: NXDOMAIN
+ *   TU_DNS_SILENT   nothing (queries are counted, never answered) */
+enum { TU_DNS_A, TU_DNS_EMPTY, TU_DNS_NXDOMAIN, TU_DNS_SILENT };
+
+typedef struct {
+  int fd, port;
+  pthread_t t;
+  atomic_int stop;
+  atomic_int mode;      /* TU_DNS_* */
+  atomic_int naddrs;    /* TU_DNS_A: how many A records */
+  atomic_int queries;   /* every query received */
+  atomic_int a_queries; /* A queries received */
+} tu_dns;
+
+/**
+ * Start a responder on UDP 127.0.0.1:0 in a thread and point the library
+ * at it (TRI_DNS_SERVERS).  Returns 0, or -1 (printed).
+ */
+int tu_dns_start(tu_dns *d, int mode, int naddrs);
+/** Stop it, join its thread, unset TRI_DNS_SERVERS. */
+void tu_dns_stop(tu_dns *d);
+
+/* ---------------------------------------------------------------- */
 /* Threads                                                           */
 /* ---------------------------------------------------------------- */
 
