@@ -375,6 +375,7 @@ static void touch_all(tri__loop *l) {
  * and fold the earliest remaining deadline into *next. */
 static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
   tri__list batch;
+  uint64_t ticks = 0;
 
   while (l->heap_len > 0 && l->heap[0]->tick_at <= now) {
     tri__conn *c = l->heap[0];
@@ -390,7 +391,7 @@ static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
     tri__list_remove(&c->touch_link);
     l->ticking = c;
     tri__server_conn_tick(c, now, &at);
-    __atomic_add_fetch(&conn_ticks, 1, __ATOMIC_RELAXED);
+    ticks++;
     if (l->ticking == c && sched_at(l, c, at) != 0) {
       /* No memory for the heap: ticked every pass (as every connection
        * once was) until there is; its deadline still bounds the sleep. */
@@ -401,6 +402,8 @@ static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
   }
   if (l->heap_len > 0)
     *next = tri__deadline_min(*next, l->heap[0]->tick_at);
+  if (ticks > 0) /* one shared write per pass, not per connection */
+    __atomic_add_fetch(&conn_ticks, ticks, __ATOMIC_RELAXED);
 }
 
 /* ---- the loop --------------------------------------------------------- */
@@ -466,8 +469,10 @@ static void *loop_main(void *arg) {
     int64_t next = TRI__NO_DEADLINE, now = tri__now_ns();
     if (l->is_server) {
       tri__server_tick(l, now, &next);
-      if (lops != 0)
-        touch_all(l); /* drain, adoption: rare; every connection looks */
+      /* The drain changes every connection (heads-up GOAWAY, PING);
+       * an adopted one was touched when it was made. */
+      if (lops & TRI__LOOP_DRAIN)
+        touch_all(l);
     } else {
       tri__resolve_tick(l);
       tri__lb_tick(l, now, &next);

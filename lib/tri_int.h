@@ -89,7 +89,7 @@ void tri__thread_set_name(const char *name);
 int64_t tri__now_ns(void);
 /* now + ms, saturating at INT64_MAX; ms < 0 gives TRI__NO_DEADLINE. */
 int64_t tri__deadline_after_ms(int64_t ms);
-/* |base_ns| + |ns| (ns >= 0), saturating at INT64_MAX: a timeout of
+/* |base_ns| + |ns| (both >= 0), saturating at INT64_MAX: a timeout of
  * "never" stays never instead of wrapping into the past. */
 int64_t tri__deadline_add(int64_t base_ns, int64_t ns);
 /* Earlier of two deadlines where TRI__NO_DEADLINE (-1) means "none". */

@@ -103,13 +103,16 @@ function row(k, m, t, g, rw, target, res,    ratio) {
     fmt(g), (ratio == "" ? "-" : sprintf("%.2f", ratio)), fmt(rw), target, res
 }
 # A floor row: tri and grpc as a percentage of the hand-off floor (raw).
-function floor_row(k, base,    f, t, g, pt, pg, pass, res) {
-  f = median(vals["W1.floor", "raw"])
+# Its floor: the run named after the row (the one measured next to its
+# workload), else W1.floor.
+function floor_row(k, base,    fk, f, t, g, pt, pg, pass, res) {
+  fk = ((k, "raw") in vals) ? k : "W1.floor"
+  f = median(vals[fk, "raw"])
   if (f == "" || f + 0 <= 0) return
   t = median(vals[base, "tri"]); g = median(vals[base, "grpc"])
   pt = (t != "" && !bad[base, "tri"]) ? 100 * t / f : ""
   pg = (g != "" && !bad[base, "grpc"]) ? 100 * g / f : ""
-  pass = pt != "" && pt >= 90 && !bad["W1.floor", "raw"]
+  pass = pt != "" && pt >= 90 && !bad[fk, "raw"]
   res = pass ? "PASS" : "MISS"
   if (!pass) misses++
   row(k, "pct_of_floor", pt, pg, f, ">= 90% of floor", res)
@@ -329,14 +332,15 @@ while [ "$r" -le "$rounds" ]; do
     # tens of percent within a round (W1.floor 6,993 -> 11,436 rt/s from
     # the first round to the third of one run), so a floor measured
     # minutes later compares different machines.  The hand-off floor
-    # (W1.floor) runs after W1 and after W3 (W3.t1.floor is taken from
-    # it too), client and server in two processes like the benches.
+    # runs after W1 (W1.floor) and again after W3 (W3.t1.floor), client
+    # and server in two processes like the benches.
     if [ -z "$tls" ]; then
       case $w in
         W1) run "raw" "$raw" --workload=W1 $quick
             run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick ;;
         W2) run "raw" "$raw" --workload=W2 $quick ;;
-        W3) run "raw handoff" "$raw" --workload=W1 --handoff --procs $quick ;;
+        W3) run "raw handoff" "$raw" --workload=W1 --handoff --procs \
+              --floor-case=W3.t1.floor $quick ;;
         W5) run "raw cancel" "$raw" --workload=W5 --handoff --procs $quick ;;
       esac
     fi

@@ -67,6 +67,8 @@ run() {
   run ./tri-bench --workload=W8 --w8-channels=10
   run ./tri-rawtcp --workload=W1,W2 --n=300 --bytes=1048576
   run ./tri-rawtcp --workload=W1 --handoff --procs --n=300
+  run ./tri-rawtcp --workload=W1 --handoff --procs --n=300 \
+    --floor-case=W3.t1.floor
   run ./tri-rawtcp --workload=W5 --handoff --procs --w5-reps=5
 }
 

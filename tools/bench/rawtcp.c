@@ -700,6 +700,9 @@ static int run_cancel_floor(void) {
   return ok ? 0 : -1;
 }
 
+/* The case name of the hand-off floor's row (--floor-case). */
+static const char *floor_case = "W1.floor";
+
 static int run_handoff(void) {
   int ok = 1;
   ho_client k;
@@ -734,7 +737,7 @@ static int run_handoff(void) {
     snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
              " secs=%.3f size=%zu mode=%s cpu=%s design=handoff ok=1", secs,
              msg_size, use_procs ? "procs" : "threads", cpu_names[cpu_mode]);
-    bench_line("raw", "W1", "W1.floor", "rt_per_s", (double)n_rt / secs,
+    bench_line("raw", "W1", floor_case, "rt_per_s", (double)n_rt / secs,
                extra);
   } else {
     fprintf(stderr, PROG ": W1 handoff failed\n");
@@ -749,7 +752,9 @@ static void usage(FILE *f) {
 "usage: " PROG " [--workload=W1,W2,W5] [--quick] [--procs] [--cpu=none|same|split]\n"
 "       [--handoff] [--n=100000] [--size=64] [--bytes=1073741824]\n"
 "       [--chunk=65536] [--w5-reps=1000]\n"
-"  --handoff: W1 through the library's thread hand-offs (case W1.floor);\n"
+"  --handoff: W1 through the library's thread hand-offs (case W1.floor,\n"
+"             or --floor-case=NAME: compare.sh names the run after W3\n"
+"             W3.t1.floor);\n"
 "             with W5, a cancel's wake-up of a blocked receiver (case W5)\n");
 }
 
@@ -782,6 +787,9 @@ int main(int argc, char **argv) {
       use_procs = 1;
     } else if (strcmp(a, "--handoff") == 0) {
       handoff = 1;
+    } else if (strncmp(a, "--floor-case=", 13) == 0 && a[13] != '\0' &&
+               strlen(a + 13) < 32 && strchr(a + 13, ' ') == NULL) {
+      floor_case = a + 13;
     } else if (strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
