@@ -638,7 +638,8 @@ static int h1_timeouts(tri__conn *c, int64_t now, int64_t *next) {
     *next = tri__deadline_min(*next, c->phase_deadline);
   } else if (h->cur != NULL && !h->head_done) {
     /* A request head must arrive within the handshake timeout too. */
-    int64_t dl = h->req_start + tri__ms_to_ns(l->cfg.handshake_ms);
+    int64_t dl =
+        tri__deadline_add(h->req_start, tri__ms_to_ns(l->cfg.handshake_ms));
     if (now >= dl) {
       tri__conn_close(c, "closed: request head not complete in time");
       return 1;

@@ -185,13 +185,17 @@ static void sub_connect(tri__subch *sub) {
     return;
   if (sub->backoff_ns == 0) {
     sub->backoff_ns = init;
-    sub->deadline_ns = now + init;
+    sub->deadline_ns = tri__deadline_add(now, init);
   } else {
     double b = (double)sub->backoff_ns * BACKOFF_MULTIPLIER;
+    int64_t j;
     sub->backoff_ns = b > (double)max ? max : (int64_t)b;
-    sub->deadline_ns = now + sub->backoff_ns +
-                       (int64_t)(BACKOFF_JITTER * rng_unit() *
-                                 (double)sub->backoff_ns);
+    j = (int64_t)(BACKOFF_JITTER * rng_unit() * (double)sub->backoff_ns);
+    /* Saturating: a backoff of centuries must not wrap into the past
+     * (a retry at once, for ever). */
+    sub->deadline_ns = tri__deadline_add(
+        now, j > 0 ? tri__deadline_add(sub->backoff_ns, j)
+                   : sub->backoff_ns + j);
   }
   sub->retry_at_ns = 0;
   tri__conn *c = tri__conn_new(l, -1, 0);

@@ -79,13 +79,20 @@ static int writable(const tri__conn *c) {
             c->magic_seen < NGHTTP2_CLIENT_MAGIC_LEN) && c->h1 == NULL);
 }
 
+int tri__sock_flush_rounds = 1024;
+
 /* Serialize pending frames and write them; coalesces up to
  * TRI__WRITE_COALESCE bytes per write.  Returns -1 when the connection
- * failed. */
+ * failed.  After tri__sock_flush_rounds writes it stops even if more
+ * output could be made, so one fast reader cannot keep the loop from the
+ * other connections; it then watches EPOLLOUT, which the writable socket
+ * reports at once, so the next pass goes on (nothing else may come:
+ * every byte the peer wanted may already be queued here). */
 int tri__sock_flush(tri__conn *c) {
+  int rounds;
   if (!writable(c))
     return 0;
-  for (int rounds = 0; rounds < 1024; rounds++) {
+  for (rounds = 0; rounds < tri__sock_flush_rounds; rounds++) {
     /* HTTP/1.1 (http1.c): no nghttp2 output */
     if (c->h1 != NULL && tri__h1_produce(c) != 0)
       return -1;
@@ -114,7 +121,8 @@ int tri__sock_flush(tri__conn *c) {
     if (c->woff == c->wlen)
       c->woff = c->wlen = 0;
   }
-  tri__conn_watch(c, c->wlen == c->woff && !tri__tls_read_wants_out(c)
+  tri__conn_watch(c, c->wlen == c->woff && rounds < tri__sock_flush_rounds &&
+                            !tri__tls_read_wants_out(c)
                         ? EPOLLIN
                         : EPOLLIN | EPOLLOUT);
   return 0;

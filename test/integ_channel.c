@@ -1106,6 +1106,67 @@ resolvers(void)
 }
 
 
+/* A listener that accepts and closes at once, counting the connections. */
+typedef struct {
+  int fd, port;
+  pthread_t t;
+  atomic_int stop, accepts;
+} shutsrv;
+
+static void *
+shut_main(void *p)
+{
+  shutsrv *r = p;
+  while (!atomic_load(&r->stop)) {
+    struct pollfd pfd = {r->fd, POLLIN, 0};
+    if (poll(&pfd, 1, 10) != 1)
+      continue;
+    int fd = accept(r->fd, NULL, NULL);
+    if (fd >= 0) {
+      atomic_fetch_add(&r->accepts, 1);
+      close(fd);
+    }
+  }
+  return NULL;
+}
+
+/* A reconnect backoff too large for int64 nanoseconds (here ~292,000
+ * years) means "practically never", not a retry time wrapped into the
+ * past: after the first failed attempt the channel does not connect
+ * again.  Before, the sums wrapped and the channel reconnected at once,
+ * for ever (hundreds of connections in the 500 ms watched here). */
+START_TEST(test_backoff_huge)
+{
+  shutsrv r;
+  char target[64];
+  memset(&r, 0, sizeof(r));
+  r.fd = bound_socket(SOCK_STREAM, "127.0.0.1", &r.port);
+  ck_assert_int_eq(listen(r.fd, 64), 0);
+  ck_assert_int_eq(tu_thread_start(&r.t, shut_main, &r), 0);
+  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
+  tri_channel_opts *o = tri_channel_opts_new();
+  ck_assert_int_eq(tri_channel_opts_set_backoff(o, INT64_MAX / 1000,
+                                                INT64_MAX / 1000), TRI_OK);
+  tri_channel *ch = NULL;
+  ck_assert_int_eq(tri_channel_new(&ch, target, o), TRI_OK);
+  tri_channel_opts_free(o);
+  tri_channel_state(ch, 1); /* connect */
+  int64_t end = tu_now_ms() + TU_WAIT_MS;
+  while (atomic_load(&r.accepts) == 0 && tu_now_ms() < end)
+    tu_sleep_ms(5);
+  int first = atomic_load(&r.accepts);
+  ck_assert_msg(first == 1, "%d connections at once", first);
+  tu_sleep_ms(500);
+  ck_assert_msg(atomic_load(&r.accepts) == 1, "%d connections",
+                atomic_load(&r.accepts));
+  tri_channel_free(ch);
+  atomic_store(&r.stop, 1);
+  tu_thread_join(r.t, TU_WAIT_MS, NULL);
+  close(r.fd);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 /* A numeric target never creates a resolver (c-ares state was about
  * 73 KiB per channel, most of an idle channel's memory); a name's
  * resolver is destroyed in the loop pass that hands its answer over, and
@@ -1222,6 +1283,7 @@ suite(void)
   tcase_add_test(tc, test_dns_several_addresses_round_robin);
   tcase_add_test(tc, test_resolver_only_while_resolving);
   tcase_add_test(tc, test_keepalive_without_calls);
+  tcase_add_test(tc, test_backoff_huge);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -29,6 +29,7 @@
 #include "testutil.h"
 #include "tri_int.h" /* tri__mem_set_fail_hook */
 #include "budget.h"  /* tri__budgets_get: the server's connection count */
+#include "conn.h"    /* tri__sock_flush_rounds */
 
 #ifdef HAVE_ZLIB
 #include <zlib.h>
@@ -1323,6 +1324,102 @@ START_TEST(test_h1_unread_response_closes) {
 }
 END_TEST
 
+/* A flush stops after tri__sock_flush_rounds writes so that one fast
+ * reader cannot hold the loop; the rest of the output must still go out
+ * in the next passes with nothing else happening.  Before, the
+ * connection then watched only EPOLLIN: an HTTP/1.1 response (no flow
+ * control, so the reader sends nothing back) stopped once the handler
+ * had filled its send buffer, until the idle timeout's stall check.
+ * Here one write per flush and a 4 MiB echo read as fast as it comes;
+ * the promise is the transfer time, bounded at 5 s. */
+START_TEST(test_h1_flush_cap_goes_on) {
+  enum { BODY = 4 << 20 };
+  char head[256];
+  int k = snprintf(head, sizeof head,
+                   "POST %s HTTP/1.1\r\nHost: x\r\n"
+                   "Content-Type: application/proto\r\n"
+                   "Content-Length: %d\r\n\r\n", M_RAW, (int)BODY);
+  uint8_t *body = calloc(1, BODY + 4096);
+  ck_assert_ptr_nonnull(body);
+  tri__sock_flush_rounds = 1; /* no loop yet: no I/O thread reads it */
+  start_server_full(8 << 20, 3000, 0, 0);
+  int fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  send_all(fd, head, (size_t)k);
+  send_all(fd, body, BODY);
+  size_t got = 0, hlen = 0;
+  char *eoh = NULL;
+  int64_t end = tu_now_ms() + tu_bound_ms(0, 5000);
+  while (!(eoh != NULL && got == BODY) && tu_now_ms() < end) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1)
+      continue;
+    ssize_t r = read(fd, body + got, BODY + 4096 - got);
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+    if (eoh == NULL && (eoh = memmem(body, got, "\r\n\r\n", 4)) != NULL) {
+      hlen = (size_t)(eoh + 4 - (char *)body);
+      memmove(body, body + hlen, got - hlen);
+      got -= hlen;
+    }
+  }
+  ck_assert_ptr_nonnull(eoh);
+  ck_assert_msg(got == BODY, "%zu of %d body bytes", got, (int)BODY);
+  free(body);
+  close(fd);
+  stop_server();
+  tri__sock_flush_rounds = 1024; /* the server's loops have stopped */
+}
+END_TEST
+
+/* Read one HTTP/1.1 response head (bounded); 1 if its status is 200. */
+static int h1_head_200(int fd) {
+  char resp[512];
+  size_t got = 0;
+  int64_t end = tu_now_ms() + TU_WAIT_MS;
+  while (got < sizeof resp - 1 && tu_now_ms() < end &&
+         memmem(resp, got, "\r\n\r\n", 4) == NULL) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1)
+      continue;
+    ssize_t r = read(fd, resp + got, 1); /* no byte of the next one */
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+  }
+  resp[got] = '\0';
+  if (strncmp(resp, "HTTP/1.1 200", 12) != 0) {
+    fprintf(stderr, "integ_edge: response: \"%.60s\"\n", resp);
+    return 0;
+  }
+  return 1;
+}
+
+/* A handshake timeout too large for int64 nanoseconds (~292,000 years)
+ * also bounds how long a keep-alive connection's next request head may
+ * take: "practically never".  Before, that deadline wrapped into the past
+ * and a second request whose head came in two reads was cut off
+ * ("request head not complete in time"). */
+START_TEST(test_h1_huge_handshake_timeout) {
+  static const char part1[] = "POST " M_RAW " HTTP/1.1\r\nHost: x\r\n";
+  static const char part2[] = "Content-Type: application/proto\r\n"
+                              "Content-Length: 0\r\n\r\n";
+  start_server_full(0, INT64_MAX / 1000, 0, 0);
+  int fd = tu_raw_connect(port);
+  ck_assert_int_ge(fd, 0);
+  for (int i = 0; i < 2; i++) {
+    send_all(fd, part1, sizeof part1 - 1);
+    if (i == 1)
+      tu_sleep_ms(100); /* read and parsed apart from the rest */
+    send_all(fd, part2, sizeof part2 - 1);
+    ck_assert_msg(h1_head_200(fd), "request %d", i);
+  }
+  close(fd);
+  stop_server();
+}
+END_TEST
+
 START_TEST(test_pipelined_and_keepalive) {
   uint8_t pb[3][16];
   size_t n[3];
@@ -1644,6 +1741,8 @@ int main(void) {
   tcase_add_test(tc, test_pipelined_and_keepalive);
   tcase_add_test(tc, test_h1_max_connection_age);
   tcase_add_test(tc, test_h1_unread_response_closes);
+  tcase_add_test(tc, test_h1_flush_cap_goes_on);
+  tcase_add_test(tc, test_h1_huge_handshake_timeout);
   tcase_add_test(tc, test_garbage_preface);
   tcase_add_test(tc, test_grpc_web_binary_and_text);
   tcase_add_test(tc, test_cors_preflight);
