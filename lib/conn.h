@@ -277,7 +277,7 @@ void tri__conn_set_error(tri__conn *c, const char *fmt, ...)
 int tri__conn_wappend(tri__conn *c, const void *p, size_t n);
 int tri__sock_flush(tri__conn *c);            /* -1: connection failed */
 /* Writes one flush makes at most before it lets the loop serve the other
- * connections (1024); tests lower it, before any loop exists. */
+ * connections (1024; at least 1); tests lower it, before any loop exists. */
 extern int tri__sock_flush_rounds;
 /* Flush; close the connection when writing failed or the session has
  * nothing left to read or write: then |c| is freed and 1 returned. */

@@ -106,6 +106,14 @@ static uint64_t rng_next(void) {
 }
 
 /* uniform in [-1, 1] */
+/* The backoff after |cur|: MULTIPLIER times longer, at most |max|.  The
+ * comparison is made in double and >= so that the conversion back is
+ * always in range (2^63, the double nearest INT64_MAX, is not). */
+static int64_t backoff_grow(int64_t cur, int64_t max) {
+  double b = (double)cur * BACKOFF_MULTIPLIER;
+  return b >= (double)max ? max : (int64_t)b;
+}
+
 static double rng_unit(void) {
   return (double)(rng_next() >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
 }
@@ -187,9 +195,8 @@ static void sub_connect(tri__subch *sub) {
     sub->backoff_ns = init;
     sub->deadline_ns = tri__deadline_add(now, init);
   } else {
-    double b = (double)sub->backoff_ns * BACKOFF_MULTIPLIER;
     int64_t j;
-    sub->backoff_ns = b > (double)max ? max : (int64_t)b;
+    sub->backoff_ns = backoff_grow(sub->backoff_ns, max);
     j = (int64_t)(BACKOFF_JITTER * rng_unit() * (double)sub->backoff_ns);
     /* Saturating: a backoff of centuries must not wrap into the past
      * (a retry at once, for ever). */
@@ -333,9 +340,8 @@ void tri__lb_resolved(tri__loop *l, const struct sockaddr_storage *addrs,
     int64_t max = tri__ms_to_ns(l->ccfg.backoff_max_ms);
     lb->res_backoff_ns = lb->res_backoff_ns == 0
                              ? init
-                             : TRI__MIN(max, (int64_t)((double)lb->res_backoff_ns *
-                                                       BACKOFF_MULTIPLIER));
-    lb->res_retry_ns = tri__now_ns() + lb->res_backoff_ns;
+                             : backoff_grow(lb->res_backoff_ns, max);
+    lb->res_retry_ns = tri__deadline_add(tri__now_ns(), lb->res_backoff_ns);
     if (!lb->have_addrs || lb->nsubs == 0) {
       snprintf(lb->res_err, sizeof(lb->res_err), "%s",
                err ? err : "no address");

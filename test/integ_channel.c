@@ -1167,6 +1167,48 @@ START_TEST(test_backoff_huge)
 }
 END_TEST
 
+/* The same for the resolver's backoff after a failed resolution: with a
+ * backoff of centuries the name is not looked up again.  Before, the
+ * retry time wrapped into the past and every call waiting for ready
+ * resolved the name again at once; the sanitizer build aborted on the
+ * overflow. */
+START_TEST(test_resolve_backoff_huge)
+{
+#ifndef HAVE_CARES
+  ck_abort_msg("this build has no c-ares: configure --with-cares");
+#else
+  tu_dns d;
+  ck_assert_int_eq(tu_dns_start(&d, TU_DNS_NXDOMAIN, 1), 0);
+  tri_channel_opts *o = tri_channel_opts_new();
+  ck_assert_int_eq(tri_channel_opts_set_backoff(o, INT64_MAX / 1000,
+                                                INT64_MAX / 1000), TRI_OK);
+  tri_channel *ch = NULL;
+  ck_assert_int_eq(tri_channel_new(&ch, "dns:///nx.channel.test:1", o),
+                   TRI_OK);
+  tri_channel_opts_free(o);
+  tri_channel_state(ch, 1);
+  ck_assert_int_eq(wait_state(ch, TRI_CHANNEL_TRANSIENT_FAILURE, TU_WAIT_MS),
+                   TRI_CHANNEL_TRANSIENT_FAILURE);
+  tu_sleep_ms(100); /* the rest of that resolution's queries */
+  int q = atomic_load(&d.queries);
+  tri_call_opts *co = tri_call_opts_new();
+  ck_assert_int_eq(tri_call_opts_set_wait_for_ready(co, 1), TRI_OK);
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(co, 50), TRI_OK);
+  for (int i = 0; i < 5; i++) {
+    tri_buf *r = NULL;
+    ck_assert_int_eq(tri_unary_call(ch, M_ECHO, co, "x", 1, &r, NULL),
+                     TRI_DEADLINE_EXCEEDED);
+  }
+  tri_call_opts_free(co);
+  ck_assert_msg(atomic_load(&d.queries) == q, "%d more DNS queries",
+                atomic_load(&d.queries) - q);
+  tri_channel_free(ch);
+  tu_dns_stop(&d);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+#endif
+}
+END_TEST
+
 /* A numeric target never creates a resolver (c-ares state was about
  * 73 KiB per channel, most of an idle channel's memory); a name's
  * resolver is destroyed in the loop pass that hands its answer over, and
@@ -1284,6 +1326,7 @@ suite(void)
   tcase_add_test(tc, test_resolver_only_while_resolving);
   tcase_add_test(tc, test_keepalive_without_calls);
   tcase_add_test(tc, test_backoff_huge);
+  tcase_add_test(tc, test_resolve_backoff_huge);
   suite_add_tcase(s, tc);
   return s;
 }
