@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core.h" /* tri__ms_to_ns */
+
 #define NS_PER_SEC INT64_C(1000000000)
 
 int64_t tri__now_ns(void) {
@@ -29,19 +31,14 @@ int64_t tri__now_ns(void) {
   return (int64_t)ts.tv_sec * NS_PER_SEC + (int64_t)ts.tv_nsec;
 }
 
-int64_t tri__deadline_after_ms(int64_t ms) {
-  int64_t now;
-
-  if (ms < 0)
-    return TRI__NO_DEADLINE;
-  now = tri__now_ns();
-  if (ms > (INT64_MAX - now) / TRI__NS_PER_MS)
-    return INT64_MAX;
-  return now + ms * TRI__NS_PER_MS;
-}
-
 int64_t tri__deadline_add(int64_t base_ns, int64_t ns) {
   return ns > INT64_MAX - base_ns ? INT64_MAX : base_ns + ns;
+}
+
+int64_t tri__deadline_after_ms(int64_t ms) {
+  if (ms < 0)
+    return TRI__NO_DEADLINE;
+  return tri__deadline_add(tri__now_ns(), tri__ms_to_ns(ms));
 }
 
 int64_t tri__deadline_min(int64_t a, int64_t b) {

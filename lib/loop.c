@@ -317,6 +317,8 @@ static void heap_remove(tri__loop *l, tri__conn *c) {
 /* |c|'s next deadline is |at|: (re)placed in the heap, or out of it.
  * -1 when the heap cannot grow (out of memory). */
 static int sched_at(tri__loop *l, tri__conn *c, int64_t at) {
+  if (c->heap_pos != 0 && at == c->tick_at)
+    return 0; /* a busy connection's usual case: where it was */
   c->tick_at = at;
   if (at == TRI__NO_DEADLINE) {
     if (c->heap_pos != 0)

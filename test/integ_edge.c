@@ -437,17 +437,26 @@ static void h1_last_on(int fd, rbuf *rb, const char *head, size_t hlen,
   close(fd);
 }
 
+/* A POST request head for a |blen|-byte body into |head|; its length. */
+static size_t h1_post_head(char *head, size_t cap, const char *path,
+                           const char *ctype, const char *extra,
+                           size_t blen) {
+  int n = snprintf(head, cap,
+                   "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
+                   "%sContent-Length: %zu\r\n\r\n",
+                   path, ctype, extra ? extra : "", blen);
+  ck_assert(n > 0 && (size_t)n < cap);
+  return (size_t)n;
+}
+
 /* One request on a fresh connection. */
 static void h1_call(const char *path, const char *ctype, const char *extra,
                     const void *body, size_t blen, h1resp *out) {
   char head[1024];
   int fd = tu_raw_connect(port);
   ck_assert_int_ge(fd, 0);
-  int n = snprintf(head, sizeof(head),
-                   "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n"
-                   "%sContent-Length: %zu\r\n\r\n",
-                   path, ctype, extra ? extra : "", blen);
-  send_all(fd, head, (size_t)n);
+  size_t n = h1_post_head(head, sizeof head, path, ctype, extra, blen);
+  send_all(fd, head, n);
   if (blen)
     send_all(fd, body, blen);
   static rbuf r;
@@ -1171,10 +1180,8 @@ START_TEST(test_h1_max_connection_age) {
   uint8_t pb[16];
   size_t n = pack_msg("a", 1, pb);
   char head[256];
-  int k = snprintf(head, sizeof head,
-                   "POST %s HTTP/1.1\r\nHost: x\r\n"
-                   "Content-Type: application/proto\r\n"
-                   "Content-Length: %zu\r\n\r\n", M_ECHO, n);
+  size_t k = h1_post_head(head, sizeof head, M_ECHO, "application/proto",
+                          NULL, n);
   start_server_full(0, 3000, 300, 0);
 
   /* Busy: a request every 20 ms.  The age is 300 ms +-10 %; the close
@@ -1218,10 +1225,8 @@ START_TEST(test_h1_max_connection_age) {
   uint8_t framed[21] = {0, 0, 0, 0, (uint8_t)n};
   memcpy(framed + 5, pb, n);
   char whead[256];
-  int wk = snprintf(whead, sizeof whead,
-                    "POST %s HTTP/1.1\r\nHost: x\r\n"
-                    "Content-Type: application/grpc-web+proto\r\n"
-                    "Content-Length: %zu\r\n\r\n", M_SPLIT, n + 5);
+  size_t wk = h1_post_head(whead, sizeof whead, M_SPLIT,
+                           "application/grpc-web+proto", NULL, n + 5);
   fd = tu_raw_connect(port);
   ck_assert_int_ge(fd, 0);
   rb.n = 0;
@@ -1242,10 +1247,8 @@ END_TEST
 START_TEST(test_h1_unread_response_closes) {
   enum { BODY = 16 << 20 };
   char head[256];
-  int k = snprintf(head, sizeof head,
-                   "POST %s HTTP/1.1\r\nHost: x\r\n"
-                   "Content-Type: application/proto\r\n"
-                   "Content-Length: %d\r\n\r\n", M_RAW, (int)BODY);
+  size_t k = h1_post_head(head, sizeof head, M_RAW, "application/proto",
+                          NULL, BODY);
   uint8_t *body = calloc(1, BODY);
   ck_assert_ptr_nonnull(body);
   start_server_full(32 << 20, 3000, 0, 300);
@@ -1335,10 +1338,8 @@ END_TEST
 START_TEST(test_h1_flush_cap_goes_on) {
   enum { BODY = 4 << 20 };
   char head[256];
-  int k = snprintf(head, sizeof head,
-                   "POST %s HTTP/1.1\r\nHost: x\r\n"
-                   "Content-Type: application/proto\r\n"
-                   "Content-Length: %d\r\n\r\n", M_RAW, (int)BODY);
+  size_t k = h1_post_head(head, sizeof head, M_RAW, "application/proto",
+                          NULL, BODY);
   uint8_t *body = calloc(1, BODY + 4096);
   ck_assert_ptr_nonnull(body);
   tri__sock_flush_rounds = 1; /* no loop yet: no I/O thread reads it */

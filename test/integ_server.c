@@ -33,6 +33,7 @@
 #include "testutil.h"
 #include "budget.h" /* internal: the quiet-connection counter */
 #include "conn.h"   /* internal: TRI__READ_CHUNK */
+#include "hardening/h2raw.h" /* raw HTTP/2: the idle connections' frames */
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -436,30 +437,22 @@ END_TEST
  * within |ms| (or the socket closed first). */
 static int wait_goaway(int fd, int ms)
 {
-  uint8_t buf[4096];
-  size_t have = 0;
-  int64_t until = tu_now_ms() + ms;
+  int64_t end = tu_now_ms() + ms;
+  uint8_t h[9], skip[4096];
   for (;;) {
-    size_t off = 0;
-    while (have - off >= 9) {
-      size_t len = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 |
-                   buf[off + 2];
-      if (buf[off + 3] == 0x7)
-        return 1;
-      if (have - off < 9 + len)
-        break;
-      off += 9 + len;
+    int left = (int)(end - tu_now_ms());
+    if (left <= 0 || h2_read_exact(fd, h, sizeof h, left) != 0)
+      return 0;
+    if (h[3] == H2_GOAWAY)
+      return 1;
+    for (size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+         len > 0;) {
+      size_t n = len < sizeof skip ? len : sizeof skip;
+      left = (int)(end - tu_now_ms());
+      if (left <= 0 || h2_read_exact(fd, skip, n, left) != 0)
+        return 0;
+      len -= n;
     }
-    memmove(buf, buf + off, have - off);
-    have -= off;
-    int left = (int)(until - tu_now_ms());
-    struct pollfd p = {fd, POLLIN, 0};
-    if (left <= 0 || have == sizeof buf || poll(&p, 1, left) != 1)
-      return 0;
-    ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
-    if (n <= 0)
-      return 0;
-    have += (size_t)n;
   }
 }
 
