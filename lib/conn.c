@@ -100,11 +100,18 @@ typedef struct {
 } linger;
 
 /* Close a connection's descriptor; one is free now, so a server paused
- * on EMFILE may accept again (tri__server_tick). */
+ * on EMFILE may accept again (tri__server_tick): at once when this loop
+ * is the one that accepts, else the first close after the pause tells
+ * the listening loop (which outlives the posting: h2server.c). */
 static void fd_close(tri__loop *l, int fd) {
   close(fd);
-  if (l->is_server)
-    l->accept_paused_until = 0;
+  if (!l->is_server)
+    return;
+  l->accept_paused_until = 0;
+  tri__loop *ls = l->listener;
+  if (ls != NULL && ls != l &&
+      __atomic_exchange_n(&ls->accept_blocked, 0, __ATOMIC_ACQ_REL))
+    tri__loop_post(ls, TRI__LOOP_ACCEPT);
 }
 
 /* Discard what the peer still sends; 1 when it is done (EOF or error). */

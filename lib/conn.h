@@ -143,6 +143,7 @@ struct tri__conn {
 struct tri__loop {
   pthread_t thread;
   int started;
+  int joined;              /* tri__loop_join has run (the owner's thread) */
   unsigned fork_gen;       /* tri__fork_gen() at creation */
   int epfd;
   tri__wakeup wake;
@@ -186,6 +187,12 @@ struct tri__loop {
   tri__conn *ticking;      /* the one being ticked; NULL once it closed */
   int accept_paused;       /* listening socket unwatched (EMFILE) */
   int64_t accept_paused_until; /* ... until then, or a conn closes */
+  int accept_blocked;      /* atomic: accept_paused, for the other loops:
+                              the first of them to close a descriptor
+                              clears it and posts TRI__LOOP_ACCEPT */
+  tri__loop *listener;     /* server: the loop that accepts (loop 0, or
+                              itself); set before start, freed after
+                              every loop of the server has stopped */
   tri__list lingering;     /* closed by us: draining the peer's input */
   int nlingering;
   /* wake-ups held until the end of the iteration (I/O thread) */
@@ -214,7 +221,9 @@ enum {
   TRI__LOOP_DRAIN = 1u << 1,
   TRI__LOOP_ADOPT = 1u << 2,
   TRI__LOOP_CONNECT = 1u << 3, /* client: tri_channel_state(ch, 1) */
-  TRI__LOOP_ADDRS = 1u << 4    /* client: an address list was posted */
+  TRI__LOOP_ADDRS = 1u << 4,   /* client: an address list was posted */
+  TRI__LOOP_ACCEPT = 1u << 5   /* server: another loop freed a descriptor
+                                  while accepting was paused (EMFILE) */
 };
 
 /* An accepted socket handed from the listening loop to another one. */
@@ -279,6 +288,10 @@ int tri__sock_flush(tri__conn *c);            /* -1: connection failed */
 /* Writes one flush makes at most before it lets the loop serve the other
  * connections (1024; at least 1); tests lower it, before any loop exists. */
 extern int tri__sock_flush_rounds;
+/* How long accepting pauses when the process is out of descriptors (or
+ * memory), in ms, unless a connection of the server closes first (100;
+ * tests raise it, before any loop exists). */
+extern int tri__accept_backoff_ms;
 /* Flush; close the connection when writing failed or the session has
  * nothing left to read or write: then |c| is freed and 1 returned. */
 int tri__sock_flush_or_close(tri__conn *c);

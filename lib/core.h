@@ -478,6 +478,10 @@ int tri__loop_defer_kick(struct tri_server *srv);
 void tri__loop_stop(tri__loop *l);       /* cancel all, close, exit */
 void tri__loop_drain(tri__loop *l);      /* server: GOAWAY, stop accepting */
 void tri__loop_join_free(tri__loop *l);  /* after stop: join and free */
+/* Stop and join only (once; tri__loop_join_free frees later): a server
+ * joins all its loops before it frees any, since one loop may post to
+ * another (TRI__LOOP_ACCEPT) until its thread has ended. */
+void tri__loop_join(tri__loop *l);
 /* Number of streams the loop still has attached (any thread; approximate). */
 int tri__loop_nstreams(tri__loop *l);
 /* Attach a stream created by a caller: takes a ref, posts OP_OPEN.

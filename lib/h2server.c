@@ -24,8 +24,9 @@
 #include "status.h"
 
 /* How long accepting pauses when the process is out of descriptors (or
- * memory); a closing connection resumes it sooner. */
-#define ACCEPT_BACKOFF_MS 100
+ * memory); a closing connection, on any loop of the server, resumes it
+ * sooner (conn.c fd_close). */
+int tri__accept_backoff_ms = 100;
 /* How long the real GOAWAY waits for the ACK of the drain PING. */
 #define DRAIN_PING_TIMEOUT_MS 10000
 
@@ -36,6 +37,7 @@ static void listen_watch(tri__loop *l, int on) {
   if (l->listen_fd < 0 || l->accept_paused == !on)
     return;
   l->accept_paused = !on;
+  __atomic_store_n(&l->accept_blocked, !on, __ATOMIC_RELEASE);
   tri__loop_ep_set(l, &l->listen_src, on ? EPOLLIN : 0, &reg);
 }
 
@@ -148,7 +150,7 @@ void tri__server_accept(tri__loop *l) {
          * socket stays readable: with level-triggered epoll, retrying now
          * would spin.  Stop watching it until a descriptor frees up (a
          * connection closes) or the back-off passes. */
-        l->accept_paused_until = tri__deadline_after_ms(ACCEPT_BACKOFF_MS);
+        l->accept_paused_until = tri__deadline_after_ms(tri__accept_backoff_ms);
         listen_watch(l, 0);
       }
       return; /* EAGAIN, or a per-connection error (ECONNABORTED...) */

@@ -470,6 +470,8 @@ static void *loop_main(void *arg) {
 
     int64_t next = TRI__NO_DEADLINE, now = tri__now_ns();
     if (l->is_server) {
+      if (lops & TRI__LOOP_ACCEPT)
+        l->accept_paused_until = 0; /* a descriptor is free again */
       tri__server_tick(l, now, &next);
       /* The drain changes every connection (heads-up GOAWAY, PING);
        * an adopted one was touched when it was made. */
@@ -615,6 +617,8 @@ tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
 void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n) {
   l->peers = peers;
   l->npeers = n;
+  for (int i = 0; i < n; i++)
+    peers[i]->listener = l;
 }
 
 void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns) {
@@ -630,17 +634,24 @@ int tri__loop_start(tri__loop *l) {
   return 0;
 }
 
-void tri__loop_join_free(tri__loop *l) {
-  if (l == NULL)
-    return;
-  if (!tri__loop_usable(l))
+void tri__loop_join(tri__loop *l) {
+  if (l == NULL || !tri__loop_usable(l) || l->joined)
     return; /* the parent's loop: no thread here, its state is abandoned */
+  l->joined = 1;
   if (l->started) {
     tri__loop_stop(l);
     pthread_join(l->thread, NULL);
   } else {
     teardown(l);
   }
+}
+
+void tri__loop_join_free(tri__loop *l) {
+  if (l == NULL)
+    return;
+  if (!tri__loop_usable(l))
+    return; /* the parent's loop: no thread here, its state is abandoned */
+  tri__loop_join(l);
   tri__resolve_free(l);
   tri__lb_free(l);
   tri__linger_close_all(l);

@@ -994,6 +994,17 @@ TRI_API int tri_server_port(const tri_server *srv) {
 
 static int registry_start(tri_server *srv);
 
+/* Stop and join the first |n| loops (the listening one first: once it
+ * is gone nobody hands sockets to the others), then free them: until a
+ * loop's thread has ended it may post to the listening loop (conn.c
+ * fd_close), so none is freed before all have stopped. */
+static void loops_join_free(tri__loop **loops, int n) {
+  for (int i = 0; i < n; i++)
+    tri__loop_join(loops[i]);
+  for (int i = 0; i < n; i++)
+    tri__loop_join_free(loops[i]);
+}
+
 TRI_API int tri_server_start(tri_server *srv) {
   int rv = TRI_OK;
   tri__srv_cfg cfg;
@@ -1051,8 +1062,7 @@ TRI_API int tri_server_start(tri_server *srv) {
     srv->loops[i] = tri__loop_new_server(srv, i == 0 ? srv->listen_fd : -1,
                                          &cfg);
     if (srv->loops[i] == NULL) {
-      for (int j = 0; j < i; j++)
-        tri__loop_join_free(srv->loops[j]); /* loop 0 closes the socket */
+      loops_join_free(srv->loops, i); /* loop 0 closes the socket */
       tri__free(srv->loops);
       srv->loops = NULL;
       /* Loop 0 failing leaves the socket with the server (a later start
@@ -1077,8 +1087,7 @@ TRI_API int tri_server_start(tri_server *srv) {
   /* The others first: the listener may hand them sockets at once. */
   for (int i = n - 1; i >= 0; i--) {
     if (tri__loop_start(srv->loops[i]) != 0) {
-      for (int j = 0; j < n; j++) /* started or not, stop and free */
-        tri__loop_join_free(srv->loops[j]);
+      loops_join_free(srv->loops, n); /* started or not */
       tri__free(srv->loops);
       srv->loops = NULL;
       tri__zk_reg_free(srv->reg);
@@ -1285,8 +1294,7 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
     /* Cancels what remains: handlers blocked in recv/send wake.  The
      * listening loop first: once it is gone nobody hands sockets to the
      * others. */
-    for (int i = 0; i < srv->nloops; i++)
-      tri__loop_join_free(srv->loops[i]);
+    loops_join_free(srv->loops, srv->nloops);
     tri__free(srv->loops);
     srv->loops = NULL;
     srv->nloops = 0;
