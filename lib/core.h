@@ -591,9 +591,11 @@ int tri__fail_msg(int code, const char *msg);
  * whose threads do not exist here. */
 unsigned tri__fork_gen(void);
 /* pthread_create with every asynchronous signal blocked in the new thread
- * (library threads never take a process-directed signal).  0 or errno. */
+ * (library threads never take a process-directed signal), named |name|
+ * before this returns (so ps, top and /proc show it from the start, not
+ * only once the thread has run).  0 or errno. */
 int tri__thread_create(pthread_t *t, const pthread_attr_t *attr,
-                       void *(*fn)(void *), void *arg);
+                       void *(*fn)(void *), void *arg, const char *name);
 /* Milliseconds to nanoseconds, saturating: INT64_MAX stays "never". */
 int64_t tri__ms_to_ns(int64_t ms);
 

@@ -627,7 +627,7 @@ void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns) {
 }
 
 int tri__loop_start(tri__loop *l) {
-  int rv = tri__thread_create(&l->thread, NULL, loop_main, l);
+  int rv = tri__thread_create(&l->thread, NULL, loop_main, l, "tri-io");
   if (rv != 0)
     return -rv;
   l->started = 1;

@@ -40,7 +40,7 @@ unsigned tri__fork_gen(void) {
 }
 
 int tri__thread_create(pthread_t *t, const pthread_attr_t *attr,
-                       void *(*fn)(void *), void *arg) {
+                       void *(*fn)(void *), void *arg, const char *name) {
   sigset_t all, old;
   int rv;
 
@@ -55,6 +55,8 @@ int tri__thread_create(pthread_t *t, const pthread_attr_t *attr,
   pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the thread */
   rv = pthread_create(t, attr, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rv == 0)
+    tri__thread_name(*t, name);
   return rv;
 }
 

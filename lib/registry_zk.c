@@ -613,7 +613,7 @@ int tri__zk_watch_new(tri__zk_watch **out, const char *zk_hosts,
     watch_destroy(w);
     goto nomem;
   }
-  rv = tri__thread_create(&w->thread, NULL, watch_main, w);
+  rv = tri__thread_create(&w->thread, NULL, watch_main, w, "tri-zk");
   if (rv != 0) {
     watch_destroy(w);
     if (err && errlen)
@@ -846,7 +846,7 @@ int tri__zk_reg_new(tri__zk_reg **out, const tri__zk_uri *uri,
     snprintf(r->parents[i], pl, "/%s/%s/providers", uri->root, ienc);
     snprintf(r->nodes[i], pl + strlen(enc) + 1, "%s/%s", r->parents[i], enc);
   }
-  rv = tri__thread_create(&r->thread, NULL, reg_main, r);
+  rv = tri__thread_create(&r->thread, NULL, reg_main, r, "tri-zk");
   if (rv != 0) {
     reg_destroy(r);
     return tri__fail(TRI_ESYS, "registry: cannot start a thread: %s",

@@ -754,7 +754,7 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       pthread_attr_init(&attr);
       pthread_attr_setstacksize(&attr, srv->opts.worker_stack);
       if (tri__thread_create(&p->threads[p->nthreads], &attr, worker_main,
-                             srv) == 0)
+                             srv, "tri-worker") == 0)
         p->nthreads++;
       pthread_attr_destroy(&attr);
     }
@@ -1396,6 +1396,8 @@ TRI_API int tri_server_shutdown_on_signals(tri_server *srv,
     return tri__fail(TRI_ESYS, "pthread_sigmask: %s", strerror(rv));
   srv->sig_grace_ms = grace_ms;
   rv = pthread_create(&srv->sig_thread, NULL, signal_main, srv);
+  if (rv == 0)
+    tri__thread_name(srv->sig_thread, "tri-signal");
   if (rv != 0) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return tri__fail(TRI_ESYS, "cannot start the signal thread: %s",

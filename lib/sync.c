@@ -131,7 +131,7 @@ int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns) {
   return 0; /* not reached */
 }
 
-void tri__thread_set_name(const char *name) {
+void tri__thread_name(pthread_t t, const char *name) {
 #ifdef HAVE_PTHREAD_SETNAME_NP
   char buf[16]; /* Linux limit: 15 characters and the NUL */
   size_t n;
@@ -144,8 +144,13 @@ void tri__thread_set_name(const char *name) {
   memcpy(buf, name, n);
   buf[n] = '\0';
   /* Best effort: a name is a debugging aid, never worth failing for. */
-  (void)pthread_setname_np(pthread_self(), buf);
+  (void)pthread_setname_np(t, buf);
 #else
+  (void)t;
   (void)name;
 #endif
+}
+
+void tri__thread_set_name(const char *name) {
+  tri__thread_name(pthread_self(), name);
 }

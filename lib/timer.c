@@ -389,7 +389,7 @@ int tri__timers_acquire(void) {
     g_sleep_until = INT64_MIN;
     tri__mutex_unlock(&g_mu);
     rv = tri__thread_create(&g_thread, NULL, timer_thread,
-                            (void *)(uintptr_t)gen);
+                            (void *)(uintptr_t)gen, "tri-timer");
     if (rv != 0) {
       tri__mutex_lock(&g_mu);
       g_gen++; /* no thread runs |gen| */

@@ -82,6 +82,8 @@ int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns);
 
 /* Name the calling thread ("tri-io", "tri-timer", "tri-worker"). */
 void tri__thread_set_name(const char *name);
+/* Name thread |t| (best effort; Linux keeps 15 characters). */
+void tri__thread_name(pthread_t t, const char *name);
 
 /* ---- clock.c: monotonic time in nanoseconds, saturating arithmetic. ---- */
 #define TRI__NS_PER_MS INT64_C(1000000)

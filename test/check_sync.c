@@ -4,6 +4,7 @@
  * one-sided ("not before") or generous upper bounds.
  */
 #include "tri_int.h"
+#include "core.h" /* tri__thread_create */
 
 #include <check.h>
 #include <limits.h>
@@ -175,6 +176,39 @@ START_TEST(thread_name) {
 }
 END_TEST
 
+/* A thread that names nothing itself and waits until told to end. */
+static void *wait_on_pipe(void *arg) {
+  int fd = *(int *)arg;
+  char c;
+  while (read(fd, &c, 1) < 0 && errno == EINTR)
+    ;
+  return NULL;
+}
+
+/* tri__thread_create names the thread before it returns: ps and /proc
+ * show "tri-timer" even if the thread has not run yet (integ_regress D11b
+ * counted library threads by name right after a call, and once found
+ * the timer thread still under its creator's name). */
+START_TEST(thread_named_at_creation) {
+  pthread_t t;
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  ck_assert_int_eq(tri__thread_create(&t, NULL, wait_on_pipe, &p[0],
+                                      "tri-named"), 0);
+#ifdef HAVE_PTHREAD_SETNAME_NP
+  {
+    char buf[32];
+    ck_assert_int_eq(pthread_getname_np(t, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "tri-named");
+  }
+#endif
+  ck_assert_int_eq(write(p[1], "x", 1), 1);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  close(p[0]);
+  close(p[1]);
+}
+END_TEST
+
 /* ------------------------------------------------------------ wakeup */
 
 static int readable(int fd, int timeout_ms) {
@@ -335,6 +369,7 @@ static Suite *sync_suite(void) {
   tcase_add_test(tc, cond_wait_until_wakes_on_signal);
   tcase_add_test(tc, cond_wait_forever_wakes_on_broadcast);
   tcase_add_test(tc, thread_name);
+  tcase_add_test(tc, thread_named_at_creation);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wakeup");
