@@ -473,6 +473,12 @@ static int on_frame_not_send(nghttp2_session *sess, const nghttp2_frame *f,
                              int lib_error, void *ud) {
   tri__conn *c = ud;
   (void)sess;
+  if (c->is_server && f->hd.type == NGHTTP2_HEADERS) {
+    tri_stream *hs = tri__conn_stream(c, f->hd.stream_id);
+    if (hs != NULL)
+      tri__server_headers_not_sent(c, hs, f, lib_error);
+    return 0;
+  }
   if (c->is_server || f->hd.type != NGHTTP2_HEADERS ||
       f->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;

@@ -351,6 +351,12 @@ void tri__server_rst_received(tri__conn *c, tri_stream *s);
 void tri__server_closed(tri__conn *c, tri_stream *s, uint32_t err);
 void tri__server_frame_sent(tri__conn *c, tri_stream *s,
                             const nghttp2_frame *f);
+/* nghttp2 refused to send the response's HEADERS or trailers on an open
+ * stream (|lib_error|: a header block over its 64 KiB limit, an HPACK
+ * failure): end the stream INTERNAL and reset it, so neither side waits
+ * for a response that will never come. */
+void tri__server_headers_not_sent(tri__conn *c, tri_stream *s,
+                                  const nghttp2_frame *f, int lib_error);
 /* A HEADERS or DATA frame went out: PING strikes start over (A8). */
 void tri__server_data_sent(tri__conn *c);
 void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops);

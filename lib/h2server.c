@@ -823,6 +823,30 @@ void tri__server_frame_sent(tri__conn *c, tri_stream *s,
                               NGHTTP2_NO_ERROR);
 }
 
+void tri__server_headers_not_sent(tri__conn *c, tri_stream *s,
+                                  const nghttp2_frame *f, int lib_error) {
+  char buf[200];
+  size_t bytes = 0;
+
+  /* Closed or closing streams, and a connection going away, end their
+   * streams through on_stream_close and tri__conn_close already. */
+  if (lib_error == NGHTTP2_ERR_STREAM_CLOSED ||
+      lib_error == NGHTTP2_ERR_STREAM_CLOSING ||
+      lib_error == NGHTTP2_ERR_SESSION_CLOSING ||
+      s->io_state != TRI__IO_OPEN)
+    return;
+  for (size_t i = 0; i < f->headers.nvlen; i++)
+    bytes += f->headers.nva[i].namelen + f->headers.nva[i].valuelen;
+  snprintf(buf, sizeof(buf),
+           "response %s not sent (%zu fields, %zu bytes): %s",
+           (f->hd.flags & NGHTTP2_FLAG_END_STREAM) ? "trailers" : "headers",
+           f->headers.nvlen, bytes, nghttp2_strerror(lib_error));
+  tri__io_end(s, TRI_INTERNAL, buf, 1, TRI__END_NONE);
+  /* 8.1 / PROTOCOL-HTTP2: the client maps INTERNAL_ERROR to INTERNAL. */
+  nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                            NGHTTP2_INTERNAL_ERROR);
+}
+
 void tri__server_closed(tri__conn *c, tri_stream *s, uint32_t err) {
   char buf[120];
   (void)c;

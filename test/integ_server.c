@@ -664,6 +664,110 @@ START_TEST(test_start_fails_keeps_listener)
 }
 END_TEST
 
+/* A response whose HEADERS or trailers nghttp2 will not send (a header
+ * block over its 64 KiB limit): the handler's calls return as usual, but
+ * the stream must end INTERNAL on both sides at once, not hang the client
+ * until its deadline and the server's shutdown until its drain time.
+ * Modes: 0 a big header, 1 a big trailer, 2 a big status message, 3 a
+ * status message that only percent-encoding makes too big. */
+enum { BIG_MD = 70000 };
+static atomic_int big_status = -100;
+static sem_t big_done;
+static int h_big(tri_stream *s, void *ud)
+{
+  int mode = (int)(intptr_t)ud;
+  char *v = malloc(BIG_MD + 1);
+  const char *msg = NULL;
+  tri_buf *b = NULL;
+  int rc;
+
+  if (v == NULL) {
+    atomic_store(&big_status, TRI_ENOMEM);
+    sem_post(&big_done);
+    return TRI_OK;
+  }
+  (void)tri_stream_recv(s, &b);
+  tri_buf_free(b);
+  memset(v, 'v', BIG_MD);
+  v[BIG_MD] = '\0';
+  if (mode == 3) {
+    /* 8,000 euro signs: 24,000 bytes, 72,000 once percent-encoded */
+    for (int i = 0; i + 3 <= 24000; i += 3)
+      memcpy(v + i, "\xe2\x82\xac", 3);
+    v[24000] = '\0';
+  }
+  rc = TRI_OK;
+  if (mode == 0)
+    rc = tri_stream_add_header(s, "x-big", v, BIG_MD);
+  if (mode == 1)
+    rc = tri_stream_add_trailer(s, "x-big", v, BIG_MD);
+  if (rc == TRI_OK) {
+    (void)tri_stream_send(s, "r", 1);
+    rc = tri_stream_finish(s, mode >= 2 ? TRI_INVALID_ARGUMENT : TRI_OK,
+                           mode >= 2 ? v : NULL);
+  }
+  free(v);
+  if (rc == TRI_OK)
+    rc = tri_stream_wait_status(s, 5000, &msg);
+  atomic_store(&big_status, rc);
+  sem_post(&big_done);
+  return TRI_OK;
+}
+
+static void big_metadata_case(int mode)
+{
+  tu_method m = {"/s.S/Big", h_big, (void *)(intptr_t)mode};
+  tu_method ok = {"/s.S/Echo", tu_echo_handler, NULL};
+  tu_method ms[2] = {m, ok};
+  tri_call_opts *o = tri_call_opts_new();
+  tri_buf *r = NULL;
+  tri_server *srv;
+  tri_channel *ch;
+  int port, rv;
+
+  sem_init(&big_done, 0, 0);
+  atomic_store(&big_status, -100);
+  srv = tu_server_start(ms, 2, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  ch = tu_channel_new(port, NULL);
+  ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 10000), TRI_OK);
+  int64_t t0 = tu_now_us();
+  rv = tri_unary_call(ch, "/s.S/Big", o, "x", 1, &r, NULL);
+  int64_t el = tu_now_us() - t0;
+  tri_buf_free(r);
+  r = NULL;
+  /* Promise: a prompt, precise status.  2 s is headroom for a loaded
+   * machine; before, the call waited for its 10 s deadline. */
+  ck_assert_msg(rv == TRI_INTERNAL && el < 2000000,
+                "mode %d: client got %s after %lld ms", mode, tu_code(rv),
+                (long long)(el / 1000));
+  ck_assert_int_eq(tu_sem_wait(&big_done, 5000), 0);
+  ck_assert_msg(atomic_load(&big_status) == TRI_INTERNAL,
+                "mode %d: server stream ended %s", mode,
+                tu_code(atomic_load(&big_status)));
+  /* The connection goes on serving. */
+  ck_assert_int_eq(tri_unary_call(ch, "/s.S/Echo", o, "x", 1, &r, NULL),
+                   TRI_OK);
+  tri_buf_free(r);
+  tri_call_opts_free(o);
+  tri_channel_free(ch);
+  t0 = tu_now_us();
+  tri_server_shutdown(srv, 5000); /* nothing in flight: at once */
+  ck_assert_msg(tu_now_us() - t0 < 2000000, "shutdown took %lld ms",
+                (long long)((tu_now_us() - t0) / 1000));
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
+START_TEST(test_big_response_header) { big_metadata_case(0); }
+END_TEST
+START_TEST(test_big_response_trailer) { big_metadata_case(1); }
+END_TEST
+START_TEST(test_big_status_message) { big_metadata_case(2); }
+END_TEST
+START_TEST(test_big_encoded_status_message) { big_metadata_case(3); }
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("integ_server");
@@ -679,6 +783,10 @@ static Suite *suite(void)
   tcase_add_test(tc, test_idle_connections_not_ticked);
   tcase_add_test(tc, test_idle_connections_not_ticked_io2);
   tcase_add_test(tc, test_start_fails_keeps_listener);
+  tcase_add_test(tc, test_big_response_header);
+  tcase_add_test(tc, test_big_response_trailer);
+  tcase_add_test(tc, test_big_status_message);
+  tcase_add_test(tc, test_big_encoded_status_message);
 #if defined(__GLIBC__) && !TU_ASAN && !TU_TSAN
   tcase_add_test(tc, test_small_messages_small_frame_buffers);
 #endif

@@ -978,7 +978,8 @@ TRI_API const char *tri_auth_server_name(const tri_auth *a);
 /**
  * Server: add response header metadata before the headers go out (they go
  * out at the first send, tri_stream_send_headers(), a recv that has to
- * wait, or finish).  Same key rules as tri_metadata_add().
+ * wait, or finish).  Same key rules as tri_metadata_add().  Size: see
+ * tri_stream_finish().
  * Thread safety: the handler's thread.
  * Returns: TRI_OK; TRI_EINVAL; TRI_ESTATE when headers are already out or
  *   on a client stream.
@@ -988,7 +989,8 @@ TRI_API int tri_stream_add_header(tri_stream *s, const char *key,
                                   const void *value, size_t value_len);
 
 /**
- * Server: add trailing metadata, sent with the final status.
+ * Server: add trailing metadata, sent with the final status.  Size: see
+ * tri_stream_finish().
  * Returns: TRI_OK; TRI_EINVAL; TRI_ESTATE after finish or on a client.
  * Since: 0.1
  */
@@ -1008,6 +1010,14 @@ TRI_API int tri_stream_send_headers(tri_stream *s);
  * out first, then trailers.  Returns without waiting for the peer.  After
  * it, send fails with TRI_ESTATE; recv still works until the client's end
  * of input.  Only the first call counts.
+ *
+ * Size: the response headers, and the trailers with grpc-status and the
+ * percent-encoded |message|, must each fit in one HTTP/2 header block
+ * (64 KiB by nghttp2's estimate: names and values plus a few bytes per
+ * field).  One that does not is never sent: the stream is reset
+ * (RST_STREAM INTERNAL_ERROR), the client gets TRI_INTERNAL and the
+ * stream's final status (tri_stream_wait_status()) is TRI_INTERNAL too,
+ * after this call has returned TRI_OK.
  *
  * Ownership: |message| is copied.
  * Thread safety: the handler's thread (or any thread; only one wins).
