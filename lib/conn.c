@@ -485,6 +485,22 @@ static int on_frame_not_send(nghttp2_session *sess, const nghttp2_frame *f,
   tri_stream *s = tri__conn_stream(c, f->hd.stream_id);
   if (s == NULL || s->io_state != TRI__IO_OPEN)
     return 0;
+  if (lib_error == NGHTTP2_ERR_FRAME_SIZE_ERROR ||
+      lib_error == NGHTTP2_ERR_HEADER_COMP) {
+    /* The request itself cannot go out (a header block over nghttp2's
+     * 64 KiB): another connection would refuse it too. */
+    char buf[200];
+    size_t bytes = 0;
+    for (size_t i = 0; i < f->headers.nvlen; i++)
+      bytes += f->headers.nva[i].namelen + f->headers.nva[i].valuelen;
+    snprintf(buf, sizeof(buf),
+             "request headers not sent (%zu fields, %zu bytes; one HTTP/2 "
+             "header block holds 64 KiB): %s",
+             f->headers.nvlen, bytes, nghttp2_strerror(lib_error));
+    tri__io_end(s, TRI_INTERNAL, buf, 1, TRI__END_NONE);
+    tri__conn_detach(c->loop, s);
+    return 0;
+  }
   /* Never went out (cancelled while queued, GOAWAY): safe to retry. */
   if (tri__client_retry(c, s))
     return 0;

@@ -429,6 +429,11 @@ void tri__lb_conn_closed(tri__conn *c, int was_ready, const char *why);
 /* Streams of a connection that no longer takes new ones go back to the
  * pending list (never sent). */
 void tri__lb_requeue(tri__loop *l, tri_stream *s);
+/* 1 when a stream went back to the pending list after this pass's
+ * tri__lb_tick placed streams (a request refused while the connection
+ * wrote, a connection closing): the loop must not sleep before the next
+ * pass places it. */
+int tri__lb_requeued(const tri__loop *l);
 int tri__lb_permit_without_calls(const tri__loop *l);
 const char *tri__lb_sub_name(const struct tri__subch *sub);
 /* Teardown: fail pending streams; close channel state (SHUTDOWN). */

@@ -58,6 +58,7 @@ typedef struct tri__lb {
   tri__list pending;               /* streams (io_link) without a conn */
   unsigned rr_next;
   int kicked;                      /* left IDLE once: connect on demand */
+  int requeued;                    /* pending grew since serve_pending */
   /* the address list's source */
   int have_addrs;
   int64_t res_last_ns;             /* last resolution started (0 never) */
@@ -439,6 +440,11 @@ void tri__lb_requeue(tri__loop *l, tri_stream *s) {
   s->conn = NULL;
   s->io_state = TRI__IO_WAITING;
   tri__list_insert_tail(&l->lb->pending, &s->io_link);
+  l->lb->requeued = 1;
+}
+
+int tri__lb_requeued(const tri__loop *l) {
+  return l->lb != NULL && l->lb->requeued;
 }
 
 void tri__lb_open(tri__loop *l, tri_stream *s) {
@@ -561,6 +567,7 @@ void tri__lb_tick(tri__loop *l, int64_t now, int64_t *next) {
   }
   if (!tri__list_empty(&lb->pending))
     serve_pending(lb);
+  lb->requeued = 0; /* what is still pending waits for a connection */
 }
 
 static int parse_host_port(const char *hp, struct sockaddr_storage *ss,

@@ -492,6 +492,8 @@ static void *loop_main(void *arg) {
         tri__client_tick(tri__container_of(n, tri__conn, link), now, &next);
       }
       next = tri__resolve_next(l, next);
+      if (tri__lb_requeued(l))
+        next = now; /* place it in the next pass, without sleeping */
     }
     tri__loop_flush_wakes(l);
     int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));

@@ -161,6 +161,74 @@ open_stream(const char *method, const tri_call_opts *o)
 
 /* ---------------------------------------------------------------- */
 
+/* Request metadata over one header block (nghttp2 sends at most 64 KiB):
+ * the call fails INTERNAL at once with a message that says so.  Before,
+ * the request was taken back as "never sent", requeued without waking
+ * the loop and sat there while another stream kept the channel busy
+ * (no deadline: never returned), then failed UNAVAILABLE with "The
+ * length of the frame is invalid".  Metadata, a -bin value and a long
+ * method path; another stream is open on the channel the whole time,
+ * and the channel goes on working. */
+START_TEST(test_request_headers_too_big)
+{
+  enum { BIG = 70000 };
+  char *v = malloc(BIG + 16);
+  tri_buf *r = NULL;
+
+  ck_assert_ptr_nonnull(v);
+  start(NULL, NULL);
+  tri_stream *idle = open_stream(M_ECHO, NULL);
+  ck_assert_int_eq(tri_stream_send(idle, "a", 1), TRI_OK);
+  ck_assert_int_eq(tri_stream_recv(idle, &r), TRI_OK); /* it is open */
+  tri_buf_free(r);
+  r = NULL;
+  for (int kind = 0; kind < 3; kind++) {
+    tri_call_opts *o = tri_call_opts_new();
+    const char *method = M_ECHO;
+    char *path = NULL;
+    memset(v, 'v', BIG);
+    v[BIG] = '\0';
+    ck_assert_int_eq(tri_call_opts_set_timeout_ms(o, 10000), TRI_OK);
+    if (kind == 0)
+      ck_assert_int_eq(tri_call_opts_add_metadata(o, "x-big", v, BIG),
+                       TRI_OK);
+    if (kind == 1)
+      ck_assert_int_eq(tri_call_opts_add_metadata(o, "x-big-bin", v,
+                                                  BIG * 3 / 4),
+                       TRI_OK);
+    if (kind == 2) {
+      path = malloc(BIG + 16);
+      ck_assert_ptr_nonnull(path);
+      snprintf(path, BIG + 16, "/s.S/%s", v);
+      method = path;
+    }
+    int64_t t0 = tu_now_us();
+    int rv = tri_unary_call(ch, method, o, "x", 1, &r, NULL);
+    int64_t el = tu_now_us() - t0;
+    const char *why = tri_last_error();
+    tri_buf_free(r);
+    r = NULL;
+    /* Promise: a prompt, precise status; 1 s is headroom (nothing is
+     * sent: it takes one pass of the I/O loop). */
+    ck_assert_msg(rv == TRI_INTERNAL && el < 1000000,
+                  "kind %d: %s \"%s\" after %lld ms", kind, tu_code(rv), why,
+                  (long long)(el / 1000));
+    ck_assert_msg(strstr(why, "request headers not sent") != NULL,
+                  "kind %d: message: %s", kind, why);
+    free(path);
+    tri_call_opts_free(o);
+  }
+  ck_assert_int_eq(tri_unary_call(ch, M_ECHO, NULL, "y", 1, &r, NULL),
+                   TRI_OK);
+  tri_buf_free(r);
+  tri_stream_close_send(idle);
+  tri_stream_free(idle);
+  free(v);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- */
+
 START_TEST(test_1000_streams)
 {
   enum { N = 1000 };
@@ -638,6 +706,7 @@ limits_suite(void)
   tcase_set_timeout(tc, 2 * TU_TCASE_TIMEOUT);
   tcase_add_checked_fixture(tc, NULL, teardown);
   tcase_add_test(tc, test_1000_streams);
+  tcase_add_test(tc, test_request_headers_too_big);
   tcase_add_test(tc, test_16mib_roundtrip);
   tcase_add_test(tc, test_over_limit_from_client);
   tcase_add_test(tc, test_over_limit_from_server);
