@@ -97,6 +97,8 @@ struct tri__conn {
   socklen_t *addr_lens;
   int naddrs, next_addr;
   int64_t ka_ms;           /* keepalive interval for this connection */
+  int64_t ready_ns;        /* client: when it got READY, or 0 */
+  int carried;             /* client: a request was submitted on it */
   int last_errno;          /* last connect() failure */
   char *error;             /* why the connection failed, for messages */
   /* keepalive and idleness */

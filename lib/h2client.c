@@ -274,6 +274,7 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   nghttp2_data_provider prd;
 
   s->conn = c;
+  c->carried = 1;
   if (s->deadline_ns != TRI__NO_DEADLINE) {
     int64_t left = s->deadline_ns - tri__now_ns();
     if (left <= 0) {

@@ -47,6 +47,7 @@ typedef struct tri__subch {
    * first one) and the deadline of the current attempt's backoff */
   int64_t backoff_ns;
   int64_t deadline_ns;
+  int64_t ready_backoff_ns;        /* backoff_ns when it last got READY */
   int64_t retry_at_ns;             /* TRANSIENT_FAILURE: next attempt, 0 */
   char err[512];                   /* why the last attempt failed */
 } tri__subch;
@@ -469,10 +470,40 @@ void tri__lb_conn_ready(tri__conn *c) {
   if (sub == NULL)
     return;
   sub->state = TRI_CHANNEL_READY;
+  sub->ready_backoff_ns = sub->backoff_ns; /* went_unused() restores it */
   sub->backoff_ns = 0; /* the next failure starts from INITIAL_BACKOFF */
+  c->ready_ns = tri__now_ns();
   sub->retry_at_ns = 0;
   sub->err[0] = '\0';
   publish(sub->lb);
+}
+
+/* A connection that got READY and goes away (GOAWAY or closed) within
+ * UNUSED_READY_MS without having carried a single stream while streams
+ * waited for it (or round_robin, which reconnects at once anyway): a
+ * server that sends its SETTINGS and a GOAWAY at once, or closes right
+ * after its SETTINGS.  Taken as a READY connection lost, it would
+ * reconnect at once with the backoff reset, thousands of times a second,
+ * and the streams waiting would never be placed (a call without deadline
+ * would never end).  It counts as a failed attempt instead: the backoff
+ * goes on from where it was, the subchannel is in TRANSIENT_FAILURE
+ * (calls that do not wait for ready fail UNAVAILABLE with |why|).  With
+ * nothing waiting (pick_first), or after a longer life, say until the
+ * server's idle timeout, it is an ordinary READY -> IDLE. */
+#define UNUSED_READY_MS 1000
+static int went_unused(tri__conn *c, tri__subch *sub, const char *why) {
+  tri__lb *lb = sub->lb;
+  int64_t now = tri__now_ns();
+  if (c->carried || c->ready_ns == 0 ||
+      now - c->ready_ns >= tri__ms_to_ns(UNUSED_READY_MS) ||
+      (tri__list_empty(&lb->pending) && tri__list_empty(&c->waiting) &&
+       !c->loop->ccfg.round_robin))
+    return 0;
+  snprintf(sub->err, sizeof(sub->err), "%s", why);
+  sub->backoff_ns = sub->ready_backoff_ns;
+  sub->state = TRI_CHANNEL_TRANSIENT_FAILURE;
+  sub->retry_at_ns = sub->deadline_ns > now ? sub->deadline_ns : now;
+  return 1;
 }
 
 void tri__lb_conn_goaway(tri__conn *c, uint32_t code, const uint8_t *data,
@@ -492,6 +523,13 @@ void tri__lb_conn_goaway(tri__conn *c, uint32_t code, const uint8_t *data,
    * reconnects on demand (connectivity-semantics: READY -> IDLE). */
   sub->conn = NULL;
   conn_orphan(c);
+  char why[200];
+  snprintf(why, sizeof(why),
+           "server sent GOAWAY (HTTP/2 error %u) before any stream", code);
+  if (went_unused(c, sub, why)) {
+    publish(lb);
+    return;
+  }
   sub->state = TRI_CHANNEL_IDLE;
   lb->res_wanted = 1;
   if (c->loop->ccfg.round_robin || !tri__list_empty(&lb->pending))
@@ -509,7 +547,11 @@ void tri__lb_conn_closed(tri__conn *c, int was_ready, const char *why) {
   lb->res_wanted = 1; /* naming: re-resolve on connection loss */
   if (c->loop->tearing_down)
     return;
-  if (was_ready) {
+  char unused[600];
+  snprintf(unused, sizeof(unused), "%s before any stream", why);
+  if (was_ready && went_unused(c, sub, unused)) {
+    /* closed right after its SETTINGS: a failed attempt */
+  } else if (was_ready) {
     sub->state = TRI_CHANNEL_IDLE;
     sub->backoff_ns = 0;
     if (c->loop->ccfg.round_robin || !tri__list_empty(&lb->pending))

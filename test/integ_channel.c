@@ -766,7 +766,11 @@ END_TEST
 /* A raw HTTP/2 server: refuses, GOAWAYs, counts pings               */
 /* ---------------------------------------------------------------- */
 
-enum { RAW_PINGS, RAW_REFUSE, RAW_GOAWAY, RAW_CALM };
+enum {
+  RAW_PINGS, RAW_REFUSE, RAW_GOAWAY, RAW_CALM,
+  RAW_GOAWAY_FIRST, /* SETTINGS and GOAWAY(0, NO_ERROR) in one write */
+  RAW_CLOSE_FIRST   /* SETTINGS, then close at the client's ACK of them */
+};
 
 typedef struct {
   int fd, port, mode;
@@ -844,6 +848,8 @@ raw_input(rawsrv *r, rawconn *c)
     if (c->have - off < 9 + len)
       break;
     int type = h[3], flags = h[4];
+    if (type == 4 && (flags & 1) && r->mode == RAW_CLOSE_FIRST)
+      return -1; /* the client is READY: it acknowledged our SETTINGS */
     if (type == 4 && !(flags & 1)) {
       raw_frame(c->fd, 4, 1, 0, NULL, 0); /* SETTINGS ACK */
     } else if (type == 6 && !(flags & 1)) {
@@ -900,7 +906,14 @@ raw_main(void *p)
         cs[slot] = calloc(1, sizeof(rawconn));
         cs[slot]->fd = fd;
         atomic_fetch_add(&r->conns, 1);
-        raw_frame(fd, 4, 0, 0, NULL, 0); /* our SETTINGS */
+        if (r->mode == RAW_GOAWAY_FIRST) {
+          uint8_t both[9 + 9 + 8] = {0, 0, 0, 4}; /* SETTINGS, empty */
+          both[9 + 2] = 8;                      /* GOAWAY, 8 bytes: */
+          both[9 + 3] = 7;                      /* last 0, NO_ERROR */
+          (void)send(fd, both, sizeof(both), MSG_NOSIGNAL);
+        } else {
+          raw_frame(fd, 4, 0, 0, NULL, 0); /* our SETTINGS */
+        }
       }
     }
     for (int i = 0; i < 8; i++) {
@@ -1021,6 +1034,77 @@ retry_case(int mode)
   raw_stop(&r);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
+
+/* A server that sends its SETTINGS and at once a GOAWAY, or closes
+ * right after them: the connection gets READY and goes before the call
+ * is placed on it.  That is a failed attempt: the call fails UNAVAILABLE
+ * at once (it does not wait for ready) and reconnecting follows the
+ * backoff.  Before, each such connection counted as a READY one lost:
+ * reconnect at once, backoff reset, thousands of connections a second,
+ * and the call never placed (it ended only at its deadline). */
+static void
+unused_case(int mode)
+{
+  rawsrv r;
+  char target[64];
+  raw_start(&r, mode, "127.0.0.1");
+  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
+  tri_channel *ch = chan(target, NULL, 0); /* backoff: 1 s, the default */
+  int64_t t0 = tu_now_us();
+  int rv = call_hit(ch, 0, 5000);
+  int64_t el = tu_now_us() - t0;
+  const char *why = tri_last_error();
+  fprintf(stderr, "integ_channel: GOAWAY first: %s \"%s\" after %lld us, "
+          "%d connection(s)\n", tu_code(rv), why, (long long)el,
+          atomic_load(&r.conns));
+  /* Promise: a prompt, precise status; 1 s is headroom (it takes one
+   * connection attempt, milliseconds). */
+  ck_assert_msg(rv == TRI_UNAVAILABLE && el < 1000000,
+                "call: %s \"%s\" after %lld ms", tu_code(rv), why,
+                (long long)(el / 1000));
+  ck_assert_msg(strstr(why, "before any stream") != NULL, "message: %s",
+                why);
+  /* In the next 1.5 s: a retry after the 1 s backoff (x0.8 to x1.2
+   * jitter), perhaps a second one after 1.6 s; never a storm. */
+  tu_sleep_ms(1500);
+  ck_assert_msg(atomic_load(&r.conns) <= 3,
+                "%d connections in 1.5 s with a 1 s backoff",
+                atomic_load(&r.conns));
+  tri_channel_free(ch);
+  raw_stop(&r);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
+START_TEST(test_goaway_before_any_stream)
+{
+  unused_case(RAW_GOAWAY_FIRST);
+}
+END_TEST
+
+/* round_robin keeps its subchannels connected without any call: a
+ * server that closes each connection right after its SETTINGS must not
+ * get a new one at once, for ever (before: thousands a second). */
+START_TEST(test_close_before_any_stream_rr)
+{
+  rawsrv r;
+  char target[64];
+  raw_start(&r, RAW_CLOSE_FIRST, "127.0.0.1");
+  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
+  tri_channel *ch = chan(target, "round_robin", 0); /* backoff 1 s */
+  tri_channel_state(ch, 1);
+  /* The first connection at once, a retry after the 1 s backoff (x0.8
+   * to x1.2), perhaps one more after 1.6 s. */
+  tu_sleep_ms(1500);
+  int n = atomic_load(&r.conns);
+  fprintf(stderr, "integ_channel: round_robin, close first: %d "
+          "connection(s) in 1.5 s\n", n);
+  ck_assert_msg(n >= 1 && n <= 3, "%d connections in 1.5 s with a 1 s "
+                "backoff", n);
+  tri_channel_free(ch);
+  raw_stop(&r);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
 
 START_TEST(test_retry_refused_stream)
 {
@@ -1321,6 +1405,8 @@ suite(void)
   tcase_add_test(tc, test_wait_for_ready_deadline);
   tcase_add_test(tc, test_address_update_drains);
   tcase_add_test(tc, test_retry_refused_stream);
+  tcase_add_test(tc, test_goaway_before_any_stream);
+  tcase_add_test(tc, test_close_before_any_stream_rr);
   tcase_add_test(tc, test_retry_goaway_last_stream_id);
   tcase_add_test(tc, test_dns_several_addresses_round_robin);
   tcase_add_test(tc, test_resolver_only_while_resolving);
