@@ -278,6 +278,9 @@ struct tri_stream {
   int skip_block;           /* current block is a 1xx */
   int grpc_status;          /* parsed grpc-status, -1 none, -2 bad */
   char *grpc_message;
+  int rst_rcvd;             /* the server sent RST_STREAM (a reset
+                               without it is our nghttp2's, for an
+                               HTTP/2 error of the server) */
   /* server request parsing */
   int resp_hdrs_sent;       /* our response HEADERS reached the socket
                                (rapid-reset accounting, h2server.c) */

@@ -490,6 +490,10 @@ void tri__client_frame(tri__conn *c, tri_stream *s, const nghttp2_frame *f) {
 
   if (s == NULL)
     return;
+  if (f->hd.type == NGHTTP2_RST_STREAM) {
+    s->rst_rcvd = 1; /* on_stream_close follows: tri__client_closed */
+    return;
+  }
   if (end) {
     tri__mutex_lock(&s->mu);
     tri__stream_ev_locked(s, TRI__EV_PEER_EOS, 0, NULL, 0, 0);
@@ -558,6 +562,7 @@ int tri__client_retry(tri__conn *c, tri_stream *s) {
   tri__md_init(&s->io_hdrs);
   tri__md_init(&s->io_trl);
   s->skip_block = 0;
+  s->rst_rcvd = 0;
   s->grpc_status = -1;
   tri__lb_requeue(c->loop, s); /* placed by the next loop iteration */
   return 1;
@@ -577,6 +582,12 @@ int tri__client_closed(tri__conn *c, tri_stream *s, uint32_t err) {
     else if (err == NGHTTP2_ENHANCE_YOUR_CALM)
       snprintf(buf, sizeof(buf), "bandwidth exhausted (the server sent "
                "RST_STREAM ENHANCE_YOUR_CALM)"); /* 6.1 */
+    else if (!s->rst_rcvd)
+      /* nghttp2 reset it: the server broke the protocol on this stream
+       * (a window overflow, a malformed header block...) */
+      snprintf(buf, sizeof(buf), "stream reset by this client after an "
+               "HTTP/2 error of the server (%s)",
+               nghttp2_http2_strerror(err));
     else
       snprintf(buf, sizeof(buf), "stream reset by the server (HTTP/2 "
                "error %u)", err);

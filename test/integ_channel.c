@@ -769,7 +769,9 @@ END_TEST
 enum {
   RAW_PINGS, RAW_REFUSE, RAW_GOAWAY, RAW_CALM,
   RAW_GOAWAY_FIRST, /* SETTINGS and GOAWAY(0, NO_ERROR) in one write */
-  RAW_CLOSE_FIRST   /* SETTINGS, then close at the client's ACK of them */
+  RAW_CLOSE_FIRST,  /* SETTINGS, then close at the client's ACK of them */
+  RAW_WINDOW_OVERFLOW, /* a request's stream window pushed past 2^31-1 */
+  RAW_RST_INTERNAL  /* RST_STREAM(INTERNAL_ERROR) for each request */
 };
 
 typedef struct {
@@ -868,6 +870,12 @@ raw_input(rawsrv *r, rawconn *c)
         raw_frame(c->fd, 3, 0, id, code, 4);
       } else if (r->mode == RAW_GOAWAY) {
         raw_goaway(c->fd, 0, 0, NULL); /* last-stream-id 0 */
+      } else if (r->mode == RAW_WINDOW_OVERFLOW) {
+        uint8_t inc[4] = {0x7f, 0xff, 0xff, 0xff};
+        raw_frame(c->fd, 8, 0, id, inc, 4); /* RFC 9113 6.9.1 */
+      } else if (r->mode == RAW_RST_INTERNAL) {
+        uint8_t code[4] = {0, 0, 0, 2}; /* INTERNAL_ERROR */
+        raw_frame(c->fd, 3, 0, id, code, 4);
       }
     }
     off += 9 + len;
@@ -1102,6 +1110,34 @@ START_TEST(test_close_before_any_stream_rr)
                 "backoff", n);
   tri_channel_free(ch);
   raw_stop(&r);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* Who reset the stream: a server that overflows a stream's window gets
+ * the stream reset by our nghttp2 (FLOW_CONTROL_ERROR, RFC 9113 6.9.1),
+ * and the message must not say the server reset it (before: "stream
+ * reset by the server (HTTP/2 error 3)", though the server sent no
+ * RST_STREAM); a server's own RST_STREAM still reads as the server's. */
+START_TEST(test_reset_blames_the_right_side)
+{
+  rawsrv r;
+  char target[64];
+  const int modes[2] = {RAW_WINDOW_OVERFLOW, RAW_RST_INTERNAL};
+  const char *want[2] = {"stream reset by this client after an HTTP/2 "
+                         "error of the server (FLOW_CONTROL_ERROR)",
+                         "stream reset by the server (HTTP/2 error 2)"};
+  for (int i = 0; i < 2; i++) {
+    raw_start(&r, modes[i], "127.0.0.1");
+    snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
+    tri_channel *ch = chan(target, NULL, 0);
+    int rv = call_hit(ch, 0, 5000);
+    const char *why = tri_last_error();
+    ck_assert_msg(rv == TRI_INTERNAL && strcmp(why, want[i]) == 0,
+                  "mode %d: %s \"%s\"", i, tu_code(rv), why);
+    tri_channel_free(ch);
+    raw_stop(&r);
+  }
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 END_TEST
@@ -1407,6 +1443,7 @@ suite(void)
   tcase_add_test(tc, test_retry_refused_stream);
   tcase_add_test(tc, test_goaway_before_any_stream);
   tcase_add_test(tc, test_close_before_any_stream_rr);
+  tcase_add_test(tc, test_reset_blames_the_right_side);
   tcase_add_test(tc, test_retry_goaway_last_stream_id);
   tcase_add_test(tc, test_dns_several_addresses_round_robin);
   tcase_add_test(tc, test_resolver_only_while_resolving);
