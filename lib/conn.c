@@ -110,7 +110,7 @@ static void fd_close(tri__loop *l, int fd) {
   l->accept_paused_until = 0;
   tri__loop *ls = l->listener;
   if (ls != NULL && ls != l &&
-      __atomic_exchange_n(&ls->accept_blocked, 0, __ATOMIC_ACQ_REL))
+      __atomic_exchange_n(&ls->accept_blocked, 0, __ATOMIC_SEQ_CST))
     tri__loop_post(ls, TRI__LOOP_ACCEPT);
 }
 

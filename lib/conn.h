@@ -294,6 +294,10 @@ extern int tri__sock_flush_rounds;
  * memory), in ms, unless a connection of the server closes first (100;
  * tests raise it, before any loop exists). */
 extern int tri__accept_backoff_ms;
+/* Tests: called on the listening loop's thread after each accept() that
+ * failed for want of descriptors (or memory), before anything else;
+ * NULL (the default) for none.  Set before any loop exists. */
+extern void (*tri__accept_fail_hook)(void);
 /* Flush; close the connection when writing failed or the session has
  * nothing left to read or write: then |c| is freed and 1 returned. */
 int tri__sock_flush_or_close(tri__conn *c);

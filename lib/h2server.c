@@ -137,7 +137,10 @@ void tri__server_adopted(tri__loop *l, struct tri__adopt *a) {
   tri__free(a);
 }
 
+void (*tri__accept_fail_hook)(void);
+
 void tri__server_accept(tri__loop *l) {
+  int armed = 0;
   for (int i = 0; i < 64 && l->listen_fd >= 0; i++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -146,14 +149,36 @@ void tri__server_accept(tri__loop *l) {
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
+        if (tri__accept_fail_hook != NULL)
+          tri__accept_fail_hook();
+        if (!armed) {
+          /* Publish the pause first, then try once more: another loop
+           * that closes a descriptor after this store sees it and posts
+           * TRI__LOOP_ACCEPT (conn.c fd_close); one that closed before
+           * it freed the descriptor this try takes.  Either way no
+           * close is missed (a store after the failed try alone would
+           * miss the ones in between). */
+          __atomic_store_n(&l->accept_blocked, 1, __ATOMIC_SEQ_CST);
+          armed = 1;
+          continue;
+        }
         /* The pending connection stays in the backlog and the listening
          * socket stays readable: with level-triggered epoll, retrying now
          * would spin.  Stop watching it until a descriptor frees up (a
          * connection closes) or the back-off passes. */
         l->accept_paused_until = tri__deadline_after_ms(tri__accept_backoff_ms);
         listen_watch(l, 0);
+      } else if (armed) {
+        __atomic_store_n(&l->accept_blocked, l->accept_paused,
+                         __ATOMIC_RELEASE);
       }
       return; /* EAGAIN, or a per-connection error (ECONNABORTED...) */
+    }
+    if (armed) {
+      /* a descriptor was free after all: not paused */
+      __atomic_store_n(&l->accept_blocked, l->accept_paused,
+                       __ATOMIC_RELEASE);
+      armed = 0;
     }
     if (l->draining) {
       close(fd);

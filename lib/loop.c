@@ -646,6 +646,10 @@ void tri__loop_join(tri__loop *l) {
   } else {
     teardown(l);
   }
+  /* Its thread is gone: what closes later (tri__linger_close_all in
+   * tri__loop_join_free) must not reach the listening loop, which a
+   * server may free first. */
+  l->listener = NULL;
 }
 
 void tri__loop_join_free(tri__loop *l) {

@@ -759,6 +759,38 @@ static void big_metadata_case(int mode)
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 
+/* A server of two I/O loops shut down while loop 1 still lingers on
+ * connections it closed (junk instead of the preface: closed by us, the
+ * peer's socket still open, so the loop drains it for a while).  The
+ * lingering sockets are closed when loop 1 is freed, after the
+ * listening loop 0 was: that close must not reach loop 0.  Before, it
+ * posted to the freed loop (a use-after-free AddressSanitizer reports;
+ * the plain build may pass by chance). */
+START_TEST(test_shutdown_with_lingering_io2)
+{
+  tu_method m = {"/s.S/Echo", tu_echo_handler, NULL};
+  tri_server_opts *o = tri_server_opts_new();
+  static const char junk[52] = "this is not the HTTP/2 preface, not at all..";
+  int fds[4], port;
+
+  ck_assert_int_eq(tri_server_opts_set_io_threads(o, 2), TRI_OK);
+  tri_server *srv = tu_server_start(&m, 1, o, &port);
+  ck_assert_ptr_nonnull(srv);
+  for (int i = 0; i < 4; i++) {
+    fds[i] = tu_raw_connect(port);
+    ck_assert_int_ge(fds[i], 0);
+    ck_assert_int_eq(write(fds[i], junk, sizeof(junk)), (ssize_t)sizeof(junk));
+  }
+  tu_sleep_ms(300); /* rejected and lingering, two on each loop */
+  tri_server_shutdown(srv, 0);
+  tri_server_free(srv);
+  for (int i = 0; i < 4; i++)
+    close(fds[i]);
+  tri_server_opts_free(o);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 START_TEST(test_big_response_header) { big_metadata_case(0); }
 END_TEST
 START_TEST(test_big_response_trailer) { big_metadata_case(1); }
@@ -783,6 +815,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_idle_connections_not_ticked);
   tcase_add_test(tc, test_idle_connections_not_ticked_io2);
   tcase_add_test(tc, test_start_fails_keeps_listener);
+  tcase_add_test(tc, test_shutdown_with_lingering_io2);
   tcase_add_test(tc, test_big_response_header);
   tcase_add_test(tc, test_big_response_trailer);
   tcase_add_test(tc, test_big_status_message);
