@@ -485,8 +485,7 @@ static int on_frame_not_send(nghttp2_session *sess, const nghttp2_frame *f,
   tri_stream *s = tri__conn_stream(c, f->hd.stream_id);
   if (s == NULL || s->io_state != TRI__IO_OPEN)
     return 0;
-  if (lib_error == NGHTTP2_ERR_FRAME_SIZE_ERROR ||
-      lib_error == NGHTTP2_ERR_HEADER_COMP) {
+  if (lib_error == NGHTTP2_ERR_FRAME_SIZE_ERROR) {
     /* The request itself cannot go out (a header block over nghttp2's
      * 64 KiB): another connection would refuse it too. */
     char buf[200];

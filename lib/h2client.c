@@ -274,7 +274,6 @@ static void submit_request(tri__conn *c, tri_stream *s) {
   nghttp2_data_provider prd;
 
   s->conn = c;
-  c->carried = 1;
   if (s->deadline_ns != TRI__NO_DEADLINE) {
     int64_t left = s->deadline_ns - tri__now_ns();
     if (left <= 0) {
@@ -336,6 +335,7 @@ built:
   s->io_state = TRI__IO_OPEN;
   tri__list_insert_tail(&c->streams, &s->io_link);
   c->nsubmitted++;
+  c->carried = 1; /* lb.c went_unused */
   if (c->peer != NULL && s->peer == NULL) {
     /* Once: tri_stream_peer() readers see NULL or the complete peer. */
     tri__peer_ref(c->peer);

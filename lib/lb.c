@@ -48,6 +48,8 @@ typedef struct tri__subch {
   int64_t backoff_ns;
   int64_t deadline_ns;
   int64_t ready_backoff_ns;        /* backoff_ns when it last got READY */
+  int unused_streak;               /* connections in a row gone unused
+                                      (went_unused) */
   int64_t retry_at_ns;             /* TRANSIENT_FAILURE: next attempt, 0 */
   char err[512];                   /* why the last attempt failed */
 } tri__subch;
@@ -482,22 +484,30 @@ void tri__lb_conn_ready(tri__conn *c) {
  * UNUSED_READY_MS without having carried a single stream while streams
  * waited for it (or round_robin, which reconnects at once anyway): a
  * server that sends its SETTINGS and a GOAWAY at once, or closes right
- * after its SETTINGS.  Taken as a READY connection lost, it would
- * reconnect at once with the backoff reset, thousands of times a second,
- * and the streams waiting would never be placed (a call without deadline
- * would never end).  It counts as a failed attempt instead: the backoff
- * goes on from where it was, the subchannel is in TRANSIENT_FAILURE
- * (calls that do not wait for ready fail UNAVAILABLE with |why|).  With
- * nothing waiting (pick_first), or after a longer life, say until the
- * server's idle timeout, it is an ordinary READY -> IDLE. */
+ * after its SETTINGS.  Taken as a READY connection lost each time, it
+ * would reconnect at once with the backoff reset, thousands of times a
+ * second, and the streams waiting would never be placed (a call without
+ * deadline would never end).  Once may be a server that is draining or
+ * restarting (behind one address, the next connection may well reach a
+ * healthy one): that is an ordinary READY -> IDLE, reconnecting at once.
+ * The second in a row counts as a failed attempt: the backoff goes on
+ * from the value this attempt had (INITIAL_BACKOFF for the first, then
+ * growing), the subchannel is in TRANSIENT_FAILURE (calls that do not
+ * wait for ready fail UNAVAILABLE with |why|).  A connection that
+ * carried a stream, or lived longer, ends the streak. */
 #define UNUSED_READY_MS 1000
 static int went_unused(tri__conn *c, tri__subch *sub, const char *why) {
   tri__lb *lb = sub->lb;
   int64_t now = tri__now_ns();
   if (c->carried || c->ready_ns == 0 ||
-      now - c->ready_ns >= tri__ms_to_ns(UNUSED_READY_MS) ||
-      (tri__list_empty(&lb->pending) && tri__list_empty(&c->waiting) &&
-       !c->loop->ccfg.round_robin))
+      now - c->ready_ns >= tri__ms_to_ns(UNUSED_READY_MS)) {
+    sub->unused_streak = 0;
+    return 0;
+  }
+  if (tri__list_empty(&lb->pending) && tri__list_empty(&c->waiting) &&
+      !c->loop->ccfg.round_robin)
+    return 0; /* nothing waits and nothing reconnects: no storm */
+  if (++sub->unused_streak < 2)
     return 0;
   snprintf(sub->err, sizeof(sub->err), "%s", why);
   sub->backoff_ns = sub->ready_backoff_ns;
@@ -523,6 +533,7 @@ void tri__lb_conn_goaway(tri__conn *c, uint32_t code, const uint8_t *data,
    * reconnects on demand (connectivity-semantics: READY -> IDLE). */
   sub->conn = NULL;
   conn_orphan(c);
+  lb->res_wanted = 1;
   char why[200];
   snprintf(why, sizeof(why),
            "server sent GOAWAY (HTTP/2 error %u) before any stream", code);
@@ -531,7 +542,6 @@ void tri__lb_conn_goaway(tri__conn *c, uint32_t code, const uint8_t *data,
     return;
   }
   sub->state = TRI_CHANNEL_IDLE;
-  lb->res_wanted = 1;
   if (c->loop->ccfg.round_robin || !tri__list_empty(&lb->pending))
     sub_connect(sub);
   publish(lb);

@@ -1016,8 +1016,9 @@ TRI_API int tri_stream_send_headers(tri_stream *s);
  * (64 KiB by nghttp2's estimate: names and values plus a few bytes per
  * field).  One that does not is never sent: the stream is reset
  * (RST_STREAM INTERNAL_ERROR), the client gets TRI_INTERNAL and the
- * stream's final status (tri_stream_wait_status()) is TRI_INTERNAL too,
- * after this call has returned TRI_OK.
+ * stream's final status (tri_stream_wait_status()) is TRI_INTERNAL too.
+ * This call has returned TRI_OK by then when the trailers were refused,
+ * or returns TRI_INTERNAL when the response headers already were.
  *
  * Ownership: |message| is copied.
  * Thread safety: the handler's thread (or any thread; only one wins).
