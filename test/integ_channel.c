@@ -1046,6 +1046,17 @@ retry_case(int mode)
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 
+/* A raw server in |mode| on 127.0.0.1 and a channel to it (|lb| may be
+ * NULL; default backoff, 1 s). */
+static tri_channel *
+raw_chan(rawsrv *r, int mode, const char *lb)
+{
+  char target[64];
+  raw_start(r, mode, "127.0.0.1");
+  snprintf(target, sizeof(target), "127.0.0.1:%d", r->port);
+  return chan(target, lb, 0);
+}
+
 /* A server that sends its SETTINGS and at once a GOAWAY, or closes
  * right after them: the connection gets READY and goes before the call
  * is placed on it.  That is a failed attempt: the call fails UNAVAILABLE
@@ -1057,10 +1068,7 @@ static void
 unused_case(int mode)
 {
   rawsrv r;
-  char target[64];
-  raw_start(&r, mode, "127.0.0.1");
-  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
-  tri_channel *ch = chan(target, NULL, 0); /* backoff: 1 s, the default */
+  tri_channel *ch = raw_chan(&r, mode, NULL); /* backoff: 1 s */
   int64_t t0 = tu_now_us();
   int rv = call_hit(ch, 0, 5000);
   int64_t el = tu_now_us() - t0;
@@ -1102,10 +1110,7 @@ END_TEST
 START_TEST(test_goaway_before_any_stream_once)
 {
   rawsrv r;
-  char target[64];
-  raw_start(&r, RAW_GOAWAY_FIRST_ONCE, "127.0.0.1");
-  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
-  tri_channel *ch = chan(target, NULL, 0);
+  tri_channel *ch = raw_chan(&r, RAW_GOAWAY_FIRST_ONCE, NULL);
   int rv = call_hit(ch, 0, 1000);
   ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED && atomic_load(&r.headers) == 1 &&
                     atomic_load(&r.conns) == 2,
@@ -1124,10 +1129,7 @@ END_TEST
 START_TEST(test_close_before_any_stream_rr)
 {
   rawsrv r;
-  char target[64];
-  raw_start(&r, RAW_CLOSE_FIRST, "127.0.0.1");
-  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
-  tri_channel *ch = chan(target, "round_robin", 0); /* backoff 1 s */
+  tri_channel *ch = raw_chan(&r, RAW_CLOSE_FIRST, "round_robin");
   tri_channel_state(ch, 1);
   /* Two connections at once (the first unused one is remade at once),
    * a retry after the 1 s backoff; the next 1.6 s (x0.8 to x1.2) later.
@@ -1152,15 +1154,12 @@ END_TEST
 START_TEST(test_reset_blames_the_right_side)
 {
   rawsrv r;
-  char target[64];
   const int modes[2] = {RAW_WINDOW_OVERFLOW, RAW_RST_INTERNAL};
   const char *want[2] = {"stream reset by this client after an HTTP/2 "
                          "error of the server (FLOW_CONTROL_ERROR)",
                          "stream reset by the server (HTTP/2 error 2)"};
   for (int i = 0; i < 2; i++) {
-    raw_start(&r, modes[i], "127.0.0.1");
-    snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
-    tri_channel *ch = chan(target, NULL, 0);
+    tri_channel *ch = raw_chan(&r, modes[i], NULL);
     int rv = call_hit(ch, 0, 5000);
     const char *why = tri_last_error();
     ck_assert_msg(rv == TRI_INTERNAL && strcmp(why, want[i]) == 0,

@@ -1328,6 +1328,35 @@ proc_nfds(pid_t pid)
   return n;
 }
 
+/* Open |nraw| raw connections to the child server and wait until it
+ * holds as many descriptors as it can: the count stays the same for
+ * |stable_ms| (in 10 ms steps), close to |nofile|.  Returns that count. */
+static int
+fill_descriptors(child_srv *cs, int *fds, int nraw, int nofile, int stable_ms)
+{
+  int i, n, prev = -1, stable = 0;
+  int64_t end;
+  for (i = 0; i < nraw; i++) {
+    fds[i] = tu_raw_connect(cs->port);
+    ck_assert_msg(fds[i] >= 0, "raw connect %d: %s", i, strerror(errno));
+  }
+  end = tu_now_ms() + MS(5000);
+  while (tu_now_ms() < end) {
+    n = proc_nfds(cs->pid);
+    if (n == prev && n >= nofile - 4) {
+      if (++stable >= stable_ms / 10)
+        break;
+    } else {
+      stable = 0;
+    }
+    prev = n;
+    tu_sleep_ms(10);
+  }
+  ck_assert_msg(stable >= stable_ms / 10,
+                "server child has %d descriptors (limit %d)", prev, nofile);
+  return prev;
+}
+
 /*
  * D6.  A server whose accept() fails with EMFILE must back off instead of
  * spinning on the always-readable listening socket, and resume accepting
@@ -1343,9 +1372,9 @@ START_TEST(test_d6_emfile_no_spin)
   int fds[NRAW];
   child_srv cs;
   const char *msg = NULL;
-  int i, n, prev = -1, stable = 0, rv;
+  int i, rv;
   long c0, c1;
-  int64_t t0, end, el;
+  int64_t t0, el;
 
   if (getenv("TRI_VALGRIND") != NULL) {
     /* This test measures CPU time and descriptor limits, both of which
@@ -1357,26 +1386,8 @@ START_TEST(test_d6_emfile_no_spin)
   }
   ck_assert_msg(child_server_start(&cs, NOFILE, 0, 0, 0) == 0,
                 "server child did not start");
-  for (i = 0; i < NRAW; i++) {
-    fds[i] = tu_raw_connect(cs.port);
-    ck_assert_msg(fds[i] >= 0, "raw connect %d: %s", i, strerror(errno));
-  }
-  /* Wait until the server holds as many descriptors as it can (the count
-   * stays the same for 200 ms, close to the limit). */
-  end = tu_now_ms() + MS(5000);
-  while (tu_now_ms() < end) {
-    n = proc_nfds(cs.pid);
-    if (n == prev && n >= NOFILE - 4) {
-      if (++stable >= 20)
-        break;
-    } else {
-      stable = 0;
-    }
-    prev = n;
-    tu_sleep_ms(10);
-  }
-  ck_assert_msg(stable >= 20, "server child has %d descriptors (limit %d)",
-                prev, NOFILE);
+  /* the server holds as many descriptors as it can */
+  (void)fill_descriptors(&cs, fds, NRAW, NOFILE, 200);
   c0 = proc_cpu_ms(cs.pid);
   t0 = tu_now_ms();
   tu_sleep_ms(1000);
@@ -1428,8 +1439,8 @@ START_TEST(test_d6_emfile_other_loop)
   int fds[NRAW], closed[NRAW] = {0};
   child_srv cs;
   const char *msg = NULL;
-  int i, n, prev = -1, stable = 0, rv, nclosed = 0, base, accepted, want;
-  int64_t t0, end, el;
+  int i, prev, rv, nclosed = 0, base, accepted, want;
+  int64_t t0, el;
 
   if (getenv("TRI_VALGRIND") != NULL) {
     fprintf(stderr, "d6b: not run under valgrind (descriptor limits)\n");
@@ -1439,25 +1450,8 @@ START_TEST(test_d6_emfile_other_loop)
                 "server child did not start");
   base = proc_nfds(cs.pid);
   ck_assert_msg(base > 0, "cannot read /proc/%d/fd", (int)cs.pid);
-  for (i = 0; i < NRAW; i++) {
-    fds[i] = tu_raw_connect(cs.port);
-    ck_assert_msg(fds[i] >= 0, "raw connect %d: %s", i, strerror(errno));
-  }
   /* Stable for 1 s: past the listener's two 300 ms sleeps, paused. */
-  end = tu_now_ms() + MS(5000);
-  while (tu_now_ms() < end) {
-    n = proc_nfds(cs.pid);
-    if (n == prev && n >= NOFILE - 4) {
-      if (++stable >= 100)
-        break;
-    } else {
-      stable = 0;
-    }
-    prev = n;
-    tu_sleep_ms(10);
-  }
-  ck_assert_msg(stable >= 100, "server child has %d descriptors (limit %d)",
-                prev, NOFILE);
+  prev = fill_descriptors(&cs, fds, NRAW, NOFILE, 1000);
   /* |accepted| connections hold a descriptor each; the odd ones among
    * them are on loop 1.  After the first close the listener takes one
    * more; then close two more than the backlog and the call need. */
