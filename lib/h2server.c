@@ -160,6 +160,7 @@ void tri__server_accept(tri__loop *l) {
            * miss the ones in between). */
           __atomic_store_n(&l->accept_blocked, 1, __ATOMIC_SEQ_CST);
           armed = 1;
+          i--; /* the retry is not one of the 64 (once: |armed|) */
           continue;
         }
         /* The pending connection stays in the backlog and the listening

@@ -49,7 +49,8 @@ typedef struct tri__subch {
   int64_t deadline_ns;
   int64_t ready_backoff_ns;        /* backoff_ns when it last got READY */
   int unused_streak;               /* connections in a row gone unused
-                                      (went_unused) */
+                                      (went_unused) ... */
+  int64_t unused_at_ns;            /* ... the last of them then */
   int64_t retry_at_ns;             /* TRANSIENT_FAILURE: next attempt, 0 */
   char err[512];                   /* why the last attempt failed */
 } tri__subch;
@@ -494,19 +495,26 @@ void tri__lb_conn_ready(tri__conn *c) {
  * from the value this attempt had (INITIAL_BACKOFF for the first, then
  * growing), the subchannel is in TRANSIENT_FAILURE (calls that do not
  * wait for ready fail UNAVAILABLE with |why|).  A connection that
- * carried a stream, or lived longer, ends the streak. */
+ * carried a stream, or lived longer, or went while nothing waited, ends
+ * the streak, and so does UNUSED_STREAK_MS without such a connection. */
 #define UNUSED_READY_MS 1000
+#define UNUSED_STREAK_MS 10000
 static int went_unused(tri__conn *c, tri__subch *sub, const char *why) {
   tri__lb *lb = sub->lb;
   int64_t now = tri__now_ns();
   if (c->carried || c->ready_ns == 0 ||
-      now - c->ready_ns >= tri__ms_to_ns(UNUSED_READY_MS)) {
+      now - c->ready_ns >= tri__ms_to_ns(UNUSED_READY_MS) ||
+      (tri__list_empty(&lb->pending) && tri__list_empty(&c->waiting) &&
+       !c->loop->ccfg.round_robin)) {
+    /* used, or lived, or nothing waited (and nothing reconnects: no
+     * storm): an ordinary READY -> IDLE */
     sub->unused_streak = 0;
     return 0;
   }
-  if (tri__list_empty(&lb->pending) && tri__list_empty(&c->waiting) &&
-      !c->loop->ccfg.round_robin)
-    return 0; /* nothing waits and nothing reconnects: no storm */
+  if (sub->unused_streak > 0 &&
+      now - sub->unused_at_ns >= tri__ms_to_ns(UNUSED_STREAK_MS))
+    sub->unused_streak = 0; /* long ago: a drain now is a first one */
+  sub->unused_at_ns = now;
   if (++sub->unused_streak < 2)
     return 0;
   snprintf(sub->err, sizeof(sub->err), "%s", why);

@@ -770,6 +770,8 @@ enum {
   RAW_PINGS, RAW_REFUSE, RAW_GOAWAY, RAW_CALM,
   RAW_GOAWAY_FIRST, /* SETTINGS and GOAWAY(0, NO_ERROR) in one write */
   RAW_GOAWAY_FIRST_ONCE, /* that on the first connection only */
+  RAW_GOAWAY_SCRIPT, /* that on connections 1 to 3, on the 2nd 500 ms
+                        late; SETTINGS alone on the others */
   RAW_CLOSE_FIRST,  /* SETTINGS, then close at the client's ACK of them */
   RAW_WINDOW_OVERFLOW, /* a request's stream window pushed past 2^31-1 */
   RAW_RST_INTERNAL  /* RST_STREAM(INTERNAL_ERROR) for each request */
@@ -821,6 +823,7 @@ raw_goaway(int fd, uint32_t last, uint32_t code, const char *debug)
 
 typedef struct {
   int fd;
+  int64_t goaway_at_ms;  /* SETTINGS + GOAWAY then (0: none due) */
   uint8_t buf[65536 + 64];
   size_t have;
   int preface;
@@ -891,12 +894,22 @@ raw_main(void *p)
 {
   rawsrv *r = p;
   rawconn *cs[8] = {0};
+  static const uint8_t both[9 + 9 + 8] = {
+      0, 0, 0, 4, 0, 0, 0, 0, 0,              /* SETTINGS, empty */
+      0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* GOAWAY: last 0, */
+      0, 0, 0, 0};                            /* NO_ERROR */
   while (!atomic_load(&r->stop)) {
     struct pollfd pfd[9];
     int n = 0;
+    for (int i = 0; i < 8; i++)
+      if (cs[i] && cs[i]->goaway_at_ms != 0 &&
+          tu_now_ms() >= cs[i]->goaway_at_ms) {
+        cs[i]->goaway_at_ms = 0;
+        (void)send(cs[i]->fd, both, sizeof(both), MSG_NOSIGNAL);
+      }
     pfd[n++] = (struct pollfd){r->fd, POLLIN, 0};
     for (int i = 0; i < 8; i++)
-      if (cs[i])
+      if (cs[i] && cs[i]->goaway_at_ms == 0)
         pfd[n++] = (struct pollfd){cs[i]->fd, POLLIN, 0};
     if (poll(pfd, (nfds_t)n, 10) <= 0)
       continue;
@@ -914,13 +927,12 @@ raw_main(void *p)
       } else {
         cs[slot] = calloc(1, sizeof(rawconn));
         cs[slot]->fd = fd;
-        atomic_fetch_add(&r->conns, 1);
-        if (r->mode == RAW_GOAWAY_FIRST ||
-            (r->mode == RAW_GOAWAY_FIRST_ONCE &&
-             atomic_load(&r->conns) == 1)) {
-          uint8_t both[9 + 9 + 8] = {0, 0, 0, 4}; /* SETTINGS, empty */
-          both[9 + 2] = 8;                      /* GOAWAY, 8 bytes: */
-          both[9 + 3] = 7;                      /* last 0, NO_ERROR */
+        int k = atomic_fetch_add(&r->conns, 1) + 1;
+        if (r->mode == RAW_GOAWAY_SCRIPT && k == 2) {
+          cs[slot]->goaway_at_ms = tu_now_ms() + 500;
+        } else if (r->mode == RAW_GOAWAY_FIRST ||
+                   (r->mode == RAW_GOAWAY_FIRST_ONCE && k == 1) ||
+                   (r->mode == RAW_GOAWAY_SCRIPT && k <= 3)) {
           (void)send(fd, both, sizeof(both), MSG_NOSIGNAL);
         } else {
           raw_frame(fd, 4, 0, 0, NULL, 0); /* our SETTINGS */
@@ -928,8 +940,8 @@ raw_main(void *p)
       }
     }
     for (int i = 0; i < 8; i++) {
-      if (cs[i] == NULL)
-        continue;
+      if (cs[i] == NULL || cs[i]->goaway_at_ms != 0)
+        continue; /* silent until its SETTINGS: no ACK before them */
       struct pollfd q = {cs[i]->fd, POLLIN, 0};
       if (poll(&q, 1, 0) == 1 && raw_input(r, cs[i]) != 0) {
         close(cs[i]->fd);
@@ -1116,6 +1128,35 @@ START_TEST(test_goaway_before_any_stream_once)
                     atomic_load(&r.conns) == 2,
                 "%s \"%s\", %d request(s) on %d connection(s)", tu_code(rv),
                 tri_last_error(), atomic_load(&r.headers),
+                atomic_load(&r.conns));
+  tri_channel_free(ch);
+  raw_stop(&r);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* The streak of unused connections ends at one that went while nothing
+ * waited.  Call A (200 ms) waits for connection 1 (SETTINGS + GOAWAY: a
+ * first one, remade at once) and ends while connection 2 is still
+ * silent; 500 ms in, connection 2 does the same with nothing waiting.
+ * Call B then meets connection 3 (the same): a first one again, so it
+ * moves at once to connection 4, which takes the request (and never
+ * answers).  Before, connection 2 left the streak at 1, connection 3
+ * made it 2, and call B failed UNAVAILABLE at once. */
+START_TEST(test_goaway_streak_resets)
+{
+  rawsrv r;
+  tri_channel *ch = raw_chan(&r, RAW_GOAWAY_SCRIPT, NULL);
+  int rv = call_hit(ch, 0, 200);
+  ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED, "call A: %s \"%s\"",
+                tu_code(rv), tri_last_error());
+  tu_sleep_ms(800); /* connection 2: SETTINGS + GOAWAY at 500 ms */
+  ck_assert_int_eq(atomic_load(&r.conns), 2);
+  rv = call_hit(ch, 0, 1000);
+  ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED && atomic_load(&r.headers) == 1 &&
+                    atomic_load(&r.conns) == 4,
+                "call B: %s \"%s\", %d request(s) on %d connection(s)",
+                tu_code(rv), tri_last_error(), atomic_load(&r.headers),
                 atomic_load(&r.conns));
   tri_channel_free(ch);
   raw_stop(&r);
@@ -1472,6 +1513,7 @@ suite(void)
   tcase_add_test(tc, test_retry_refused_stream);
   tcase_add_test(tc, test_goaway_before_any_stream);
   tcase_add_test(tc, test_goaway_before_any_stream_once);
+  tcase_add_test(tc, test_goaway_streak_resets);
   tcase_add_test(tc, test_close_before_any_stream_rr);
   tcase_add_test(tc, test_reset_blames_the_right_side);
   tcase_add_test(tc, test_retry_goaway_last_stream_id);
