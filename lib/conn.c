@@ -16,6 +16,7 @@
 #include "budget.h"
 #include "conn.h"
 #include "edge.h"
+#include "nv.h"
 #include "triple_io.h"
 
 tri_stream *tri__conn_stream(tri__conn *c, int32_t id) {
@@ -489,13 +490,7 @@ static int on_frame_not_send(nghttp2_session *sess, const nghttp2_frame *f,
     /* The request itself cannot go out (a header block over nghttp2's
      * 64 KiB): another connection would refuse it too. */
     char buf[200];
-    size_t bytes = 0;
-    for (size_t i = 0; i < f->headers.nvlen; i++)
-      bytes += f->headers.nva[i].namelen + f->headers.nva[i].valuelen;
-    snprintf(buf, sizeof(buf),
-             "request headers not sent (%zu fields, %zu bytes; one HTTP/2 "
-             "header block holds 64 KiB): %s",
-             f->headers.nvlen, bytes, nghttp2_strerror(lib_error));
+    tri__nv_not_sent(buf, sizeof(buf), "request headers", f, lib_error);
     tri__io_end(s, TRI_INTERNAL, buf, 1, TRI__END_NONE);
     tri__conn_detach(c->loop, s);
     return 0;

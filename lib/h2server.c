@@ -146,41 +146,38 @@ void tri__server_accept(tri__loop *l) {
     socklen_t sl = sizeof(ss);
     int fd = accept4(l->listen_fd, (struct sockaddr *)&ss, &sl,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-          errno == ENOMEM) {
-        if (tri__accept_fail_hook != NULL)
-          tri__accept_fail_hook();
-        if (!armed) {
-          /* Publish the pause first, then try once more: another loop
-           * that closes a descriptor after this store sees it and posts
-           * TRI__LOOP_ACCEPT (conn.c fd_close); one that closed before
-           * it freed the descriptor this try takes.  Either way no
-           * close is missed (a store after the failed try alone would
-           * miss the ones in between). */
-          __atomic_store_n(&l->accept_blocked, 1, __ATOMIC_SEQ_CST);
-          armed = 1;
-          i--; /* the retry is not one of the 64 (once: |armed|) */
-          continue;
-        }
-        /* The pending connection stays in the backlog and the listening
-         * socket stays readable: with level-triggered epoll, retrying now
-         * would spin.  Stop watching it until a descriptor frees up (a
-         * connection closes) or the back-off passes. */
-        l->accept_paused_until = tri__deadline_after_ms(tri__accept_backoff_ms);
-        listen_watch(l, 0);
-      } else if (armed) {
-        __atomic_store_n(&l->accept_blocked, l->accept_paused,
-                         __ATOMIC_RELEASE);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                   errno == ENOMEM)) {
+      if (tri__accept_fail_hook != NULL)
+        tri__accept_fail_hook();
+      if (!armed) {
+        /* Publish the pause first, then try once more: another loop
+         * that closes a descriptor after this store sees it and posts
+         * TRI__LOOP_ACCEPT (conn.c fd_close); one that closed before
+         * it freed the descriptor this try takes.  Either way no
+         * close is missed (a store after the failed try alone would
+         * miss the ones in between). */
+        __atomic_store_n(&l->accept_blocked, 1, __ATOMIC_SEQ_CST);
+        armed = 1;
+        i--; /* the retry is not one of the 64 (once: |armed|) */
+        continue;
       }
-      return; /* EAGAIN, or a per-connection error (ECONNABORTED...) */
+      /* The pending connection stays in the backlog and the listening
+       * socket stays readable: with level-triggered epoll, retrying now
+       * would spin.  Stop watching it until a descriptor frees up (a
+       * connection closes) or the back-off passes. */
+      l->accept_paused_until = tri__deadline_after_ms(tri__accept_backoff_ms);
+      listen_watch(l, 0);
+      return;
     }
     if (armed) {
-      /* a descriptor was free after all: not paused */
+      /* the retry found a descriptor, or nothing to accept: not paused */
       __atomic_store_n(&l->accept_blocked, l->accept_paused,
                        __ATOMIC_RELEASE);
       armed = 0;
     }
+    if (fd < 0)
+      return; /* EAGAIN, or a per-connection error (ECONNABORTED...) */
     if (l->draining) {
       close(fd);
       continue;
@@ -852,7 +849,6 @@ void tri__server_frame_sent(tri__conn *c, tri_stream *s,
 void tri__server_headers_not_sent(tri__conn *c, tri_stream *s,
                                   const nghttp2_frame *f, int lib_error) {
   char buf[200];
-  size_t bytes = 0;
 
   /* Closed or closing streams, and a connection going away, end their
    * streams through on_stream_close and tri__conn_close already. */
@@ -861,12 +857,11 @@ void tri__server_headers_not_sent(tri__conn *c, tri_stream *s,
       lib_error == NGHTTP2_ERR_SESSION_CLOSING ||
       s->io_state != TRI__IO_OPEN)
     return;
-  for (size_t i = 0; i < f->headers.nvlen; i++)
-    bytes += f->headers.nva[i].namelen + f->headers.nva[i].valuelen;
-  snprintf(buf, sizeof(buf),
-           "response %s not sent (%zu fields, %zu bytes): %s",
-           (f->hd.flags & NGHTTP2_FLAG_END_STREAM) ? "trailers" : "headers",
-           f->headers.nvlen, bytes, nghttp2_strerror(lib_error));
+  tri__nv_not_sent(buf, sizeof(buf),
+                   (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+                       ? "response trailers"
+                       : "response headers",
+                   f, lib_error);
   tri__io_end(s, TRI_INTERNAL, buf, 1, TRI__END_NONE);
   /* 8.1 / PROTOCOL-HTTP2: the client maps INTERNAL_ERROR to INTERNAL. */
   nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, f->hd.stream_id,

@@ -110,7 +110,6 @@ static uint64_t rng_next(void) {
   return x;
 }
 
-/* uniform in [-1, 1] */
 /* The backoff after |cur|: MULTIPLIER times longer, at most |max|.  The
  * comparison is made in double and >= so that the conversion back is
  * always in range (2^63, the double nearest INT64_MAX, is not). */
@@ -119,6 +118,7 @@ static int64_t backoff_grow(int64_t cur, int64_t max) {
   return b >= (double)max ? max : (int64_t)b;
 }
 
+/* uniform in [-1, 1] */
 static double rng_unit(void) {
   return (double)(rng_next() >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
 }
@@ -494,12 +494,13 @@ void tri__lb_conn_ready(tri__conn *c) {
  * The second in a row counts as a failed attempt: the backoff goes on
  * from the value this attempt had (INITIAL_BACKOFF for the first, then
  * growing), the subchannel is in TRANSIENT_FAILURE (calls that do not
- * wait for ready fail UNAVAILABLE with |why|).  A connection that
+ * wait for ready fail UNAVAILABLE with the caller's sub->err).  1 then,
+ * else 0 and nothing changed but the streak.  A connection that
  * carried a stream, or lived longer, or went while nothing waited, ends
  * the streak, and so does UNUSED_STREAK_MS without such a connection. */
 #define UNUSED_READY_MS 1000
 #define UNUSED_STREAK_MS 10000
-static int went_unused(tri__conn *c, tri__subch *sub, const char *why) {
+static int went_unused(tri__conn *c, tri__subch *sub) {
   tri__lb *lb = sub->lb;
   int64_t now = tri__now_ns();
   if (c->carried || c->ready_ns == 0 ||
@@ -517,7 +518,6 @@ static int went_unused(tri__conn *c, tri__subch *sub, const char *why) {
   sub->unused_at_ns = now;
   if (++sub->unused_streak < 2)
     return 0;
-  snprintf(sub->err, sizeof(sub->err), "%s", why);
   sub->backoff_ns = sub->ready_backoff_ns;
   sub->state = TRI_CHANNEL_TRANSIENT_FAILURE;
   sub->retry_at_ns = sub->deadline_ns > now ? sub->deadline_ns : now;
@@ -542,10 +542,9 @@ void tri__lb_conn_goaway(tri__conn *c, uint32_t code, const uint8_t *data,
   sub->conn = NULL;
   conn_orphan(c);
   lb->res_wanted = 1;
-  char why[200];
-  snprintf(why, sizeof(why),
-           "server sent GOAWAY (HTTP/2 error %u) before any stream", code);
-  if (went_unused(c, sub, why)) {
+  if (went_unused(c, sub)) {
+    snprintf(sub->err, sizeof(sub->err),
+             "server sent GOAWAY (HTTP/2 error %u) before any stream", code);
     publish(lb);
     return;
   }
@@ -565,10 +564,9 @@ void tri__lb_conn_closed(tri__conn *c, int was_ready, const char *why) {
   lb->res_wanted = 1; /* naming: re-resolve on connection loss */
   if (c->loop->tearing_down)
     return;
-  char unused[600];
-  snprintf(unused, sizeof(unused), "%s before any stream", why);
-  if (was_ready && went_unused(c, sub, unused)) {
+  if (was_ready && went_unused(c, sub)) {
     /* closed right after its SETTINGS: a failed attempt */
+    snprintf(sub->err, sizeof(sub->err), "%.480s before any stream", why);
   } else if (was_ready) {
     sub->state = TRI_CHANNEL_IDLE;
     sub->backoff_ns = 0;

@@ -454,7 +454,6 @@ static void *loop_main(void *arg) {
   tri__loop *l = arg;
   struct epoll_event evs[MAX_EVENTS];
 
-  tri__thread_set_name("tri-io");
   io_loop = l;
   for (;;) {
     unsigned lops = drain_ops(l);

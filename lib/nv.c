@@ -112,3 +112,16 @@ void tri__nv_add_status(tri__nv *b, int code, const char *msg) {
     tri__nv_adds(b, "grpc-message", enc);
   }
 }
+
+void tri__nv_not_sent(char *buf, size_t n, const char *what,
+                      const nghttp2_frame *f, int lib_error) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < f->headers.nvlen; i++)
+    bytes += f->headers.nva[i].namelen + f->headers.nva[i].valuelen;
+  snprintf(buf, n, "%s not sent (%zu fields, %zu bytes%s): %s", what,
+           f->headers.nvlen, bytes,
+           lib_error == NGHTTP2_ERR_FRAME_SIZE_ERROR
+               ? "; one HTTP/2 header block holds 64 KiB"
+               : "",
+           nghttp2_strerror(lib_error));
+}

@@ -35,5 +35,10 @@ void tri__nv_adds(tri__nv *b, const char *name, const char *value);
 void tri__nv_add_md(tri__nv *b, const tri_metadata *md);
 /* grpc-status and (percent-encoded) grpc-message (4.5). */
 void tri__nv_add_status(tri__nv *b, int code, const char *msg);
+/* Why nghttp2 did not send the HEADERS frame |f| (on_frame_not_send,
+ * |lib_error|), for a status message: "|what| not sent (N fields, M
+ * bytes...): nghttp2's reason", into |buf| of |n| bytes. */
+void tri__nv_not_sent(char *buf, size_t n, const char *what,
+                      const nghttp2_frame *f, int lib_error);
 
 #endif /* TRI_NV_H */

@@ -517,7 +517,6 @@ static void *watch_main(void *arg) {
   int need = 1;            /* a read is due */
   int64_t retry_at = 0;    /* earliest next handle creation / re-read */
 
-  tri__thread_set_name("tri-zk");
   for (int iter = 0; iter < INT32_MAX; iter++) {
     int64_t now = tri__now_ns();
     if (w->zh == NULL && now >= retry_at) {
@@ -706,7 +705,6 @@ static void *reg_main(void *arg) {
   int need = 1;
   int64_t log_ns = 0;
 
-  tri__thread_set_name("tri-zk");
   for (int iter = 0; iter < INT32_MAX; iter++) {
     int64_t now = tri__now_ns();
     if (r->zh == NULL && now >= retry_at) {

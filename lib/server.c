@@ -634,7 +634,6 @@ static void *worker_main(void *arg) {
   tri_server *srv = arg;
   struct tri__pool *p = &srv->pool;
 
-  tri__thread_set_name("tri-worker");
   for (;;) {
     tri_stream *s;
     tri__mutex_lock(&p->mu);
@@ -1363,7 +1362,6 @@ static void *signal_main(void *arg) {
   sigset_t set;
   int sig = 0;
 
-  tri__thread_set_name("tri-signal");
   shutdown_signals(&set);
   for (int i = 0; i < 1000000; i++) {
     if (sigwait(&set, &sig) != 0)

@@ -150,7 +150,3 @@ void tri__thread_name(pthread_t t, const char *name) {
   (void)name;
 #endif
 }
-
-void tri__thread_set_name(const char *name) {
-  tri__thread_name(pthread_self(), name);
-}

@@ -328,7 +328,6 @@ static void *timer_thread(void *arg) {
   uint64_t gen = (uint64_t)(uintptr_t)arg;
   tri__list batch;
 
-  tri__thread_set_name("tri-timer");
   /* Deadlines are the one thing this thread sleeps for, and the kernel's
    * default timer slack (50 us) would be added to every one of them. */
   (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);

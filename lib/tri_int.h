@@ -80,9 +80,9 @@ void tri__cond_wait(tri__cond *cv, tri__mutex *mu);
  * ETIMEDOUT when the deadline has passed.  Callers loop on a predicate. */
 int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns);
 
-/* Name the calling thread ("tri-io", "tri-timer", "tri-worker"). */
-void tri__thread_set_name(const char *name);
-/* Name thread |t| (best effort; Linux keeps 15 characters). */
+/* Name thread |t| ("tri-io", "tri-timer", "tri-worker"; best effort,
+ * Linux keeps 15 characters).  tri__thread_create names the library's
+ * threads with it. */
 void tri__thread_name(pthread_t t, const char *name);
 
 /* ---- clock.c: monotonic time in nanoseconds, saturating arithmetic. ---- */

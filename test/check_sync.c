@@ -164,14 +164,14 @@ START_TEST(thread_name) {
 #ifdef HAVE_PTHREAD_SETNAME_NP
   char buf[32];
 
-  tri__thread_set_name("tri-a-very-long-thread-name");
+  tri__thread_name(pthread_self(), "tri-a-very-long-thread-name");
   ck_assert_int_eq(pthread_getname_np(pthread_self(), buf, sizeof(buf)), 0);
   ck_assert_str_eq(buf, "tri-a-very-long");
-  tri__thread_set_name("tri-io");
+  tri__thread_name(pthread_self(), "tri-io");
   ck_assert_int_eq(pthread_getname_np(pthread_self(), buf, sizeof(buf)), 0);
   ck_assert_str_eq(buf, "tri-io");
 #else
-  tri__thread_set_name("tri-io"); /* a no-op; must not crash */
+  tri__thread_name(pthread_self(), "tri-io"); /* a no-op; must not crash */
 #endif
 }
 END_TEST

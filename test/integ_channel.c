@@ -1069,6 +1069,15 @@ raw_chan(rawsrv *r, int mode, const char *lb)
   return chan(target, lb, 0);
 }
 
+/* Free what raw_chan made; the library's budgets must settle. */
+static void
+raw_chan_done(tri_channel *ch, rawsrv *r)
+{
+  tri_channel_free(ch);
+  raw_stop(r);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
 /* A server that sends its SETTINGS and at once a GOAWAY, or closes
  * right after them: the connection gets READY and goes before the call
  * is placed on it.  That is a failed attempt: the call fails UNAVAILABLE
@@ -1103,9 +1112,7 @@ unused_case(int mode)
   ck_assert_msg(atomic_load(&r.conns) <= 4,
                 "%d connections in 1.5 s with a 1 s backoff",
                 atomic_load(&r.conns));
-  tri_channel_free(ch);
-  raw_stop(&r);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  raw_chan_done(ch, &r);
 }
 
 START_TEST(test_goaway_before_any_stream)
@@ -1113,6 +1120,19 @@ START_TEST(test_goaway_before_any_stream)
   unused_case(RAW_GOAWAY_FIRST);
 }
 END_TEST
+
+/* A call (1 s) that the raw server takes as its only request, on its
+ * |conn|-th connection, and never answers: it ends at its deadline. */
+static void
+call_placed_on(tri_channel *ch, rawsrv *r, int conn, const char *what)
+{
+  int rv = call_hit(ch, 0, 1000);
+  ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED && atomic_load(&r->headers) == 1 &&
+                    atomic_load(&r->conns) == conn,
+                "%s: %s \"%s\", %d request(s) on %d connection(s)", what,
+                tu_code(rv), tri_last_error(), atomic_load(&r->headers),
+                atomic_load(&r->conns));
+}
 
 /* Once is not a failure: a server that drains (or a draining instance
  * behind one address) may answer a new connection with SETTINGS and a
@@ -1123,15 +1143,8 @@ START_TEST(test_goaway_before_any_stream_once)
 {
   rawsrv r;
   tri_channel *ch = raw_chan(&r, RAW_GOAWAY_FIRST_ONCE, NULL);
-  int rv = call_hit(ch, 0, 1000);
-  ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED && atomic_load(&r.headers) == 1 &&
-                    atomic_load(&r.conns) == 2,
-                "%s \"%s\", %d request(s) on %d connection(s)", tu_code(rv),
-                tri_last_error(), atomic_load(&r.headers),
-                atomic_load(&r.conns));
-  tri_channel_free(ch);
-  raw_stop(&r);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  call_placed_on(ch, &r, 2, "call");
+  raw_chan_done(ch, &r);
 }
 END_TEST
 
@@ -1152,15 +1165,8 @@ START_TEST(test_goaway_streak_resets)
                 tu_code(rv), tri_last_error());
   tu_sleep_ms(800); /* connection 2: SETTINGS + GOAWAY at 500 ms */
   ck_assert_int_eq(atomic_load(&r.conns), 2);
-  rv = call_hit(ch, 0, 1000);
-  ck_assert_msg(rv == TRI_DEADLINE_EXCEEDED && atomic_load(&r.headers) == 1 &&
-                    atomic_load(&r.conns) == 4,
-                "call B: %s \"%s\", %d request(s) on %d connection(s)",
-                tu_code(rv), tri_last_error(), atomic_load(&r.headers),
-                atomic_load(&r.conns));
-  tri_channel_free(ch);
-  raw_stop(&r);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  call_placed_on(ch, &r, 4, "call B");
+  raw_chan_done(ch, &r);
 }
 END_TEST
 
@@ -1181,9 +1187,7 @@ START_TEST(test_close_before_any_stream_rr)
           "connection(s) in 1.5 s\n", n);
   ck_assert_msg(n >= 2 && n <= 4, "%d connections in 1.5 s with a 1 s "
                 "backoff", n);
-  tri_channel_free(ch);
-  raw_stop(&r);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  raw_chan_done(ch, &r);
 }
 END_TEST
 
@@ -1295,31 +1299,6 @@ resolvers(void)
   return b.resolvers;
 }
 
-
-/* A listener that accepts and closes at once, counting the connections. */
-typedef struct {
-  int fd, port;
-  pthread_t t;
-  atomic_int stop, accepts;
-} shutsrv;
-
-static void *
-shut_main(void *p)
-{
-  shutsrv *r = p;
-  while (!atomic_load(&r->stop)) {
-    struct pollfd pfd = {r->fd, POLLIN, 0};
-    if (poll(&pfd, 1, 10) != 1)
-      continue;
-    int fd = accept(r->fd, NULL, NULL);
-    if (fd >= 0) {
-      atomic_fetch_add(&r->accepts, 1);
-      close(fd);
-    }
-  }
-  return NULL;
-}
-
 /* A reconnect backoff too large for int64 nanoseconds (here ~292,000
  * years) means "practically never", not a retry time wrapped into the
  * past: after the first failed attempt the channel does not connect
@@ -1327,13 +1306,15 @@ shut_main(void *p)
  * for ever (hundreds of connections in the 500 ms watched here). */
 START_TEST(test_backoff_huge)
 {
-  shutsrv r;
+  acceptor a;
+  pthread_t t;
   char target[64];
-  memset(&r, 0, sizeof(r));
-  r.fd = bound_socket(SOCK_STREAM, "127.0.0.1", &r.port);
-  ck_assert_int_eq(listen(r.fd, 64), 0);
-  ck_assert_int_eq(tu_thread_start(&r.t, shut_main, &r), 0);
-  snprintf(target, sizeof(target), "127.0.0.1:%d", r.port);
+  int port;
+  memset(&a, 0, sizeof(a));
+  a.fd = bound_socket(SOCK_STREAM, "127.0.0.1", &port);
+  ck_assert_int_eq(listen(a.fd, 64), 0);
+  ck_assert_int_eq(tu_thread_start(&t, acceptor_main, &a), 0);
+  snprintf(target, sizeof(target), "127.0.0.1:%d", port);
   tri_channel_opts *o = tri_channel_opts_new();
   ck_assert_int_eq(tri_channel_opts_set_backoff(o, INT64_MAX / 1000,
                                                 INT64_MAX / 1000), TRI_OK);
@@ -1342,17 +1323,17 @@ START_TEST(test_backoff_huge)
   tri_channel_opts_free(o);
   tri_channel_state(ch, 1); /* connect */
   int64_t end = tu_now_ms() + TU_WAIT_MS;
-  while (atomic_load(&r.accepts) == 0 && tu_now_ms() < end)
+  while (atomic_load(&a.n) == 0 && tu_now_ms() < end)
     tu_sleep_ms(5);
-  int first = atomic_load(&r.accepts);
+  int first = atomic_load(&a.n);
   ck_assert_msg(first == 1, "%d connections at once", first);
   tu_sleep_ms(500);
-  ck_assert_msg(atomic_load(&r.accepts) == 1, "%d connections",
-                atomic_load(&r.accepts));
+  ck_assert_msg(atomic_load(&a.n) == 1, "%d connections",
+                atomic_load(&a.n));
   tri_channel_free(ch);
-  atomic_store(&r.stop, 1);
-  tu_thread_join(r.t, TU_WAIT_MS, NULL);
-  close(r.fd);
+  atomic_store(&a.stop, 1);
+  tu_thread_join(t, TU_WAIT_MS, NULL);
+  close(a.fd);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 END_TEST
