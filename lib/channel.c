@@ -26,6 +26,7 @@ struct tri_channel_opts {
   int round_robin;
   int64_t backoff_initial_ms, backoff_max_ms;
   tri_tls_opts *tls;        /* owned; NULL = clear text */
+  tri_io_group *group;      /* not owned; NULL = a thread of its own */
 };
 
 struct tri_call_opts {
@@ -42,6 +43,8 @@ struct tri_call_opts {
 struct tri_channel {
   tri_channel_opts opts;
   tri__loop *loop;
+  tri_io_group *group;      /* a reference, or NULL */
+  struct tri__rx *group_rx; /* the thread of it the loop runs on */
   char *target;
   tri__zk_watch *zk;        /* zookeeper:// targets */
 };
@@ -144,6 +147,15 @@ TRI_API int tri_channel_opts_set_backoff(tri_channel_opts *o,
                      "0 < initial_ms <= max_ms");
   o->backoff_initial_ms = initial_ms;
   o->backoff_max_ms = max_ms;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_io_group(tri_channel_opts *o,
+                                          tri_io_group *g) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_io_group: opts is "
+                     "NULL");
+  o->group = g;
   return TRI_OK;
 }
 
@@ -290,6 +302,7 @@ static void zk_providers(void *ud, const char *const *host_ports, size_t n);
 TRI_API int tri_channel_new(tri_channel **out, const char *target,
                             const tri_channel_opts *opts) {
   tri__client_cfg cc;
+  struct tri__rx *rx = NULL;
   int rv;
 
   if (out == NULL)
@@ -343,11 +356,23 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
     rv = tri__fail(TRI_ENOMEM, "out of memory creating a channel");
     goto fail_ch;
   }
+  if (ch->opts.group != NULL) {
+    /* Before any thread is started: a child of fork() fails here. */
+    rx = tri__io_group_take(ch->opts.group);
+    if (rx == NULL) {
+      rv = tri__fail(TRI_UNAVAILABLE, "the channel's I/O group was created "
+                     "before fork()");
+      goto fail_ch;
+    }
+    ch->group = ch->opts.group; /* the reference just taken */
+    ch->group_rx = rx;
+  }
+  ch->opts.group = NULL; /* ch->group from here on */
   rv = tri__timers_acquire();
   if (rv != 0) {
     rv = tri__fail(TRI_ESYS, "cannot start the timer thread: %s",
                    strerror(-rv));
-    goto fail_ch;
+    goto fail_group;
   }
   cc.connect_ms = ch->opts.connect_ms;
   cc.keepalive_ms = ch->opts.keepalive_ms;
@@ -357,7 +382,7 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
   cc.round_robin = ch->opts.round_robin;
   cc.backoff_initial_ms = ch->opts.backoff_initial_ms;
   cc.backoff_max_ms = ch->opts.backoff_max_ms;
-  ch->loop = tri__loop_new_client(ch, &cc);
+  ch->loop = tri__loop_new_client(ch, &cc, rx);
   if (ch->loop == NULL) {
     rv = tri__fail(TRI_ENOMEM, "cannot create the channel's I/O loop");
     goto fail_timers;
@@ -392,6 +417,8 @@ fail_loop:
   memset(&cc.target, 0, sizeof(cc.target));
 fail_timers:
   tri__timers_release();
+fail_group:
+  tri__io_group_put(ch->group, ch->group_rx);
 fail_ch:
   tri__tls_ctx_unref(cc.tls); /* NULL, or not yet owned by a loop */
   tri__target_free(&cc.target); /* not yet owned by a loop */
@@ -452,6 +479,7 @@ TRI_API void tri_channel_free(tri_channel *ch) {
   tri__lb_shutdown(ch->loop);
   /* Cancels every stream (their waiters wake), closes, joins tri-io. */
   tri__loop_join_free(ch->loop);
+  tri__io_group_put(ch->group, ch->group_rx); /* may end its threads */
   tri__timers_release();
   tri__free(ch->target);
   tri__free(ch);

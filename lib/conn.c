@@ -118,7 +118,7 @@ static void fd_close(tri__loop *l, int fd) {
 /* Discard what the peer still sends; 1 when it is done (EOF or error). */
 static int drain_input(tri__loop *l, int fd) {
   for (int i = 0; i < 16; i++) {
-    ssize_t n = recv(fd, l->rbuf, TRI__READ_CHUNK, MSG_DONTWAIT);
+    ssize_t n = recv(fd, l->rx->rbuf, TRI__READ_CHUNK, MSG_DONTWAIT);
     if (n > 0)
       continue;
     if (n < 0 && errno == EINTR)
@@ -296,8 +296,8 @@ tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server) {
   tri__list_init(&c->streams);
   tri__list_init(&c->link);
   tri__list_init(&c->touch_link);
-  c->tick_at = TRI__NO_DEADLINE;
-  c->h2mem.pool = l->pgpool;
+  c->tick.at = TRI__NO_DEADLINE;
+  c->h2mem.pool = l->rx->pgpool;
   int rv = tri__h2_session_new(&c->sess, is_server, l->cbs, c, l->opt,
                                &c->h2mem);
   if (rv != 0) {

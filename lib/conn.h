@@ -54,7 +54,20 @@ enum tri__src_kind { TRI__SRC_WAKE = 1, TRI__SRC_LISTEN, TRI__SRC_CONN,
 typedef struct {
   int kind;
   int fd;
+  struct tri__loop *loop;  /* whose it is (set by tri__loop_ep_set); NULL
+                              for the thread's own wake-up fd */
 } tri__src;
+
+/* A min-heap entry by deadline (loop.c): server connections by their next
+ * tick, loops of a shared I/O thread by theirs. */
+typedef struct {
+  int64_t at;              /* the deadline (TRI__NO_DEADLINE: none) */
+  size_t pos;              /* 1 + index in the heap, 0 if not in it */
+} tri__hnode;
+typedef struct {
+  tri__hnode **v;
+  size_t len, cap;
+} tri__heap;
 
 /* Connection phases (c->phase). */
 enum tri__conn_phase {
@@ -126,8 +139,7 @@ struct tri__conn {
   int64_t drain_ping_ns;   /* when the heads-up GOAWAY + PING went out */
   /* server loops tick a connection only when it needs it (loop.c) */
   tri__list touch_link;    /* loop->touched: to tick in the next pass */
-  int64_t tick_at;         /* its next deadline (TRI__NO_DEADLINE: none) */
-  size_t heap_pos;         /* 1 + its index in loop->heap, 0 if not there */
+  tri__hnode tick;         /* its next deadline, in loop->heap */
   /* lists */
   tri__list link;          /* loop->conns */
   tri__list waiting;       /* client streams waiting for the connection */
@@ -142,17 +154,54 @@ struct tri__conn {
   uint32_t ep_events;      /* registered epoll events */
 };
 
-struct tri__loop {
+/* The thread side of loops: one "tri-io" thread with its epoll set and
+ * wake-up fd.  A server loop, and a channel made without an I/O group,
+ * has one of its own (private: it runs that loop every pass, as it always
+ * did).  Each thread of a tri_io_group is shared by the channels placed
+ * on it: a pass runs only the loops that are due (posted to, an event on
+ * one of their sockets, or their deadline come), so one busy channel does
+ * not pay for a thousand idle ones.
+ *
+ * Lock order: stream.mu -> loop.cmd_mu -> rx.mu (a leaf). */
+typedef struct tri__rx {
   pthread_t thread;
   int started;
-  int joined;              /* tri__loop_join has run (the owner's thread) */
-  unsigned fork_gen;       /* tri__fork_gen() at creation */
+  int shared;              /* a tri_io_group's thread */
   int epfd;
   tri__wakeup wake;
-  tri__src wake_src, listen_src;
+  tri__src wake_src;
   uint8_t *rbuf;           /* TRI__READ_CHUNK; one connection read at a time */
   tri__pgpool *pgpool;     /* page slots for its sessions (h2mem.h), or
                               NULL: they use the heap */
+  /* wake-ups held until the end of the iteration (I/O thread) */
+  tri__list wakes;         /* streams with wake_bits (a reference each) */
+  unsigned pool_kicks;     /* server: workers to signal */
+  struct tri_server *srv;  /* private server loop: whose workers */
+  struct tri__loop *only;  /* private: its loop */
+
+  /* shared */
+  tri__mutex mu;           /* leaf; protects: */
+  tri__cond cv;            /*   a loop left (tri__loop_join waits) */
+  tri__list ready;         /*   loops posted to (loop.ready_link) */
+  int nready;              /*   atomic: 0 when |ready| is empty (it may
+                                overcount: a loop that left) */
+  int nloops;              /* atomic: channels placed on it (placement) */
+  int ending;              /* atomic: its group is gone: exit */
+  tri__list due;           /* I/O thread: loops an event touched */
+  tri__heap heap;          /* I/O thread: loops by next deadline */
+} tri__rx;
+
+struct tri__loop {
+  tri__rx *rx;             /* its thread (owned unless rx->shared) */
+  int started;             /* running on rx */
+  int joined;              /* tri__loop_join has run (the owner's thread) */
+  unsigned fork_gen;       /* tri__fork_gen() at creation */
+  tri__src listen_src;
+  /* on a shared rx */
+  tri__list ready_link;    /* rx->mu: on rx->ready */
+  tri__list due_link;      /* I/O thread: on rx->due */
+  tri__hnode due_at;       /* I/O thread: its next deadline, rx->heap */
+  int left;                /* rx->mu: stopped and off rx (join waits) */
 
   tri__mutex cmd_mu;       /* leaf (but for the wheel); protects: */
   tri__list ops;           /*   streams with pending op bits */
@@ -184,8 +233,7 @@ struct tri__loop {
    * connections are not looked at, so a pass costs what moved, not the
    * number of connections. */
   tri__list touched;
-  tri__conn **heap;
-  size_t heap_len, heap_cap;
+  tri__heap heap;          /* connections by tick.at */
   tri__conn *ticking;      /* the one being ticked; NULL once it closed */
   int accept_paused;       /* listening socket unwatched (EMFILE) */
   int64_t accept_paused_until; /* ... until then, or a conn closes */
@@ -197,9 +245,6 @@ struct tri__loop {
                               every loop of the server has stopped */
   tri__list lingering;     /* closed by us: draining the peer's input */
   int nlingering;
-  /* wake-ups held until the end of the iteration (I/O thread) */
-  tri__list wakes;         /* streams with wake_bits (a reference each) */
-  unsigned pool_kicks;     /* server: workers to signal */
   /* server with several loops (tri_server_opts_set_io_threads) */
   struct tri__adopt *adopt; /* (cmd_mu) sockets the listening loop
                                accepted for this one, newest first */
@@ -253,6 +298,8 @@ void tri__conn_touch(tri__conn *c);
 void tri__conn_unsched(tri__conn *c);
 /* Server connection ticks so far, every loop of the process (tests). */
 uint64_t tri__conn_ticks(void);
+/* Loop passes run by the shared threads of I/O groups so far (tests). */
+uint64_t tri__shared_loop_runs(void);
 
 /* ---- conn.c ---- */
 tri__conn *tri__conn_new(tri__loop *l, int fd, int is_server);

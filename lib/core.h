@@ -10,8 +10,10 @@
  * right; doc/DESIGN.md explains each):
  *
  *   server.mu -> pool.mu -> stream.mu -> loop.cmd_mu -> (wheel lock)
+ *                                        loop.cmd_mu -> (rx.mu)
  *
- * The wheel lock (timer.c) and the wakeup fd are leaves.  No lock is held
+ * The wheel lock (timer.c), a shared I/O thread's rx.mu (loop.c) and the
+ * wakeup fd are leaves.  No lock is held
  * while user code (handlers) runs.  The I/O thread takes stream.mu only for
  * short copies; it never waits on a condition.
  */
@@ -440,8 +442,19 @@ typedef struct {
   int round_robin;           /* LB policy: 0 pick_first, 1 round_robin */
   int64_t backoff_initial_ms, backoff_max_ms;
 } tri__client_cfg;
+/* |rx|: a thread of an I/O group (tri__io_group_take), or NULL for a
+ * thread of the channel's own. */
+struct tri__rx;
 tri__loop *tri__loop_new_client(struct tri_channel *ch,
-                                const tri__client_cfg *cfg);
+                                const tri__client_cfg *cfg,
+                                struct tri__rx *rx);
+/* A reference to |g| and the thread of it with the fewest channels
+ * (counted from now on); NULL when |g| came from the parent of a fork()
+ * (any thread).  tri__io_group_put() gives both back, once the channel's
+ * loop is gone or was never made. */
+struct tri__rx *tri__io_group_take(tri_io_group *g);
+void tri__io_group_put(tri_io_group *g, struct tri__rx *rx);
+
 typedef struct {
   size_t max_recv, rq_limit, sb_limit;
   uint32_t max_streams;

@@ -1,15 +1,18 @@
 /*
- * The event loop: one thread ("tri-io") per channel or server owns every
- * socket and nghttp2 session of that loop.  Callers reach it through the
- * op queue: per-stream op bits (TRI__OP_*) queued on loop->ops under
- * loop->cmd_mu plus a wake-up fd (wakeup.c); posting never allocates.
+ * The event loops and their threads.  A loop (a channel's or a server's)
+ * runs on one "tri-io" thread (tri__rx), which owns every socket and
+ * nghttp2 session of its loops: a thread of its own, or a thread of a
+ * tri_io_group that several channels share (conn.h, doc/DESIGN.md).
+ * Callers reach a loop through the op queue: per-stream op bits
+ * (TRI__OP_*) queued on loop->ops under loop->cmd_mu plus the thread's
+ * wake-up fd (wakeup.c); posting never allocates.
  *
- * Threads: loop_main() and everything it calls run on the I/O thread.
+ * Threads: rx_main() and everything it calls run on the I/O thread.
  * tri__stream_unlock_post(), tri__loop_open(), tri__loop_stop(),
- * tri__loop_drain(), tri__loop_nstreams() and loop creation/join run on
- * caller threads.
+ * tri__loop_drain(), tri__loop_nstreams(), loop creation/join and the
+ * tri_io_group functions run on caller threads.
  *
- * Lock order: stream.mu -> loop.cmd_mu (core.h).
+ * Lock order: stream.mu -> loop.cmd_mu -> rx.mu (core.h).
  */
 #include "tri_int.h"
 
@@ -22,40 +25,41 @@
 
 #define MAX_EVENTS 64
 
-/* The loop whose I/O thread this is (NULL on other threads). */
-static __thread tri__loop *io_loop;
+/* The thread this is, when it is an I/O thread (NULL elsewhere). */
+static __thread tri__rx *io_rx;
 
 /* ---- wake-ups held until the end of an iteration ---------------------- */
 
 int tri__loop_defer_wake(tri_stream *s, unsigned which) {
-  tri__loop *l = io_loop;
+  tri__rx *rx = io_rx;
   /* Only receivers: a sender waiting for ring space is woken at once, so
    * it refills the ring while this thread is still writing. */
-  if (l == NULL || s->loop != l || (which & TRI__WAKE_SND))
+  if (rx == NULL || s->loop == NULL || s->loop->rx != rx ||
+      (which & TRI__WAKE_SND))
     return 0;
   if (s->wake_bits == 0) {
     tri__stream_ref(s);
-    tri__list_insert_tail(&l->wakes, &s->wake_link);
+    tri__list_insert_tail(&rx->wakes, &s->wake_link);
   }
   s->wake_bits |= which;
   return 1;
 }
 
 int tri__loop_defer_kick(struct tri_server *srv) {
-  tri__loop *l = io_loop;
-  if (l == NULL || l->srv != srv)
+  tri__rx *rx = io_rx;
+  if (rx == NULL || rx->srv != srv)
     return 0;
-  l->pool_kicks++;
+  rx->pool_kicks++;
   return 1;
 }
 
-/* After each chunk read and before the loop sleeps (or exits): one
+/* After each chunk read and before the thread sleeps (or exits): one
  * broadcast per stream, no lock held, and the workers for what was
  * dispatched. */
-void tri__loop_flush_wakes(tri__loop *l) {
-  for (int guard = 0; !tri__list_empty(&l->wakes) && guard < 1000000;
+static void flush_wakes(tri__rx *rx) {
+  for (int guard = 0; !tri__list_empty(&rx->wakes) && guard < 1000000;
        guard++) {
-    tri_stream *s = tri__container_of(l->wakes.next, tri_stream, wake_link);
+    tri_stream *s = tri__container_of(rx->wakes.next, tri_stream, wake_link);
     unsigned bits = s->wake_bits;
     tri__list_remove(&s->wake_link);
     s->wake_bits = 0;
@@ -65,14 +69,38 @@ void tri__loop_flush_wakes(tri__loop *l) {
       tri__cond_broadcast(&s->snd_cv);
     tri__stream_unref(s);
   }
-  if (l->pool_kicks > 0) {
-    unsigned n = l->pool_kicks;
-    l->pool_kicks = 0;
-    tri__server_kick(l->srv, n);
+  if (rx->pool_kicks > 0) {
+    unsigned n = rx->pool_kicks;
+    rx->pool_kicks = 0;
+    tri__server_kick(rx->srv, n);
   }
 }
 
+void tri__loop_flush_wakes(tri__loop *l) { flush_wakes(l->rx); }
+
 /* ---- posting from caller threads -------------------------------------- */
+
+/* |l| went from nothing posted to something (cmd_mu held): 1 when its
+ * thread is to be woken.  A shared thread also learns which loop.  (No
+ * post can come after the loop left: teardown detached every stream
+ * under stream.mu and cmd_mu, and stopping refuses new ones.) */
+static int wake_loop_locked(tri__loop *l) {
+  tri__rx *rx = l->rx;
+  int wake = 1;
+  if (rx->shared) {
+    tri__mutex_lock(&rx->mu);
+    TRI__ASSERT(!l->left);
+    wake = tri__list_empty(&rx->ready);
+    if (tri__list_linked(&l->ready_link)) {
+      wake = 0; /* listed already: its thread was woken then */
+    } else {
+      tri__list_insert_tail(&rx->ready, &l->ready_link);
+      __atomic_store_n(&rx->nready, rx->nready + 1, __ATOMIC_RELEASE);
+    }
+    tri__mutex_unlock(&rx->mu);
+  }
+  return wake;
+}
 
 void tri__stream_unlock_post(tri_stream *s) {
   unsigned ops = s->post_bits;
@@ -96,37 +124,40 @@ void tri__stream_unlock_post(tri_stream *s) {
   /* A cancel's waiters first: they are what the caller waits for; the
    * I/O thread's part (RST_STREAM) can follow. */
   tri__stream_flush_held_wakes(s);
-  if (wake)
-    tri__wakeup_signal(&l->wake);
+  if (wake && wake_loop_locked(l))
+    tri__wakeup_signal(&l->rx->wake);
   tri__mutex_unlock(&l->cmd_mu);
 }
 
 static void post_loop_op(tri__loop *l, unsigned op) {
-  int wake;
+  tri__rx *rx = l->rx; /* outlives |l|, which the caller keeps alive */
   tri__mutex_lock(&l->cmd_mu);
-  wake = tri__list_empty(&l->ops) && l->loop_ops == 0;
+  int wake = tri__list_empty(&l->ops) && l->loop_ops == 0;
   l->loop_ops |= op;
   if (op & TRI__LOOP_STOP)
     l->stopping = 1;
+  if (wake)
+    wake = wake_loop_locked(l);
   tri__mutex_unlock(&l->cmd_mu);
   if (wake)
-    tri__wakeup_signal(&l->wake);
+    tri__wakeup_signal(&rx->wake);
 }
 
 int tri__loop_adopt(tri__loop *to, struct tri__adopt *a) {
-  int wake;
   tri__mutex_lock(&to->cmd_mu);
   if (to->stopping) {
     tri__mutex_unlock(&to->cmd_mu);
     return -1;
   }
-  wake = tri__list_empty(&to->ops) && to->loop_ops == 0;
+  int wake = tri__list_empty(&to->ops) && to->loop_ops == 0;
   a->next = to->adopt;
   to->adopt = a;
   to->loop_ops |= TRI__LOOP_ADOPT;
+  if (wake)
+    wake = wake_loop_locked(to);
   tri__mutex_unlock(&to->cmd_mu);
   if (wake)
-    tri__wakeup_signal(&to->wake);
+    tri__wakeup_signal(&to->rx->wake);
   return 0;
 }
 
@@ -169,20 +200,21 @@ void tri__loop_ep_set(tri__loop *l, tri__src *src, uint32_t events,
   struct epoll_event ev;
   if (src->fd < 0 || *registered == events)
     return;
+  src->loop = l;
   memset(&ev, 0, sizeof(ev));
   ev.events = events;
   ev.data.ptr = src;
   if (events == 0)
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+    epoll_ctl(l->rx->epfd, EPOLL_CTL_DEL, src->fd, NULL);
   else
-    epoll_ctl(l->epfd, *registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, src->fd,
-              &ev);
+    epoll_ctl(l->rx->epfd, *registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+              src->fd, &ev);
   *registered = events;
 }
 
 void tri__loop_ep_del(tri__loop *l, int fd) {
   if (fd >= 0)
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(l->rx->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 /* ---- per-stream ops from callers -------------------------------------- */
@@ -266,80 +298,80 @@ static unsigned drain_ops(tri__loop *l) {
 
 /* ---- which server connections a pass ticks ---------------------------- */
 
-/* A min-heap of connections by tick_at (1-based heap_pos).  I/O thread. */
-static int heap_less(tri__loop *l, size_t a, size_t b) {
-  return l->heap[a]->tick_at < l->heap[b]->tick_at;
+/* A min-heap of tri__hnode by deadline (1-based pos).  I/O thread. */
+static int heap_less(tri__heap *h, size_t a, size_t b) {
+  return h->v[a]->at < h->v[b]->at;
 }
 
-static void heap_swap(tri__loop *l, size_t a, size_t b) {
-  tri__conn *t = l->heap[a];
-  l->heap[a] = l->heap[b];
-  l->heap[b] = t;
-  l->heap[a]->heap_pos = a + 1;
-  l->heap[b]->heap_pos = b + 1;
+static void heap_swap(tri__heap *h, size_t a, size_t b) {
+  tri__hnode *t = h->v[a];
+  h->v[a] = h->v[b];
+  h->v[b] = t;
+  h->v[a]->pos = a + 1;
+  h->v[b]->pos = b + 1;
 }
 
-static void heap_up(tri__loop *l, size_t i) {
-  while (i > 0 && heap_less(l, i, (i - 1) / 2)) {
-    heap_swap(l, i, (i - 1) / 2);
+static void heap_up(tri__heap *h, size_t i) {
+  while (i > 0 && heap_less(h, i, (i - 1) / 2)) {
+    heap_swap(h, i, (i - 1) / 2);
     i = (i - 1) / 2;
   }
 }
 
-static void heap_down(tri__loop *l, size_t i) {
+static void heap_down(tri__heap *h, size_t i) {
   for (;;) {
     size_t m = i, a = 2 * i + 1, b = 2 * i + 2;
-    if (a < l->heap_len && heap_less(l, a, m))
+    if (a < h->len && heap_less(h, a, m))
       m = a;
-    if (b < l->heap_len && heap_less(l, b, m))
+    if (b < h->len && heap_less(h, b, m))
       m = b;
     if (m == i)
       return;
-    heap_swap(l, i, m);
+    heap_swap(h, i, m);
     i = m;
   }
 }
 
-static void heap_remove(tri__loop *l, tri__conn *c) {
-  size_t i = c->heap_pos - 1, last = l->heap_len - 1;
-  c->heap_pos = 0;
+static void heap_remove(tri__heap *h, tri__hnode *n) {
+  size_t i = n->pos - 1, last = h->len - 1;
+  n->pos = 0;
   if (i != last) {
-    l->heap[i] = l->heap[last];
-    l->heap[i]->heap_pos = i + 1;
+    h->v[i] = h->v[last];
+    h->v[i]->pos = i + 1;
   }
-  l->heap_len--;
-  if (i < l->heap_len) {
-    heap_up(l, i);
-    heap_down(l, i);
+  h->len--;
+  if (i < h->len) {
+    heap_up(h, i);
+    heap_down(h, i);
   }
 }
 
-/* |c|'s next deadline is |at|: (re)placed in the heap, or out of it.
+/* |n|'s next deadline is |at|: (re)placed in the heap, or out of it.
  * -1 when the heap cannot grow (out of memory). */
-static int sched_at(tri__loop *l, tri__conn *c, int64_t at) {
-  if (c->heap_pos != 0 && at == c->tick_at)
+static int sched_at(tri__heap *h, tri__hnode *n, int64_t at) {
+  if (n->pos != 0 && at == n->at)
     return 0; /* a busy connection's usual case: where it was */
-  c->tick_at = at;
+  n->at = at;
   if (at == TRI__NO_DEADLINE) {
-    if (c->heap_pos != 0)
-      heap_remove(l, c);
+    if (n->pos != 0)
+      heap_remove(h, n);
     return 0;
   }
-  if (c->heap_pos == 0) {
-    if (l->heap_len == l->heap_cap) {
-      size_t cap = l->heap_cap ? l->heap_cap * 2 : 64;
-      tri__conn **h = tri__realloc(l->heap, cap * sizeof(*h));
-      if (h == NULL)
+  if (n->pos == 0) {
+    if (h->len == h->cap) {
+      size_t cap = h->cap ? h->cap * 2 : 64;
+      tri__hnode **v = tri__realloc(h->v, cap * sizeof(*v));
+      if (v == NULL)
         return -1;
-      l->heap = h;
-      l->heap_cap = cap;
+      h->v = v;
+      h->cap = cap;
     }
-    l->heap[l->heap_len++] = c;
-    c->heap_pos = l->heap_len;
-    heap_up(l, l->heap_len - 1);
+    h->v[h->len++] = n;
+    n->pos = h->len;
+    heap_up(h, h->len - 1);
   } else {
-    heap_up(l, c->heap_pos - 1);
-    heap_down(l, c->heap_pos - 1);
+    heap_up(h, n->pos - 1);
+    heap_down(h, n->pos - 1);
   }
   return 0;
 }
@@ -361,8 +393,8 @@ void tri__conn_unsched(tri__conn *c) {
   tri__loop *l = c->loop;
   if (tri__list_linked(&c->touch_link))
     tri__list_remove(&c->touch_link);
-  if (c->heap_pos != 0)
-    heap_remove(l, c);
+  if (c->tick.pos != 0)
+    heap_remove(&l->heap, &c->tick);
   if (l->ticking == c)
     l->ticking = NULL;
 }
@@ -379,9 +411,9 @@ static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
   tri__list batch;
   uint64_t ticks = 0;
 
-  while (l->heap_len > 0 && l->heap[0]->tick_at <= now) {
-    tri__conn *c = l->heap[0];
-    heap_remove(l, c);
+  while (l->heap.len > 0 && l->heap.v[0]->at <= now) {
+    tri__conn *c = tri__container_of(l->heap.v[0], tri__conn, tick);
+    heap_remove(&l->heap, &c->tick);
     tri__conn_touch(c);
   }
   /* This pass ticks what is touched now; a touch from within a tick
@@ -394,7 +426,7 @@ static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
     l->ticking = c;
     tri__server_conn_tick(c, now, &at);
     ticks++;
-    if (l->ticking == c && sched_at(l, c, at) != 0) {
+    if (l->ticking == c && sched_at(&l->heap, &c->tick, at) != 0) {
       /* No memory for the heap: ticked every pass (as every connection
        * once was) until there is; its deadline still bounds the sleep. */
       tri__conn_touch(c);
@@ -402,8 +434,8 @@ static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
     }
     l->ticking = NULL; /* (NULL already if it closed: c is freed) */
   }
-  if (l->heap_len > 0)
-    *next = tri__deadline_min(*next, l->heap[0]->tick_at);
+  if (l->heap.len > 0)
+    *next = tri__deadline_min(*next, l->heap.v[0]->at);
   if (ticks > 0) /* one shared write per pass, not per connection */
     __atomic_add_fetch(&conn_ticks, ticks, __ATOMIC_RELAXED);
 }
@@ -448,60 +480,153 @@ static void teardown(tri__loop *l) {
     tri__conn_close(c, "closed"); /* detaches every stream */
   }
   drain_ops(l); /* posts raced with the teardown: streams are detached */
+  /* The rest of what the thread polls for it: a shared thread goes on
+   * polling, and must never see these again. */
+  tri__linger_close_all(l);
+  tri__resolve_free(l);
 }
 
-static void *loop_main(void *arg) {
-  tri__loop *l = arg;
+/* One pass of |l|: its posted work, then its ticks, its next deadline
+ * folded into *next.  1 when it stopped: torn down, nothing of it is
+ * left on the thread. */
+static int loop_pass(tri__loop *l, int64_t *next) {
+  unsigned lops = drain_ops(l);
+  if (lops & TRI__LOOP_STOP) {
+    teardown(l);
+    return 1;
+  }
+  if ((lops & TRI__LOOP_DRAIN) && !l->draining)
+    tri__server_drain(l);
+  if (lops & (TRI__LOOP_CONNECT | TRI__LOOP_ADDRS))
+    tri__lb_loop_ops(l, lops);
+
+  int64_t now = tri__now_ns();
+  if (l->is_server) {
+    if (lops & TRI__LOOP_ACCEPT)
+      l->accept_paused_until = 0; /* a descriptor is free again */
+    tri__server_tick(l, now, next);
+    /* The drain changes every connection (heads-up GOAWAY, PING);
+     * an adopted one was touched when it was made. */
+    if (lops & TRI__LOOP_DRAIN)
+      touch_all(l);
+  } else {
+    tri__resolve_tick(l);
+    tri__lb_tick(l, now, next);
+  }
+  tri__linger_tick(l, now, next);
+  if (l->is_server) {
+    tick_server_conns(l, now, next);
+  } else {
+    /* A channel has a connection or a few: each is ticked every pass. */
+    tri__list *n, *nx;
+    for (n = l->conns.next; n != &l->conns; n = nx) {
+      nx = n->next;
+      tri__client_tick(tri__container_of(n, tri__conn, link), now, next);
+    }
+    *next = tri__resolve_next(l, *next);
+    if (tri__lb_requeued(l))
+      *next = now; /* place it in the next pass, without sleeping */
+  }
+  return 0;
+}
+
+static void due(tri__rx *rx, tri__loop *l) {
+  if (!tri__list_linked(&l->due_link))
+    tri__list_insert_tail(&rx->due, &l->due_link);
+}
+
+/* A stopped loop leaves its shared thread; its joiner may free it as soon
+ * as rx->mu is released. */
+static void leave(tri__rx *rx, tri__loop *l) {
+  flush_wakes(rx); /* its streams' waiters, before the join returns */
+  if (l->due_at.pos != 0)
+    heap_remove(&rx->heap, &l->due_at);
+  if (tri__list_linked(&l->due_link))
+    tri__list_remove(&l->due_link);
+  tri__mutex_lock(&rx->mu);
+  if (tri__list_linked(&l->ready_link)) {
+    tri__list_remove(&l->ready_link); /* (nready only overcounts) */
+  }
+  l->left = 1;
+  tri__cond_broadcast(&rx->cv);
+  tri__mutex_unlock(&rx->mu);
+}
+
+static uint64_t shared_runs; /* atomic */
+
+uint64_t tri__shared_loop_runs(void) {
+  return __atomic_load_n(&shared_runs, __ATOMIC_RELAXED);
+}
+
+/* A pass of a shared thread: the loops posted to, touched by an event or
+ * whose deadline came.  1 when the thread is to end. */
+static int shared_pass(tri__rx *rx, int64_t *next) {
+  tri__list run;
+  uint64_t runs = 0;
+
+  /* A post that finds the list empty wakes the thread, so an empty list
+   * seen here without the lock is never a post lost: it comes with a
+   * wake-up, and the next pass takes it. */
+  if (__atomic_load_n(&rx->nready, __ATOMIC_ACQUIRE) > 0) {
+    tri__mutex_lock(&rx->mu);
+    for (int guard = 0; !tri__list_empty(&rx->ready) && guard < 1000000;
+         guard++) {
+      tri__loop *l = tri__container_of(rx->ready.next, tri__loop,
+                                        ready_link);
+      tri__list_remove(&l->ready_link);
+      due(rx, l);
+    }
+    __atomic_store_n(&rx->nready, 0, __ATOMIC_RELAXED);
+    tri__mutex_unlock(&rx->mu);
+  }
+  int64_t now = tri__now_ns();
+  while (rx->heap.len > 0 && rx->heap.v[0]->at <= now) {
+    tri__loop *l = tri__container_of(rx->heap.v[0], tri__loop, due_at);
+    heap_remove(&rx->heap, &l->due_at);
+    due(rx, l);
+  }
+  tri__list_move(&rx->due, &run);
+  while (!tri__list_empty(&run)) {
+    tri__loop *l = tri__container_of(run.next, tri__loop, due_link);
+    int64_t at = TRI__NO_DEADLINE;
+    tri__list_remove(&l->due_link);
+    runs++;
+    if (loop_pass(l, &at)) {
+      leave(rx, l);
+    } else if (sched_at(&rx->heap, &l->due_at, at) != 0) {
+      due(rx, l); /* no memory for the heap: run every pass until there is */
+      *next = tri__deadline_min(*next, at);
+    }
+  }
+  if (rx->heap.len > 0)
+    *next = tri__deadline_min(*next, rx->heap.v[0]->at);
+  if (runs > 0)
+    __atomic_add_fetch(&shared_runs, runs, __ATOMIC_RELAXED);
+  /* group_end sets |ending| when the last reference went: every channel
+   * placed here is freed, so no loop is left. */
+  return __atomic_load_n(&rx->ending, __ATOMIC_ACQUIRE);
+}
+
+static void *rx_main(void *arg) {
+  tri__rx *rx = arg;
   struct epoll_event evs[MAX_EVENTS];
 
-  io_loop = l;
+  io_rx = rx;
   for (;;) {
-    unsigned lops = drain_ops(l);
-    if (lops & TRI__LOOP_STOP) {
-      teardown(l);
-      tri__loop_flush_wakes(l);
+    int64_t next = TRI__NO_DEADLINE;
+    if (rx->shared ? shared_pass(rx, &next) : loop_pass(rx->only, &next)) {
+      flush_wakes(rx);
       break;
     }
-    if ((lops & TRI__LOOP_DRAIN) && !l->draining)
-      tri__server_drain(l);
-    if (lops & (TRI__LOOP_CONNECT | TRI__LOOP_ADDRS))
-      tri__lb_loop_ops(l, lops);
-
-    int64_t next = TRI__NO_DEADLINE, now = tri__now_ns();
-    if (l->is_server) {
-      if (lops & TRI__LOOP_ACCEPT)
-        l->accept_paused_until = 0; /* a descriptor is free again */
-      tri__server_tick(l, now, &next);
-      /* The drain changes every connection (heads-up GOAWAY, PING);
-       * an adopted one was touched when it was made. */
-      if (lops & TRI__LOOP_DRAIN)
-        touch_all(l);
-    } else {
-      tri__resolve_tick(l);
-      tri__lb_tick(l, now, &next);
-    }
-    tri__linger_tick(l, now, &next);
-    if (l->is_server) {
-      tick_server_conns(l, now, &next);
-    } else {
-      /* A channel has a connection or a few: each is ticked every pass. */
-      tri__list *n, *nx;
-      for (n = l->conns.next; n != &l->conns; n = nx) {
-        nx = n->next;
-        tri__client_tick(tri__container_of(n, tri__conn, link), now, &next);
-      }
-      next = tri__resolve_next(l, next);
-      if (tri__lb_requeued(l))
-        next = now; /* place it in the next pass, without sleeping */
-    }
-    tri__loop_flush_wakes(l);
-    int nev = epoll_wait(l->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
+    flush_wakes(rx);
+    int nev = epoll_wait(rx->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
     for (int i = 0; i < nev; i++) {
       tri__src *src = evs[i].data.ptr;
+      tri__loop *l = src->loop;
       switch (src->kind) {
       case TRI__SRC_WAKE:
-        tri__wakeup_drain(&l->wake);
-        break;
+        tri__wakeup_drain(&rx->wake);
+        continue;
       case TRI__SRC_LISTEN:
         tri__server_accept(l);
         break;
@@ -516,41 +641,186 @@ static void *loop_main(void *arg) {
         tri__sock_event((tri__conn *)src, evs[i].events);
         break;
       }
+      if (rx->shared)
+        due(rx, l);
     }
   }
-  io_loop = NULL;
+  io_rx = NULL;
   return NULL;
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static void rx_free(tri__rx *rx) {
+  if (rx == NULL)
+    return;
+  if (rx->wake_src.fd >= 0)
+    tri__wakeup_close(&rx->wake);
+  if (rx->epfd >= 0)
+    close(rx->epfd);
+  tri__free(rx->rbuf);
+  tri__free(rx->heap.v);
+  tri__pgpool_free(rx->pgpool); /* every session is deleted */
+  tri__cond_destroy(&rx->cv);
+  tri__mutex_destroy(&rx->mu);
+  tri__free(rx);
+}
+
+static tri__rx *rx_new(int shared) {
+  struct epoll_event ev;
+  tri__rx *rx = tri__calloc(1, sizeof(*rx));
+  if (rx == NULL)
+    return NULL;
+  rx->shared = shared;
+  rx->wake_src.kind = TRI__SRC_WAKE;
+  rx->wake_src.fd = -1;
+  tri__list_init(&rx->wakes);
+  tri__list_init(&rx->ready);
+  tri__list_init(&rx->due);
+  tri__mutex_init(&rx->mu);
+  tri__cond_init(&rx->cv);
+  rx->epfd = epoll_create1(EPOLL_CLOEXEC);
+  rx->rbuf = tri__malloc(TRI__READ_CHUNK);
+  rx->pgpool = tri__pgpool_new(); /* optional */
+  if (rx->epfd < 0 || rx->rbuf == NULL || tri__wakeup_init(&rx->wake) != 0) {
+    rx_free(rx);
+    return NULL;
+  }
+  rx->wake_src.fd = tri__wakeup_fd(&rx->wake);
+  memset(&ev, 0, sizeof(ev));
+  ev.events = EPOLLIN;
+  ev.data.ptr = &rx->wake_src;
+  if (epoll_ctl(rx->epfd, EPOLL_CTL_ADD, rx->wake_src.fd, &ev) != 0) {
+    rx_free(rx);
+    return NULL;
+  }
+  return rx;
+}
+
+static int rx_start(tri__rx *rx) {
+  int rv = tri__thread_create(&rx->thread, NULL, rx_main, rx, "tri-io");
+  if (rv != 0)
+    return -rv;
+  rx->started = 1;
+  return 0;
+}
+
+/* ---- I/O groups (public) ---------------------------------------------- */
+
+struct tri_io_group {
+  int refs;                /* atomic: the user's, and one per channel */
+  unsigned fork_gen;
+  int n;
+  tri__rx *rx[];
+};
+
+static void group_end(tri_io_group *g) {
+  for (int i = 0; i < g->n; i++) {
+    tri__rx *rx = g->rx[i];
+    if (rx == NULL)
+      continue;
+    if (rx->started) {
+      /* No channel is left: each held a reference. */
+      __atomic_store_n(&rx->ending, 1, __ATOMIC_RELEASE);
+      tri__wakeup_signal(&rx->wake);
+      pthread_join(rx->thread, NULL);
+    }
+    rx_free(rx);
+  }
+  tri__free(g);
+}
+
+TRI_API int tri_io_group_new(int nthreads, tri_io_group **out) {
+  if (out == NULL || nthreads < 1 || nthreads > 256)
+    return tri__fail(TRI_EINVAL, "tri_io_group_new: %s",
+                     out == NULL ? "out is NULL"
+                                 : "nthreads must be 1 to 256");
+  *out = NULL;
+  tri_io_group *g = tri__calloc(1, sizeof(*g) + (size_t)nthreads *
+                                                    sizeof(g->rx[0]));
+  if (g == NULL)
+    return tri__fail(TRI_ENOMEM, "out of memory creating an I/O group");
+  g->refs = 1;
+  g->fork_gen = tri__fork_gen();
+  g->n = nthreads;
+  for (int i = 0; i < nthreads; i++) {
+    int rv;
+    g->rx[i] = rx_new(1);
+    if (g->rx[i] == NULL) {
+      group_end(g);
+      return tri__fail(TRI_ENOMEM, "cannot create an I/O group's loop");
+    }
+    rv = rx_start(g->rx[i]);
+    if (rv != 0) {
+      group_end(g);
+      return tri__fail(TRI_ESYS, "cannot start an I/O group's thread: %s",
+                       strerror(-rv));
+    }
+  }
+  *out = g;
+  return TRI_OK;
+}
+
+static void io_group_unref(tri_io_group *g) {
+  if (g == NULL || g->fork_gen != tri__fork_gen())
+    return; /* the parent's: its threads are not here; abandoned */
+  if (__atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    group_end(g);
+}
+
+TRI_API void tri_io_group_free(tri_io_group *g) { io_group_unref(g); }
+
+tri__rx *tri__io_group_take(tri_io_group *g) {
+  tri__rx *best = NULL;
+  int fewest = 0;
+  if (g == NULL || g->fork_gen != tri__fork_gen())
+    return NULL;
+  __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < g->n; i++) {
+    int n = __atomic_load_n(&g->rx[i]->nloops, __ATOMIC_RELAXED);
+    if (best == NULL || n < fewest) {
+      best = g->rx[i];
+      fewest = n;
+    }
+  }
+  /* Counted at once, so channels created at the same time spread. */
+  __atomic_add_fetch(&best->nloops, 1, __ATOMIC_RELAXED);
+  return best;
+}
+
+void tri__io_group_put(tri_io_group *g, struct tri__rx *rx) {
+  if (g == NULL || g->fork_gen != tri__fork_gen())
+    return;
+  __atomic_sub_fetch(&rx->nloops, 1, __ATOMIC_RELAXED);
+  io_group_unref(g);
 }
 
 /* ---- creation --------------------------------------------------------- */
 
 int tri__conn_callbacks_new(nghttp2_session_callbacks **out);
 
-static tri__loop *loop_alloc(int is_server) {
-  uint32_t reg = 0;
+/* |rx| NULL: a private thread of its own. */
+static tri__loop *loop_alloc(int is_server, tri__rx *rx) {
   tri__loop *l = tri__calloc(1, sizeof(*l));
   if (l == NULL)
     return NULL;
   l->is_server = is_server;
   l->fork_gen = tri__fork_gen();
   l->listen_fd = -1;
-  l->epfd = -1;
   tri__list_init(&l->ops);
   tri__list_init(&l->conns);
   tri__list_init(&l->touched);
   tri__list_init(&l->lingering);
-  tri__list_init(&l->wakes);
+  tri__list_init(&l->ready_link);
+  tri__list_init(&l->due_link);
   tri__mutex_init(&l->cmd_mu);
-  l->epfd = epoll_create1(EPOLL_CLOEXEC);
-  l->rbuf = tri__malloc(TRI__READ_CHUNK);
-  l->pgpool = tri__pgpool_new(); /* optional */
-  if (l->epfd < 0 || l->rbuf == NULL || tri__wakeup_init(&l->wake) != 0)
+  l->rx = rx != NULL ? rx : rx_new(0);
+  if (l->rx == NULL)
     goto fail;
-  l->wake_src.kind = TRI__SRC_WAKE;
-  l->wake_src.fd = tri__wakeup_fd(&l->wake);
-  tri__loop_ep_set(l, &l->wake_src, EPOLLIN, &reg);
+  if (!l->rx->shared)
+    l->rx->only = l;
   if (tri__conn_callbacks_new(&l->cbs) != 0)
-    goto fail_wake;
+    goto fail;
   if (nghttp2_option_new(&l->opt) != 0)
     goto fail_cbs;
   nghttp2_option_set_no_auto_window_update(l->opt, 1); /* 13.4 */
@@ -571,21 +841,17 @@ static tri__loop *loop_alloc(int is_server) {
 
 fail_cbs:
   nghttp2_session_callbacks_del(l->cbs);
-fail_wake:
-  tri__wakeup_close(&l->wake);
 fail:
-  if (l->epfd >= 0)
-    close(l->epfd);
-  tri__free(l->rbuf);
-  tri__pgpool_free(l->pgpool);
+  if (rx == NULL)
+    rx_free(l->rx);
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l);
   return NULL;
 }
 
 tri__loop *tri__loop_new_client(struct tri_channel *ch,
-                                const tri__client_cfg *cfg) {
-  tri__loop *l = loop_alloc(0);
+                                const tri__client_cfg *cfg, tri__rx *rx) {
+  tri__loop *l = loop_alloc(0, rx);
   if (l == NULL)
     return NULL;
   l->ch = ch;
@@ -603,10 +869,11 @@ tri__loop *tri__loop_new_client(struct tri_channel *ch,
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
                                 const tri__srv_cfg *cfg) {
   uint32_t reg = 0;
-  tri__loop *l = loop_alloc(1);
+  tri__loop *l = loop_alloc(1, NULL);
   if (l == NULL)
     return NULL;
   l->srv = srv;
+  l->rx->srv = srv;
   l->listen_fd = listen_fd;
   l->cfg = *cfg;
   l->listen_src.kind = TRI__SRC_LISTEN;
@@ -628,10 +895,13 @@ void tri__loop_conn_counts(tri__loop *l, uint64_t *served, int *conns) {
 }
 
 int tri__loop_start(tri__loop *l) {
-  int rv = tri__thread_create(&l->thread, NULL, loop_main, l, "tri-io");
-  if (rv != 0)
-    return -rv;
-  l->started = 1;
+  tri__rx *rx = l->rx;
+  if (!rx->shared) {
+    int rv = rx_start(rx);
+    if (rv != 0)
+      return rv;
+  }
+  l->started = 1; /* on a shared thread: from its first post */
   return 0;
 }
 
@@ -640,14 +910,23 @@ void tri__loop_join(tri__loop *l) {
     return; /* the parent's loop: no thread here, its state is abandoned */
   l->joined = 1;
   if (l->started) {
+    tri__rx *rx = l->rx;
     tri__loop_stop(l);
-    pthread_join(l->thread, NULL);
+    if (rx->shared) {
+      /* The thread runs the stop in its next pass (shared_pass), always. */
+      tri__mutex_lock(&rx->mu);
+      while (!l->left)
+        tri__cond_wait(&rx->cv, &rx->mu);
+      tri__mutex_unlock(&rx->mu);
+    } else {
+      pthread_join(rx->thread, NULL);
+    }
   } else {
     teardown(l);
   }
-  /* Its thread is gone: what closes later (tri__linger_close_all in
-   * tri__loop_join_free) must not reach the listening loop, which a
-   * server may free first. */
+  /* Its thread is gone (teardown closed its lingering sockets there):
+   * nothing of it may reach the listening loop any more, which a server
+   * may free first. */
   l->listener = NULL;
 }
 
@@ -666,11 +945,9 @@ void tri__loop_join_free(tri__loop *l) {
     close(l->listen_fd);
   nghttp2_option_del(l->opt);
   nghttp2_session_callbacks_del(l->cbs);
-  tri__wakeup_close(&l->wake);
-  close(l->epfd);
-  tri__free(l->rbuf);
-  tri__free(l->heap); /* empty: every connection is closed */
-  tri__pgpool_free(l->pgpool); /* every session is deleted */
+  tri__free(l->heap.v); /* empty: every connection is closed */
+  if (!l->rx->shared)
+    rx_free(l->rx);
   tri__mutex_destroy(&l->cmd_mu);
   tri__free(l);
   tri__budget_add(TRI__B_LOOPS, -1);

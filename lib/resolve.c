@@ -19,8 +19,9 @@
  * Without c-ares (configure --without-cares) only numeric addresses and
  * "localhost" resolve.
  *
- * Threads: the I/O thread only; tri__resolve_free() runs on the thread
- * that frees the loop, once the I/O thread has ended.
+ * Threads: the I/O thread only; the loop's teardown frees the resolver
+ * there (tri__resolve_free()), and the call again in
+ * tri__loop_join_free() finds nothing left.
  */
 #include "tri_int.h"
 

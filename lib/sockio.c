@@ -189,7 +189,7 @@ void tri__sock_raw_goaway(tri__conn *c) {
 int tri__sock_read(tri__conn *c) {
   /* Bounded per wake-up so one busy connection cannot starve others. */
   for (int i = 0; i < 16; i++) {
-    uint8_t *rbuf = c->loop->rbuf;
+    uint8_t *rbuf = c->loop->rx->rbuf;
     ssize_t n = conn_recv(c, rbuf, TRI__READ_CHUNK);
     if (n == 0) {
       c->peer_gone = 1;

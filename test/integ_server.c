@@ -196,32 +196,6 @@ END_TEST
 
 /* ---- tri_server_opts_set_io_threads ---------------------------------- */
 
-/* Threads of this process named |name| (/proc/self/task/N/comm). */
-static int threads_named(const char *name)
-{
-  DIR *d = opendir("/proc/self/task");
-  struct dirent *e;
-  int n = 0;
-  if (d == NULL)
-    return -1;
-  while ((e = readdir(d)) != NULL) {
-    char path[300], comm[64] = "";
-    if (e->d_name[0] == '.')
-      continue;
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-      continue;
-    if (fgets(comm, sizeof comm, f) != NULL) {
-      comm[strcspn(comm, "\n")] = '\0';
-      n += strcmp(comm, name) == 0;
-    }
-    fclose(f);
-  }
-  closedir(d);
-  return n;
-}
-
 static sem_t io_started;
 static int h_wait_end(tri_stream *s, void *ud)
 {
@@ -265,13 +239,13 @@ START_TEST(test_io_threads_spread)
   ck_assert_int_eq(tri_server_opts_set_io_threads(NULL, 2), TRI_EINVAL);
   ck_assert_int_eq(tri_server_opts_set_io_threads(o, 2), TRI_OK);
   sem_init(&io_started, 0, 0);
-  before = threads_named("tri-io");
+  before = tu_threads_named("tri-io");
   tri_server *srv = tu_server_start(ms, 2, o, &port);
   ck_assert_ptr_nonnull(srv);
   tri_server_opts_free(o);
   /* Each names itself once running: wait for it (bounded). */
   int named = 0;
-  for (i = 0; i < TU_WAIT_MS / 5 && (named = threads_named("tri-io")) <
+  for (i = 0; i < TU_WAIT_MS / 5 && (named = tu_threads_named("tri-io")) <
                                          before + 2; i++)
     tu_sleep_ms(5);
   ck_assert_int_eq(named, before + 2);
@@ -322,7 +296,7 @@ START_TEST(test_io_threads_spread)
   tri_server_free(srv);
   for (i = 0; i < IO_CHANNELS; i++)
     tri_channel_free(ch[i]);
-  ck_assert_int_eq(threads_named("tri-io"), before);
+  ck_assert_int_eq(tu_threads_named("tri-io"), before);
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 END_TEST

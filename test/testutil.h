@@ -147,6 +147,10 @@ int tu_reset_peak_rss(void);
 /* Clocks                                                            */
 /* ---------------------------------------------------------------- */
 
+/** Threads of this process named exactly |name| (/proc/self/task/N/comm),
+ * or -1 without /proc. */
+int tu_threads_named(const char *name);
+
 /** Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
 int64_t tu_now_ms(void);
 /** Monotonic clock in microseconds. */

@@ -129,6 +129,7 @@ typedef struct tri_metadata tri_metadata;         /* key/value list     */
 typedef struct tri_buf tri_buf;                   /* one received message */
 typedef struct tri_tls_opts tri_tls_opts;         /* TLS settings       */
 typedef struct tri_auth tri_auth;                 /* a peer's TLS identity */
+typedef struct tri_io_group tri_io_group;         /* I/O threads channels share */
 
 /* ------------------------------------------------------------------ */
 /* Metadata                                                            */
@@ -450,7 +451,8 @@ TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
  * policy (tri_channel_opts_set_lb_policy()) decides over how many of the
  * addresses; lost connections are remade on demand, failed attempts are
  * retried with backoff (tri_channel_opts_set_backoff()).  All of a
- * channel's connections share its one I/O thread.
+ * channel's connections share its one I/O thread: its own, or one of an
+ * I/O group (tri_channel_opts_set_io_group()).
  *
  * Ownership: |target| and |opts| (NULL = defaults) are copied.  The caller
  *   owns *|out|; free with tri_channel_free().
@@ -459,7 +461,8 @@ TRI_API int tri_channel_opts_set_tls(tri_channel_opts *o,
  * Returns: TRI_OK; TRI_EINVAL (malformed target: tri_last_error() names
  *   the bad part, e.g. "target 'localhost': missing port (expected ...)";
  *   or TLS files that cannot be used, named with the reason);
- *   TRI_ENOMEM; TRI_ESYS.
+ *   TRI_UNAVAILABLE (the options' I/O group was created before a fork()
+ *   in the parent); TRI_ENOMEM; TRI_ESYS.
  * Since: 0.1
  */
 TRI_API int tri_channel_new(tri_channel **out, const char *target,
@@ -549,6 +552,56 @@ TRI_API int tri_channel_opts_set_lb_policy(tri_channel_opts *o,
  */
 TRI_API int tri_channel_opts_set_backoff(tri_channel_opts *o,
                                          int64_t initial_ms, int64_t max_ms);
+
+/**
+ * Create a group of |nthreads| I/O threads ("tri-io") that many channels
+ * can share (tri_channel_opts_set_io_group()).  By default each channel
+ * has an I/O thread of its own, which is the fastest for one busy
+ * channel; a program with hundreds of channels, most of them idle, saves
+ * a thread and its stack per channel by sharing a few.  A channel stays
+ * on the thread it was placed on (the one with the fewest channels when
+ * it is created); a pass of a shared thread handles only the channels
+ * that have work, so idle channels cost it nothing.  Every blocking call
+ * keeps its ways out (close, cancel, deadline, peer, connection loss) on
+ * a shared thread.
+ *
+ * Ownership: the caller owns *|out| and drops it with tri_io_group_free();
+ *   each channel placed on the group holds a reference of its own, so the
+ *   group may be freed before its channels.
+ * Thread safety: any thread.
+ * Blocking: no (starts the threads).
+ * Returns: TRI_OK; TRI_EINVAL (|out| NULL, |nthreads| < 1 or > 256);
+ *   TRI_ENOMEM; TRI_ESYS (a thread could not be started).
+ * Since: 0.3
+ */
+TRI_API int tri_io_group_new(int nthreads, tri_io_group **out);
+
+/**
+ * Drop the caller's reference to |g| (NULL: no-op).  The threads end when
+ * the last channel placed on the group is freed too; then this call (or
+ * that tri_channel_free()) joins them.  A group inherited through fork()
+ * is abandoned: its threads belong to the parent.
+ *
+ * Ownership: |g| must not be used by the caller afterwards.
+ * Thread safety: any thread, once per tri_io_group_new().
+ * Blocking: joins the threads when it drops the last reference.
+ * Since: 0.3
+ */
+TRI_API void tri_io_group_free(tri_io_group *g);
+
+/**
+ * Place channels created with |o| on a thread of |g| instead of a thread
+ * of their own (NULL: their own, the default).  See tri_io_group_new().
+ *
+ * Ownership: |g| is not referenced by |o|: it must stay valid until the
+ *   last tri_channel_new() with these options returns; each channel
+ *   takes its own reference.
+ * Thread safety: one thread at a time.  Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (|o| NULL).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_opts_set_io_group(tri_channel_opts *o,
+                                          tri_io_group *g);
 
 /**
  * Keepalive PINGs also while no call is open (gRPC A8

@@ -43,6 +43,7 @@ extern char **environ;
 static long g_server_pid; /* forked child or --server-pid */
 static int g_tls;         /* --tls-*: cases get ".tls" */
 static int g_raw;         /* --raw: cases get ".raw" */
+static char g_grp[16];    /* --io-group=N: cases get ".grpN" */
 /* Unary calls the server answered OK (W7); shared with the forked server
  * child (MAP_SHARED before the fork), NULL in --client mode. */
 static atomic_llong *g_unary_ok;
@@ -67,13 +68,15 @@ void bench_sleep_ns(int64_t ns) {
   }
 }
 
-/* case = CS [.raw] [SFX] [.tls]: W3.t1, W3.t1.raw, W3.t1.raw.cpu.tls */
+/* case = CS [.grpN] [.raw] [SFX] [.tls]: W3.t1, W3.t1.raw,
+ * W3.t1.raw.cpu.tls, W8.grp1 */
 static void line_sfx(const char *impl, const char *workload, const char *cs,
                      const char *sfx, const char *metric, double value,
                      const char *extra) {
-  printf("tri-bench impl=%s workload=%s case=%s%s%s%s metric=%s value=%.1f"
-         "%s%s%s%s\n",
-         impl, workload, cs, g_raw ? ".raw" : "", sfx, g_tls ? ".tls" : "",
+  printf("tri-bench impl=%s workload=%s case=%s%s%s%s%s metric=%s "
+         "value=%.1f%s%s%s%s\n",
+         impl, workload, cs, g_grp, g_raw ? ".raw" : "", sfx,
+         g_tls ? ".tls" : "",
          metric, value, extra && *extra ? " " : "", extra ? extra : "",
          g_raw ? " api=raw" : "", g_tls ? " tls=1" : "");
   fflush(stdout);
@@ -422,6 +425,8 @@ static void usage(FILE *f, const char *prog) {
 "                            (protoc-gen-triplestream) stubs; cases get .raw\n"
 "    --io-threads=N          server I/O loops (tri_server_opts_set_io_threads);\n"
 "                            W7's case gets .ioN\n"
+"    --io-group=N            client channels share a tri_io_group of N\n"
+"                            threads; cases get .grpN (W1.grp1, W8.grp1)\n"
 "  TLS (TLS 1.2/1.3 with ALPN h2; all three in the default mode):\n"
 "    --tls-ca=FILE           client: verify the server's certificate (PEM)\n"
 "    --tls-cert=FILE --tls-key=FILE   server: its certificate and key (PEM)\n"
@@ -575,6 +580,15 @@ static void parse_args(int argc, char **argv, bench_opts *o,
         bad = 1;
       else
         o->io_threads = (int)x;
+    } else if (v && strcmp(name, "--io-group") == 0) {
+      if (!(impl->extra_flags & BENCH_FLAG_IO_GROUP)) {
+        fprintf(stderr, "%s: --io-group is a tri-bench flag\n", prog);
+        exit(2);
+      }
+      if (parse_ll(v, 1, 256, &x) != 0)
+        bad = 1;
+      else
+        o->io_group = (int)x;
     } else if (v && strcmp(name, "--w7-tag") == 0) {
       if (!*v || strlen(v) >= sizeof o->w7_tag || strpbrk(v, " \t=") != NULL)
         bad = 1;
@@ -687,6 +701,8 @@ static void parse_args(int argc, char **argv, bench_opts *o,
   g_server_pid = o->server_pid;
   g_tls = o->tls;
   g_raw = o->raw;
+  if (o->io_group > 0)
+    snprintf(g_grp, sizeof g_grp, ".grp%d", o->io_group);
 }
 
 /* ------------------------------------------------------------------ */

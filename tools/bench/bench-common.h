@@ -86,6 +86,10 @@ typedef struct {
    * 0 = the library's default; W7's case gets ".ioN". */
   int raw;
   int io_threads;
+  /* io_group: every client channel on one tri_io_group of this many
+   * threads (tri_channel_opts_set_io_group); 0 = a thread per channel
+   * (the default); cases get ".grpN" (W1.grp1, W8.grp1). */
+  int io_group;
   /* W7: open this many idle HTTP/2 connections to the server first and
    * report the server's RSS per connection (0 = off); w7_tag is appended
    * to W7's case names ("c1000" -> W7.c1000, W7.c1000.rss). */
@@ -108,12 +112,13 @@ typedef struct {
   /* One unary echo call, used to check the server before W7.  0 or -1. */
   int (*check_unary)(const bench_opts *o, const char *target);
   /* Flags this implementation accepts beyond the common ones: bit 0 =
-   * --raw, bit 1 = --io-threads. */
+   * --raw, bit 1 = --io-threads, bit 2 = --io-group. */
   unsigned extra_flags;
 } bench_impl;
 
 #define BENCH_FLAG_RAW 1u
 #define BENCH_FLAG_IO_THREADS 2u
+#define BENCH_FLAG_IO_GROUP 4u
 
 /* Parse argv (exits on --help or a bad flag), then run.  Returns the
  * process exit status. */

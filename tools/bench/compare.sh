@@ -28,7 +28,8 @@
 # text, tri-rawtcp --handoff gives the design's floor (W1.floor,
 # W3.t1.floor).  W8 (clear text) is the client's RSS per idle channel,
 # 1000 channels with one call each, each on its own connection (no
-# target).  --from FILE prints the table of an earlier run's result
+# target); W8.grp1 the same with tri's channels on one shared I/O thread
+# (tri-bench --io-group=1), beside gRPC's W8.  --from FILE prints the table of an earlier run's result
 # lines without running anything.  Exit status: 0 all targets met, 1 a
 # target missed or a run failed, 2 usage error or missing programs.
 set -u
@@ -147,6 +148,8 @@ END {
     gk = k
     # W7.io1, W7.io2: tri with 1 and 2 I/O loops, beside gRPC as it is.
     if (g == "" && b ~ /^W7\.io[0-9]+$/) { gk = "W7" sfx; g = median(vals[gk, "grpc"]) }
+    # W8.grp1: tri channels sharing one I/O thread, beside gRPC as it is.
+    if (g == "" && b ~ /^W8\.grp[0-9]+$/) { gk = "W8" sfx; g = median(vals[gk, "grpc"]) }
     # *.raw rows: the raw TCP floor of their base case.
     if (rw == "" && b ~ /\.raw$/) { rb = b; sub(/\.raw$/, "", rb); rw = median(vals[rb sfx, "raw"]) }
     ratio = (t != "" && g != "" && g + 0 != 0) ? t / g : ""
@@ -326,6 +329,10 @@ while [ "$r" -le "$rounds" ]; do
         bench tri "$tri" W7 --io-threads=2
         # shellcheck disable=SC2086
         both W7 $c1000 ;;
+      W8)
+        # tri's channels on one shared I/O thread (W8.grp1), beside
+        # gRPC's W8
+        bench tri "$tri" W8 --io-group=1 ;;
     esac
     # The floors (clear-text TCP only: column "-" over TLS), each right
     # after the workload it is the floor of: this VM's speed drifts by

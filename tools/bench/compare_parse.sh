@@ -3,7 +3,8 @@
 #
 # Runs tri-bench, tri-rawtcp (and grpc-bench when it was built) with tiny
 # counts -- every workload, the typed default and --raw, W7 on many
-# connections, W7 with 2 server I/O loops, W8's idle channels, the
+# connections, W7 with 2 server I/O loops, W8's idle channels (each with
+# a thread, and on one shared thread), the
 # hand-off floors (W1's and
 # W5's cancel floor), and W1
 # over TLS -- then
@@ -65,6 +66,7 @@ run() {
   run ./tri-bench --workload=W1,W2,W3 --raw $tiny
   run ./tri-bench --workload=W7 $tiny $c1000
   run ./tri-bench --workload=W8 --w8-channels=10
+  run ./tri-bench --workload=W8 --w8-channels=10 --io-group=1
   run ./tri-rawtcp --workload=W1,W2 --n=300 --bytes=1048576
   run ./tri-rawtcp --workload=W1 --handoff --procs --n=300
   run ./tri-rawtcp --workload=W1 --handoff --procs --n=300 \
@@ -130,12 +132,13 @@ st=$?
 want="W1 W1.floor W1.cpu W1.raw W1.raw.cpu W2.big W2.big.cpu W2.small
   W2.small.cpu W2.big.raw W2.big.raw.cpu W2.small.raw W2.small.raw.cpu
   W3.t1 W3.t1.floor W3.t1.cpu W3.t8 W3.t8.cpu W3.t1.raw W3.t1.raw.cpu
-  W3.t8.raw W3.t8.raw.cpu W4.20.total W5 W6 W7 W7.c1000 W7.c1000.rss W8"
+  W3.t8.raw W3.t8.raw.cpu W4.20.total W5 W6 W7 W7.c1000 W7.c1000.rss W8
+  W8.grp1"
 [ -z "$tls" ] || want="$want W1.tls W1.cpu.tls W1.raw.tls W1.raw.cpu.tls"
 [ -z "$io" ] || want="$want W7.io2"
 # Rows that compare both implementations (a number in the grpc column).
 both="W1 W1.cpu W2.big W2.small W2.small.cpu W3.t1 W3.t1.cpu W3.t8 W4.20.total
-  W5 W6 W7 W7.c1000 W7.c1000.rss W1.floor W3.t1.floor W7.io2 W8"
+  W5 W6 W7 W7.c1000 W7.c1000.rss W1.floor W3.t1.floor W7.io2 W8 W8.grp1"
 # Rows with a target (PASS or MISS in the result column).
 targeted="W1 W1.floor W2.big W2.small W3.t1 W3.t1.floor W3.t1.cpu W3.t8
   W3.t8.cpu W4.20.total W5 W6 W7 W7.io2 W7.c1000 W7.c1000.rss"

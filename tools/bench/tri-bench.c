@@ -44,6 +44,8 @@
  *
  * --io-threads=N: the server runs N I/O loops
  * (tri_server_opts_set_io_threads); W7's case becomes W7.ioN.
+ * --io-group=N: the client's channels share a tri_io_group of N threads
+ * instead of a thread each; every case gets ".grpN" (W1.grp1, W8.grp1).
  *
  * Server settings: defaults, except when W4 is selected: max_workers and
  * max_concurrent_streams are raised to the largest W4 count + 64 and the
@@ -380,23 +382,37 @@ static void fail(const char *what, int rc) {
 }
 
 /* Channel options of every channel: NULL (defaults, clear text), or TLS
- * verifying the server with --tls-ca.  Set up by client_setup(). */
+ * verifying the server with --tls-ca, and/or the I/O group of
+ * --io-group.  Set up by client_setup(); the group lives as long as the
+ * process. */
 static tri_channel_opts *g_chopts;
+static int g_client_tls;
+static tri_io_group *g_group;
 
 static int client_setup(const bench_opts *o) {
   tri_tls_opts *t;
-  int rc;
+  int rc = TRI_OK;
   g_raw = o->raw;
-  if (!o->tls || g_chopts != NULL)
+  if ((!o->tls && o->io_group == 0) || g_chopts != NULL)
     return 0;
   g_chopts = tri_channel_opts_new();
-  t = tri_tls_opts_new();
-  rc = g_chopts && t ? tri_tls_opts_set_ca_file(t, o->tls_ca) : TRI_ENOMEM;
-  if (rc == TRI_OK)
-    rc = tri_channel_opts_set_tls(g_chopts, t);
-  tri_tls_opts_free(t);
+  if (g_chopts == NULL)
+    rc = TRI_ENOMEM;
+  if (rc == TRI_OK && o->io_group > 0) {
+    rc = tri_io_group_new(o->io_group, &g_group);
+    if (rc == TRI_OK)
+      rc = tri_channel_opts_set_io_group(g_chopts, g_group);
+  }
+  if (rc == TRI_OK && o->tls) {
+    g_client_tls = 1;
+    t = tri_tls_opts_new();
+    rc = t ? tri_tls_opts_set_ca_file(t, o->tls_ca) : TRI_ENOMEM;
+    if (rc == TRI_OK)
+      rc = tri_channel_opts_set_tls(g_chopts, t);
+    tri_tls_opts_free(t);
+  }
   if (rc != TRI_OK) {
-    fprintf(stderr, PROG ": channel TLS: %s (%s)\n", tri_strerror(rc),
+    fprintf(stderr, PROG ": channel options: %s (%s)\n", tri_strerror(rc),
             tri_last_error());
     tri_channel_opts_free(g_chopts);
     g_chopts = NULL;
@@ -420,7 +436,7 @@ static void note_client_tls(tri_channel *ch) {
   const tri_auth *a;
   char detail[300];
 
-  if (g_chopts == NULL || done)
+  if (!g_client_tls || done)
     return;
   done = 1;
   co = call_opts(UNARY_DEADLINE_MS);
@@ -1192,6 +1208,7 @@ static int check_unary(const bench_opts *o, const char *target) {
 int main(int argc, char **argv) {
   static const bench_impl impl = {IMPL,       PROG,        srv_start,
                                   srv_stop,   client_run,  check_unary,
-                                  BENCH_FLAG_RAW | BENCH_FLAG_IO_THREADS};
+                                  BENCH_FLAG_RAW | BENCH_FLAG_IO_THREADS |
+                                      BENCH_FLAG_IO_GROUP};
   return bench_main(argc, argv, &impl);
 }
