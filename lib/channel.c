@@ -303,7 +303,7 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
                             const tri_channel_opts *opts) {
   tri__client_cfg cc;
   struct tri__rx *rx = NULL;
-  int rv;
+  int rv, lerr;
 
   if (out == NULL)
     return tri__fail(TRI_EINVAL, "tri_channel_new: out is NULL");
@@ -382,9 +382,9 @@ TRI_API int tri_channel_new(tri_channel **out, const char *target,
   cc.round_robin = ch->opts.round_robin;
   cc.backoff_initial_ms = ch->opts.backoff_initial_ms;
   cc.backoff_max_ms = ch->opts.backoff_max_ms;
-  ch->loop = tri__loop_new_client(ch, &cc, rx);
+  ch->loop = tri__loop_new_client(ch, &cc, rx, &lerr);
   if (ch->loop == NULL) {
-    rv = tri__fail(TRI_ENOMEM, "cannot create the channel's I/O loop");
+    rv = tri__fail_create(lerr, "the channel's I/O loop");
     goto fail_timers;
   }
   rv = tri__loop_start(ch->loop);

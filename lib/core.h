@@ -447,7 +447,7 @@ typedef struct {
 struct tri__rx;
 tri__loop *tri__loop_new_client(struct tri_channel *ch,
                                 const tri__client_cfg *cfg,
-                                struct tri__rx *rx);
+                                struct tri__rx *rx, int *err);
 /* A reference to |g| and the thread of it with the fewest channels
  * (counted from now on); NULL when |g| came from the parent of a fork()
  * (any thread).  tri__io_group_put() gives both back, once the channel's
@@ -473,7 +473,7 @@ typedef struct {
   char cors[1024];           /* allowed CORS origins, "" = off (edge.c) */
 } tri__srv_cfg;
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
-                                const tri__srv_cfg *cfg);
+                                const tri__srv_cfg *cfg, int *err);
 /* Before start: |l| listens for a server of |n| loops |peers| (itself
  * included), which outlive it, and spreads connections over them. */
 void tri__loop_set_peers(tri__loop *l, tri__loop **peers, int n);
@@ -600,6 +600,10 @@ int tri__fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The same with a ready message ("" or NULL: tri_strerror(code)). */
 int tri__fail_msg(int code, const char *msg);
+/* Creating |what| ("the channel's I/O loop") failed with errno |err|:
+ * TRI_ENOMEM when it is ENOMEM or unknown (0), else TRI_ESYS naming the
+ * reason ("Too many open files"). */
+int tri__fail_create(int err, const char *what);
 
 /* ---- process.c ---- */
 /* Incremented in the child of every fork(): objects remember the value

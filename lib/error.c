@@ -12,6 +12,9 @@
  */
 #include "tri_int.h"
 
+#include <errno.h>
+#include <string.h>
+
 #include <stdarg.h>
 
 #include "core.h"
@@ -33,6 +36,12 @@ int tri__fail_msg(int code, const char *msg) {
     msg = tri_strerror(code);
   snprintf(t_err, sizeof(t_err), "%s", msg);
   return code;
+}
+
+int tri__fail_create(int err, const char *what) {
+  if (err == 0 || err == ENOMEM)
+    return tri__fail(TRI_ENOMEM, "out of memory creating %s", what);
+  return tri__fail(TRI_ESYS, "cannot create %s: %s", what, strerror(err));
 }
 
 TRI_API const char *tri_last_error(void) { return t_err; }

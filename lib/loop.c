@@ -16,6 +16,7 @@
  */
 #include "tri_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -666,9 +667,12 @@ static void rx_free(tri__rx *rx) {
   tri__free(rx);
 }
 
-static tri__rx *rx_new(int shared) {
+/* NULL on failure, the errno in *err (0: out of memory). */
+static tri__rx *rx_new(int shared, int *err) {
   struct epoll_event ev;
   tri__rx *rx = tri__calloc(1, sizeof(*rx));
+  int rv;
+  *err = 0;
   if (rx == NULL)
     return NULL;
   rx->shared = shared;
@@ -680,21 +684,32 @@ static tri__rx *rx_new(int shared) {
   tri__mutex_init(&rx->mu);
   tri__cond_init(&rx->cv);
   rx->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (rx->epfd < 0) {
+    *err = errno;
+    goto fail;
+  }
   rx->rbuf = tri__malloc(TRI__READ_CHUNK);
   rx->pgpool = tri__pgpool_new(); /* optional */
-  if (rx->epfd < 0 || rx->rbuf == NULL || tri__wakeup_init(&rx->wake) != 0) {
-    rx_free(rx);
-    return NULL;
+  if (rx->rbuf == NULL)
+    goto fail;
+  rv = tri__wakeup_init(&rx->wake);
+  if (rv != 0) {
+    *err = -rv;
+    goto fail;
   }
   rx->wake_src.fd = tri__wakeup_fd(&rx->wake);
   memset(&ev, 0, sizeof(ev));
   ev.events = EPOLLIN;
   ev.data.ptr = &rx->wake_src;
   if (epoll_ctl(rx->epfd, EPOLL_CTL_ADD, rx->wake_src.fd, &ev) != 0) {
-    rx_free(rx);
-    return NULL;
+    *err = errno;
+    goto fail;
   }
   return rx;
+
+fail:
+  rx_free(rx);
+  return NULL;
 }
 
 static int rx_start(tri__rx *rx) {
@@ -744,11 +759,11 @@ TRI_API int tri_io_group_new(int nthreads, tri_io_group **out) {
   g->fork_gen = tri__fork_gen();
   g->n = nthreads;
   for (int i = 0; i < nthreads; i++) {
-    int rv;
-    g->rx[i] = rx_new(1);
+    int rv, err;
+    g->rx[i] = rx_new(1, &err);
     if (g->rx[i] == NULL) {
       group_end(g);
-      return tri__fail(TRI_ENOMEM, "cannot create an I/O group's loop");
+      return tri__fail_create(err, "an I/O group's thread");
     }
     rv = rx_start(g->rx[i]);
     if (rv != 0) {
@@ -799,9 +814,11 @@ void tri__io_group_put(tri_io_group *g, struct tri__rx *rx) {
 
 int tri__conn_callbacks_new(nghttp2_session_callbacks **out);
 
-/* |rx| NULL: a private thread of its own. */
-static tri__loop *loop_alloc(int is_server, tri__rx *rx) {
+/* |rx| NULL: a private thread of its own.  NULL on failure, the errno
+ * in *err (0: out of memory). */
+static tri__loop *loop_alloc(int is_server, tri__rx *rx, int *err) {
   tri__loop *l = tri__calloc(1, sizeof(*l));
+  *err = 0;
   if (l == NULL)
     return NULL;
   l->is_server = is_server;
@@ -814,7 +831,7 @@ static tri__loop *loop_alloc(int is_server, tri__rx *rx) {
   tri__list_init(&l->ready_link);
   tri__list_init(&l->due_link);
   tri__mutex_init(&l->cmd_mu);
-  l->rx = rx != NULL ? rx : rx_new(0);
+  l->rx = rx != NULL ? rx : rx_new(0, err);
   if (l->rx == NULL)
     goto fail;
   if (!l->rx->shared)
@@ -850,8 +867,9 @@ fail:
 }
 
 tri__loop *tri__loop_new_client(struct tri_channel *ch,
-                                const tri__client_cfg *cfg, tri__rx *rx) {
-  tri__loop *l = loop_alloc(0, rx);
+                                const tri__client_cfg *cfg, tri__rx *rx,
+                                int *err) {
+  tri__loop *l = loop_alloc(0, rx, err);
   if (l == NULL)
     return NULL;
   l->ch = ch;
@@ -867,9 +885,9 @@ tri__loop *tri__loop_new_client(struct tri_channel *ch,
 }
 
 tri__loop *tri__loop_new_server(struct tri_server *srv, int listen_fd,
-                                const tri__srv_cfg *cfg) {
+                                const tri__srv_cfg *cfg, int *err) {
   uint32_t reg = 0;
-  tri__loop *l = loop_alloc(1, NULL);
+  tri__loop *l = loop_alloc(1, NULL, err);
   if (l == NULL)
     return NULL;
   l->srv = srv;

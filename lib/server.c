@@ -1005,7 +1005,7 @@ static void loops_join_free(tri__loop **loops, int n) {
 }
 
 TRI_API int tri_server_start(tri_server *srv) {
-  int rv = TRI_OK;
+  int rv = TRI_OK, err = 0;
   tri__srv_cfg cfg;
 
   if (srv == NULL)
@@ -1059,7 +1059,7 @@ TRI_API int tri_server_start(tri_server *srv) {
     /* Loop 0 owns (and closes) the listening socket and hands accepted
      * sockets to the others (h2server.c). */
     srv->loops[i] = tri__loop_new_server(srv, i == 0 ? srv->listen_fd : -1,
-                                         &cfg);
+                                         &cfg, &err);
     if (srv->loops[i] == NULL) {
       loops_join_free(srv->loops, i); /* loop 0 closes the socket */
       tri__free(srv->loops);
@@ -1070,7 +1070,7 @@ TRI_API int tri_server_start(tri_server *srv) {
       tri__zk_reg_free(srv->reg);
       srv->reg = NULL;
       tri__timers_release();
-      rv = tri__fail(TRI_ENOMEM, "cannot create the server's I/O loop");
+      rv = tri__fail_create(err, "the server's I/O loop");
       goto out;
     }
     srv->listen_fd = -1;
