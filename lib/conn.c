@@ -451,6 +451,15 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *f,
                          void *ud) {
   tri__conn *c = ud;
   (void)sess;
+  if (!c->is_server && f->hd.type == NGHTTP2_GOAWAY &&
+      f->goaway.error_code != NGHTTP2_NO_ERROR && c->error == NULL) {
+    /* Our nghttp2 ends the connection over the server's protocol error
+     * (RFC 9113 5.4.1): say so, rather than "connection finished". */
+    tri__conn_set_error(c, "this client closed the connection to %s after "
+                        "an HTTP/2 error of the server (%s)",
+                        c->loop->ccfg.target.where,
+                        nghttp2_http2_strerror(f->goaway.error_code));
+  }
   if (c->is_server &&
       (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA))
     tri__server_data_sent(c);

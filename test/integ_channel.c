@@ -774,7 +774,9 @@ enum {
                         late; SETTINGS alone on the others */
   RAW_CLOSE_FIRST,  /* SETTINGS, then close at the client's ACK of them */
   RAW_WINDOW_OVERFLOW, /* a request's stream window pushed past 2^31-1 */
-  RAW_RST_INTERNAL  /* RST_STREAM(INTERNAL_ERROR) for each request */
+  RAW_RST_INTERNAL, /* RST_STREAM(INTERNAL_ERROR) for each request */
+  RAW_DATA_ON_0     /* a DATA frame on stream 0 for each request: a
+                       connection error (RFC 9113 6.1) */
 };
 
 typedef struct {
@@ -880,6 +882,8 @@ raw_input(rawsrv *r, rawconn *c)
       } else if (r->mode == RAW_RST_INTERNAL) {
         uint8_t code[4] = {0, 0, 0, 2}; /* INTERNAL_ERROR */
         raw_frame(c->fd, 3, 0, id, code, 4);
+      } else if (r->mode == RAW_DATA_ON_0) {
+        raw_frame(c->fd, 0, 0, 0, "x", 1);
       }
     }
     off += 9 + len;
@@ -1216,6 +1220,24 @@ START_TEST(test_reset_blames_the_right_side)
 }
 END_TEST
 
+/* A server's connection error: our nghttp2 sends GOAWAY and closes.  The
+ * call's message says who closed and why, not "connection finished". */
+START_TEST(test_connection_error_named)
+{
+  rawsrv r;
+  char want[160];
+  tri_channel *ch = raw_chan(&r, RAW_DATA_ON_0, NULL);
+  int rv = call_hit(ch, 0, 5000);
+  const char *why = tri_last_error();
+  snprintf(want, sizeof(want), "this client closed the connection to "
+           "127.0.0.1:%d after an HTTP/2 error of the server "
+           "(PROTOCOL_ERROR)", r.port);
+  ck_assert_msg(rv == TRI_UNAVAILABLE && strcmp(why, want) == 0,
+                "%s \"%s\"", tu_code(rv), why);
+  raw_chan_done(ch, &r);
+}
+END_TEST
+
 START_TEST(test_retry_refused_stream)
 {
   retry_case(RAW_REFUSE);
@@ -1497,6 +1519,7 @@ suite(void)
   tcase_add_test(tc, test_goaway_streak_resets);
   tcase_add_test(tc, test_close_before_any_stream_rr);
   tcase_add_test(tc, test_reset_blames_the_right_side);
+  tcase_add_test(tc, test_connection_error_named);
   tcase_add_test(tc, test_retry_goaway_last_stream_id);
   tcase_add_test(tc, test_dns_several_addresses_round_robin);
   tcase_add_test(tc, test_resolver_only_while_resolving);
