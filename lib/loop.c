@@ -942,7 +942,7 @@ void tri__loop_join(tri__loop *l) {
   } else {
     teardown(l);
   }
-  /* Its thread is gone (teardown closed its lingering sockets there):
+  /* Its thread is gone, and teardown closed its lingering sockets:
    * nothing of it may reach the listening loop any more, which a server
    * may free first. */
   l->listener = NULL;
@@ -953,10 +953,8 @@ void tri__loop_join_free(tri__loop *l) {
     return;
   if (!tri__loop_usable(l))
     return; /* the parent's loop: no thread here, its state is abandoned */
-  tri__loop_join(l);
-  tri__resolve_free(l);
+  tri__loop_join(l); /* its teardown closed the resolver and lingerers */
   tri__lb_free(l);
-  tri__linger_close_all(l);
   tri__tls_ctx_unref(l->ccfg.tls); /* the client's; connections are gone */
   tri__target_free(&l->ccfg.target);
   if (l->listen_fd >= 0)

@@ -20,8 +20,7 @@
  * "localhost" resolve.
  *
  * Threads: the I/O thread only; the loop's teardown frees the resolver
- * there (tri__resolve_free()), and the call again in
- * tri__loop_join_free() finds nothing left.
+ * there (tri__resolve_free()).
  */
 #include "tri_int.h"
 
