@@ -233,6 +233,12 @@ void tri__client_tick(tri__conn *c, int64_t now, int64_t *next) {
   }
   if (tri__sock_flush_or_close(c))
     return;
+  /* Our own RST_STREAMs (a cancel, a deadline, a freed stream) close their
+   * streams only as the flush above writes them: a slot freed there is
+   * for the next pass, which must not wait for the next event (1.3). */
+  if (c->phase == TRI__CONN_READY && !c->goaway &&
+      !tri__list_empty(&c->waiting) && has_slot(c))
+    *next = now;
   tri__conn_trim_if_quiet(c, c->nsubmitted > 0 ||
                                  !tri__list_empty(&c->streams) ||
                                  !tri__list_empty(&c->waiting),

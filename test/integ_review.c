@@ -181,6 +181,93 @@ START_TEST(test_r2_waiting_for_slot_detaches_at_end)
 }
 END_TEST
 
+/* A slot freed by this client's own end of the holder (cancel, deadline,
+ * free) goes to the waiting call at once (PROTOCOL.md 1.3).  The RST_STREAM
+ * frees the slot only as the I/O thread writes it; before the fix nothing
+ * ran the waiting list after that write, and the waiter (no deadline of
+ * its own) stayed unsent until some unrelated frame arrived. */
+enum { R2_CANCEL, R2_DEADLINE, R2_FREE };
+
+static int h_echo1(tri_stream *s, void *ud)
+{
+  tri_buf *m;
+  (void)ud;
+  if (tri_stream_recv(s, &m) == TRI_OK) {
+    (void)tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
+    tri_buf_free(m);
+  }
+  return TRI_OK;
+}
+
+static void r2_slot_freed_locally(int how)
+{
+  tu_method ms[] = {{"/r.R/Hold", h_hold, NULL}, {"/r.R/Echo", h_echo1, NULL}};
+  tri_server_opts *so = tri_server_opts_new();
+  tri_call_opts *o = tri_call_opts_new();
+  tri_stream *hold, *w;
+  tri_buf *r = NULL;
+  int port;
+
+  tri_server_opts_set_max_concurrent_streams(so, 1);
+  tri_server *srv = tu_server_start(ms, 2, so, &port);
+  tri_channel *ch = tu_channel_new(port, NULL);
+  ck_assert_int_eq(tri_unary_call(ch, "/r.R/Echo", NULL, "r", 1, &r, NULL),
+                   TRI_OK); /* connected, the server's limit known */
+  tri_buf_free(r);
+  r = NULL;
+  if (how == R2_DEADLINE)
+    tri_call_opts_set_timeout_ms(o, 300);
+  ck_assert_int_eq(tri_stream_open(ch, "/r.R/Hold", o, &hold), TRI_OK);
+  ck_assert_int_eq(tri_stream_send(hold, "x", 1), TRI_OK);
+  ck_assert_int_eq(tri_stream_open(ch, "/r.R/Echo", NULL, &w), TRI_OK);
+  ck_assert_int_eq(tri_stream_send_ex(w, "w", 1, TRI_SEND_LAST, -1), TRI_OK);
+  tu_sleep_ms(100); /* the waiter is queued behind the holder */
+  int64_t t0 = tu_now_us();
+  if (how == R2_CANCEL) {
+    tri_stream_cancel(hold);
+  } else if (how == R2_FREE) {
+    tri_stream_free(hold);
+    hold = NULL;
+  } else {
+    ck_assert_int_eq(tri_stream_wait_status(hold, -1, NULL),
+                     TRI_DEADLINE_EXCEEDED);
+    t0 = tu_now_us();
+  }
+  int rv = tri_stream_recv_ex(w, &r, (int)tu_bound_ms(0, 2000));
+  int64_t t1 = tu_now_us();
+  ck_assert_msg(rv == TRI_OK, "waiter: %s (%s) after %lld us",
+                tri_code_name(rv), tri_strerror(rv), (long long)(t1 - t0));
+  TU_ASSERT_PROMPT("waiter sent once the holder's slot is free", t0, t1);
+  ck_assert_int_eq(tri_buf_len(r), 1);
+  tri_buf_free(r);
+  ck_assert_int_eq(tri_stream_wait_status(w, 2000, NULL), TRI_OK);
+  tri_stream_free(w);
+  tri_stream_free(hold);
+  tri_channel_free(ch);
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+  tri_call_opts_free(o);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
+START_TEST(test_r2_slot_freed_by_cancel)
+{
+  r2_slot_freed_locally(R2_CANCEL);
+}
+END_TEST
+
+START_TEST(test_r2_slot_freed_by_deadline)
+{
+  r2_slot_freed_locally(R2_DEADLINE);
+}
+END_TEST
+
+START_TEST(test_r2_slot_freed_by_free)
+{
+  r2_slot_freed_locally(R2_FREE);
+}
+END_TEST
+
 /* ---- R3, R4: raw HTTP/2 clients ----------------------------------- */
 
 #define R3_N 10
@@ -310,6 +397,9 @@ static Suite *suite(void)
   tcase_add_test(tc, test_r1_partial_messages_do_not_stall);
   tcase_add_test(tc, test_r1_message_larger_than_budget);
   tcase_add_test(tc, test_r2_waiting_for_slot_detaches_at_end);
+  tcase_add_test(tc, test_r2_slot_freed_by_cancel);
+  tcase_add_test(tc, test_r2_slot_freed_by_deadline);
+  tcase_add_test(tc, test_r2_slot_freed_by_free);
   tcase_add_test(tc, test_r3_shrinking_message_returns_budget);
   tcase_add_test(tc, test_r4_trailers_inside_a_message);
   suite_add_tcase(s, tc);
