@@ -261,7 +261,9 @@ static int data_chunk(tri__conn *c, tri_stream *s, const uint8_t *data,
       if (c->is_server) {
         tri__server_fail(c, s, rv, buf);
       } else {
-        tri__io_end(s, rv, buf, 1, TRI__END_RESET);
+        /* The messages before the rejected one stay readable; recv
+         * reports the status after them (tri_stream_recv). */
+        tri__io_end(s, rv, buf, 0, TRI__END_RESET);
         nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id,
                                   NGHTTP2_CANCEL); /* 6.3 */
       }

@@ -24,6 +24,7 @@
 #define M_RECVLIM "/test.Limit/Recv"
 #define M_BIG "/test.Limit/Big"
 #define M_GATHER "/test.Limit/Gather"
+#define M_SERIES "/test.Limit/Series"
 
 #define MIB ((size_t)1024 * 1024)
 
@@ -88,6 +89,33 @@ h_big(tri_stream *s, void *ud)
   return rv == TRI_OK ? TRI_OK : (rv >= 0 ? rv : TRI_INTERNAL);
 }
 
+/* Series: each request is a 4-byte big-endian length; each is answered
+ * with that many tu_fill(seed 42) bytes, until the client half-closes. */
+static int
+h_series(tri_stream *s, void *ud)
+{
+  tri_buf *m = NULL;
+  int rv;
+
+  (void)ud;
+  while ((rv = tri_stream_recv(s, &m)) == TRI_OK) {
+    const uint8_t *d = tri_buf_data(m);
+    size_t n = tri_buf_len(m) != 4 ? 0
+               : ((size_t)d[0] << 24) | ((size_t)d[1] << 16) |
+                     ((size_t)d[2] << 8) | d[3];
+    uint8_t *buf = malloc(n ? n : 1);
+    tri_buf_free(m);
+    if (buf == NULL)
+      return TRI_RESOURCE_EXHAUSTED;
+    tu_fill(buf, n, 42);
+    rv = tri_stream_send(s, buf, n);
+    free(buf);
+    if (rv != TRI_OK)
+      return TRI_OK; /* the client rejected one and reset: expected */
+  }
+  return TRI_OK; /* TRI_EOF: the client half-closed */
+}
+
 /* Gather: returns OK once gather.want handlers are running at the same
  * time, ABORTED if they are not all there within 10 s. */
 static struct {
@@ -127,6 +155,7 @@ start(const tri_server_opts *so, const tri_channel_opts *co)
       {M_RECVLIM, h_recvlim, NULL},
       {M_BIG, h_big, NULL},
       {M_GATHER, h_gather, NULL},
+      {M_SERIES, h_series, NULL},
   };
   tu_hang_init(&hang);
   atomic_store(&recvlim_rc, INT32_MIN);
@@ -500,6 +529,48 @@ START_TEST(test_over_limit_from_server)
 }
 END_TEST
 
+/* The client's limit rejects a later message: the messages that came
+ * before it are delivered first (tri_stream_recv: only a local end or a
+ * cut-off connection drops them).  Before the fix the first recv already
+ * returned RESOURCE_EXHAUSTED and the three good messages were lost. */
+START_TEST(test_over_limit_after_good_messages)
+{
+  static const size_t sizes[] = {10, 20, 30, 1001};
+  tri_call_opts *o = tri_call_opts_new();
+  tri_stream *s;
+  tri_buf *m = NULL;
+  const char *msg = NULL;
+  int rv;
+
+  start(NULL, NULL);
+  ck_assert_int_eq(tri_call_opts_set_max_recv_size(o, 1000), TRI_OK);
+  s = open_stream(M_SERIES, o);
+  for (size_t i = 0; i < 4; i++) {
+    uint8_t req[4] = {0, 0, (uint8_t)(sizes[i] >> 8), (uint8_t)sizes[i]};
+    ck_assert_int_eq(tri_stream_send(s, req, 4), TRI_OK);
+  }
+  ck_assert_int_eq(tri_stream_close_send(s), TRI_OK);
+  /* The call ends when the 1001-byte message arrives, after the others. */
+  rv = tri_stream_wait_status(s, TU_WAIT_MS, &msg);
+  ck_assert_msg(rv == TRI_RESOURCE_EXHAUSTED, "status: %s (%s)", tu_code(rv),
+                msg);
+  for (size_t i = 0; i < 3; i++) {
+    rv = tri_stream_recv_ex(s, &m, 0);
+    ck_assert_msg(rv == TRI_OK, "message %zu of %zu bytes: %s", i, sizes[i],
+                  tu_code(rv));
+    ck_assert_uint_eq(tri_buf_len(m), sizes[i]);
+    ck_assert_int_lt(tu_check_fill(tri_buf_data(m), sizes[i], 42), 0);
+    tri_buf_free(m);
+    m = NULL;
+  }
+  rv = tri_stream_recv_ex(s, &m, 0);
+  ck_assert_msg(rv == TRI_RESOURCE_EXHAUSTED, "after the three: %s",
+                tu_code(rv));
+  tri_stream_free(s);
+  tri_call_opts_free(o);
+}
+END_TEST
+
 START_TEST(test_worker_exhaustion)
 {
   tri_server_opts *so = tri_server_opts_new();
@@ -710,6 +781,7 @@ limits_suite(void)
   tcase_add_test(tc, test_16mib_roundtrip);
   tcase_add_test(tc, test_over_limit_from_client);
   tcase_add_test(tc, test_over_limit_from_server);
+  tcase_add_test(tc, test_over_limit_after_good_messages);
   tcase_add_test(tc, test_worker_exhaustion);
   tcase_add_test(tc, test_burst_reaches_every_idle_worker);
   suite_add_tcase(s, tc);
