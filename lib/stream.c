@@ -496,6 +496,13 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
   tri__mutex_lock(&s->mu);
   while (!recv_ready(s) && timeout_ms != 0) {
     request_headers_locked(s);
+    if (s->post_bits != 0) {
+      /* The response HEADERS go out before this recv waits (11.9): hand
+       * them to the I/O thread now, not at the next unlock_post. */
+      tri__stream_unlock_post(s);
+      tri__mutex_lock(&s->mu);
+      continue;
+    }
     s->rcv_waiters++;
     int r = tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline);
     s->rcv_waiters--;

@@ -735,6 +735,71 @@ static void big_metadata_case(int mode)
   ck_assert_int_eq(tu_budgets_settle(2000), 0);
 }
 
+/* A handler that adds a header and then waits in recv: the response
+ * HEADERS go out before it waits (PROTOCOL.md 4.1, 11.9), so a client
+ * waiting for them gets them at once.  Before the fix the HEADERS op was
+ * only noted on the stream and the recv waited without posting it: the
+ * client's tri_stream_headers() timed out (io 1 and io 4 alike). */
+static sem_t hw_started;
+static int h_hdr_then_wait(tri_stream *s, void *ud)
+{
+  tri_buf *b = NULL;
+  (void)ud;
+  (void)tri_stream_add_header(s, "x-hello", "there", 5);
+  sem_post(&hw_started);
+  while (tri_stream_recv(s, &b) == TRI_OK) /* until the client ends */
+    tri_buf_free(b);
+  return TRI_OK;
+}
+
+static void recv_wait_sends_headers(int io_threads)
+{
+  tu_method m = {"/s.S/HdrWait", h_hdr_then_wait, NULL};
+  tri_server_opts *so = tri_server_opts_new();
+  tri_stream *st;
+  size_t n = 0;
+  int port;
+
+  sem_init(&hw_started, 0, 0);
+  ck_assert_int_eq(tri_server_opts_set_io_threads(so, io_threads), TRI_OK);
+  tri_server *srv = tu_server_start(&m, 1, so, &port);
+  ck_assert_ptr_nonnull(srv);
+  tri_channel *ch = tu_channel_new(port, NULL);
+  for (int i = 0; i < 5; i++) {
+    ck_assert_int_eq(tri_stream_open(ch, "/s.S/HdrWait", NULL, &st), TRI_OK);
+    ck_assert_int_eq(tu_sem_wait(&hw_started, TU_WAIT_MS), 0);
+    int64_t t0 = tu_now_us();
+    const tri_metadata *md =
+        tri_stream_headers(st, (int)tu_bound_ms(0, TU_HEADROOM_MS));
+    int64_t t1 = tu_now_us();
+    ck_assert_msg(md != NULL, "stream %d: no response headers after %lld us "
+                  "(io threads %d)", i, (long long)(t1 - t0), io_threads);
+    TU_ASSERT_PROMPT("response headers of a handler waiting in recv", t0, t1);
+    const char *v = tri_metadata_find(md, "x-hello", &n);
+    ck_assert_msg(v != NULL && n == 5 && memcmp(v, "there", 5) == 0,
+                  "stream %d: x-hello missing", i);
+    ck_assert_int_eq(tri_stream_close_send(st), TRI_OK);
+    ck_assert_int_eq(tri_stream_wait_status(st, TU_WAIT_MS, NULL), TRI_OK);
+    tri_stream_free(st);
+  }
+  tri_channel_free(ch);
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
+START_TEST(test_recv_wait_sends_headers)
+{
+  recv_wait_sends_headers(1);
+}
+END_TEST
+
+START_TEST(test_recv_wait_sends_headers_io4)
+{
+  recv_wait_sends_headers(4);
+}
+END_TEST
+
 /* A server of two I/O loops shut down while loop 1 still lingers on
  * connections it closed (junk instead of the preface: closed by us, the
  * peer's socket still open, so the loop drains it for a while).  The
@@ -793,6 +858,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_start_fails_keeps_listener);
   tcase_add_test(tc, test_shutdown_with_lingering_io2);
   tcase_add_test(tc, test_big_response_header);
+  tcase_add_test(tc, test_recv_wait_sends_headers);
+  tcase_add_test(tc, test_recv_wait_sends_headers_io4);
   tcase_add_test(tc, test_big_response_trailer);
   tcase_add_test(tc, test_big_status_message);
   tcase_add_test(tc, test_big_encoded_status_message);
