@@ -20,8 +20,10 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <triplestream/triplestream.h>
 
@@ -268,6 +270,118 @@ START_TEST(test_r2_slot_freed_by_free)
 }
 END_TEST
 
+/* ---- R5, R6: a raw client that gives no window, or says nothing ---- */
+
+/* Flood: sends 64 KiB + 6 byte messages (they never end on a window
+ * boundary) until the call ends; reports how. */
+static atomic_int r5_rv;
+static sem_t r5_blocked, r5_done;
+static int h_flood(tri_stream *s, void *ud)
+{
+  static uint8_t big[65536 + 6];
+  tri_buf *m;
+  int rv = TRI_OK;
+  (void)ud;
+  if (tri_stream_recv(s, &m) == TRI_OK)
+    tri_buf_free(m);
+  for (int i = 0; i < 200 && rv == TRI_OK; i++) {
+    if (i == 4)
+      sem_post(&r5_blocked); /* past the 64 KiB window by now */
+    rv = tri_stream_send(s, big, sizeof(big));
+  }
+  atomic_store(&r5_rv, rv);
+  sem_post(&r5_done);
+  return TRI_OK;
+}
+
+/* A raw client that opens one call and never sends WINDOW_UPDATE. */
+static int r5_open(int port, const char *timeout, h2reader *r)
+{
+  h2buf b = {0}, hb = {0};
+  int fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, NULL, 0, 3000), 0);
+  hp_grpc_request(&hb, "/r.R/Flood", timeout);
+  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
+  h2_grpc_msg(&hb, "x", 1);
+  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 1, hb.p + hb.len - 6, 6);
+  memset(r, 0, sizeof(*r));
+  h2reader_start(r, fd, 1);
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  return fd;
+}
+
+static int r5_ended(h2reader *r, int status)
+{
+  return atomic_load(&r->grpc_status[status]) > 0;
+}
+
+/* The server's deadline passes while the client's window is closed: the
+ * client gets the trailers (grpc-status 4) at once (PROTOCOL.md 7.3), not
+ * when it opens the window.  Before the fix nothing was sent, the stream stayed
+ * open and counted as busy until the client sent WINDOW_UPDATE. */
+START_TEST(test_r5_deadline_with_closed_window)
+{
+  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
+  h2reader r;
+  int port;
+
+  sem_init(&r5_blocked, 0, 0);
+  sem_init(&r5_done, 0, 0);
+  atomic_store(&r5_rv, -100);
+  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  int64_t t0 = tu_now_us();
+  int fd = r5_open(port, "300m", &r);
+  ck_assert_int_eq(tu_sem_wait(&r5_done, TU_WAIT_MS), 0);
+  ck_assert_int_eq(atomic_load(&r5_rv), TRI_DEADLINE_EXCEEDED);
+  int64_t bound = tu_now_us() + tu_bound_ms(0, TU_HEADROOM_MS) * 1000;
+  while (!r5_ended(&r, 4) && tu_now_us() < bound)
+    tu_sleep_ms(1);
+  int64_t t1 = tu_now_us();
+  ck_assert_msg(r5_ended(&r, 4), "no grpc-status 4 after the server's "
+                "deadline: %s", h2reader_summary(&r));
+  TU_ASSERT_EXPIRED("the client told of the server's 300 ms deadline", 300,
+                    t0, t1);
+  h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
+/* Shutdown ends a call whose response the client's window holds back:
+ * trailers with grpc-status 14 go out before the connection closes.  Before the
+ * fix the client only saw GOAWAY and the close. */
+START_TEST(test_r5_shutdown_with_closed_window)
+{
+  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
+  h2reader r;
+  int port;
+
+  sem_init(&r5_blocked, 0, 0);
+  sem_init(&r5_done, 0, 0);
+  atomic_store(&r5_rv, -100);
+  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  int fd = r5_open(port, NULL, &r);
+  ck_assert_int_eq(tu_sem_wait(&r5_blocked, TU_WAIT_MS), 0);
+  tu_sleep_ms(100); /* blocked in send: the window is closed */
+  tri_server_shutdown(srv, 200);
+  ck_assert_int_eq(tu_sem_wait(&r5_done, TU_WAIT_MS), 0);
+  ck_assert_int_eq(atomic_load(&r5_rv), TRI_UNAVAILABLE);
+  ck_assert_int_eq(h2reader_wait_closed(&r, TU_WAIT_MS), 0);
+  ck_assert_msg(r5_ended(&r, 14), "the call's end was not sent before the "
+                "close: %s", h2reader_summary(&r));
+  h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 /* ---- R3, R4: raw HTTP/2 clients ----------------------------------- */
 
 #define R3_N 10
@@ -400,6 +514,8 @@ static Suite *suite(void)
   tcase_add_test(tc, test_r2_slot_freed_by_cancel);
   tcase_add_test(tc, test_r2_slot_freed_by_deadline);
   tcase_add_test(tc, test_r2_slot_freed_by_free);
+  tcase_add_test(tc, test_r5_deadline_with_closed_window);
+  tcase_add_test(tc, test_r5_shutdown_with_closed_window);
   tcase_add_test(tc, test_r3_shrinking_message_returns_budget);
   tcase_add_test(tc, test_r4_trailers_inside_a_message);
   suite_add_tcase(s, tc);
