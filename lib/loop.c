@@ -514,7 +514,6 @@ static int loop_pass(tri__loop *l, int64_t *next) {
     tri__resolve_tick(l);
     tri__lb_tick(l, now, next);
   }
-  tri__linger_tick(l, now, next);
   if (l->is_server) {
     tick_server_conns(l, now, next);
   } else {
@@ -528,6 +527,9 @@ static int loop_pass(tri__loop *l, int64_t *next) {
     if (tri__lb_requeued(l))
       *next = now; /* place it in the next pass, without sleeping */
   }
+  /* After the ticks: a connection a tick closed (handshake or keepalive
+   * timeout, max age) lingers from now on, and its deadline counts. */
+  tri__linger_tick(l, now, next);
   return 0;
 }
 

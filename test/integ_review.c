@@ -17,6 +17,7 @@
 #endif
 
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -382,6 +383,52 @@ START_TEST(test_r5_shutdown_with_closed_window)
 }
 END_TEST
 
+static int r6_fds(void)
+{
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return -1;
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* A connection the server closes from its tick (here: no preface within
+ * the handshake timeout) lingers at most LINGER_MS (2 s, lib/conn.c), then
+ * its descriptor is closed, with nothing else happening on the server.
+ * Before the fix the lingering deadline was not in the loop's next wake-up
+ * and the descriptor stayed open until some other event. */
+START_TEST(test_r6_linger_after_handshake_timeout)
+{
+  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
+  tri_server_opts *so = tri_server_opts_new();
+  char b;
+  int port;
+
+  ck_assert_int_eq(tri_server_opts_set_handshake_timeout_ms(so, 200), TRI_OK);
+  tri_server *srv = tu_server_start(ms, 1, so, &port);
+  ck_assert_ptr_nonnull(srv);
+  tu_sleep_ms(50);
+  int base = r6_fds();
+  int fd = h2_connect(port, 0); /* says nothing, never closes */
+  ck_assert_int_ge(fd, 0);
+  for (int i = 0; i < 65536 && h2_read_exact(fd, &b, 1, TU_WAIT_MS) == 0; i++)
+    ; /* the server's SETTINGS, then its FIN at the handshake timeout */
+  int64_t t0 = tu_now_us();
+  int64_t bound = t0 + tu_bound_ms(2000, TU_HEADROOM_MS) * 1000;
+  while (r6_fds() > base + 1 && tu_now_us() < bound)
+    tu_sleep_ms(10);
+  ck_assert_msg(r6_fds() == base + 1, "%d descriptors, %d before the "
+                "connection (ours is one) %lld ms after it", r6_fds(), base,
+                (long long)((tu_now_us() - t0) / 1000));
+  close(fd);
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+}
+END_TEST
+
 /* ---- R3, R4: raw HTTP/2 clients ----------------------------------- */
 
 #define R3_N 10
@@ -516,6 +563,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_r2_slot_freed_by_free);
   tcase_add_test(tc, test_r5_deadline_with_closed_window);
   tcase_add_test(tc, test_r5_shutdown_with_closed_window);
+  tcase_add_test(tc, test_r6_linger_after_handshake_timeout);
   tcase_add_test(tc, test_r3_shrinking_message_returns_budget);
   tcase_add_test(tc, test_r4_trailers_inside_a_message);
   suite_add_tcase(s, tc);
