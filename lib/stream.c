@@ -407,8 +407,8 @@ int tri__stream_ev_locked(tri_stream *s, int ev, int code, const char *msg,
       set_str(&s->finish_msg, msg);
       ring_discard_locked(s);
     }
-    if (s->side == TRI__CLIENT && drop)
-      ring_discard_locked(s);
+    if (s->side == TRI__CLIENT && (drop || action == TRI__END_RESET))
+      ring_discard_locked(s); /* nothing more will be sent */
     if (s->side == TRI__CLIENT)
       replay_drop_locked(s);
     tri__stream_wake(s, TRI__WAKE_RCV | TRI__WAKE_SND);
