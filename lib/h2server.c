@@ -642,16 +642,16 @@ void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops) {
       submit_response_headers(c, s);
     return;
   }
-  if (final && (nghttp2_session_get_stream_remote_window_size(c->sess,
-                                                              s->id) <= 0 ||
-                nghttp2_session_get_remote_window_size(c->sess) <= 0)) {
-    /* Ended with an error (deadline, limit, shutdown) while the client
-     * gives no window: nghttp2 calls the data provider, which submits
-     * the trailers, only once the client opens it, and a client that
-     * stopped reading never does.  What is queued was discarded; the
-     * trailers (not flow-controlled) go now, after any DATA frame nghttp2
-     * is writing.  nghttp2 drops the stream's deferred DATA once they
-     * have ended our side (doc/PROTOCOL.md 7.3). */
+  if (final) {
+    /* Ended with an error (deadline, limit, shutdown): what was queued is
+     * discarded but for the DATA frame nghttp2 is writing.  The trailers
+     * go now, not from the data provider: nghttp2 calls it only while the
+     * client's windows are open, and a client that stopped reading, or
+     * other streams using up the connection window, would hold them back
+     * (RFC 9113 6.9 controls DATA only).  They follow that frame (HEADERS
+     * queue behind the frame being written), and nghttp2 drops the
+     * stream's deferred DATA once they have shut our side
+     * (doc/PROTOCOL.md 7.3). */
     tri__server_submit_trailers(c, s);
     return;
   }

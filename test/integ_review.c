@@ -353,6 +353,50 @@ START_TEST(test_r5_deadline_with_closed_window)
 }
 END_TEST
 
+/* The same when only the connection window is closed, by another stream:
+ * stream 1 floods without a deadline and takes the whole connection
+ * window, then stream 3 (its own window open) reaches its deadline.  Its
+ * trailers must not wait for the connection window either. */
+START_TEST(test_r5_deadline_with_closed_connection_window)
+{
+  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
+  h2buf b = {0}, hb = {0};
+  h2reader r;
+  int port;
+
+  sem_init(&r5_blocked, 0, 0);
+  sem_init(&r5_done, 0, 0);
+  atomic_store(&r5_rv, -100);
+  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  int fd = r5_open(port, NULL, &r);
+  ck_assert_int_eq(tu_sem_wait(&r5_blocked, TU_WAIT_MS), 0);
+  tu_sleep_ms(100); /* stream 1 holds the 64 KiB connection window */
+  hp_grpc_request(&hb, "/r.R/Flood", "300m");
+  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 3, hb.p, hb.len);
+  h2_grpc_msg(&hb, "x", 1);
+  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 3, hb.p + hb.len - 6, 6);
+  int64_t t0 = tu_now_us();
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  ck_assert_int_eq(tu_sem_wait(&r5_done, TU_WAIT_MS), 0); /* stream 3's */
+  ck_assert_int_eq(atomic_load(&r5_rv), TRI_DEADLINE_EXCEEDED);
+  int64_t bound = tu_now_us() + tu_bound_ms(0, TU_HEADROOM_MS) * 1000;
+  while (!r5_ended(&r, 4) && tu_now_us() < bound)
+    tu_sleep_ms(1);
+  int64_t t1 = tu_now_us();
+  ck_assert_msg(r5_ended(&r, 4), "no grpc-status 4 for stream 3: %s",
+                h2reader_summary(&r));
+  TU_ASSERT_EXPIRED("stream 3 told of its 300 ms deadline", 300, t0, t1);
+  h2reader_stop(&r);
+  close(fd); /* stream 1's handler ends with the connection */
+  ck_assert_int_eq(tu_sem_wait(&r5_done, TU_WAIT_MS), 0);
+  tri_server_free(srv);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 /* Shutdown ends a call whose response the client's window holds back:
  * trailers with grpc-status 14 go out before the connection closes.  Before the
  * fix the client only saw GOAWAY and the close. */
@@ -415,7 +459,7 @@ START_TEST(test_r6_linger_after_handshake_timeout)
   int fd = h2_connect(port, 0); /* says nothing, never closes */
   ck_assert_int_ge(fd, 0);
   for (int i = 0; i < 65536 && h2_read_exact(fd, &b, 1, TU_WAIT_MS) == 0; i++)
-    ; /* the server's SETTINGS, then its FIN at the handshake timeout */
+    ; /* nothing (the server speaks after the preface), then its FIN */
   int64_t t0 = tu_now_us();
   int64_t bound = t0 + tu_bound_ms(2000, TU_HEADROOM_MS) * 1000;
   while (r6_fds() > base + 1 && tu_now_us() < bound)
@@ -562,6 +606,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_r2_slot_freed_by_deadline);
   tcase_add_test(tc, test_r2_slot_freed_by_free);
   tcase_add_test(tc, test_r5_deadline_with_closed_window);
+  tcase_add_test(tc, test_r5_deadline_with_closed_connection_window);
   tcase_add_test(tc, test_r5_shutdown_with_closed_window);
   tcase_add_test(tc, test_r6_linger_after_handshake_timeout);
   tcase_add_test(tc, test_r3_shrinking_message_returns_budget);
