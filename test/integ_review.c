@@ -319,29 +319,40 @@ static int r5_ended(h2reader *r, int status)
   return atomic_load(&r->grpc_status[status]) > 0;
 }
 
-/* The server's deadline passes while the client's window is closed: the
- * client gets the trailers (grpc-status 4) at once (PROTOCOL.md 7.3), not
- * when it opens the window.  Before the fix nothing was sent, the stream stayed
- * open and counted as busy until the client sent WINDOW_UPDATE. */
-START_TEST(test_r5_deadline_with_closed_window)
+/* Poll until |status| arrived or one prompt bound passed; the time. */
+static int64_t r5_wait_status(h2reader *r, int status)
 {
-  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
-  h2reader r;
-  int port;
+  int64_t bound = tu_now_us() + tu_bound_ms(0, TU_HEADROOM_MS) * 1000;
+  while (!r5_ended(r, status) && tu_now_us() < bound)
+    tu_sleep_ms(1);
+  return tu_now_us();
+}
 
+static tri_server *r5_server_start(int *port)
+{
+  static tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
   sem_init(&r5_blocked, 0, 0);
   sem_init(&r5_done, 0, 0);
   atomic_store(&r5_rv, -100);
-  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
+  tri_server *srv = tu_server_start(ms, 1, NULL, port);
   ck_assert_ptr_nonnull(srv);
+  return srv;
+}
+
+/* The server's deadline passes while the client's window is closed: the
+ * client gets the trailers (grpc-status 4) at once (PROTOCOL.md 7.3), not
+ * when it opens the window.  Before the fix nothing was sent, the stream
+ * stayed open and counted as busy until the client sent WINDOW_UPDATE. */
+START_TEST(test_r5_deadline_with_closed_window)
+{
+  h2reader r;
+  int port;
+  tri_server *srv = r5_server_start(&port);
   int64_t t0 = tu_now_us();
   int fd = r5_open(port, "300m", &r);
   ck_assert_int_eq(tu_sem_wait(&r5_done, TU_WAIT_MS), 0);
   ck_assert_int_eq(atomic_load(&r5_rv), TRI_DEADLINE_EXCEEDED);
-  int64_t bound = tu_now_us() + tu_bound_ms(0, TU_HEADROOM_MS) * 1000;
-  while (!r5_ended(&r, 4) && tu_now_us() < bound)
-    tu_sleep_ms(1);
-  int64_t t1 = tu_now_us();
+  int64_t t1 = r5_wait_status(&r, 4);
   ck_assert_msg(r5_ended(&r, 4), "no grpc-status 4 after the server's "
                 "deadline: %s", h2reader_summary(&r));
   TU_ASSERT_EXPIRED("the client told of the server's 300 ms deadline", 300,
@@ -359,16 +370,10 @@ END_TEST
  * trailers must not wait for the connection window either. */
 START_TEST(test_r5_deadline_with_closed_connection_window)
 {
-  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
   h2buf b = {0}, hb = {0};
   h2reader r;
   int port;
-
-  sem_init(&r5_blocked, 0, 0);
-  sem_init(&r5_done, 0, 0);
-  atomic_store(&r5_rv, -100);
-  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
-  ck_assert_ptr_nonnull(srv);
+  tri_server *srv = r5_server_start(&port);
   int fd = r5_open(port, NULL, &r);
   ck_assert_int_eq(tu_sem_wait(&r5_blocked, TU_WAIT_MS), 0);
   tu_sleep_ms(100); /* stream 1 holds the 64 KiB connection window */
@@ -380,10 +385,7 @@ START_TEST(test_r5_deadline_with_closed_connection_window)
   ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
   ck_assert_int_eq(tu_sem_wait(&r5_done, TU_WAIT_MS), 0); /* stream 3's */
   ck_assert_int_eq(atomic_load(&r5_rv), TRI_DEADLINE_EXCEEDED);
-  int64_t bound = tu_now_us() + tu_bound_ms(0, TU_HEADROOM_MS) * 1000;
-  while (!r5_ended(&r, 4) && tu_now_us() < bound)
-    tu_sleep_ms(1);
-  int64_t t1 = tu_now_us();
+  int64_t t1 = r5_wait_status(&r, 4);
   ck_assert_msg(r5_ended(&r, 4), "no grpc-status 4 for stream 3: %s",
                 h2reader_summary(&r));
   TU_ASSERT_EXPIRED("stream 3 told of its 300 ms deadline", 300, t0, t1);
@@ -398,19 +400,13 @@ START_TEST(test_r5_deadline_with_closed_connection_window)
 END_TEST
 
 /* Shutdown ends a call whose response the client's window holds back:
- * trailers with grpc-status 14 go out before the connection closes.  Before the
- * fix the client only saw GOAWAY and the close. */
+ * trailers with grpc-status 14 go out before the connection closes.
+ * Before the fix the client only saw GOAWAY and the close. */
 START_TEST(test_r5_shutdown_with_closed_window)
 {
-  tu_method ms[] = {{"/r.R/Flood", h_flood, NULL}};
   h2reader r;
   int port;
-
-  sem_init(&r5_blocked, 0, 0);
-  sem_init(&r5_done, 0, 0);
-  atomic_store(&r5_rv, -100);
-  tri_server *srv = tu_server_start(ms, 1, NULL, &port);
-  ck_assert_ptr_nonnull(srv);
+  tri_server *srv = r5_server_start(&port);
   int fd = r5_open(port, NULL, &r);
   ck_assert_int_eq(tu_sem_wait(&r5_blocked, TU_WAIT_MS), 0);
   tu_sleep_ms(100); /* blocked in send: the window is closed */
