@@ -134,6 +134,17 @@ static int h_hold(tri_stream *s, void *ud)
   return TRI_OK;
 }
 
+/* The end of an R2 case: everything freed, nothing left counted. */
+static void r2_end(tri_channel *ch, tri_server *srv, tri_server_opts *so,
+                   tri_call_opts *o)
+{
+  tri_channel_free(ch);
+  tri_server_free(srv);
+  tri_server_opts_free(so);
+  tri_call_opts_free(o);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+
 START_TEST(test_r2_waiting_for_slot_detaches_at_end)
 {
   tu_method ms[] = {{"/r.R/Hold", h_hold, NULL}};
@@ -176,11 +187,7 @@ START_TEST(test_r2_waiting_for_slot_detaches_at_end)
   ck_assert_int_eq(tri_stream_wait_status(next, 2000, NULL), TRI_OK);
   tri_stream_free(next);
   tri_stream_free(hold);
-  tri_channel_free(ch);
-  tri_server_free(srv);
-  tri_server_opts_free(so);
-  tri_call_opts_free(o);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  r2_end(ch, srv, so, o);
 }
 END_TEST
 
@@ -191,20 +198,9 @@ END_TEST
  * its own) stayed unsent until some unrelated frame arrived. */
 enum { R2_CANCEL, R2_DEADLINE, R2_FREE };
 
-static int h_echo1(tri_stream *s, void *ud)
-{
-  tri_buf *m;
-  (void)ud;
-  if (tri_stream_recv(s, &m) == TRI_OK) {
-    (void)tri_stream_send(s, tri_buf_data(m), tri_buf_len(m));
-    tri_buf_free(m);
-  }
-  return TRI_OK;
-}
-
 static void r2_slot_freed_locally(int how)
 {
-  tu_method ms[] = {{"/r.R/Hold", h_hold, NULL}, {"/r.R/Echo", h_echo1, NULL}};
+  tu_method ms[] = {{"/r.R/Hold", h_hold, NULL}, {"/r.R/Echo", tu_echo_handler, NULL}};
   tri_server_opts *so = tri_server_opts_new();
   tri_call_opts *o = tri_call_opts_new();
   tri_stream *hold, *w;
@@ -246,11 +242,7 @@ static void r2_slot_freed_locally(int how)
   ck_assert_int_eq(tri_stream_wait_status(w, 2000, NULL), TRI_OK);
   tri_stream_free(w);
   tri_stream_free(hold);
-  tri_channel_free(ch);
-  tri_server_free(srv);
-  tri_server_opts_free(so);
-  tri_call_opts_free(o);
-  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+  r2_end(ch, srv, so, o);
 }
 
 START_TEST(test_r2_slot_freed_by_cancel)
