@@ -520,13 +520,6 @@ START_TEST(test_out_of_descriptors)
   int fd, rg, rc, rs;
   char eg[256], ec[256], es[256];
 
-  if (getenv("TRI_VALGRIND") != NULL) {
-    /* valgrind keeps descriptors of its own above the limit; the test
-     * runs in the plain, TSan and ASan builds. */
-    fprintf(stderr, "integ_group: out_of_descriptors not run under "
-            "valgrind\n");
-    return;
-  }
   ck_assert_int_eq(tri_server_new(&srv2, NULL), TRI_OK);
   ck_assert_int_eq(tri_server_register(srv2, m.method, m.fn, NULL), TRI_OK);
   ck_assert_int_eq(tri_server_bind(srv2, "127.0.0.1:0"), TRI_OK);
