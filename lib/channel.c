@@ -27,6 +27,7 @@ struct tri_channel_opts {
   int64_t backoff_initial_ms, backoff_max_ms;
   tri_tls_opts *tls;        /* owned; NULL = clear text */
   tri_io_group *group;      /* not owned; NULL = a thread of its own */
+  int spin_us;              /* recv spin budget (tri__spin_watch) */
 };
 
 struct tri_call_opts {
@@ -56,6 +57,7 @@ static void channel_opts_defaults(tri_channel_opts *o) {
   o->max_recv = TRI__DEF_MAX_RECV;
   o->send_buf = TRI__DEF_SEND_BUF;
   o->recv_queue = TRI__DEF_RECV_QUEUE;
+  o->spin_us = tri__spin_default_us();
   o->keepalive_ms = 0;
   o->keepalive_timeout_ms = 20000;
   o->conn_recv_queue = TRI__DEF_CONN_RQ;
@@ -113,6 +115,17 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o,
   if (o == NULL || bytes < 1024)
     return TRI_EINVAL;
   o->recv_queue = bytes;
+  return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_spin_us(tri_channel_opts *o, int us) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_spin_us: opts is "
+                     "NULL");
+  if (us < 0 || us > TRI__SPIN_MAX_US)
+    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_spin_us: us must be "
+                     "0..%d, not %d", TRI__SPIN_MAX_US, us);
+  o->spin_us = us;
   return TRI_OK;
 }
 
@@ -528,6 +541,7 @@ static int stream_open_req(tri_channel *ch, const char *method,
                       ch->opts.send_buf);
   if (s == NULL)
     return tri__fail(TRI_ENOMEM, "out of memory opening a stream");
+  s->spin_ns = ch->opts.spin_us * INT64_C(1000);
   s->max_recv_hint = opts && opts->max_recv
                          ? "this call's limit"
                          : "this channel's limit";

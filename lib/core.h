@@ -156,6 +156,9 @@ struct tri_stream {
   tri__mutex mu;            /* protects fields marked (mu) */
   tri__cond rcv_cv;         /* messages, headers, final status */
   tri__cond snd_cv;         /* send ring space, send side closed, final */
+  unsigned rcv_seq;         /* atomic: incremented before each broadcast
+                               of rcv_cv, watched by a spinning recv
+                               (tri__spin_watch) */
 
   /* immutable after creation */
   char *method;             /* method_buf, or allocated when longer */
@@ -167,6 +170,7 @@ struct tri_stream {
   size_t rq_limit;          /* unread bytes before the stream window is
                                withheld */
   size_t sb_limit;          /* configured send buffer bound */
+  int64_t spin_ns;          /* recv spins this long before parking */
   int hdrs_at_end;          /* server: response headers only at the end
                                (Triple unary, edge.c); set before
                                dispatch, then immutable */
@@ -363,6 +367,9 @@ enum { TRI__WAKE_RCV = 1u << 0, TRI__WAKE_SND = 1u << 1 };
  * together wakes its caller once, after the I/O thread let go of the
  * stream; on any other thread it happens now. */
 void tri__stream_wake(tri_stream *s, unsigned which);
+/* Broadcast rcv_cv after bumping rcv_seq (wakes a spinning recv too).
+ * Any thread, s->mu held or not. */
+void tri__stream_rcv_broadcast(tri_stream *s);
 /* Broadcasts a caller thread held for |s| while ending it under s->mu
  * (tri__stream_abort); called with s->mu released. */
 void tri__stream_flush_held_wakes(tri_stream *s);
@@ -457,6 +464,7 @@ void tri__io_group_put(tri_io_group *g, struct tri__rx *rx);
 
 typedef struct {
   size_t max_recv, rq_limit, sb_limit;
+  int64_t spin_ns;           /* handlers' recv spin budget */
   uint32_t max_streams;
   size_t max_header_list;
   size_t conn_rq_limit;      /* unread bytes per connection */

@@ -430,6 +430,7 @@ int tri__server_begin(tri__conn *c, int32_t id) {
                                   l->cfg.rq_limit, l->cfg.sb_limit);
   if (s == NULL)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST this stream */
+  s->spin_ns = l->cfg.spin_ns;
   s->srv = l->srv;
   s->quota = c->quota;
   __atomic_add_fetch(&c->quota->refs, 1, __ATOMIC_RELAXED);

@@ -65,7 +65,7 @@ static void flush_wakes(tri__rx *rx) {
     tri__list_remove(&s->wake_link);
     s->wake_bits = 0;
     if (bits & TRI__WAKE_RCV)
-      tri__cond_broadcast(&s->rcv_cv);
+      tri__stream_rcv_broadcast(s);
     if (bits & TRI__WAKE_SND)
       tri__cond_broadcast(&s->snd_cv);
     tri__stream_unref(s);

@@ -29,6 +29,7 @@ static unsigned g_fork_gen; /* atomic */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void atfork_child(void) {
+  tri__spin_atfork_child();
   __atomic_add_fetch(&g_fork_gen, 1, __ATOMIC_RELEASE);
 }
 

@@ -51,6 +51,7 @@ struct tri_server_opts {
   int64_t max_age_ms, max_age_grace_ms; /* A9 */
   int64_t ka_time_ms, ka_timeout_ms;    /* server keepalive PINGs */
   int io_threads;          /* I/O loops (>= 1) */
+  int spin_us;             /* handlers' recv spin budget */
   tri_tls_opts *tls;       /* owned; NULL = clear text */
   char cors[1024];         /* allowed CORS origins ("" = CORS off) */
   int has_registry;        /* tri_server_opts_set_registry() */
@@ -128,6 +129,7 @@ static void server_opts_defaults(tri_server_opts *o) {
   o->max_recv = TRI__DEF_MAX_RECV;
   o->send_buf = TRI__DEF_SEND_BUF;
   o->recv_queue = TRI__DEF_RECV_QUEUE;
+  o->spin_us = tri__spin_default_us();
   o->worker_stack = 256 * 1024;
   o->handshake_ms = TRI__DEF_HANDSHAKE_MS;
   o->idle_ms = 0;
@@ -354,6 +356,17 @@ TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n) {
     return tri__fail(TRI_EINVAL, "tri_server_opts_set_io_threads: n must be "
                      "1..256, not %d", n);
   o->io_threads = n;
+  return TRI_OK;
+}
+
+TRI_API int tri_server_opts_set_spin_us(tri_server_opts *o, int us) {
+  if (o == NULL)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_spin_us: opts is "
+                     "NULL");
+  if (us < 0 || us > TRI__SPIN_MAX_US)
+    return tri__fail(TRI_EINVAL, "tri_server_opts_set_spin_us: us must be "
+                     "0..%d, not %d", TRI__SPIN_MAX_US, us);
+  o->spin_us = us;
   return TRI_OK;
 }
 
@@ -1029,6 +1042,7 @@ TRI_API int tri_server_start(tri_server *srv) {
   }
   cfg.max_recv = srv->opts.max_recv;
   cfg.rq_limit = srv->opts.recv_queue;
+  cfg.spin_ns = srv->opts.spin_us * INT64_C(1000);
   cfg.sb_limit = srv->opts.send_buf;
   cfg.max_streams = srv->opts.max_streams;
   cfg.max_header_list = srv->opts.max_header_list;

@@ -59,6 +59,7 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   s->max_recv_setter = "tri_server_opts_set_max_recv_size";
   s->rq_limit = rq_limit;
   s->sb_limit = sb_limit;
+  s->spin_ns = tri__spin_default_us() * INT64_C(1000);
   tri__md_init(&s->req_md);
   tri__md_init(&s->hdrs);
   tri__md_init(&s->trl);
@@ -79,6 +80,11 @@ tri_stream *tri__stream_new(int side, size_t max_recv, size_t rq_limit,
   return s;
 }
 
+void tri__stream_rcv_broadcast(tri_stream *s) {
+  __atomic_add_fetch(&s->rcv_seq, 1, __ATOMIC_RELEASE);
+  tri__cond_broadcast(&s->rcv_cv);
+}
+
 /* A caller thread ending a stream (cancel, deadline, free) holds its own
  * broadcasts until it has let go of s->mu (tri__stream_unlock_post), so
  * the woken waiters do not wake into a held lock. */
@@ -94,7 +100,7 @@ void tri__stream_flush_held_wakes(tri_stream *s) {
   held_wakes.s = NULL;
   held_wakes.bits = 0;
   if (bits & TRI__WAKE_RCV)
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_rcv_broadcast(s);
   if (bits & TRI__WAKE_SND)
     tri__cond_broadcast(&s->snd_cv);
 }
@@ -107,7 +113,7 @@ void tri__stream_wake(tri_stream *s, unsigned which) {
   if ((which & TRI__WAKE_RCV) && tri__loop_defer_wake(s, TRI__WAKE_RCV))
     which &= ~(unsigned)TRI__WAKE_RCV; /* at the end of the I/O chunk */
   if (which & TRI__WAKE_RCV)
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_rcv_broadcast(s);
   if (which & TRI__WAKE_SND)
     tri__cond_broadcast(&s->snd_cv);
 }
@@ -488,7 +494,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
   int64_t deadline = timeout_ms < 0 ? TRI__NO_DEADLINE
                                     : tri__deadline_after_ms(timeout_ms);
   tri_buf *got = NULL;
-  int rv;
+  int spun = 0, rv;
 
   if (forked(s))
     return TRI_UNAVAILABLE;
@@ -504,6 +510,18 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       continue;
     }
     s->rcv_waiters++;
+    if (!spun) {
+      /* Counted as a waiter, so what would wake it bumps rcv_seq.  The
+       * predicate is checked again after the spin, whatever its result:
+       * a wake-up that came while the lock was let go is not lost. */
+      unsigned seen = __atomic_load_n(&s->rcv_seq, __ATOMIC_ACQUIRE);
+      spun = 1;
+      tri__mutex_unlock(&s->mu);
+      (void)tri__spin_watch(&s->rcv_seq, seen, s->spin_ns, deadline);
+      tri__mutex_lock(&s->mu);
+      s->rcv_waiters--;
+      continue;
+    }
     int r = tri__cond_wait_until(&s->rcv_cv, &s->mu, deadline);
     s->rcv_waiters--;
     if (r == ETIMEDOUT)

@@ -14,8 +14,11 @@
  * so deadlines are immune to wall-clock steps.
  */
 
+#include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static void fatal(const char *what, int rv) {
   /* strerror() is not thread-safe in theory; we abort right after. */
@@ -129,6 +132,102 @@ int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns) {
     fatal("pthread_cond_timedwait", rv);
   }
   return 0; /* not reached */
+}
+
+/*
+ * Spinning before a wait (doc/DESIGN.md, "Spinning before a wait").
+ *
+ * Parking on a condition variable and being woken costs two trips
+ * through the kernel's scheduler, and on a virtual machine often a
+ * halted virtual CPU to wake up.  When the answer a thread waits for
+ * is a few tens of microseconds away (a round trip on a fast link, the
+ * next message of a busy stream), watching a counter for that long is
+ * cheaper than sleeping.  Three limits keep it from wasting a machine:
+ *  - sched_yield() between looks, so any thread that can run on this
+ *    CPU runs at once (the thread we wait for, often);
+ *  - at most half the CPUs spin at once in this process (none on one
+ *    CPU): the rest are left for the threads doing the work;
+ *  - a thread whose spin ended without an answer parks straight away
+ *    on its next 1, 2, 4 ... 64 waits (reset by a spin that paid off),
+ *    so a stream that waits long for its messages spins rarely.
+ */
+static unsigned spin_cap = UINT_MAX; /* atomic; UINT_MAX: not yet known */
+static unsigned spinners;            /* atomic */
+static _Thread_local struct {
+  unsigned skip, backoff;
+} spin_tl;
+
+static unsigned spin_cap_get(void) {
+  unsigned cap = __atomic_load_n(&spin_cap, __ATOMIC_RELAXED);
+  if (cap == UINT_MAX) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cap = n > 1 ? (unsigned)(n / 2) : 0;
+    __atomic_store_n(&spin_cap, cap, __ATOMIC_RELAXED);
+  }
+  return cap;
+}
+
+int tri__spin_default_us(void) {
+  static int def = -1; /* atomic; -1: not read yet */
+  int us = __atomic_load_n(&def, __ATOMIC_RELAXED);
+  if (us < 0) {
+    const char *e = getenv("TRI_SPIN_US");
+    char *end;
+    long v = e ? strtol(e, &end, 10) : -1;
+    us = e && *e && *end == '\0' && v >= 0 && v <= TRI__SPIN_MAX_US
+             ? (int)v
+             : TRI__DEF_SPIN_US;
+    __atomic_store_n(&def, us, __ATOMIC_RELAXED);
+  }
+  return us;
+}
+
+void tri__spin_atfork_child(void) {
+  /* The threads counted as spinning are not in the child. */
+  __atomic_store_n(&spinners, 0, __ATOMIC_RELAXED);
+}
+
+int tri__spin_watch(const unsigned *seq, unsigned seen, int64_t budget_ns,
+                    int64_t deadline_ns) {
+  unsigned n, cap;
+  int64_t end;
+  int moved = 0;
+
+  if (budget_ns <= 0)
+    return 0;
+  if (spin_tl.skip > 0) {
+    spin_tl.skip--;
+    return 0;
+  }
+  cap = spin_cap_get();
+  n = __atomic_load_n(&spinners, __ATOMIC_RELAXED);
+  do {
+    if (n >= cap)
+      return 0;
+  } while (!__atomic_compare_exchange_n(&spinners, &n, n + 1, 1,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  end = tri__deadline_min(tri__deadline_add(tri__now_ns(), budget_ns),
+                          deadline_ns);
+  /* Bounded by |end|; the count only guards against a clock that stops. */
+  for (unsigned i = 0; i < 1000000; i++) {
+    if (__atomic_load_n(seq, __ATOMIC_ACQUIRE) != seen) {
+      moved = 1;
+      break;
+    }
+    if (tri__now_ns() >= end)
+      break;
+    sched_yield();
+  }
+  __atomic_sub_fetch(&spinners, 1, __ATOMIC_RELAXED);
+  if (moved) {
+    spin_tl.backoff = 0;
+  } else {
+    spin_tl.backoff = spin_tl.backoff == 0 ? 1
+                      : spin_tl.backoff < 64 ? spin_tl.backoff * 2
+                                             : 64;
+    spin_tl.skip = spin_tl.backoff;
+  }
+  return moved;
 }
 
 void tri__thread_name(pthread_t t, const char *name) {

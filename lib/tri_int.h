@@ -80,6 +80,25 @@ void tri__cond_wait(tri__cond *cv, tri__mutex *mu);
  * ETIMEDOUT when the deadline has passed.  Callers loop on a predicate. */
 int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns);
 
+/* Spin before parking (doc/DESIGN.md, "Spinning before a wait"): watch
+ * the counter |*seq|, which a waker increments (atomically) before it
+ * broadcasts, for at most |budget_ns| and not past |deadline_ns|
+ * (TRI__NO_DEADLINE: none), giving the CPU away between looks.  Returns
+ * 1 once *seq differs from |seen|, 0 when it gave up or did not spin
+ * (budget 0, too many threads spinning, or this thread's recent spins
+ * did not pay off).  Call with no lock held; the caller re-checks its
+ * predicate under its lock either way.  Any thread. */
+int tri__spin_watch(const unsigned *seq, unsigned seen, int64_t budget_ns,
+                    int64_t deadline_ns);
+/* The spin budget of new streams when their options do not set one:
+ * TRI__DEF_SPIN_US, or the environment's TRI_SPIN_US (0 .. 10000) read
+ * once. */
+#define TRI__DEF_SPIN_US 200
+#define TRI__SPIN_MAX_US 10000
+int tri__spin_default_us(void);
+/* Reset the spinning state in the child of fork() (process.c). */
+void tri__spin_atfork_child(void);
+
 /* Name thread |t| ("tri-io", "tri-timer", "tri-worker"; best effort,
  * Linux keeps 15 characters).  tri__thread_create names the library's
  * threads with it. */

@@ -217,7 +217,7 @@ static void queue_response(tri_stream *s, tri_buf *m) {
   wake = s->rcv_waiters > 0;
   tri__mutex_unlock(&s->mu);
   if (wake)
-    tri__cond_broadcast(&s->rcv_cv);
+    tri__stream_rcv_broadcast(s);
 }
 
 /* Triple spec 3.1.3: an HTTP status without a usable code in the body is

@@ -160,6 +160,95 @@ START_TEST(cond_wait_forever_wakes_on_broadcast) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ spin */
+
+/* Spinning is allowed at all on this machine (half the CPUs). */
+static int can_spin(void) { return sysconf(_SC_NPROCESSORS_ONLN) > 1; }
+
+struct bumper {
+  unsigned *seq;
+  tri__mutex mu;
+  tri__cond cv;
+  int go;
+};
+
+/* Waits for the test's go, then bumps the counter as a waker does. */
+static void *bump_main(void *p) {
+  struct bumper *b = p;
+  tri__mutex_lock(&b->mu);
+  while (!b->go)
+    tri__cond_wait(&b->cv, &b->mu);
+  tri__mutex_unlock(&b->mu);
+  __atomic_add_fetch(b->seq, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* A spin sees the counter move (budget 30 s: only the bump ends it). */
+START_TEST(spin_sees_counter_move) {
+  unsigned seq = 7;
+  struct bumper b = {.seq = &seq};
+  pthread_t t;
+  int64_t t0;
+  int moved;
+
+  tri__mutex_init(&b.mu);
+  tri__cond_init(&b.cv);
+  ck_assert_int_eq(tri__thread_create(&t, NULL, bump_main, &b, "bump"), 0);
+  tri__mutex_lock(&b.mu);
+  b.go = 1; /* it may bump before or while we spin: both must count */
+  tri__mutex_unlock(&b.mu);
+  tri__cond_signal(&b.cv);
+  t0 = tri__now_ns();
+  moved = tri__spin_watch(&seq, 7, 30000 * MS, TRI__NO_DEADLINE);
+  pthread_join(t, NULL);
+  if (can_spin()) {
+    ck_assert_int_eq(moved, 1);
+    /* the check's timeout (15 s) is the bound; this says it plainly */
+    ck_assert_int_lt(tri__now_ns() - t0, 10000 * MS);
+  } else {
+    ck_assert_int_eq(moved, 0); /* one CPU: never spins */
+  }
+  tri__cond_destroy(&b.cv);
+  tri__mutex_destroy(&b.mu);
+}
+END_TEST
+
+/* A counter that has already moved returns at once; budget 0 never
+ * spins. */
+START_TEST(spin_budget_and_seen) {
+  unsigned seq = 3;
+  ck_assert_int_eq(tri__spin_watch(&seq, 3, 0, TRI__NO_DEADLINE), 0);
+  ck_assert_int_eq(tri__spin_watch(&seq, 2, 30000 * MS, TRI__NO_DEADLINE),
+                   can_spin());
+}
+END_TEST
+
+/* A spin ends at its budget, and at the caller's deadline when that
+ * comes first; after a spin that found nothing, the next wait does not
+ * spin at all (back-off), then spinning resumes. */
+START_TEST(spin_budget_deadline_backoff) {
+  unsigned seq = 0;
+  int64_t t0, el;
+
+  if (!can_spin())
+    return; /* nothing to time: never spins (spin_budget_and_seen) */
+  t0 = tri__now_ns();
+  ck_assert_int_eq(tri__spin_watch(&seq, 0, 20 * MS, TRI__NO_DEADLINE), 0);
+  el = tri__now_ns() - t0;
+  ck_assert_int_ge(el, 20 * MS); /* the whole budget */
+  /* back-off: this one returns without spinning, though it could spin
+   * for 30 s (the check's timeout would end the test) */
+  ck_assert_int_eq(tri__spin_watch(&seq, 0, 30000 * MS, TRI__NO_DEADLINE),
+                   0);
+  /* spinning again, now cut by the deadline (1 ms) not the 30 s budget */
+  t0 = tri__now_ns();
+  ck_assert_int_eq(tri__spin_watch(&seq, 0, 30000 * MS, t0 + MS), 0);
+  el = tri__now_ns() - t0;
+  ck_assert_int_ge(el, MS);
+  ck_assert_int_lt(el, 10000 * MS);
+}
+END_TEST
+
 START_TEST(thread_name) {
 #ifdef HAVE_PTHREAD_SETNAME_NP
   char buf[32];
@@ -370,6 +459,13 @@ static Suite *sync_suite(void) {
   tcase_add_test(tc, cond_wait_forever_wakes_on_broadcast);
   tcase_add_test(tc, thread_name);
   tcase_add_test(tc, thread_named_at_creation);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("spin");
+  tcase_set_timeout(tc, 15);
+  tcase_add_test(tc, spin_sees_counter_move);
+  tcase_add_test(tc, spin_budget_and_seen);
+  tcase_add_test(tc, spin_budget_deadline_backoff);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wakeup");

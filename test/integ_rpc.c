@@ -567,6 +567,135 @@ START_TEST(test_bidi_echo)
 }
 END_TEST
 
+/* tri_*_opts_set_spin_us: a recv that spins before parking (doc/DESIGN.md,
+ * "Spinning before a wait") must not lose a wake-up that lands while it
+ * has let go of the stream's lock: during its spin, or on its way from
+ * the spin (or from a spin refused: too many threads spinning, back-off)
+ * to the condition variable.  Eight threads ping-pong on their own
+ * streams of one channel, so the I/O thread delivers to some while
+ * others spin or park; budgets around the loopback round trip make the
+ * answers land just before, during and just after the spins end.  (A
+ * first version parked after a spin without looking at the queue again:
+ * recv then waited for a message already queued, and a thread here
+ * timed out.) */
+enum { SPIN_THREADS = 8, SPIN_ROUNDS = 100 };
+
+struct spin_pinger {
+  tri_channel *ch;
+  int budget;
+  int rc;          /* TRI_OK, or the failing call's status */
+  char what[96];
+};
+
+static void *
+spin_ping_main(void *arg)
+{
+  struct spin_pinger *p = arg;
+  tri_stream *s = NULL;
+  uint8_t msg[64];
+  int wait_ms = (int)tu_bound_ms(0, TU_WAIT_MS);
+  int64_t t0;
+  int i, rv = tri_stream_open(p->ch, M_BIDI, NULL, &s);
+
+  snprintf(p->what, sizeof p->what, "open");
+  for (i = 0; rv == TRI_OK && i < SPIN_ROUNDS; i++) {
+    tri_buf *r = NULL;
+    tu_fill(msg, sizeof msg, (uint32_t)i);
+    snprintf(p->what, sizeof p->what, "send %d", i);
+    rv = tri_stream_send(s, msg, sizeof msg);
+    if (rv != TRI_OK)
+      break;
+    snprintf(p->what, sizeof p->what, "echo %d", i);
+    t0 = tu_now_ms();
+    rv = tri_stream_recv_ex(s, &r, wait_ms);
+    /* a recv whose wake-up was lost still finds the message when its
+     * own timeout ends it: that is a failure too */
+    if (rv == TRI_OK && tu_now_ms() - t0 >= wait_ms) {
+      snprintf(p->what, sizeof p->what, "echo %d: returned only at its "
+               "%d ms timeout", i, wait_ms);
+      rv = TRI_ETIMEDOUT;
+    }
+    if (rv == TRI_OK &&
+        (tri_buf_len(r) != sizeof msg ||
+         tu_check_fill(tri_buf_data(r), tri_buf_len(r), (uint32_t)i) >= 0))
+      rv = TRI_INTERNAL; /* wrong bytes */
+    tri_buf_free(r);
+  }
+  if (rv == TRI_OK) {
+    snprintf(p->what, sizeof p->what, "close");
+    rv = tri_stream_close_send(s);
+  }
+  if (rv == TRI_OK) {
+    tri_buf *r = NULL;
+    snprintf(p->what, sizeof p->what, "end of stream");
+    rv = tri_stream_recv_ex(s, &r, TU_WAIT_MS);
+    rv = rv == TRI_EOF ? tri_stream_wait_status(s, TU_WAIT_MS, NULL)
+                       : TRI_INTERNAL;
+    tri_buf_free(r);
+  }
+  tri_stream_free(s);
+  p->rc = rv;
+  return NULL;
+}
+
+START_TEST(test_spin_budgets_no_lost_wakeup)
+{
+  /* 0 and 10000 (the bounds), and every 8 us from 8 to 200 */
+  int budgets[2 + 25];
+  tri_server_opts *so = tri_server_opts_new();
+  tri_channel_opts *co = tri_channel_opts_new();
+  tu_method m[] = {{M_BIDI, tu_echo_handler, NULL}};
+  size_t b;
+  int i;
+
+  budgets[0] = 0;
+  budgets[1] = 10000;
+  for (b = 2; b < sizeof(budgets) / sizeof(budgets[0]); b++)
+    budgets[b] = 8 * (int)(b - 1);
+  ck_assert_ptr_nonnull(so);
+  ck_assert_ptr_nonnull(co);
+  ck_assert_int_eq(tri_channel_opts_set_spin_us(NULL, 10), TRI_EINVAL);
+  ck_assert_int_eq(tri_channel_opts_set_spin_us(co, -1), TRI_EINVAL);
+  ck_assert_int_eq(tri_channel_opts_set_spin_us(co, 10001), TRI_EINVAL);
+  ck_assert_int_eq(tri_server_opts_set_spin_us(NULL, 10), TRI_EINVAL);
+  ck_assert_int_eq(tri_server_opts_set_spin_us(so, -1), TRI_EINVAL);
+  ck_assert_int_eq(tri_server_opts_set_spin_us(so, 10001), TRI_EINVAL);
+  for (b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+    struct spin_pinger p[SPIN_THREADS];
+    pthread_t t[SPIN_THREADS];
+    tri_server *sv;
+    tri_channel *chan;
+    int sport;
+
+    ck_assert_int_eq(tri_server_opts_set_spin_us(so, budgets[b]), TRI_OK);
+    ck_assert_int_eq(tri_channel_opts_set_spin_us(co, budgets[b]), TRI_OK);
+    sv = tu_server_start(m, 1, so, &sport);
+    ck_assert_ptr_nonnull(sv);
+    chan = tu_channel_new(sport, co);
+    ck_assert_ptr_nonnull(chan);
+    for (i = 0; i < SPIN_THREADS; i++) {
+      memset(&p[i], 0, sizeof p[i]);
+      p[i].ch = chan;
+      p[i].budget = budgets[b];
+      ck_assert_int_eq(tu_thread_start(&t[i], spin_ping_main, &p[i]), 0);
+    }
+    for (i = 0; i < SPIN_THREADS; i++) {
+      /* each recv has TU_WAIT_MS: a lost wake-up fails it, not this */
+      ck_assert_int_eq(tu_thread_join(t[i], (int)tu_bound_ms(0, 4 *
+                                                             TU_WAIT_MS),
+                                      NULL), 0);
+      ck_assert_msg(p[i].rc == TRI_OK, "budget %d us, thread %d, %s: %s",
+                    p[i].budget, i, p[i].what, tu_code(p[i].rc));
+    }
+    tri_channel_free(chan);
+    tri_server_free(sv);
+  }
+  tri_channel_opts_free(co);
+  tri_server_opts_free(so);
+}
+END_TEST
+
+
 /* Bulk messages whose sizes go up and down, sent by one thread while
  * another receives, on both sides: the receive blocks are reused from
  * message to message (tri__stream_recycle) and the sender refills its
@@ -1120,6 +1249,7 @@ rpc_suite(void)
   tcase_add_test(tc, test_client_streaming);
   tcase_add_test(tc, test_server_streaming);
   tcase_add_test(tc, test_bidi_echo);
+  tcase_add_test(tc, test_spin_budgets_no_lost_wakeup);
   tcase_add_test(tc, test_bulk_reuse_concurrent);
   tcase_add_test(tc, test_spare_blocks_bounded);
 #ifdef HAVE_ZLIB

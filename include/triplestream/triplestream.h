@@ -260,6 +260,32 @@ TRI_API int tri_channel_opts_set_send_buffer(tri_channel_opts *o,
  */
 TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
 /**
+ * How long a thread blocked in tri_stream_recv() on this channel's
+ * streams (and a unary call waiting for its answer) first stays on the
+ * CPU, watching for the answer, before it sleeps on the stream's
+ * condition variable; in microseconds, 0 .. 10000.  Default 200, or the
+ * environment variable TRI_SPIN_US (read once per process) when set.
+ * 0 never spins.
+ *
+ * An answer that comes within the budget (a round trip on loopback or a
+ * fast LAN) then costs no sleep and wake-up: on a 2-CPU machine this
+ * about doubles one-at-a-time call rates.  The thread gives the CPU
+ * away between looks (sched_yield), at most half the CPUs spin at once
+ * per process (none on a single CPU), and a thread whose spin did not
+ * pay off parks at once on its next 1, 2, 4 ... 64 waits, so waits that
+ * are long cost little.  Set 0 where CPU time matters more than
+ * latency (battery, busy shared hosts).  Only the wait's start changes:
+ * wake-ups, deadlines and cancellation behave as with 0
+ * (doc/DESIGN.md, "Spinning before a wait").
+ *
+ * Ownership: none.
+ * Thread safety: one thread at a time per options object.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (|o| NULL, us < 0 or us > 10000).
+ * Since: 0.3
+ */
+TRI_API int tri_channel_opts_set_spin_us(tri_channel_opts *o, int us);
+/**
  * Send HTTP/2 PINGs after |ms| without reading anything and close the
  * connection (calls fail UNAVAILABLE) if nothing arrives within
  * |timeout_ms|.  0 disables (the default).  Values below 10000 are raised
@@ -1276,6 +1302,19 @@ TRI_API int tri_server_opts_set_keepalive(tri_server_opts *o, int64_t time_ms,
  * Since: 0.3
  */
 TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n);
+
+/**
+ * The spin budget of handlers' tri_stream_recv() (microseconds,
+ * 0 .. 10000; default 200 or TRI_SPIN_US): as
+ * tri_channel_opts_set_spin_us(), for the server's streams.
+ *
+ * Ownership: none.
+ * Thread safety: one thread at a time per options object.
+ * Blocking: no.
+ * Returns: TRI_OK; TRI_EINVAL (|o| NULL, us < 0 or us > 10000).
+ * Since: 0.3
+ */
+TRI_API int tri_server_opts_set_spin_us(tri_server_opts *o, int us);
 
 /**
  * Serve TLS with |tls| (NULL: clear text, the default): its certificate

@@ -430,10 +430,29 @@ static void ho_send(hside *h, const char *msg) {
     ho_wake(h);
 }
 
+/* The library's spin before a wait (tri_channel_opts_set_spin_us, default
+ * 200 us; TRI_SPIN_US or --spin-us=N here, as there): watch the slot,
+ * giving the CPU away between looks, before parking.  The library's
+ * limits (half the CPUs, back-off after a spin that found nothing) never
+ * apply to this ping-pong: one spinner per process (--procs), and every
+ * answer comes within the budget. */
+static long spin_us = 200;
+
+static void ho_spin(hside *h) {
+  int64_t end = bench_now_ns() + spin_us * 1000;
+  if (spin_us <= 0)
+    return;
+  while (!__atomic_load_n(&h->in_ready, __ATOMIC_ACQUIRE) &&
+         !__atomic_load_n(&h->closed, __ATOMIC_ACQUIRE) &&
+         bench_now_ns() < end)
+    sched_yield();
+}
+
 /* Caller: wait for one message (at most 30 s).  0, or -1 at the end. */
 static int ho_recv(hside *h, char *msg) {
   struct timespec dl;
   int rc = 0;
+  ho_spin(h);
   ho_deadline(&dl, 30);
   pthread_mutex_lock(&h->mu);
   while (!h->in_ready && !h->closed)
@@ -495,7 +514,7 @@ static void *ho_io(void *p) {
           if (h->in_have == msg_size) {
             h->in_have = 0;
             pthread_mutex_lock(&h->mu);
-            h->in_ready = 1;
+            __atomic_store_n(&h->in_ready, 1, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&h->mu);
             /* after the unlock: the woken caller does not block on mu */
             pthread_cond_signal(&h->cv);
@@ -507,7 +526,7 @@ static void *ho_io(void *p) {
   }
 out:
   pthread_mutex_lock(&h->mu);
-  h->closed = 1;
+  __atomic_store_n(&h->closed, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&h->cv);
   pthread_mutex_unlock(&h->mu);
   return NULL;
@@ -735,8 +754,9 @@ static int run_handoff(void) {
     double secs = (double)(t1 - t0) / 1e9;
     bench_lat_extra(extra, sizeof extra, lat, (size_t)n_rt);
     snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
-             " secs=%.3f size=%zu mode=%s cpu=%s design=handoff ok=1", secs,
-             msg_size, use_procs ? "procs" : "threads", cpu_names[cpu_mode]);
+             " secs=%.3f size=%zu mode=%s cpu=%s spin_us=%ld design=handoff"
+             " ok=1", secs, msg_size, use_procs ? "procs" : "threads",
+             cpu_names[cpu_mode], spin_us);
     bench_line("raw", "W1", floor_case, "rt_per_s", (double)n_rt / secs,
                extra);
   } else {
@@ -751,11 +771,13 @@ static void usage(FILE *f) {
   fprintf(f,
 "usage: " PROG " [--workload=W1,W2,W5] [--quick] [--procs] [--cpu=none|same|split]\n"
 "       [--handoff] [--n=100000] [--size=64] [--bytes=1073741824]\n"
-"       [--chunk=65536] [--w5-reps=1000]\n"
+"       [--chunk=65536] [--w5-reps=1000] [--spin-us=200]\n"
 "  --handoff: W1 through the library's thread hand-offs (case W1.floor,\n"
 "             or --floor-case=NAME: compare.sh names the run after W3\n"
 "             W3.t1.floor);\n"
-"             with W5, a cancel's wake-up of a blocked receiver (case W5)\n");
+"             with W5, a cancel's wake-up of a blocked receiver (case W5)\n"
+"  --spin-us: the receiving caller spins this long before parking, as\n"
+"             the library does (default 200, or TRI_SPIN_US; 0 = off)\n");
 }
 
 static long long num(const char *v, long long lo, long long hi) {
@@ -773,6 +795,8 @@ static long long num(const char *v, long long lo, long long hi) {
 int main(int argc, char **argv) {
   int do_w1 = 0, do_w2 = 0, do_w5 = 0, handoff = 0, rc = 0;
   signal(SIGPIPE, SIG_IGN);
+  if (getenv("TRI_SPIN_US") != NULL)
+    spin_us = (long)num(getenv("TRI_SPIN_US"), 0, 10000);
   for (int i = 1; i < argc; i++)
     if (strcmp(argv[i], "--quick") == 0) {
       n_rt = 5000;
@@ -787,6 +811,8 @@ int main(int argc, char **argv) {
       use_procs = 1;
     } else if (strcmp(a, "--handoff") == 0) {
       handoff = 1;
+    } else if (strncmp(a, "--spin-us=", 10) == 0) {
+      spin_us = (long)num(a + 10, 0, 10000);
     } else if (strncmp(a, "--floor-case=", 13) == 0 && a[13] != '\0' &&
                strlen(a + 13) < 32 && strchr(a + 13, ' ') == NULL) {
       floor_case = a + 13;
