@@ -577,8 +577,9 @@ END_TEST
  * answers land just before, during and just after the spins end.  (A
  * first version parked after a spin without looking at the queue again:
  * recv then waited for a message already queued, and a thread here
- * timed out.) */
-enum { SPIN_THREADS = 8, SPIN_ROUNDS = 100 };
+ * timed out.)  Then each thread makes short calls, one stream each, so
+ * that the server's workers spin for new streams too (worker_main). */
+enum { SPIN_THREADS = 8, SPIN_ROUNDS = 100, SPIN_CALLS = 30 };
 
 struct spin_pinger {
   tri_channel *ch;
@@ -634,6 +635,34 @@ spin_ping_main(void *arg)
     tri_buf_free(r);
   }
   tri_stream_free(s);
+  /* Then one stream per call: each needs a worker, which may be spinning
+   * in the server's pool for it or asleep. */
+  for (i = 0; rv == TRI_OK && i < SPIN_CALLS; i++) {
+    const char *stage = "open";
+    tri_buf *r = NULL;
+    s = NULL;
+    t0 = tu_now_ms();
+    rv = tri_stream_open(p->ch, M_BIDI, NULL, &s);
+    if (rv == TRI_OK && (stage = "send", rv = tri_stream_send(s, msg, 8)) ==
+                            TRI_OK &&
+        (stage = "close", rv = tri_stream_close_send(s)) == TRI_OK &&
+        (stage = "echo", rv = tri_stream_recv_ex(s, &r, wait_ms)) == TRI_OK) {
+      tri_buf_free(r);
+      r = NULL;
+      stage = "end of stream";
+      rv = tri_stream_recv_ex(s, &r, wait_ms);
+      rv = rv == TRI_EOF ? tri_stream_wait_status(s, wait_ms, NULL)
+                         : TRI_INTERNAL;
+    }
+    tri_buf_free(r);
+    tri_stream_free(s);
+    snprintf(p->what, sizeof p->what, "call %d, %s", i, stage);
+    if (rv == TRI_OK && tu_now_ms() - t0 >= wait_ms) {
+      snprintf(p->what, sizeof p->what, "call %d took %d ms or more", i,
+               wait_ms);
+      rv = TRI_ETIMEDOUT;
+    }
+  }
   p->rc = rv;
   return NULL;
 }

@@ -1304,9 +1304,10 @@ TRI_API int tri_server_opts_set_keepalive(tri_server_opts *o, int64_t time_ms,
 TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n);
 
 /**
- * The spin budget of handlers' tri_stream_recv() (microseconds,
- * 0 .. 10000; default 200 or TRI_SPIN_US): as
- * tri_channel_opts_set_spin_us(), for the server's streams.
+ * The spin budget of handlers' tri_stream_recv() and of idle worker
+ * threads waiting for the next call (microseconds, 0 .. 10000; default
+ * 200 or TRI_SPIN_US): as tri_channel_opts_set_spin_us(), for the
+ * server's streams and its worker pool.
  *
  * Ownership: none.
  * Thread safety: one thread at a time per options object.
