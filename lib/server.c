@@ -659,7 +659,7 @@ static void *worker_main(void *arg) {
     int spun = 0;
     tri__mutex_lock(&p->mu);
     while ((s = pick_locked(srv)) == NULL && !p->stop) {
-      if (!spun) {
+      if (!spun && srv->opts.spin_us > 0) {
         /* Spin once before waiting (doc/DESIGN.md, "Spinning before a
          * wait"): the next call on a busy connection is often a round
          * trip away.  Counted in p->spinning, so a stream queued meanwhile
@@ -784,9 +784,12 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
   } else {
     /* Every queued stream needs its own worker.  Workers signalled but
      * not yet awake are still counted in p->idle, so compare the idle
-     * count with the queue length (this stream included), not with 0. */
+     * count with the queue length (this stream included), not with 0;
+     * a worker spinning for work (worker_main) is as free as an idle
+     * one. */
     size_t want = p->qlen + 1;
-    if ((size_t)p->idle < want && p->nthreads < p->max_threads) {
+    if ((size_t)(p->idle + p->spinning) < want &&
+        p->nthreads < p->max_threads) {
       pthread_attr_t attr;
       pthread_attr_init(&attr);
       pthread_attr_setstacksize(&attr, srv->opts.worker_stack);

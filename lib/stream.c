@@ -510,7 +510,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       continue;
     }
     s->rcv_waiters++;
-    if (!spun) {
+    if (!spun && s->spin_ns > 0) {
       /* Counted as a waiter, so what would wake it bumps rcv_seq.  The
        * predicate is checked again after the spin, whatever its result:
        * a wake-up that came while the lock was let go is not lost. */

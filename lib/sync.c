@@ -160,7 +160,12 @@ static _Thread_local struct {
 static unsigned spin_cap_get(void) {
   unsigned cap = __atomic_load_n(&spin_cap, __ATOMIC_RELAXED);
   if (cap == UINT_MAX) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this process may run on (affinity, cpusets), as the
+     * server's wake_cap counts them: under taskset -c 0 nothing spins. */
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof(set), &set) == 0
+                 ? CPU_COUNT(&set)
+                 : sysconf(_SC_NPROCESSORS_ONLN);
     cap = n > 1 ? (unsigned)(n / 2) : 0;
     __atomic_store_n(&spin_cap, cap, __ATOMIC_RELAXED);
   }
@@ -190,7 +195,8 @@ void tri__spin_atfork_child(void) {
 int tri__spin_watch(const unsigned *seq, unsigned seen, int64_t budget_ns,
                     int64_t deadline_ns) {
   unsigned n, cap;
-  int64_t end;
+  int64_t start, end;
+  uint64_t looks;
   int moved = 0;
 
   if (budget_ns <= 0)
@@ -206,10 +212,13 @@ int tri__spin_watch(const unsigned *seq, unsigned seen, int64_t budget_ns,
       return 0;
   } while (!__atomic_compare_exchange_n(&spinners, &n, n + 1, 1,
                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-  end = tri__deadline_min(tri__deadline_add(tri__now_ns(), budget_ns),
-                          deadline_ns);
-  /* Bounded by |end|; the count only guards against a clock that stops. */
-  for (unsigned i = 0; i < 1000000; i++) {
+  start = tri__now_ns();
+  end = tri__deadline_min(tri__deadline_add(start, budget_ns), deadline_ns);
+  /* Bounded by |end|; the count (a look takes far more than 10 ns: a
+   * clock read and a system call) only guards against a clock that
+   * stops. */
+  looks = (uint64_t)budget_ns / 10 + 1;
+  for (uint64_t i = 0; i < looks; i++) {
     if (__atomic_load_n(seq, __ATOMIC_ACQUIRE) != seen) {
       moved = 1;
       break;
@@ -221,6 +230,9 @@ int tri__spin_watch(const unsigned *seq, unsigned seen, int64_t budget_ns,
   __atomic_sub_fetch(&spinners, 1, __ATOMIC_RELAXED);
   if (moved) {
     spin_tl.backoff = 0;
+  } else if (deadline_ns >= 0 && deadline_ns - start < budget_ns) {
+    /* cut short by the caller's deadline: says nothing about whether
+     * spinning pays, so no back-off */
   } else {
     spin_tl.backoff = spin_tl.backoff == 0 ? 1
                       : spin_tl.backoff < 64 ? spin_tl.backoff * 2

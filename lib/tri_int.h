@@ -86,7 +86,8 @@ int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns);
  * (TRI__NO_DEADLINE: none), giving the CPU away between looks.  Returns
  * 1 once *seq differs from |seen|, 0 when it gave up or did not spin
  * (budget 0, too many threads spinning, or this thread's recent spins
- * did not pay off).  Call with no lock held; the caller re-checks its
+ * did not pay off; "too many" is half the CPUs this process may run
+ * on, so none with one).  Call with no lock held; the caller re-checks its
  * predicate under its lock either way.  Any thread. */
 int tri__spin_watch(const unsigned *seq, unsigned seen, int64_t budget_ns,
                     int64_t deadline_ns);

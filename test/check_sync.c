@@ -9,6 +9,7 @@
 #include <check.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -162,8 +163,26 @@ END_TEST
 
 /* ------------------------------------------------------------ spin */
 
-/* Spinning is allowed at all on this machine (half the CPUs). */
-static int can_spin(void) { return sysconf(_SC_NPROCESSORS_ONLN) > 1; }
+/* Spinning is allowed at all here: half the CPUs this process may run
+ * on, as lib/sync.c counts them. */
+static int can_spin(void) {
+  cpu_set_t set;
+  long n = sched_getaffinity(0, sizeof(set), &set) == 0
+               ? CPU_COUNT(&set)
+               : sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 1;
+}
+
+/* Clear this thread's spin back-off (it is per thread, and valgrind runs
+ * the tests in one process, CK_FORK=no): a spin whose counter has
+ * already moved ends the back-off; waits skipped by it return 0 first. */
+static void spin_reset(void) {
+  unsigned seq = 1;
+  for (int i = 0; i < 200 && can_spin(); i++)
+    if (tri__spin_watch(&seq, 0, 1000 * MS, TRI__NO_DEADLINE) == 1)
+      return;
+  ck_assert_msg(!can_spin(), "spin back-off did not clear in 200 waits");
+}
 
 struct bumper {
   unsigned *seq;
@@ -183,7 +202,8 @@ static void *bump_main(void *p) {
   return NULL;
 }
 
-/* A spin sees the counter move (budget 30 s: only the bump ends it). */
+/* A spin sees the counter move (budget 30 s, beyond the check's 15 s
+ * timeout: only the bump ends it in time). */
 START_TEST(spin_sees_counter_move) {
   unsigned seq = 7;
   struct bumper b = {.seq = &seq};
@@ -191,6 +211,7 @@ START_TEST(spin_sees_counter_move) {
   int64_t t0;
   int moved;
 
+  spin_reset();
   tri__mutex_init(&b.mu);
   tri__cond_init(&b.cv);
   ck_assert_int_eq(tri__thread_create(&t, NULL, bump_main, &b, "bump"), 0);
@@ -217,6 +238,7 @@ END_TEST
  * spins. */
 START_TEST(spin_budget_and_seen) {
   unsigned seq = 3;
+  spin_reset();
   ck_assert_int_eq(tri__spin_watch(&seq, 3, 0, TRI__NO_DEADLINE), 0);
   ck_assert_int_eq(tri__spin_watch(&seq, 2, 30000 * MS, TRI__NO_DEADLINE),
                    can_spin());
@@ -225,13 +247,15 @@ END_TEST
 
 /* A spin ends at its budget, and at the caller's deadline when that
  * comes first; after a spin that found nothing, the next wait does not
- * spin at all (back-off), then spinning resumes. */
+ * spin at all (back-off), then spinning resumes.  A spin cut short by
+ * the deadline does not back off. */
 START_TEST(spin_budget_deadline_backoff) {
   unsigned seq = 0;
   int64_t t0, el;
 
   if (!can_spin())
     return; /* nothing to time: never spins (spin_budget_and_seen) */
+  spin_reset();
   t0 = tri__now_ns();
   ck_assert_int_eq(tri__spin_watch(&seq, 0, 20 * MS, TRI__NO_DEADLINE), 0);
   el = tri__now_ns() - t0;
@@ -246,6 +270,11 @@ START_TEST(spin_budget_deadline_backoff) {
   el = tri__now_ns() - t0;
   ck_assert_int_ge(el, MS);
   ck_assert_int_lt(el, 10000 * MS);
+  /* ... and, cut by its deadline, set no back-off: this one spins */
+  t0 = tri__now_ns();
+  ck_assert_int_eq(tri__spin_watch(&seq, 0, 30000 * MS, t0 + MS), 0);
+  ck_assert_int_ge(tri__now_ns() - t0, MS);
+  spin_reset();
 }
 END_TEST
 

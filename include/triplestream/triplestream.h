@@ -264,14 +264,15 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
  * streams (and a unary call waiting for its answer) first stays on the
  * CPU, watching for the answer, before it sleeps on the stream's
  * condition variable; in microseconds, 0 .. 10000.  Default 200, or the
- * environment variable TRI_SPIN_US (read once per process) when set.
- * 0 never spins.
+ * environment variable TRI_SPIN_US (read once per process) when it holds
+ * a number in that range (anything else is ignored).  0 never spins.
  *
  * An answer that comes within the budget (a round trip on loopback or a
- * fast LAN) then costs no sleep and wake-up: on a 2-CPU machine this
- * about doubles one-at-a-time call rates.  The thread gives the CPU
- * away between looks (sched_yield), at most half the CPUs spin at once
- * per process (none on a single CPU), and a thread whose spin did not
+ * fast LAN) then costs no sleep and wake-up: on a 2-CPU virtual machine
+ * one-at-a-time round trips and calls ran about 1.5 times as fast.  The
+ * thread gives the CPU away between looks (sched_yield), at most half
+ * the CPUs this process may run on spin at once (none with one CPU),
+ * and a thread whose spin did not
  * pay off parks at once on its next 1, 2, 4 ... 64 waits, so waits that
  * are long cost little.  Set 0 where CPU time matters more than
  * latency (battery, busy shared hosts).  Only the wait's start changes:
