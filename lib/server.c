@@ -76,11 +76,6 @@ struct tri__pool {
   size_t qlen, max_queue;
   int idle;                /* workers waiting on cv */
   int waking;              /* of those, signalled and not yet awake */
-  int spinning;            /* workers spinning before they wait on cv:
-                              each takes a queued stream without a
-                              signal (worker_main) */
-  unsigned seq;            /* atomic: bumped when a stream is queued or
-                              the pool stops; spinning workers watch it */
   int64_t wake_stamp;      /* last time waking rose from 0 or fell */
   int wake_cap;            /* most wake-ups in flight: CPUs we may use */
   int nthreads, max_threads;
@@ -636,12 +631,10 @@ static tri_stream *pick_locked(tri_server *srv) {
  * worker even if each handler blocks, but short handlers are run by the
  * few workers already awake instead of a thundering herd of context
  * switches.  At most wake_cap wake-ups are in flight: more threads than
- * CPUs cannot start sooner.  A worker spinning before it waits (worker_main)
- * takes a queued stream without a signal, so each counts as a wake-up in
- * flight.
+ * CPUs cannot start sooner.
  */
 static int wake_one_locked(struct tri__pool *p) {
-  if (p->qlen > (size_t)(p->waking + p->spinning) && p->idle > p->waking &&
+  if (p->qlen > (size_t)p->waking && p->idle > p->waking &&
       p->waking < p->wake_cap) {
     if (p->waking++ == 0)
       p->wake_stamp = tri__now_ns();
@@ -656,26 +649,8 @@ static void *worker_main(void *arg) {
 
   for (;;) {
     tri_stream *s;
-    int spun = 0;
     tri__mutex_lock(&p->mu);
     while ((s = pick_locked(srv)) == NULL && !p->stop) {
-      if (!spun && srv->opts.spin_us > 0) {
-        /* Spin once before waiting (doc/DESIGN.md, "Spinning before a
-         * wait"): the next call on a busy connection is often a round
-         * trip away.  Counted in p->spinning, so a stream queued meanwhile
-         * is left to this worker (wake_one_locked); it picks again under
-         * p->mu afterwards, whatever the spin saw. */
-        unsigned seen = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
-        spun = 1;
-        p->spinning++;
-        tri__mutex_unlock(&p->mu);
-        (void)tri__spin_watch(&p->seq, seen,
-                              srv->opts.spin_us * INT64_C(1000),
-                              TRI__NO_DEADLINE);
-        tri__mutex_lock(&p->mu);
-        p->spinning--;
-        continue;
-      }
       p->idle++;
       tri__cond_wait(&p->cv, &p->mu);
       p->idle--;
@@ -784,12 +759,9 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
   } else {
     /* Every queued stream needs its own worker.  Workers signalled but
      * not yet awake are still counted in p->idle, so compare the idle
-     * count with the queue length (this stream included), not with 0;
-     * a worker spinning for work (worker_main) is as free as an idle
-     * one. */
+     * count with the queue length (this stream included), not with 0. */
     size_t want = p->qlen + 1;
-    if ((size_t)(p->idle + p->spinning) < want &&
-        p->nthreads < p->max_threads) {
+    if ((size_t)p->idle < want && p->nthreads < p->max_threads) {
       pthread_attr_t attr;
       pthread_attr_init(&attr);
       pthread_attr_setstacksize(&attr, srv->opts.worker_stack);
@@ -805,7 +777,6 @@ static int pool_submit(tri_server *srv, tri_stream *s, const char **msg) {
       tri__stream_ref(s); /* the queue's reference */
       tri__list_insert_tail(&p->queue, &s->wq_link);
       p->qlen++;
-      __atomic_add_fetch(&p->seq, 1, __ATOMIC_RELEASE);
       if (s->quota)
         s->quota->queued++;
       /* On the I/O thread the worker is woken at the end of the
@@ -1331,7 +1302,6 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   }
   tri__mutex_lock(&p->mu);
   p->stop = 1; /* no new dispatch */
-  __atomic_add_fetch(&p->seq, 1, __ATOMIC_RELEASE);
   tri__mutex_unlock(&p->mu);
   if (srv->nloops > 0) {
     /* Cancels what remains: handlers blocked in recv/send wake.  The

@@ -578,9 +578,9 @@ END_TEST
  * first version parked after a spin without looking at the queue again:
  * recv then waited for a message already queued, and a thread here
  * timed out.)  Then each thread makes short calls, one stream each, so
- * that the server's workers spin for new streams too (worker_main); the
- * last rounds do only those, with 2 handlers at a time per connection,
- * so that streams queued behind that share meet spinning workers. */
+ * that recv spins on new streams whose handlers start on workers woken
+ * from the pool; the last rounds do only those, with 2 handlers at a
+ * time per connection, so that streams also queue behind that share. */
 enum { SPIN_THREADS = 8, SPIN_ROUNDS = 100, SPIN_CALLS = 30 };
 
 struct spin_pinger {

@@ -269,7 +269,7 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
  *
  * An answer that comes within the budget (a round trip on loopback or a
  * fast LAN) then costs no sleep and wake-up: on a 2-CPU virtual machine
- * one-at-a-time round trips and calls ran about 1.5 times as fast.  The
+ * one-at-a-time round trips and calls ran 1.6 to 1.8 times as fast.  The
  * thread gives the CPU away between looks (sched_yield), at most half
  * the CPUs this process may run on spin at once (none with one CPU),
  * and a thread whose spin did not
@@ -1305,10 +1305,10 @@ TRI_API int tri_server_opts_set_keepalive(tri_server_opts *o, int64_t time_ms,
 TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n);
 
 /**
- * The spin budget of handlers' tri_stream_recv() and of idle worker
- * threads waiting for the next call (microseconds, 0 .. 10000; default
- * 200 or TRI_SPIN_US): as tri_channel_opts_set_spin_us(), for the
- * server's streams and its worker pool.
+ * The spin budget of handlers' tri_stream_recv() (microseconds,
+ * 0 .. 10000; default 200 or TRI_SPIN_US): as
+ * tri_channel_opts_set_spin_us(), for the server's streams.  (Idle
+ * worker threads waiting for the next call do not spin.)
  *
  * Ownership: none.
  * Thread safety: one thread at a time per options object.
