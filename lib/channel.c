@@ -118,15 +118,20 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o,
   return TRI_OK;
 }
 
-TRI_API int tri_channel_opts_set_spin_us(tri_channel_opts *o, int us) {
-  if (o == NULL)
-    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_spin_us: opts is "
-                     "NULL");
+int tri__spin_us_check(const char *who, int have_opts, int us) {
+  if (!have_opts)
+    return tri__fail(TRI_EINVAL, "%s: opts is NULL", who);
   if (us < 0 || us > TRI__SPIN_MAX_US)
-    return tri__fail(TRI_EINVAL, "tri_channel_opts_set_spin_us: us must be "
-                     "0..%d, not %d", TRI__SPIN_MAX_US, us);
-  o->spin_us = us;
+    return tri__fail(TRI_EINVAL, "%s: us must be 0..%d, not %d", who,
+                     TRI__SPIN_MAX_US, us);
   return TRI_OK;
+}
+
+TRI_API int tri_channel_opts_set_spin_us(tri_channel_opts *o, int us) {
+  int rv = tri__spin_us_check("tri_channel_opts_set_spin_us", o != NULL, us);
+  if (rv == TRI_OK)
+    o->spin_us = us;
+  return rv;
 }
 
 TRI_API int tri_channel_opts_set_keepalive(tri_channel_opts *o, int64_t ms,

@@ -159,6 +159,10 @@ struct tri_stream {
   unsigned rcv_seq;         /* atomic: incremented before each broadcast
                                of rcv_cv, watched by a spinning recv
                                (tri__spin_watch) */
+  int answer_due;           /* (mu) this side sent since recv last took a
+                               message: the next recv waits for an answer
+                               a round trip away, and only such a recv
+                               spins */
 
   /* immutable after creation */
   char *method;             /* method_buf, or allocated when longer */
@@ -608,6 +612,10 @@ int tri__fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The same with a ready message ("" or NULL: tri_strerror(code)). */
 int tri__fail_msg(int code, const char *msg);
+/* The checks of tri_channel_opts_set_spin_us and tri_server_opts_set_spin_us
+ * (|who|): TRI_OK when |have_opts| and |us| is 0 .. TRI__SPIN_MAX_US, else
+ * TRI_EINVAL through tri__fail (lib/channel.c). */
+int tri__spin_us_check(const char *who, int have_opts, int us);
 /* Creating |what| ("the channel's I/O loop") failed with errno |err|:
  * TRI_ENOMEM when it is ENOMEM or unknown (0), else TRI_ESYS naming the
  * reason ("Too many open files"). */

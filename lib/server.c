@@ -360,14 +360,10 @@ TRI_API int tri_server_opts_set_io_threads(tri_server_opts *o, int n) {
 }
 
 TRI_API int tri_server_opts_set_spin_us(tri_server_opts *o, int us) {
-  if (o == NULL)
-    return tri__fail(TRI_EINVAL, "tri_server_opts_set_spin_us: opts is "
-                     "NULL");
-  if (us < 0 || us > TRI__SPIN_MAX_US)
-    return tri__fail(TRI_EINVAL, "tri_server_opts_set_spin_us: us must be "
-                     "0..%d, not %d", TRI__SPIN_MAX_US, us);
-  o->spin_us = us;
-  return TRI_OK;
+  int rv = tri__spin_us_check("tri_server_opts_set_spin_us", o != NULL, us);
+  if (rv == TRI_OK)
+    o->spin_us = us;
+  return rv;
 }
 
 /* ---- server object ---------------------------------------------------- */

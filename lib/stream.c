@@ -510,7 +510,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       continue;
     }
     s->rcv_waiters++;
-    if (!spun && s->spin_ns > 0) {
+    if (!spun && s->spin_ns > 0 && s->answer_due) {
       /* Counted as a waiter, so what would wake it bumps rcv_seq.  The
        * predicate is checked again after the spin, whatever its result:
        * a wake-up that came while the lock was let go is not lost. */
@@ -537,6 +537,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       }
     }
     tri__list_remove(&b->link);
+    s->answer_due = 0;
     s->rq_bytes -= b->len;
     tri__budget_add(TRI__B_RQ, -(int64_t)b->len);
     tri__flow_dequeued_locked(s, b->len);
@@ -767,6 +768,7 @@ static int write_locked(tri_stream *s, const uint8_t *hdr, size_t hlen,
   } else if (plen) {
     ring_put(s, payload, plen);
   }
+  s->answer_due = 1;
   request_headers_locked(s);
   if (s->io_deferred) {
     s->io_deferred = 0;
