@@ -729,6 +729,7 @@ int tri__unary_call(tri_channel *ch, const char *method,
   if (rv == TRI_OK) {
     rv = tri_stream_recv(s, &first);
     if (rv == TRI_OK) {
+      tri__stream_await_answer(s); /* the trailers, usually at once */
       rv = tri_stream_recv(s, &extra);
       if (rv == TRI_OK) {
         /* 5.4: more than one response to a unary call.  The call ends

@@ -839,6 +839,12 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
   return rv;
 }
 
+void tri__stream_await_answer(tri_stream *s) {
+  tri__mutex_lock(&s->mu);
+  s->answer_due = 1;
+  tri__mutex_unlock(&s->mu);
+}
+
 int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len) {
   uint8_t hdr[TRI__FRAME_HDR_LEN];
   uint8_t *comp = NULL;

@@ -642,8 +642,8 @@ spin_ping_main(void *arg)
     tri_buf_free(r);
   }
   tri_stream_free(s);
-  /* Then one stream per call: each needs a worker, which may be spinning
-   * in the server's pool for it or asleep. */
+  /* Then one stream per call: each needs a worker woken from the pool,
+   * and its recv spins for the echo. */
   for (i = 0; rv == TRI_OK && i < SPIN_CALLS; i++) {
     const char *stage = "open";
     tri_buf *r = NULL;

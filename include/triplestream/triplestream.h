@@ -263,11 +263,12 @@ TRI_API int tri_channel_opts_set_recv_queue(tri_channel_opts *o, size_t bytes);
  * How long a thread blocked in tri_stream_recv() on this channel's
  * streams (and a unary call waiting for its answer) first stays on the
  * CPU, watching for the answer, before it sleeps on the stream's
- * condition variable.  Only a recv that follows a send on the same
- * stream spins (it waits for an answer a round trip away); a reader of
- * a stream of messages does not; in microseconds, 0 .. 10000.  Default 200, or the
+ * condition variable; in microseconds, 0 .. 10000.  Default 200, or the
  * environment variable TRI_SPIN_US (read once per process) when it holds
  * a number in that range (anything else is ignored).  0 never spins.
+ * Only a recv that follows a send on the same stream spins (it waits
+ * for an answer a round trip away); a reader of a stream of messages
+ * does not.
  *
  * An answer that comes within the budget (a round trip on loopback or a
  * fast LAN) then costs no sleep and wake-up: on a 2-CPU virtual machine

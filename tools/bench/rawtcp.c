@@ -367,6 +367,7 @@ typedef struct {
   char *in;
   size_t in_have; /* I/O thread only */
   int in_ready, closed;
+  int answer_due;   /* the caller sent since it last took a message */
   pthread_t io;
 } hside;
 
@@ -426,6 +427,7 @@ static void ho_send(hside *h, const char *msg) {
   was_empty = !h->out_full;
   h->out_full = 1;
   pthread_mutex_unlock(&h->cmd_mu);
+  h->answer_due = 1; /* the caller's own field */
   if (was_empty)
     ho_wake(h);
 }
@@ -433,32 +435,40 @@ static void ho_send(hside *h, const char *msg) {
 /* The library's spin before a wait (lib/sync.c tri__spin_watch;
  * tri_channel_opts_set_spin_us, default 200 us; TRI_SPIN_US or
  * --spin-us=N here, as there): watch the slot, giving the CPU away
- * between looks, before parking; at most half the CPUs this process may
- * use spin at once (none on one CPU).  The library's back-off after a
- * spin that found nothing is left out: in this ping-pong every answer
- * comes within the budget on a machine where the library's does (check
- * the p99 in the row against spin_us). */
+ * between looks, before parking; only when the caller sent since it
+ * last took a message (an answer is due: every recv of the ping-pong but
+ * the server's first); at most half the CPUs this process may use spin
+ * at once (none on one CPU).  The library's back-off after a spin that
+ * found nothing is left out: in this ping-pong every answer comes within
+ * the budget on a machine where the library's does (check the p99 in
+ * the row against spin_us). */
 static long spin_us = 200;
 static int spinners, spin_cap = -1; /* atomic */
 
 static void ho_spin(hside *h) {
   int64_t end = bench_now_ns() + spin_us * 1000;
-  int n;
-  if (spin_us <= 0)
+  int n, cap;
+  if (spin_us <= 0 || !h->answer_due)
     return;
-  if (__atomic_load_n(&spin_cap, __ATOMIC_RELAXED) < 0) {
+  cap = __atomic_load_n(&spin_cap, __ATOMIC_RELAXED);
+  if (cap < 0) {
     cpu_set_t set;
     long c = sched_getaffinity(0, sizeof set, &set) == 0
                  ? CPU_COUNT(&set)
                  : sysconf(_SC_NPROCESSORS_ONLN);
-    __atomic_store_n(&spin_cap, c > 1 ? (int)(c / 2) : 0, __ATOMIC_RELAXED);
+    cap = c > 1 ? (int)(c / 2) : 0;
+    __atomic_store_n(&spin_cap, cap, __ATOMIC_RELAXED);
   }
-  n = __atomic_add_fetch(&spinners, 1, __ATOMIC_RELAXED);
-  if (n <= __atomic_load_n(&spin_cap, __ATOMIC_RELAXED))
-    while (!__atomic_load_n(&h->in_ready, __ATOMIC_ACQUIRE) &&
-           !__atomic_load_n(&h->closed, __ATOMIC_ACQUIRE) &&
-           bench_now_ns() < end)
-      sched_yield();
+  n = __atomic_load_n(&spinners, __ATOMIC_RELAXED);
+  do {
+    if (n >= cap)
+      return;
+  } while (!__atomic_compare_exchange_n(&spinners, &n, n + 1, 1,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  while (!__atomic_load_n(&h->in_ready, __ATOMIC_ACQUIRE) &&
+         !__atomic_load_n(&h->closed, __ATOMIC_ACQUIRE) &&
+         bench_now_ns() < end)
+    sched_yield();
   __atomic_sub_fetch(&spinners, 1, __ATOMIC_RELAXED);
 }
 
@@ -477,6 +487,7 @@ static int ho_recv(hside *h, char *msg) {
   if (h->in_ready) {
     memcpy(msg, h->in, msg_size);
     h->in_ready = 0;
+    h->answer_due = 0;
   } else {
     rc = -1;
   }
