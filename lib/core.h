@@ -533,6 +533,11 @@ void tri__loop_post(tri__loop *l, unsigned op);
 void tri__channel_update_addrs(struct tri_channel *ch,
                                const char *const *host_ports, size_t n);
 
+/* The checks of tri_channel_opts_set_spin_us and tri_server_opts_set_spin_us
+ * (|who|): TRI_OK when |have_opts| and |us| is 0 .. TRI__SPIN_MAX_US, else
+ * TRI_EINVAL through tri__fail (lib/channel.c). */
+int tri__spin_us_check(const char *who, int have_opts, int us);
+
 /* ---- lb.c: the channel's connectivity state (caller threads) ---- */
 /* TRI_CHANNEL_* now; |try_to_connect| leaves IDLE (posts to the loop). */
 int tri__lb_state(tri__loop *l, int try_to_connect);
@@ -616,10 +621,6 @@ int tri__fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The same with a ready message ("" or NULL: tri_strerror(code)). */
 int tri__fail_msg(int code, const char *msg);
-/* The checks of tri_channel_opts_set_spin_us and tri_server_opts_set_spin_us
- * (|who|): TRI_OK when |have_opts| and |us| is 0 .. TRI__SPIN_MAX_US, else
- * TRI_EINVAL through tri__fail (lib/channel.c). */
-int tri__spin_us_check(const char *who, int have_opts, int us);
 /* Creating |what| ("the channel's I/O loop") failed with errno |err|:
  * TRI_ENOMEM when it is ENOMEM or unknown (0), else TRI_ESYS naming the
  * reason ("Too many open files"). */

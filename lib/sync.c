@@ -145,11 +145,11 @@ int tri__cond_wait_until(tri__cond *cv, tri__mutex *mu, int64_t deadline_ns) {
  * cheaper than sleeping.  Three limits keep it from wasting a machine:
  *  - sched_yield() between looks, so any thread that can run on this
  *    CPU runs at once (the thread we wait for, often);
- *  - at most half the CPUs spin at once in this process (none on one
- *    CPU): the rest are left for the threads doing the work;
+ *  - at most half the CPUs this process may run on spin at once (none
+ *    with one): the rest are left for the threads doing the work;
  *  - a thread whose spin ended without an answer parks straight away
  *    on its next 1, 2, 4 ... 64 waits (reset by a spin that paid off),
- *    so a stream that waits long for its messages spins rarely.
+ *    so a thread whose answers come late spins rarely.
  */
 static unsigned spin_cap = UINT_MAX; /* atomic; UINT_MAX: not yet known */
 static unsigned spinners;            /* atomic */
