@@ -176,6 +176,9 @@ typedef struct tri__rx {
   /* wake-ups held until the end of the iteration (I/O thread) */
   tri__list wakes;         /* streams with wake_bits (a reference each) */
   unsigned pool_kicks;     /* server: workers to signal */
+  int kick_state;          /* I/O thread: KICK_NOW, or in an epoll batch
+                              of several events: KICK_FIRST until its
+                              first kick, then KICK_AT_END (loop.c) */
   struct tri_server *srv;  /* private server loop: whose workers */
   struct tri__loop *only;  /* private: its loop */
 

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -841,6 +842,99 @@ END_TEST
 START_TEST(test_big_encoded_status_message) { big_metadata_case(3); }
 END_TEST
 
+/* Bursts of calls over many connections at once: the server's I/O
+ * thread reads several requests in one epoll batch and signals workers
+ * at the batch's first dispatch and at its end (lib/loop.c,
+ * kick_workers).  Every call must reach a handler before the queue
+ * timeout: a dispatched stream is promised a worker at once, so the
+ * timeout is only the headroom (1 s, scaled for sanitizers and
+ * valgrind).  A stream left queued with every worker asleep and its kick
+ * pending would fail with RESOURCE_EXHAUSTED "no free handler thread":
+ * between rounds no other request comes to rescue it. */
+#define BURST_CHANNELS 32
+#define BURST_ROUNDS 40
+
+typedef struct {
+  tri_channel *ch;
+  pthread_barrier_t *bar;
+  int fails;
+  int64_t max_us;
+  char first[128];
+} burst_arg;
+
+static void *burst_thread(void *p)
+{
+  burst_arg *a = p;
+  for (int r = 0; r < BURST_ROUNDS; r++) {
+    tri_buf *resp = NULL;
+    pthread_barrier_wait(a->bar);
+    int64_t t0 = tu_now_us();
+    int rv = tri_unary_call(a->ch, "/s.S/Echo", NULL, "burst", 5, &resp,
+                            NULL);
+    int64_t us = tu_now_us() - t0;
+    if (us > a->max_us)
+      a->max_us = us;
+    if (rv != TRI_OK || tri_buf_len(resp) != 5) {
+      if (a->fails++ == 0)
+        snprintf(a->first, sizeof(a->first), "round %d: %s", r,
+                 tri_strerror(rv));
+    }
+    tri_buf_free(resp);
+  }
+  return NULL;
+}
+
+START_TEST(test_burst_over_many_connections)
+{
+  tu_method m = {"/s.S/Echo", h_echo, NULL};
+  tri_server_opts *o = tri_server_opts_new();
+  pthread_barrier_t bar;
+  pthread_t th[BURST_CHANNELS];
+  burst_arg a[BURST_CHANNELS];
+  int port, i;
+
+  ck_assert_int_eq(tri_server_opts_set_queue_timeout_ms(
+                       o, (int)tu_bound_ms(0, 1000)), TRI_OK);
+  tri_server *srv = tu_server_start(&m, 1, o, &port);
+  ck_assert_ptr_nonnull(srv);
+  tri_server_opts_free(o);
+  pthread_barrier_init(&bar, NULL, BURST_CHANNELS);
+  memset(a, 0, sizeof(a));
+  for (i = 0; i < BURST_CHANNELS; i++) {
+    tri_buf *r = NULL;
+    a[i].ch = tu_channel_new(port, NULL); /* a connection each */
+    ck_assert_ptr_nonnull(a[i].ch);
+    ck_assert_int_eq(tri_unary_call(a[i].ch, "/s.S/Echo", NULL, "c", 1, &r,
+                                    NULL), TRI_OK); /* connected */
+    tri_buf_free(r);
+    a[i].bar = &bar;
+  }
+  for (i = 0; i < BURST_CHANNELS; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, burst_thread, &a[i]), 0);
+  int fails = 0;
+  int64_t max_us = 0;
+  const char *first = "";
+  for (i = 0; i < BURST_CHANNELS; i++) {
+    pthread_join(th[i], NULL);
+    if (a[i].fails > 0 && fails == 0)
+      first = a[i].first;
+    fails += a[i].fails;
+    if (a[i].max_us > max_us)
+      max_us = a[i].max_us;
+  }
+  ck_assert_msg(fails == 0, "%d of %d calls failed (first: %s)", fails,
+                BURST_CHANNELS * BURST_ROUNDS, first);
+  printf("integ_server: burst of %d connections x %d rounds: slowest call "
+         "%lld us\n", BURST_CHANNELS, BURST_ROUNDS, (long long)max_us);
+  for (i = 0; i < BURST_CHANNELS; i++)
+    tri_channel_free(a[i].ch);
+  pthread_barrier_destroy(&bar);
+  tri_server_shutdown(srv, 0);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("integ_server");
@@ -863,6 +957,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_big_response_trailer);
   tcase_add_test(tc, test_big_status_message);
   tcase_add_test(tc, test_big_encoded_status_message);
+  tcase_add_test(tc, test_burst_over_many_connections);
 #if defined(__GLIBC__) && !TU_ASAN && !TU_TSAN
   tcase_add_test(tc, test_small_messages_small_frame_buffers);
 #endif
