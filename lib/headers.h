@@ -9,7 +9,9 @@
 
 typedef struct {
   char *key;          /* NUL-terminated, lowercase */
-  uint8_t *val;       /* decoded value, NUL-terminated (not counted) */
+  uint8_t *val;       /* decoded value, NUL-terminated (not counted);
+                         the block that holds the key too (freed
+                         through val: tri__md_add_raw) */
   size_t len;
 } tri__md_entry;
 
