@@ -727,9 +727,8 @@ int tri__unary_call(tri_channel *ch, const char *method,
   if (rv == TRI_EOF)
     rv = TRI_OK; /* the server already finished: read its status below */
   if (rv == TRI_OK) {
-    rv = tri_stream_recv(s, &first);
+    rv = tri__stream_recv_more(s, &first); /* the trailers follow */
     if (rv == TRI_OK) {
-      tri__stream_await_answer(s); /* the trailers, usually at once */
       rv = tri_stream_recv(s, &extra);
       if (rv == TRI_OK) {
         /* 5.4: more than one response to a unary call.  The call ends

@@ -422,10 +422,11 @@ void tri__stream_take_spare(tri_stream *s);
  * HEADERS, DATA and END_STREAM at once (one op, one wake-up).  TRI_OK,
  * TRI_EINVAL, TRI_ENOMEM or a compression error. */
 int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len);
-/* The next recv on |s| waits for (the rest of) an answer: it may spin
- * (s->answer_due; doc/DESIGN.md, "Spinning before a wait").  Unary
- * calls, before they wait for the trailers.  Caller thread, no lock. */
-void tri__stream_await_answer(tri_stream *s);
+/* tri_stream_recv() of a message after which more of the same answer is
+ * awaited: the next recv may spin as this one did (s->answer_due;
+ * doc/DESIGN.md, "Spinning before a wait").  A unary call's response,
+ * before its trailers.  Caller thread, no lock held. */
+int tri__stream_recv_more(tri_stream *s, tri_buf **msg);
 /* tri_stream_send_ex() of a |plen|-byte message that |fill| writes
  * straight into the send ring with tri__stream_ring_put_locked() (exactly
  * plen bytes, s->mu held; it must not block), once the ring has room: no

@@ -643,7 +643,8 @@ static void *rx_main(void *arg) {
     flush_wakes(rx);
     int nev = epoll_wait(rx->epfd, evs, MAX_EVENTS, tri__deadline_poll_ms(next));
     rx->kick_state = KICK_NOW;
-    for (int i = 0, socks = 0; i < nev; i++) /* several connections? */
+    /* A server's loop: several connections in this batch? */
+    for (int i = 0, socks = 0; rx->srv != NULL && i < nev; i++)
       if (((tri__src *)evs[i].data.ptr)->kind != TRI__SRC_WAKE &&
           ++socks > 1) {
         rx->kick_state = KICK_FIRST;

@@ -473,7 +473,10 @@ static int forked(const tri_stream *s) {
 
 /* ---- receive ---------------------------------------------------------- */
 
-enum { RECV_BUF, RECV_INTO };
+/* recv_common's mode: the message into a tri_buf or into the caller's
+ * buffer; RECV_MORE: more of the same answer is awaited after it (the
+ * taken message leaves answer_due set, so the next recv may spin). */
+enum { RECV_BUF = 0, RECV_INTO = 1, RECV_MORE = 2 };
 
 static void request_headers_locked(tri_stream *s) {
   /* 11.9: a server that blocks before sending anything still sends its
@@ -529,7 +532,7 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
   }
   if (!tri__list_empty(&s->rq)) {
     tri_buf *b = tri__container_of(s->rq.next, tri_buf, link);
-    if (mode == RECV_INTO) {
+    if (mode & RECV_INTO) {
       *len = b->len;
       if (b->len > cap) {
         rv = TRI_ENOSPC;
@@ -537,11 +540,12 @@ static int recv_common(tri_stream *s, int mode, tri_buf **msg, void *buf,
       }
     }
     tri__list_remove(&b->link);
-    s->answer_due = 0;
+    if (!(mode & RECV_MORE))
+      s->answer_due = 0;
     s->rq_bytes -= b->len;
     tri__budget_add(TRI__B_RQ, -(int64_t)b->len);
     tri__flow_dequeued_locked(s, b->len);
-    if (mode == RECV_BUF)
+    if (!(mode & RECV_INTO))
       *msg = b;
     else
       got = b; /* copied below, without the lock */
@@ -576,6 +580,11 @@ TRI_API int tri_stream_recv_ex(tri_stream *s, tri_buf **msg, int timeout_ms) {
 
 TRI_API int tri_stream_recv(tri_stream *s, tri_buf **msg) {
   return tri_stream_recv_ex(s, msg, -1);
+}
+
+int tri__stream_recv_more(tri_stream *s, tri_buf **msg) {
+  *msg = NULL;
+  return recv_common(s, RECV_BUF | RECV_MORE, msg, NULL, 0, NULL, -1);
 }
 
 TRI_API int tri_stream_recv_into(tri_stream *s, void *buf, size_t cap,
@@ -837,12 +846,6 @@ TRI_API int tri_stream_send_ex(tri_stream *s, const void *data, size_t len,
   tri__stream_unref(s);
   tri__free(comp);
   return rv;
-}
-
-void tri__stream_await_answer(tri_stream *s) {
-  tri__mutex_lock(&s->mu);
-  s->answer_due = 1;
-  tri__mutex_unlock(&s->mu);
 }
 
 int tri__stream_prefill_last(tri_stream *s, const void *data, size_t len) {

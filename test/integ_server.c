@@ -910,12 +910,14 @@ START_TEST(test_burst_over_many_connections)
     a[i].bar = &bar;
   }
   for (i = 0; i < BURST_CHANNELS; i++)
-    ck_assert_int_eq(pthread_create(&th[i], NULL, burst_thread, &a[i]), 0);
+    ck_assert_int_eq(tu_thread_start(&th[i], burst_thread, &a[i]), 0);
   int fails = 0;
   int64_t max_us = 0;
   const char *first = "";
   for (i = 0; i < BURST_CHANNELS; i++) {
-    pthread_join(th[i], NULL);
+    /* Bounded: a call that never returns fails the test, not hangs it. */
+    ck_assert_int_eq(tu_thread_join(th[i], (int)tu_bound_ms(0, 30000), NULL),
+                     0);
     if (a[i].fails > 0 && fails == 0)
       first = a[i].first;
     fails += a[i].fails;
