@@ -151,6 +151,8 @@ struct tri__conn {
   size_t wlen, woff, wcap;
   uint64_t wsent;          /* bytes the socket (or TLS) has taken, ever:
                               progress for http1.c's stall timeout */
+  unsigned final_stuck;    /* loop.c final_flush: rounds in a row that
+                              poll() said writable and nothing went out */
   uint32_t ep_events;      /* registered epoll events */
 };
 
@@ -230,6 +232,11 @@ struct tri__loop {
   int listen_fd;
   tri__srv_cfg cfg;
   int draining;
+  /* Set by the server before it stops the loop (tri_server_shutdown):
+   * until then (tri__now_ns() scale) the teardown waits for sockets to
+   * take the final trailers and GOAWAY (loop.c final_flush); 0: best
+   * effort, never blocks. */
+  int64_t final_flush_until;
   /* Which connections the pass ticks (loop.c tick_server_conns): those
    * touched since (socket event, stream op, new), and those whose
    * deadline (tick_at) has come, from a min-heap by tick_at.  The other

@@ -98,6 +98,10 @@ enum {
 #define TRI__MAX_HEADER_LIST (32u * 1024)      /* doc/PROTOCOL.md 1.5 */
 #define TRI__DEF_CONN_RQ (64u * 1024 * 1024)   /* unread bytes per conn */
 #define TRI__DEF_HANDSHAKE_MS 10000
+/* How long a server's shutdown waits, after the drain, for sockets to
+ * take the final trailers and GOAWAY (all loops together). */
+#define TRI__FINAL_FLUSH_MS 1000
+extern int tri__final_flush_ms; /* that; tests under valgrind raise it */
 
 /*
  * The stream state machine (doc/DESIGN.md "Stream states").  Everything a
@@ -509,6 +513,10 @@ int tri__loop_defer_wake(tri_stream *s, unsigned which);
 int tri__loop_defer_kick(struct tri_server *srv);
 /* Post loop-level work (any thread). */
 void tri__loop_stop(tri__loop *l);       /* cancel all, close, exit */
+/* Before stopping a server loop (the owner's thread): its teardown may
+ * wait until |until| (tri__now_ns() scale) for its connections' final
+ * frames to be written (loop.c final_flush). */
+void tri__loop_set_final_flush(tri__loop *l, int64_t until);
 void tri__loop_drain(tri__loop *l);      /* server: GOAWAY, stop accepting */
 void tri__loop_join_free(tri__loop *l);  /* after stop: join and free */
 /* Stop and join only (once; tri__loop_join_free frees later): a server

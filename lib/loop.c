@@ -17,6 +17,7 @@
 #include "tri_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -462,13 +463,104 @@ static void tick_server_conns(tri__loop *l, int64_t now, int64_t *next) {
 
 /* ---- the loop --------------------------------------------------------- */
 
+void tri__loop_set_final_flush(tri__loop *l, int64_t until) {
+  /* The stop posted after this (tri__loop_stop, under cmd_mu) publishes
+   * it to the loop's thread. */
+  l->final_flush_until = until;
+}
+
+/* What |c| still has to write: bytes in its buffer or frames nghttp2 has
+ * queued. */
+static size_t pending_out(tri__conn *c) {
+  size_t n = c->wlen - c->woff;
+  if (c->h1 == NULL && c->sess != NULL && nghttp2_session_want_write(c->sess))
+    n++;
+  return n;
+}
+
+/*
+ * The teardown's last frames (UNAVAILABLE trailers, GOAWAY) go out after
+ * whatever was already queued.  A client that stopped reading for a
+ * moment has a full socket buffer, and the teardown's single flush
+ * (tri__sock_flush never blocks) would leave them in our buffer: the
+ * client then saw a closed connection instead of the status.  So, when
+ * the server asked for it (l->final_flush_until), wait for the sockets
+ * that still have output to become writable and flush again, until they
+ * are empty or the deadline passes; a connection whose write fails is
+ * closed at once, one that takes nothing FINAL_STUCK_MAX times in a row
+ * although poll() says it is writable (TLS waiting to read) then.
+ * Bounded by the deadline and by the number of rounds.  I/O thread.
+ */
+#define FINAL_STUCK_MAX 64
+
+static void final_flush(tri__loop *l) {
+  struct pollfd *pf = NULL;
+  tri__conn **pc = NULL;
+  size_t cap = 0;
+
+  for (int round = 0; round < 100000; round++) {
+    int64_t left = l->final_flush_until - tri__now_ns();
+    size_t n = 0, total = 0;
+    tri__list *it;
+    if (l->final_flush_until <= 0 || left <= 0)
+      break;
+    for (it = l->conns.next; it != &l->conns; it = it->next)
+      total++;
+    if (total > cap) {
+      tri__free(pf);
+      tri__free(pc);
+      pf = tri__calloc(total, sizeof(*pf));
+      pc = tri__calloc(total, sizeof(*pc));
+      cap = pf != NULL && pc != NULL ? total : 0;
+      if (cap == 0)
+        break; /* out of memory: best effort, as without a deadline */
+    }
+    for (it = l->conns.next; it != &l->conns; it = it->next) {
+      tri__conn *c = tri__container_of(it, tri__conn, link);
+      if (c->is_server && c->phase != TRI__CONN_CLOSED && c->src.fd >= 0 &&
+          pending_out(c) > 0) {
+        pf[n].fd = c->src.fd;
+        pf[n].events = POLLOUT;
+        pf[n].revents = 0;
+        pc[n++] = c;
+      }
+    }
+    if (n == 0)
+      break;
+    int ms = (int)((left + 999999) / 1000000);
+    int r = poll(pf, (nfds_t)n, ms);
+    if (r < 0 && errno != EINTR)
+      break;
+    for (size_t i = 0; r > 0 && i < n; i++) {
+      tri__conn *c = pc[i];
+      if (pf[i].revents == 0)
+        continue;
+      uint64_t before = c->wsent;
+      if ((pf[i].revents & POLLNVAL) || tri__sock_flush(c) != 0) {
+        tri__conn_close(c, "closed"); /* c is freed */
+        continue;
+      }
+      /* Writable yet nothing went out: a TLS write waiting for input
+       * (never read here), or the last piece of a record.  A few rounds
+       * for the latter, then give up rather than spin. */
+      if (c->wsent != before || pending_out(c) == 0)
+        c->final_stuck = 0;
+      else if (++c->final_stuck >= FINAL_STUCK_MAX)
+        tri__conn_close(c, "closed");
+    }
+  }
+  tri__free(pf);
+  tri__free(pc);
+}
+
 static void teardown(tri__loop *l) {
   /* Streams that were opened but never reached a connection. */
   l->tearing_down = 1;
   drain_ops(l);
   tri__lb_teardown(l); /* streams waiting for a READY connection */
-  while (!tri__list_empty(&l->conns)) {
-    tri__conn *c = tri__container_of(l->conns.next, tri__conn, link);
+  for (tri__list *it = l->conns.next, *nx; it != &l->conns; it = nx) {
+    tri__conn *c = tri__container_of(it, tri__conn, link);
+    nx = it->next;
     if (c->is_server && c->phase != TRI__CONN_CLOSED) {
       /* Graceful end of what the drain did not finish: the clients get
        * UNAVAILABLE in trailers (gRPC's "server going away", which retry
@@ -496,9 +588,12 @@ static void teardown(tri__loop *l) {
         }
       }
     }
-    tri__sock_flush(c); /* best effort: never blocks */
-    tri__conn_close(c, "closed"); /* detaches every stream */
+    tri__sock_flush(c); /* never blocks; final_flush waits, if asked */
   }
+  final_flush(l);
+  while (!tri__list_empty(&l->conns))
+    tri__conn_close(tri__container_of(l->conns.next, tri__conn, link),
+                    "closed"); /* detaches every stream */
   drain_ops(l); /* posts raced with the teardown: streams are detached */
   /* The rest of what the thread polls for it: a shared thread goes on
    * polling, and must never see these again. */

@@ -1007,6 +1007,14 @@ static int registry_start(tri_server *srv);
  * loop's thread has ended it may post to the listening loop (conn.c
  * fd_close), so none is freed before all have stopped. */
 static void loops_join_free(tri__loop **loops, int n) {
+  /* Stop them all before joining any: each teardown may wait for slow
+   * readers until the shutdown's one deadline (loop.c final_flush), and
+   * handlers on every loop wake at once.  The listening loop first; one
+   * that is stopping refuses connections handed to it (tri__loop_adopt),
+   * and the listener closes them. */
+  for (int i = 0; i < n; i++)
+    if (tri__loop_usable(loops[i]))
+      tri__loop_stop(loops[i]);
   for (int i = 0; i < n; i++)
     tri__loop_join(loops[i]);
   for (int i = 0; i < n; i++)
@@ -1263,6 +1271,8 @@ int tri__server_loop_served(const tri_server *srv, int i, uint64_t *served,
   return 0;
 }
 
+int tri__final_flush_ms = TRI__FINAL_FLUSH_MS;
+
 TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   struct tri__pool *p;
 
@@ -1300,6 +1310,12 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   p->stop = 1; /* no new dispatch */
   tri__mutex_unlock(&p->mu);
   if (srv->nloops > 0) {
+    /* One budget for every loop (they are joined one after another):
+     * the final frames of what the drain did not finish reach clients
+     * that read within it (doc/DESIGN.md, "Shutdown"). */
+    int64_t flush_until = tri__deadline_after_ms(tri__final_flush_ms);
+    for (int i = 0; i < srv->nloops; i++)
+      tri__loop_set_final_flush(srv->loops[i], flush_until);
     /* Cancels what remains: handlers blocked in recv/send wake.  The
      * listening loop first: once it is gone nobody hands sockets to the
      * others. */

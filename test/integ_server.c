@@ -937,6 +937,96 @@ START_TEST(test_burst_over_many_connections)
 }
 END_TEST
 
+/* The shutdown's last frames reach a client that had stopped reading.
+ * A raw client opens a call with 2^31-1 flow-control windows and does
+ * not read: the handler's messages fill both socket buffers and it
+ * blocks in send.  tri_server_shutdown(100 ms) then ends the call with
+ * UNAVAILABLE trailers and a GOAWAY queued behind those bytes; the client
+ * starts reading 300 ms after the drain ended and must find both, within
+ * the teardown's 1 s (TRI__FINAL_FLUSH_MS).  Before, the teardown
+ * flushed once without blocking and closed: the client read DATA and
+ * then EOF, with no status and no GOAWAY. */
+enum { FLOOD_MAX = 4096 }; /* 64 KiB messages: at most 256 MiB */
+static atomic_int flood_sent;
+
+static int h_flood(tri_stream *s, void *ud)
+{
+  static const char msg[65536];
+  (void)ud;
+  for (int i = 0; i < FLOOD_MAX; i++) {
+    int rv = tri_stream_send(s, msg, sizeof msg);
+    if (rv != TRI_OK)
+      return rv;
+    atomic_fetch_add(&flood_sent, 1);
+  }
+  return TRI_OK;
+}
+
+static void *shutdown_drain_100(void *arg)
+{
+  tri_server_shutdown(arg, 100);
+  return NULL;
+}
+
+START_TEST(test_shutdown_final_frames_reach_slow_reader)
+{
+  static const uint32_t settings[][2] = {{4 /* INITIAL_WINDOW_SIZE */,
+                                          0x7fffffff}};
+  tu_method m = {"/s.S/Flood", h_flood, NULL};
+  h2buf b = {0}, hb = {0};
+  h2reader r;
+  pthread_t th;
+  int port, now = 0, before = -1;
+
+  atomic_store(&flood_sent, 0);
+  /* The promise is 1 s; slow builds (valgrind) get their multiplier. */
+  tri__final_flush_ms = (int)(TRI__FINAL_FLUSH_MS * tu_mult());
+  tri_server *srv = tu_server_start(&m, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  int fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, settings, 1, 3000), 0);
+  h2_window_update(&b, 0, 0x7fffffff - 65535);
+  hp_grpc_request(&hb, "/s.S/Flood", NULL);
+  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
+  h2_grpc_msg(&hb, "x", 1);
+  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 1, hb.p + hb.len - 6, 6);
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  /* The handler is blocked in send once 200 ms pass without a message. */
+  for (int64_t until = tu_now_ms() + TU_WAIT_MS;
+       tu_now_ms() < until && (now == 0 || now != before);) {
+    before = now;
+    tu_sleep_ms(200);
+    now = atomic_load(&flood_sent);
+  }
+  ck_assert_msg(now > 0 && now == before && now < FLOOD_MAX,
+                "the handler did not block in send (%d messages)", now);
+
+  ck_assert_int_eq(tu_thread_start(&th, shutdown_drain_100, srv), 0);
+  tu_sleep_ms(100 + 300); /* the drain, then the teardown's own flush */
+  /* (Read from here on: the teardown has written what the sockets took
+   * and waits for the rest, until 1 s after the drain.) */
+  memset(&r, 0, sizeof(r));
+  h2reader_start(&r, fd, 1);
+  ck_assert_int_eq(h2reader_wait_closed(&r, TU_WAIT_MS), 0);
+  ck_assert_int_eq(tu_thread_join(th, TU_WAIT_MS, NULL), 0);
+  /* The drain's heads-up GOAWAY (last stream 2^31-1), then the final
+   * one naming stream 1. */
+  ck_assert_msg(atomic_load(&r.grpc_status[TRI_UNAVAILABLE]) == 1 &&
+                    atomic_load(&r.goaways) >= 2 &&
+                    atomic_load(&r.goaway_last_sid) == 1,
+                "want UNAVAILABLE trailers and the final GOAWAY: %s",
+                h2reader_summary(&r));
+  h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  tri__final_flush_ms = TRI__FINAL_FLUSH_MS;
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("integ_server");
@@ -960,6 +1050,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_big_status_message);
   tcase_add_test(tc, test_big_encoded_status_message);
   tcase_add_test(tc, test_burst_over_many_connections);
+  tcase_add_test(tc, test_shutdown_final_frames_reach_slow_reader);
 #if defined(__GLIBC__) && !TU_ASAN && !TU_TSAN
   tcase_add_test(tc, test_small_messages_small_frame_buffers);
 #endif

@@ -1503,10 +1503,13 @@ TRI_API uint64_t tri_server_tls_handshake_failures(const tri_server *srv);
  * are woken with TRI_UNAVAILABLE), wait for every handler to return and
  * close every connection.
  * tri_stream_server_draining() reports non-zero meanwhile.
+ * The last frames (those trailers, then GOAWAY) go out behind what each
+ * connection had queued; for a client that is slow to read, the shutdown
+ * waits up to 1 s more for its socket to take them, then closes it.
  *
  * Thread safety: any thread, not from a handler.  Idempotent.
  * Blocking: up to |drain_ms| plus the time handlers take to return after
- *   being cancelled.
+ *   being cancelled, plus up to 1 s for slow readers (above).
  * Since: 0.1
  */
 TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms);
