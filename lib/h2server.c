@@ -656,6 +656,18 @@ void tri__server_ops(tri__conn *c, tri_stream *s, unsigned ops) {
     tri__server_submit_trailers(c, s);
     return;
   }
+  if (ending && empty && s->edge == NULL) {
+    /* Every DATA byte is written: the trailers go now too.  Through the
+     * data provider they would wait for the client's window whenever the
+     * last DATA used it up (nghttp2 calls the provider only while it is
+     * open), and a client that reads the message only with its status
+     * would never send the WINDOW_UPDATE; it also spares an empty DATA
+     * frame.  nghttp2 drops the stream's deferred DATA item once the
+     * trailers have shut our side.  (Not for JSON over HTTP/2, edge.c:
+     * its translated message leaves the ring before it is written.) */
+    tri__server_submit_trailers(c, s);
+    return;
+  }
   if (ops & (TRI__OP_DATA | TRI__OP_END | TRI__OP_HEADERS))
     nghttp2_session_resume_data(c->sess, s->id);
 }

@@ -479,6 +479,7 @@ typedef struct {
   int saw_trailers; /* a second HEADERS block */
   int blocks;
   int data_frames;
+  size_t total; /* DATA bytes, also those past body[] */
 } h2resp;
 
 static ssize_t h2_send(nghttp2_session *s, const uint8_t *d, size_t n, int f,
@@ -517,6 +518,8 @@ static int h2_data(nghttp2_session *s, uint8_t fl, int32_t id,
   h2resp *r = nghttp2_session_get_stream_user_data(s, id);
   (void)fl;
   (void)ud;
+  if (r)
+    r->total += n;
   if (r && r->blen + n <= sizeof(r->body)) {
     memcpy(r->body + r->blen, d, n);
     r->blen += n;
@@ -645,6 +648,46 @@ START_TEST(test_unary_proto_h1_h2) {
    * stream), not a frame per byte. */
   ck_assert_int_le(h.data_frames, 2);
   stop_server();
+}
+END_TEST
+
+/* application/grpc+json with a response larger than the client's 64 KiB
+ * stream window: the JSON leaves the send ring as one piece (edge.c
+ * refill) and goes out a window at a time, so the trailers must wait for
+ * the last of it.  Checks the whole message arrives before grpc-status 0
+ * (a draft of 461c123's "trailers at once" would have cut it at the
+ * window). */
+START_TEST(test_grpc_json_big_response) {
+  enum { TEXT = 100000 };
+  static char req[5 + TEXT + 32];
+  h2resp *h = calloc(1, sizeof(*h));
+  ck_assert_ptr_nonnull(h);
+  int jl = snprintf(req + 5, sizeof(req) - 5, "{\"text\":\"");
+  memset(req + 5 + jl, 'j', TEXT);
+  jl += TEXT;
+  jl += snprintf(req + 5 + jl, sizeof(req) - 5 - (size_t)jl, "\"}");
+  req[0] = 0;
+  req[1] = (char)(jl >> 24);
+  req[2] = (char)(jl >> 16);
+  req[3] = (char)(jl >> 8);
+  req[4] = (char)jl;
+  const char *const te[] = {"te", "trailers", NULL};
+  start_server(0);
+  for (int round = 0; round < 5; round++) {
+    h2_call("POST", M_ECHO, "application/grpc+json", te, req,
+            5 + (size_t)jl, h);
+    ck_assert_int_eq(h->status, 200);
+    ck_assert_uint_ge(h->blen, 5);
+    size_t flen = (size_t)h->body[1] << 24 | (size_t)h->body[2] << 16 |
+                  (size_t)h->body[3] << 8 | h->body[4];
+    ck_assert_uint_gt(flen, TEXT);
+    ck_assert_msg(h->total == 5 + flen && h->saw_trailers &&
+                      strstr(h->hdrs, "grpc-status: 0") != NULL,
+                  "round %d: %zu of %zu DATA bytes, trailers %d", round,
+                  h->total, 5 + flen, h->saw_trailers);
+  }
+  stop_server();
+  free(h);
 }
 END_TEST
 
@@ -1726,6 +1769,9 @@ int main(void) {
 #ifdef HAVE_HTTP_PARSER
   tcase_add_test(tc, test_unary_proto_h1_h2);
   tcase_add_test(tc, test_unary_json);
+#if HAVE_JSON
+  tcase_add_test(tc, test_grpc_json_big_response);
+#endif
 #ifdef HAVE_ZLIB
   tcase_add_test(tc, test_gzip_both_ways);
 #endif

@@ -1027,6 +1027,63 @@ START_TEST(test_shutdown_final_frames_reach_slow_reader)
 }
 END_TEST
 
+/* An OK finish after DATA that used up the client's stream window: the
+ * trailers are HEADERS, which flow control does not hold back (RFC 9113
+ * §6.9), so they go at once.  A raw client with a 1005-byte window and
+ * no WINDOW_UPDATE gets one 1000-byte message, then (the handler waits
+ * 100 ms first, so the DATA went alone) grpc-status 0.  Before, the
+ * trailers came from the data provider, which nghttp2 calls only while
+ * the window is open: the client never got a status. */
+static int h_fill_window(tri_stream *s, void *ud)
+{
+  static const char msg[1000];
+  (void)ud;
+  int rv = tri_stream_send(s, msg, sizeof msg);
+  tu_sleep_ms(100);
+  return rv;
+}
+
+START_TEST(test_trailers_after_window_used_up)
+{
+  static const uint32_t settings[][2] = {{4 /* INITIAL_WINDOW_SIZE */,
+                                          1005}};
+  tu_method m = {"/s.S/Fill", h_fill_window, NULL};
+  h2buf b = {0}, hb = {0};
+  h2reader r;
+  int port;
+
+  tri_server *srv = tu_server_start(&m, 1, NULL, &port);
+  ck_assert_ptr_nonnull(srv);
+  int fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, settings, 1, 3000), 0);
+  hp_grpc_request(&hb, "/s.S/Fill", NULL);
+  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
+  h2_grpc_msg(&hb, "x", 1);
+  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 1, hb.p + hb.len - 6, 6);
+  memset(&r, 0, sizeof(r));
+  h2reader_start(&r, fd, 1);
+  int64_t t0 = tu_now_us();
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  for (int64_t until = tu_now_ms() + TU_WAIT_MS;
+       atomic_load(&r.grpc_status[TRI_OK]) == 0 && tu_now_ms() < until;)
+    tu_sleep_ms(2);
+  int64_t t1 = tu_now_us();
+  ck_assert_msg(atomic_load(&r.grpc_status[TRI_OK]) == 1 &&
+                    atomic_load(&r.data_bytes) == 1005,
+                "want 1005 DATA bytes, then grpc-status 0: %s",
+                h2reader_summary(&r));
+  /* Promise: right after the handler returns (100 ms). */
+  TU_ASSERT_EXPIRED("trailers after the window was used up", 100, t0, t1);
+  h2reader_stop(&r);
+  close(fd);
+  tri_server_free(srv);
+  ck_assert_int_eq(tu_budgets_settle(2000), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
   Suite *s = suite_create("integ_server");
@@ -1051,6 +1108,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_big_encoded_status_message);
   tcase_add_test(tc, test_burst_over_many_connections);
   tcase_add_test(tc, test_shutdown_final_frames_reach_slow_reader);
+  tcase_add_test(tc, test_trailers_after_window_used_up);
 #if defined(__GLIBC__) && !TU_ASAN && !TU_TSAN
   tcase_add_test(tc, test_small_messages_small_frame_buffers);
 #endif
