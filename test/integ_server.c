@@ -937,6 +937,31 @@ START_TEST(test_burst_over_many_connections)
 }
 END_TEST
 
+/* A raw client: a connection whose SETTINGS_INITIAL_WINDOW_SIZE is
+ * |window| (and whose connection window is opened to 2^31-1 if
+ * |open_conn|), and on it a call to |path| with one message and
+ * END_STREAM.  Returns the socket; nothing has been read from it past the
+ * handshake. */
+static int raw_call(int port, uint32_t window, int open_conn,
+                    const char *path)
+{
+  const uint32_t settings[][2] = {{4 /* INITIAL_WINDOW_SIZE */, window}};
+  h2buf b = {0}, hb = {0};
+  int fd = h2_connect(port, 0);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(h2_handshake(fd, settings, 1, 3000), 0);
+  if (open_conn)
+    h2_window_update(&b, 0, 0x7fffffff - 65535);
+  hp_grpc_request(&hb, path, NULL);
+  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
+  h2_grpc_msg(&hb, "x", 1);
+  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 1, hb.p + hb.len - 6, 6);
+  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
+  h2buf_free(&b);
+  h2buf_free(&hb);
+  return fd;
+}
+
 /* The shutdown's last frames reach a client that had stopped reading.
  * A raw client opens a call with 2^31-1 flow-control windows and does
  * not read: the handler's messages fill both socket buffers and it
@@ -970,10 +995,7 @@ static void *shutdown_drain_100(void *arg)
 
 START_TEST(test_shutdown_final_frames_reach_slow_reader)
 {
-  static const uint32_t settings[][2] = {{4 /* INITIAL_WINDOW_SIZE */,
-                                          0x7fffffff}};
   tu_method m = {"/s.S/Flood", h_flood, NULL};
-  h2buf b = {0}, hb = {0};
   h2reader r;
   pthread_t th;
   int port, now = 0, before = -1;
@@ -983,17 +1005,7 @@ START_TEST(test_shutdown_final_frames_reach_slow_reader)
   tri__final_flush_ms = (int)(TRI__FINAL_FLUSH_MS * tu_mult());
   tri_server *srv = tu_server_start(&m, 1, NULL, &port);
   ck_assert_ptr_nonnull(srv);
-  int fd = h2_connect(port, 0);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(h2_handshake(fd, settings, 1, 3000), 0);
-  h2_window_update(&b, 0, 0x7fffffff - 65535);
-  hp_grpc_request(&hb, "/s.S/Flood", NULL);
-  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
-  h2_grpc_msg(&hb, "x", 1);
-  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 1, hb.p + hb.len - 6, 6);
-  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
-  h2buf_free(&b);
-  h2buf_free(&hb);
+  int fd = raw_call(port, 0x7fffffff, 1, "/s.S/Flood");
   /* The handler is blocked in send once 200 ms pass without a message. */
   for (int64_t until = tu_now_ms() + TU_WAIT_MS;
        tu_now_ms() < until && (now == 0 || now != before);) {
@@ -1045,28 +1057,16 @@ static int h_fill_window(tri_stream *s, void *ud)
 
 START_TEST(test_trailers_after_window_used_up)
 {
-  static const uint32_t settings[][2] = {{4 /* INITIAL_WINDOW_SIZE */,
-                                          1005}};
   tu_method m = {"/s.S/Fill", h_fill_window, NULL};
-  h2buf b = {0}, hb = {0};
   h2reader r;
   int port;
 
   tri_server *srv = tu_server_start(&m, 1, NULL, &port);
   ck_assert_ptr_nonnull(srv);
-  int fd = h2_connect(port, 0);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(h2_handshake(fd, settings, 1, 3000), 0);
-  hp_grpc_request(&hb, "/s.S/Fill", NULL);
-  h2_frame(&b, 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1, hb.p, hb.len);
-  h2_grpc_msg(&hb, "x", 1);
-  h2_frame(&b, 0 /* DATA */, 0x1 /* END_STREAM */, 1, hb.p + hb.len - 6, 6);
+  int64_t t0 = tu_now_us();
+  int fd = raw_call(port, 1005, 0, "/s.S/Fill");
   memset(&r, 0, sizeof(r));
   h2reader_start(&r, fd, 1);
-  int64_t t0 = tu_now_us();
-  ck_assert_int_eq(h2_write_all(fd, b.p, b.len, 3000, NULL), 0);
-  h2buf_free(&b);
-  h2buf_free(&hb);
   for (int64_t until = tu_now_ms() + TU_WAIT_MS;
        atomic_load(&r.grpc_status[TRI_OK]) == 0 && tu_now_ms() < until;)
     tu_sleep_ms(2);
