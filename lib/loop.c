@@ -469,13 +469,11 @@ void tri__loop_set_final_flush(tri__loop *l, int64_t until) {
   l->final_flush_until = until;
 }
 
-/* What |c| still has to write: bytes in its buffer or frames nghttp2 has
- * queued. */
-static size_t pending_out(tri__conn *c) {
-  size_t n = c->wlen - c->woff;
-  if (c->h1 == NULL && c->sess != NULL && nghttp2_session_want_write(c->sess))
-    n++;
-  return n;
+/* Whether |c| still has something to write: bytes in its buffer or
+ * frames nghttp2 has queued. */
+static int has_output(tri__conn *c) {
+  return c->wlen != c->woff ||
+         (c->h1 == NULL && nghttp2_session_want_write(c->sess));
 }
 
 /*
@@ -494,31 +492,26 @@ static size_t pending_out(tri__conn *c) {
 #define FINAL_STUCK_MAX 64
 
 static void final_flush(tri__loop *l) {
-  struct pollfd *pf = NULL;
-  tri__conn **pc = NULL;
-  size_t cap = 0;
+  struct pollfd *pf;
+  tri__conn **pc;
+  size_t total = 0;
+  tri__list *it;
 
-  for (int round = 0; round < 100000; round++) {
+  if (l->final_flush_until <= 0)
+    return;
+  /* Connections only leave from here on: the arrays fit every round. */
+  for (it = l->conns.next; it != &l->conns; it = it->next)
+    total++;
+  pf = tri__calloc(total, sizeof(*pf));
+  pc = tri__calloc(total, sizeof(*pc));
+  for (int round = 0; pf != NULL && pc != NULL && round < 100000; round++) {
     int64_t left = l->final_flush_until - tri__now_ns();
-    size_t n = 0, total = 0;
-    tri__list *it;
-    if (l->final_flush_until <= 0 || left <= 0)
+    size_t n = 0;
+    if (left <= 0)
       break;
-    for (it = l->conns.next; it != &l->conns; it = it->next)
-      total++;
-    if (total > cap) {
-      tri__free(pf);
-      tri__free(pc);
-      pf = tri__calloc(total, sizeof(*pf));
-      pc = tri__calloc(total, sizeof(*pc));
-      cap = pf != NULL && pc != NULL ? total : 0;
-      if (cap == 0)
-        break; /* out of memory: best effort, as without a deadline */
-    }
-    for (it = l->conns.next; it != &l->conns; it = it->next) {
+    for (it = l->conns.next; it != &l->conns && n < total; it = it->next) {
       tri__conn *c = tri__container_of(it, tri__conn, link);
-      if (c->is_server && c->phase != TRI__CONN_CLOSED && c->src.fd >= 0 &&
-          pending_out(c) > 0) {
+      if (c->phase != TRI__CONN_CLOSED && c->src.fd >= 0 && has_output(c)) {
         pf[n].fd = c->src.fd;
         pf[n].events = POLLOUT;
         pf[n].revents = 0;
@@ -527,8 +520,7 @@ static void final_flush(tri__loop *l) {
     }
     if (n == 0)
       break;
-    int ms = (int)((left + 999999) / 1000000);
-    int r = poll(pf, (nfds_t)n, ms);
+    int r = poll(pf, (nfds_t)n, (int)((left + 999999) / 1000000));
     if (r < 0 && errno != EINTR)
       break;
     for (size_t i = 0; r > 0 && i < n; i++) {
@@ -543,12 +535,13 @@ static void final_flush(tri__loop *l) {
       /* Writable yet nothing went out: a TLS write waiting for input
        * (never read here), or the last piece of a record.  A few rounds
        * for the latter, then give up rather than spin. */
-      if (c->wsent != before || pending_out(c) == 0)
+      if (c->wsent != before || !has_output(c))
         c->final_stuck = 0;
       else if (++c->final_stuck >= FINAL_STUCK_MAX)
         tri__conn_close(c, "closed");
     }
   }
+  /* (Out of memory: no wait, the best effort of a single flush.) */
   tri__free(pf);
   tri__free(pc);
 }

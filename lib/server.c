@@ -1310,15 +1310,14 @@ TRI_API void tri_server_shutdown(tri_server *srv, int64_t drain_ms) {
   p->stop = 1; /* no new dispatch */
   tri__mutex_unlock(&p->mu);
   if (srv->nloops > 0) {
-    /* One budget for every loop (they are joined one after another):
-     * the final frames of what the drain did not finish reach clients
-     * that read within it (doc/DESIGN.md, "Shutdown"). */
+    /* One deadline for every loop (all are stopped at once): the final
+     * frames of what the drain did not finish reach clients that read
+     * within it (doc/DESIGN.md, "Shutdown"). */
     int64_t flush_until = tri__deadline_after_ms(tri__final_flush_ms);
     for (int i = 0; i < srv->nloops; i++)
       tri__loop_set_final_flush(srv->loops[i], flush_until);
-    /* Cancels what remains: handlers blocked in recv/send wake.  The
-     * listening loop first: once it is gone nobody hands sockets to the
-     * others. */
+    /* Cancels what remains: handlers blocked in recv/send wake
+     * (loops_join_free: every loop stopped, the listening one first). */
     loops_join_free(srv->loops, srv->nloops);
     tri__free(srv->loops);
     srv->loops = NULL;
